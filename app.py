@@ -1,0 +1,23 @@
+"""Entry point: `python app.py` serves the demo centre on http://127.0.0.1:5000."""
+
+from __future__ import annotations
+
+import os
+
+from lims import create_app
+
+# `flask --app app ...` uses this app (the database from LIMS_DATABASE_URL or the instance folder).
+app = create_app()
+
+
+def main() -> None:
+    """Serve the demo centre: demo fixtures on first start, simulated devices."""
+    demo = create_app({"LOAD_DEMO": True, "RUN_DEVICE_WORKER": True})
+    host = os.environ.get("LIMS_HOST", "127.0.0.1")
+    port = int(os.environ.get("LIMS_PORT", "5000"))
+    print(f"LIMS demo centre on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    demo.run(host=host, port=port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The LIMS web application: create_app() builds it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from apiflask import APIFlask, HTTPError
+from flask import Request, g, request
+from sqlalchemy.exc import DBAPIError
+
+from lims import config as config_mod
+from lims.db import make_engine, set_read_only
+from lims.errors import LimsError
+
+__version__ = "0.1.0"
+log = logging.getLogger("lims")
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "refused",
+}
+
+
+class LimsRequest(Request):
+    """A request whose unreadable JSON body is a clear 400, not a bare 'Bad Request'."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> None:
+        raise HTTPError(400, f"the request body is not valid JSON: {e}")
+
+
+def _secret_key(instance: Path) -> str:
+    """Return the instance's secret key, creating it on first start (never in the repo)."""
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict[str, Any] | None = None) -> APIFlask:
+    """Build the app: config, database (migrated), blueprints, error handling, CLI."""
+    app = APIFlask(
+        __name__,
+        title="Custody LIMS",
+        version=__version__,
+        instance_relative_config=True,
+        spec_path="/openapi.json",
+        docs_path="/docs",
+    )
+    app.request_class = LimsRequest
+    app.config.update(config_mod.DEFAULTS)
+    app.config.update(config_mod.from_env())
+    app.config.update(config or {})
+    app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
+    app.config["VALIDATION_ERROR_DESCRIPTION"] = "The request is malformed"
+    app.config["SECURITY_SCHEMES"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(instance)
+    url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'lims.sqlite3'}"
+    app.config["DATABASE_URL"] = url
+
+    engine = make_engine(url)
+    app.extensions["lims"] = {"engine": engine}
+    if app.config["AUTO_MIGRATE"]:
+        from lims.bootstrap import ensure_base
+        from lims.migrate import migrate
+
+        migrate(engine)
+        ensure_base(engine)
+        if app.config["LOAD_DEMO"]:
+            from lims.fixtures import load_demo_if_empty
+
+            load_demo_if_empty(engine)
+
+    _register_boundary(app)
+    from lims import api, cli
+
+    api.register(app)
+    cli.register(app)
+    return app
+
+
+def _register_boundary(app: APIFlask) -> None:
+    from lims.http import (
+        close_db,
+        handle_db_error,
+        handle_lims_error,
+        handle_unexpected,
+    )
+
+    @app.before_request
+    def _mark_readers() -> None:
+        g.ro_token = set_read_only(request.method in ("GET", "HEAD", "OPTIONS"))
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:
+        close_db(exc)
+
+    app.register_error_handler(LimsError, handle_lims_error)
+    app.register_error_handler(DBAPIError, handle_db_error)
+    app.register_error_handler(Exception, handle_unexpected)
+
+    @app.error_processor
+    def _http_error(error):  # noqa: ANN001, ANN202
+        code = _ERROR_CODES.get(error.status_code, "error")
+        body: dict[str, Any] = {"error": code, "message": error.message}
+        if error.status_code == 400:
+            body["error"] = "malformed"
+        if error.detail:
+            body["detail"] = error.detail
+        return body, error.status_code, error.headers

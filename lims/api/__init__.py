@@ -1,0 +1,13 @@
+"""JSON API blueprints (OpenAPI at /openapi.json, docs at /docs)."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+
+def register(app: APIFlask) -> None:
+    """Register every API blueprint on app."""
+    from lims.api import admin, audit, lots, samples
+
+    for module in (samples, lots, audit, admin):
+        app.register_blueprint(module.bp)

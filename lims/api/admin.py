@@ -1,0 +1,215 @@
+"""Reference data and administration: organisations, locations, stations, users, tokens."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import select
+
+from lims import storage, users
+from lims.http import current_actor, get_db, require, write
+from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
+
+bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
+
+
+@bp.get("/health")
+def health():
+    """Tell whether the server and its database answer (no sign-in needed)."""
+    get_db().exec(select(Organisation.id).limit(1)).first()
+    return {"ok": True}
+
+
+@bp.get("/organisations")
+def organisations():
+    """List organisations (client users see only their own)."""
+    actor = current_actor()
+    stmt = select(Organisation).order_by(Organisation.id)
+    if not actor.sees_all:
+        stmt = stmt.where(Organisation.id == actor.org.id)
+    return {
+        "organisations": [
+            {"name": o.name, "display_name": o.display_name, "kind": o.kind}
+            for o in get_db().exec(stmt).all()
+        ]
+    }
+
+
+@bp.get("/projects")
+def projects():
+    """List projects you may see."""
+    actor = current_actor()
+    stmt = select(Project).order_by(Project.id)
+    if not actor.sees_all:
+        stmt = stmt.where(Project.org_id == actor.org.id)
+    db = get_db()
+    return {
+        "projects": [
+            {"code": p.code, "name": p.name, "organisation": db.get(Organisation, p.org_id).name}
+            for p in db.exec(stmt).all()
+        ]
+    }
+
+
+@bp.get("/sample-types")
+def sample_types():
+    """List sample types."""
+    current_actor()
+    return {
+        "sample_types": [
+            {"code": t.code, "name": t.name}
+            for t in get_db().exec(select(SampleType).order_by(SampleType.id)).all()
+        ]
+    }
+
+
+@bp.get("/locations")
+def locations():
+    """Return the location tree: site > room (grade) > equipment > rack > box."""
+    current_actor()
+    return {"locations": storage.tree(get_db())}
+
+
+@bp.get("/locations/<code>")
+def location(code: str):
+    """Return one location; a box lists which position holds which sample."""
+    actor = current_actor()
+    db = get_db()
+    loc = storage.get_location(db, code)
+    out = {
+        "code": loc.code,
+        "name": loc.name,
+        "kind": loc.kind,
+        "grade": loc.grade,
+        "path": storage.path_text(db, loc),
+    }
+    if loc.kind == "box":
+        from lims.models import Sample
+
+        rows = db.exec(
+            select(Sample.position, Sample.barcode, Sample.org_id).where(
+                Sample.location_id == loc.id, Sample.position.is_not(None)
+            )
+        ).all()
+        out.update(
+            rows=loc.rows,
+            cols=loc.cols,
+            # Another organisation's tube shows as occupied, without its identity.
+            positions={p: (b if actor.can_see(o) else "occupied") for p, b, o in rows},
+        )
+    return out
+
+
+@bp.get("/stations")
+def stations():
+    """List bench stations with their current operator and mode."""
+    current_actor()
+    db = get_db()
+    out = []
+    for st in db.exec(select(Station).order_by(Station.id)).all():
+        out.append(
+            {
+                "name": st.name,
+                "room": db.get(Location, st.room_id).code if st.room_id else None,
+                "mode": st.mode,
+                "operator": db.get(User, st.operator_id).username if st.operator_id else None,
+                "target": db.get(Location, st.target_location_id).code
+                if st.target_location_id
+                else None,
+            }
+        )
+    return {"stations": out}
+
+
+@bp.get("/printers")
+def printers():
+    """List label printers."""
+    current_actor()
+    db = get_db()
+    return {
+        "printers": [
+            {
+                "name": p.name,
+                "url": p.url,
+                "baud": p.baud,
+                "language": p.language,
+                "dpi": p.dpi,
+                "station": db.get(Station, p.station_id).name if p.station_id else None,
+                "active": p.active,
+            }
+            for p in db.exec(select(Printer).order_by(Printer.id)).all()
+        ]
+    }
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=32)
+    org: str = Field(min_length=1, max_length=64)
+    full_name: str | None = Field(default=None, max_length=200)
+    password: str | None = Field(default=None, max_length=500)
+
+
+@bp.get("/users")
+def list_users():
+    """List users (admin)."""
+    require("admin")
+    db = get_db()
+    return {
+        "users": [
+            {
+                "username": u.username,
+                "full_name": u.full_name,
+                "role": u.role,
+                "organisation": db.get(Organisation, u.org_id).name,
+                "active": u.active,
+            }
+            for u in db.exec(select(User).order_by(User.id)).all()
+        ]
+    }
+
+
+@bp.post("/users")
+@bp.input(UserIn, arg_name="data")
+@write
+def create_user(data: UserIn):
+    """Create a user (admin); the password is stored only as an argon2id hash."""
+    actor = require("admin")
+    u = users.create_user(
+        get_db(),
+        username=data.username,
+        role=data.role,
+        org=data.org,
+        password=data.password,
+        full_name=data.full_name,
+        actor=actor,
+    )
+    return {"username": u.username, "role": u.role, "org": data.org}, 201
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    station: str | None = Field(default=None, max_length=64)
+
+
+@bp.post("/tokens")
+@bp.input(TokenIn, arg_name="data")
+@write
+def create_token(data: TokenIn):
+    """Create an API token (admin); the secret is shown once."""
+    actor = require("admin")
+    secret, tok = users.create_token(
+        get_db(), username=data.username, station=data.station, actor=actor
+    )
+    return {"id": tok.id, "token": secret, "username": data.username, "station": data.station}, 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+@write
+def revoke_token(token_id: int):
+    """Revoke an API token (admin)."""
+    actor = require("admin")
+    tok = users.revoke_token(get_db(), token_id=token_id, actor=actor)
+    return {"id": tok.id, "revoked": True}

@@ -1,0 +1,72 @@
+"""Vector lots: create, read, QC results, disposition with e-signature."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from sqlmodel import select
+
+from lims import lots
+from lims.http import current_actor, get_db, write
+from lims.lots import LotCreate, LotTransitionIn, QcIn
+from lims.models import VectorLot
+
+bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
+
+
+@bp.post("/lots")
+@bp.input(LotCreate, arg_name="data")
+@write
+def create_lot(data: LotCreate):
+    """Plan a vector lot."""
+    db = get_db()
+    lot = lots.create_lot(db, data=data, actor=current_actor())
+    return lots.lot_dict(db, lot), 201
+
+
+@bp.get("/lots")
+def list_lots():
+    """List the lots you may see."""
+    db = get_db()
+    actor = current_actor()
+    stmt = select(VectorLot).order_by(VectorLot.id)
+    if not actor.sees_all:
+        stmt = stmt.where(VectorLot.org_id == actor.org.id)
+    return {
+        "lots": [
+            {
+                "lot_number": x.lot_number,
+                "state": x.state,
+                "vector": x.vector,
+                "vector_type": x.vector_type,
+                "version": x.version,
+            }
+            for x in db.exec(stmt).all()
+        ]
+    }
+
+
+@bp.get("/lots/<lot>")
+def get_lot(lot: str):
+    """Return a lot with its QC results, signatures and vials."""
+    db = get_db()
+    return lots.lot_dict(db, lots.get_lot(db, lot, current_actor()))
+
+
+@bp.post("/lots/<lot>/qc")
+@bp.input(QcIn, arg_name="data")
+@write
+def record_qc(lot: str, data: QcIn):
+    """Record a QC result against its spec (a repeat supersedes, with a reason)."""
+    db = get_db()
+    lots.record_qc(db, lot_number=lot, data=data, actor=current_actor())
+    return lots.lot_dict(db, lots.get_lot(db, lot, current_actor())), 201
+
+
+@bp.post("/lots/<lot>/transitions")
+@bp.input(LotTransitionIn, arg_name="data")
+@write
+def transition(lot: str, data: LotTransitionIn):
+    """Move a lot along its disposition (release/reject need a QA e-signature)."""
+    db = get_db()
+    x = lots.transition_lot(db, lot_number=lot, data=data, actor=current_actor())
+    return lots.lot_dict(db, x)

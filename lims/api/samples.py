@@ -1,0 +1,133 @@
+"""Samples: register, read, list, transitions, aliquots, history, genealogy."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from lims import samples
+from lims.http import current_actor, get_db, write
+from lims.samples import AliquotIn, SampleCreate, TransitionIn
+
+bp = APIBlueprint("samples", __name__, url_prefix="/api", tag="Samples")
+
+
+class SampleQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: str | None = Field(default=None, max_length=32)
+    lot: str | None = Field(default=None, max_length=64)
+    project: str | None = Field(default=None, max_length=64)
+    location: str | None = Field(default=None, max_length=64)
+    cursor: int | None = Field(default=None, ge=0, le=2**62)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    barcode: str = Field(min_length=1, max_length=64)
+    version: int | None = Field(default=None, ge=1)
+    position: str | None = Field(default=None, max_length=8)
+
+
+class BulkTransitionIn(BaseModel):
+    """One action applied to many samples (a rack at receipt): all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(min_length=1, max_length=32)
+    samples: list[BulkItem] = Field(min_length=1, max_length=500)
+    condition: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=64)
+    custodian: str | None = Field(default=None, max_length=64)
+    destination: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@bp.post("/samples")
+@bp.input(SampleCreate, arg_name="data")
+@write
+def create_sample(data: SampleCreate):
+    """Register a sample; the barcode and (for new material) the COI are assigned."""
+    db = get_db()
+    s = samples.register_sample(db, data=data, actor=current_actor())
+    return samples.sample_dict(db, s), 201
+
+
+@bp.get("/samples")
+@bp.input(SampleQuery, location="query", arg_name="q")
+def list_samples(q: SampleQuery):
+    """List samples you may see; filter by state, lot, project, location."""
+    db = get_db()
+    rows = samples.list_samples(
+        db,
+        current_actor(),
+        state=q.state,
+        lot=q.lot,
+        project=q.project,
+        location=q.location,
+        after_id=q.cursor,
+        limit=q.limit,
+    )
+    return {
+        "samples": [samples.sample_dict(db, s) for s in rows],
+        "next_cursor": rows[-1].id if len(rows) == q.limit else None,
+    }
+
+
+@bp.get("/samples/<barcode>")
+def get_sample(barcode: str):
+    """Return one sample."""
+    db = get_db()
+    return samples.sample_dict(db, samples.get_sample(db, barcode, current_actor()))
+
+
+@bp.post("/samples/<barcode>/transitions")
+@bp.input(TransitionIn, arg_name="data")
+@write
+def transition(barcode: str, data: TransitionIn):
+    """Move a sample along its custody table (send the version you saw to catch races)."""
+    db = get_db()
+    s = samples.transition(db, barcode=barcode, data=data, actor=current_actor())
+    return samples.sample_dict(db, s)
+
+
+@bp.post("/transitions")
+@bp.input(BulkTransitionIn, arg_name="data")
+@write
+def bulk_transition(data: BulkTransitionIn):
+    """Apply one action to many samples in one transaction (e.g. receive a 96-tube rack)."""
+    db = get_db()
+    common = data.model_dump(exclude={"samples"})
+    items = [
+        (
+            item.barcode,
+            TransitionIn(**common, version=item.version, position=item.position),
+        )
+        for item in data.samples
+    ]
+    done = samples.transition_many(db, items=items, actor=current_actor())
+    return {"samples": [samples.sample_dict(db, s) for s in done]}
+
+
+@bp.post("/samples/<barcode>/aliquots")
+@bp.input(AliquotIn, arg_name="data")
+@write
+def create_aliquots(barcode: str, data: AliquotIn):
+    """Split a sample into aliquots; they inherit its COI, lot and project."""
+    db = get_db()
+    children = samples.aliquot(db, barcode=barcode, data=data, actor=current_actor())
+    return {"aliquots": [samples.sample_dict(db, c) for c in children]}, 201
+
+
+@bp.get("/samples/<barcode>/history")
+def history(barcode: str):
+    """Return the sample's custody events, oldest first."""
+    db = get_db()
+    s = samples.get_sample(db, barcode, current_actor())
+    return {"barcode": s.barcode, "events": samples.history(db, s)}
+
+
+@bp.get("/samples/<barcode>/genealogy")
+def genealogy(barcode: str):
+    """Return the sample's ancestors and descendants."""
+    db = get_db()
+    return samples.genealogy(db, samples.get_sample(db, barcode, current_actor()))

@@ -1,0 +1,241 @@
+"""Flask commands: `flask --app app <command>`."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlmodel import Session, select
+
+from lims import audit, users
+from lims.db import new_session
+from lims.errors import LimsError
+from lims.models import Printer, Station
+
+
+@contextmanager
+def cli_session():
+    """Open a session, commit on success, turn refusals into a clear message and exit 1."""
+    db = new_session(current_app.extensions["lims"]["engine"])
+    try:
+        yield db
+        db.commit()
+    except LimsError as err:
+        db.rollback()
+        raise click.ClickException(err.message) from err
+    finally:
+        db.close()
+
+
+def cli_actor(db: Session) -> users.Actor:
+    """Return the system actor, marked with the OS user who ran the command."""
+    actor = users.system_actor(db)
+    return replace(actor, device=f"cli:{getpass.getuser()}")
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Create or migrate the database to the newest schema."""
+    from lims.bootstrap import ensure_base
+    from lims.migrate import head_revision, migrate
+
+    engine = current_app.extensions["lims"]["engine"]
+    migrate(engine)
+    ensure_base(engine)
+    click.echo(f"database ready at schema {head_revision()}: {engine.url.render_as_string()}")
+
+
+@click.command("load-fixtures")
+def load_fixtures() -> None:
+    """Load the demo centre (demo-only passwords; see README)."""
+    from lims.fixtures import load_demo
+
+    with cli_session() as db:
+        if db.exec(select(users.User.id).where(users.User.username == "admin")).first():
+            raise click.ClickException("the demo centre is loaded already")
+        counts = load_demo(db)
+    click.echo(f"demo centre loaded: {counts}")
+
+
+user_cli = AppGroup("user", help="Manage users.")
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(users.ROLES))
+@click.option("--org", default="centre", show_default=True, help="organisation name")
+@click.option("--full-name", default=None)
+def user_create(username: str, role: str, org: str, full_name: str | None) -> None:
+    """Create a user; the password is read from stdin when it is not a terminal."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    with cli_session() as db:
+        users.create_user(
+            db,
+            username=username,
+            role=role,
+            org=org,
+            password=password or None,
+            full_name=full_name,
+            actor=cli_actor(db),
+        )
+    click.echo(f"user {username} created with role {role} in {org}")
+
+
+token_cli = AppGroup("token", help="Manage API tokens.")
+
+
+@token_cli.command("create")
+@click.argument("username")
+@click.option("--station", default=None, help="bind the token to a bench station")
+def token_create(username: str, station: str | None) -> None:
+    """Create an API token; it is printed once, as the last word."""
+    with cli_session() as db:
+        secret, tok = users.create_token(
+            db, username=username, station=station, actor=cli_actor(db)
+        )
+    click.echo(f"token {tok.id} for {username} (keep it secret; it is shown only now): {secret}")
+
+
+@token_cli.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke an API token by its number."""
+    with cli_session() as db:
+        users.revoke_token(db, token_id=token_id, actor=cli_actor(db))
+    click.echo(f"token {token_id} revoked")
+
+
+printer_cli = AppGroup("printer", help="Manage label printers.")
+
+
+@printer_cli.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--baud", default=9600, show_default=True, type=int)
+@click.option("--language", default="zpl", show_default=True, type=click.Choice(["zpl"]))
+@click.option(
+    "--flow", default="xonxoff", show_default=True, type=click.Choice(["xonxoff", "rtscts", "none"])
+)
+@click.option("--dpi", default=203, show_default=True, type=click.Choice(["203", "300"]))
+@click.option("--station", default=None)
+def printer_add(
+    name: str, url: str, baud: int, language: str, flow: str, dpi: str, station: str | None
+) -> None:
+    """Add a label printer addressed by a pyserial URL (/dev/ttyUSB0, socket://host:9100)."""
+    with cli_session() as db:
+        actor = cli_actor(db)
+        if db.exec(select(Printer).where(Printer.name == name)).first():
+            raise click.ClickException(f"printer {name} exists already")
+        station_id = None
+        if station:
+            st = db.exec(select(Station).where(Station.name == station)).first()
+            if st is None:
+                raise click.ClickException(f"no station {station}; see GET /api/stations")
+            station_id = st.id
+        p = Printer(
+            name=name,
+            url=url,
+            baud=baud,
+            language=language,
+            flow=flow,
+            dpi=int(dpi),
+            station_id=station_id,
+        )
+        db.add(p)
+        db.flush()
+        audit.record(
+            db,
+            actor=actor.username,
+            device=actor.device,
+            action="printer.create",
+            entity_type="printer",
+            entity_id=name,
+            after={
+                "name": name,
+                "url": url,
+                "baud": baud,
+                "flow": flow,
+                "language": language,
+                "dpi": int(dpi),
+                "station": station,
+            },
+        )
+    click.echo(f"printer {name} added at {url} ({baud} baud)")
+
+
+audit_cli = AppGroup("audit", help="Verify and export the audit trail.")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 and name the first bad seq when it is broken."""
+    engine = current_app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        total = audit.count_events(db)
+        with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
+            result = audit.verify(db, progress=bar.update)
+    if result.ok:
+        click.echo(
+            f"OK: {result.events} events, head seq {result.head_seq}, hash {result.head_hash}"
+        )
+        return
+    click.echo(f"BROKEN at seq {result.first_bad_seq}: {result.problem}", err=True)
+    sys.exit(1)
+
+
+@audit_cli.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "pdf"]), default="csv", show_default=True
+)
+@click.option("--sample", default=None, help="a sample barcode (with its lineage)")
+@click.option("--lot", default=None, help="a lot number (the lot and its vials)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
+def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
+    """Export audit events as CSV (or a chain-of-custody PDF)."""
+    from lims.exports import export_csv, export_pdf
+
+    engine = current_app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        try:
+            if fmt == "csv":
+                if output:
+                    with open(output, "w", newline="") as fh:
+                        n = export_csv(db, fh, sample=sample, lot=lot)
+                    click.echo(f"{n} events written to {output}", err=True)
+                else:
+                    export_csv(db, sys.stdout, sample=sample, lot=lot)
+            else:
+                if not output:
+                    raise click.ClickException("a PDF needs --output FILE")
+                with open(output, "wb") as fh:
+                    export_pdf(db, fh, sample=sample, lot=lot)
+                click.echo(f"report written to {output}", err=True)
+        except LimsError as err:
+            raise click.ClickException(err.message) from err
+
+
+lots_cli = AppGroup("lots", help="Vector lot jobs.")
+
+
+@lots_cli.command("expire-due")
+def lots_expire_due() -> None:
+    """Expire released or held lots whose expiry date has come."""
+    from lims import lots
+
+    with cli_session() as db:
+        done = lots.expire_due(db, actor=cli_actor(db))
+    click.echo(f"expired: {', '.join(done) or 'none'}")
+
+
+def register(app) -> None:  # noqa: ANN001
+    """Add the commands to app."""
+    for cmd in (init_db, load_fixtures, user_cli, token_cli, printer_cli, audit_cli, lots_cli):
+        app.cli.add_command(cmd)

@@ -1,0 +1,36 @@
+"""Configuration defaults; environment variables LIMS_* override them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # None: SQLite file lims.sqlite3 in the instance folder
+    "SECRET_KEY": None,  # None: a random key per instance folder, kept in instance/secret_key
+    "TESTING": False,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # 1 MiB: no legitimate request is larger
+    "LOAD_DEMO": False,  # python app.py sets it: demo fixtures on first start
+    "RUN_DEVICE_WORKER": False,  # python app.py: in-process print worker for local printers
+    "AUTO_MIGRATE": True,
+    "SESSION_IDLE_MINUTES": 15,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_MINUTES": 15,
+    "SCAN_DUPLICATE_WINDOW_S": 3.0,
+}
+
+_ENV_TYPES = {bool: lambda v: v.lower() in ("1", "true", "yes", "on"), int: int, float: float}
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read LIMS_* variables into config keys, typed like their defaults."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        raw = environ.get(f"LIMS_{key}")
+        if raw is None:
+            continue
+        conv = _ENV_TYPES.get(type(default), str)
+        out[key] = conv(raw)
+    return out

@@ -1,0 +1,187 @@
+"""Sample custody state machine: states, the transition table (data) and its guards. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lims.errors import Forbidden, Refused
+
+STATES = (
+    "registered",
+    "received",
+    "quarantine",
+    "available",
+    "in_use",
+    "in_transit",
+    "consumed",
+    "disposed",
+    "rejected",
+)
+TERMINAL = frozenset({"consumed", "disposed", "rejected"})
+# Where a sample sits physically in a box; other states have no position.
+STORABLE = frozenset({"received", "quarantine", "available"})
+
+LAB = frozenset({"technician", "qa", "admin"})
+QA = frozenset({"qa"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    sources: frozenset[str]
+    target: str | None  # None: the state does not change (store, hand_over)
+    roles: frozenset[str]
+    requires: tuple[str, ...] = ()
+    needs_released_lot: bool = False
+    description: str = ""
+    optional: tuple[str, ...] = field(default=())
+
+
+def _t(action, sources, target, roles=LAB, requires=(), released=False, optional=(), desc=""):  # noqa: ANN001, ANN202
+    return Transition(
+        action,
+        frozenset(sources),
+        target,
+        frozenset(roles),
+        tuple(requires),
+        released,
+        desc,
+        tuple(optional),
+    )
+
+
+# The table: every custody move a sample can make. Each applied row is one audit event.
+TRANSITIONS: dict[str, Transition] = {
+    t.action: t
+    for t in (
+        _t(
+            "receive",
+            {"registered", "in_transit"},
+            "received",
+            requires=("condition",),
+            optional=("location", "position"),
+            desc="take delivery; record its condition",
+        ),
+        _t(
+            "quarantine",
+            {"received"},
+            "quarantine",
+            optional=("location", "position"),
+            desc="hold until QA accepts it",
+        ),
+        _t(
+            "release",
+            {"quarantine"},
+            "available",
+            roles=QA,
+            desc="QA accepts quarantined material for use",
+        ),
+        _t(
+            "store",
+            STORABLE,
+            None,
+            requires=("location",),
+            optional=("position",),
+            desc="put into a box position",
+        ),
+        _t(
+            "check_out",
+            {"available"},
+            "in_use",
+            requires=("custodian",),
+            released=True,
+            desc="take out of storage into a person's custody",
+        ),
+        _t(
+            "check_in",
+            {"in_use"},
+            "available",
+            optional=("location", "position"),
+            desc="return to storage",
+        ),
+        _t(
+            "hand_over",
+            {"in_use"},
+            None,
+            requires=("custodian", "coi"),
+            released=True,
+            desc="pass to another person; the expected COI must match",
+        ),
+        _t(
+            "ship",
+            {"available"},
+            "in_transit",
+            requires=("destination",),
+            released=True,
+            desc="send to another site or organisation",
+        ),
+        _t("consume", {"in_use"}, "consumed", optional=("reason",), desc="used up"),
+        _t(
+            "dispose",
+            {"registered", "received", "quarantine", "available", "in_use"},
+            "disposed",
+            requires=("reason",),
+            desc="destroy",
+        ),
+        _t(
+            "reject",
+            {"registered", "received", "quarantine"},
+            "rejected",
+            requires=("reason",),
+            roles=QA | {"technician"},
+            desc="refuse at receipt or by QA",
+        ),
+    )
+}
+
+FIELDS = ("condition", "location", "position", "custodian", "coi", "destination", "reason")
+
+
+def allowed_actions(state: str) -> list[str]:
+    """Return the actions the table allows from state, in table order."""
+    return [a for a, t in TRANSITIONS.items() if state in t.sources]
+
+
+def check(
+    *,
+    action: str,
+    state: str,
+    role: str,
+    fields: dict[str, object],
+    lot_state: str | None = None,
+) -> Transition:
+    """Return the transition for action from state, or refuse with the reason and allowed moves."""
+    t = TRANSITIONS.get(action)
+    allowed = allowed_actions(state)
+    if t is None:
+        raise Refused(
+            f"unknown action {action!r}; allowed from {state}: {', '.join(allowed) or 'none'}",
+            code="unknown_action",
+            state=state,
+            allowed=allowed,
+        )
+    if state not in t.sources:
+        raise Refused(
+            f"cannot {action} a sample that is {state}; "
+            f"allowed: {', '.join(allowed) or 'none (terminal state)'}",
+            code="illegal_transition",
+            state=state,
+            allowed=allowed,
+        )
+    if role not in t.roles:
+        raise Forbidden(
+            f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}",
+            code="role_required",
+        )
+    missing = [f for f in t.requires if fields.get(f) in (None, "")]
+    if missing:
+        raise Refused(
+            f"{action} needs {', '.join(missing)}", code="missing_fields", missing=missing
+        )
+    if t.needs_released_lot and lot_state is not None and lot_state != "released":
+        raise Refused(
+            f"cannot {action} a vial of a lot that is {lot_state}; the lot must be released",
+            code="lot_not_released",
+            lot_state=lot_state,
+        )
+    return t

@@ -1,0 +1,195 @@
+"""Load the demo centre (fixtures/demo_centre.json) through the same operations users call."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from lims import audit, lots, samples, users
+from lims.db import new_session
+from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
+
+DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
+
+
+def _actor(db: Session, username: str, station: str | None = None) -> users.Actor:
+    user = db.exec(select(User).where(User.username == username)).one()
+    return users.actor_for(db, user, station=station)
+
+
+def _add(
+    db: Session, actor: users.Actor, obj: Any, entity_type: str, entity_id: str, after: dict
+) -> None:
+    db.add(obj)
+    db.flush()
+    audit.record(
+        db,
+        actor=actor.username,
+        action=f"{entity_type}.create",
+        entity_type=entity_type,
+        entity_id=entity_id,
+        after=after,
+        org_id=getattr(obj, "org_id", None),
+    )
+
+
+def _locations(db: Session, actor: users.Actor, nodes: list[dict], parent_id: int | None) -> None:
+    for node in nodes:
+        fields = {k: v for k, v in node.items() if k != "children"}
+        loc = Location(parent_id=parent_id, **fields)
+        _add(db, actor, loc, "location", loc.code, fields)
+        _locations(db, actor, node.get("children", []), loc.id)
+
+
+def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
+    """Load the demo centre into an initialised database (one transaction)."""
+    data = json.loads(path.read_text())
+    system = users.system_actor(db)
+    password = data["demo_password"]
+    for o in data["organisations"]:
+        _add(db, system, Organisation(**o), "organisation", o["name"], o)
+    for u in data["users"]:
+        users.create_user(db, password=password, actor=system, **u)
+    for code, name in data["sample_types"]:
+        _add(
+            db,
+            system,
+            SampleType(code=code, name=name),
+            "sample_type",
+            code,
+            {"code": code, "name": name},
+        )
+    for p in data["projects"]:
+        org = users.get_org(db, p["org"])
+        _add(
+            db,
+            system,
+            Project(code=p["code"], name=p["name"], org_id=org.id),
+            "project",
+            p["code"],
+            p,
+        )
+    _locations(db, system, data["locations"], None)
+    for st in data["stations"]:
+        room = db.exec(select(Location).where(Location.code == st["room"])).one()
+        _add(db, system, Station(name=st["name"], room_id=room.id), "station", st["name"], st)
+    for pr in data["printers"]:
+        station = db.exec(select(Station).where(Station.name == pr["station"])).one()
+        _add(
+            db,
+            system,
+            Printer(name=pr["name"], url=pr["url"], baud=pr["baud"], station_id=station.id),
+            "printer",
+            pr["name"],
+            pr,
+        )
+    tech = _actor(db, "tech1", "BENCH-B1")
+    qa = _actor(db, "qa1", "BENCH-QC")
+    for spec in data["lots"]:
+        fields = {
+            k: spec[k]
+            for k in (
+                "lot_number",
+                "vector_type",
+                "vector",
+                "serotype",
+                "project",
+                "titer_vg_per_ml",
+                "volume_ml",
+            )
+        }
+        for k in ("manufactured_on", "expires_on"):
+            fields[k] = date.fromisoformat(spec[k])
+        lot = lots.create_lot(db, data=lots.LotCreate(**fields), actor=tech)
+        for action in spec["advance"][:1]:
+            lots.transition_lot(
+                db, lot_number=lot.lot_number, data=lots.LotTransitionIn(action=action), actor=tech
+            )
+        for qc in spec["qc"]:
+            lots.record_qc(
+                db,
+                lot_number=lot.lot_number,
+                actor=tech,
+                data=lots.QcIn(
+                    test=qc[0], spec=qc[1], result=qc[2], passed=qc[3] if len(qc) > 3 else None
+                ),
+            )
+        for action in spec["advance"][1:]:
+            lots.transition_lot(
+                db, lot_number=lot.lot_number, data=lots.LotTransitionIn(action=action), actor=tech
+            )
+        if spec.get("release_by"):
+            lots.transition_lot(
+                db,
+                lot_number=lot.lot_number,
+                actor=_actor(db, spec["release_by"]),
+                data=lots.LotTransitionIn(
+                    action="release",
+                    signature=lots.SignatureIn(password=password, meaning="release"),
+                ),
+            )
+        for _ in range(spec["vials"]):
+            s = samples.register_sample(
+                db,
+                actor=tech,
+                data=samples.SampleCreate(
+                    sample_type="VECTOR_VIAL",
+                    lot=lot.lot_number,
+                    volume=spec["vial_volume"],
+                    unit="mL",
+                    container="cryovial",
+                ),
+            )
+            samples.transition(
+                db,
+                barcode=s.barcode,
+                actor=tech,
+                data=samples.TransitionIn(
+                    action="receive", condition="frozen", location="BOX-0101"
+                ),
+            )
+    for spec in data["samples"]:
+        s = samples.register_sample(
+            db,
+            actor=tech,
+            data=samples.SampleCreate(
+                sample_type=spec["sample_type"],
+                project=spec["project"],
+                volume=spec["volume"],
+                unit=spec["unit"],
+                container=spec["container"],
+            ),
+        )
+        for action, fields in spec["steps"]:
+            who = qa if action == "release" else tech
+            samples.transition(
+                db, barcode=s.barcode, actor=who, data=samples.TransitionIn(action=action, **fields)
+            )
+        if spec.get("aliquots"):
+            count, volume, unit = spec["aliquots"]
+            samples.aliquot(
+                db,
+                barcode=s.barcode,
+                actor=tech,
+                data=samples.AliquotIn(count=count, volume=volume, unit=unit),
+            )
+    return {
+        "users": len(data["users"]),
+        "lots": len(data["lots"]),
+        "samples": len(samples.list_samples(db, system, limit=1000)),
+    }
+
+
+def load_demo_if_empty(engine: Engine) -> bool:
+    """Load the demo centre unless it is there already; tell whether it loaded."""
+    with new_session(engine) as db:
+        if db.exec(select(User.id).where(User.username == "admin")).first() is not None:
+            return False
+        load_demo(db)
+        db.commit()
+        return True

@@ -1,0 +1,410 @@
+"""Vector lot disposition: the state machine (data), QC results, release and reject."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, select
+
+from lims import audit, signatures
+from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
+from lims.users import Actor
+
+REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
+LAB = frozenset({"technician", "qa", "admin"})
+QA = frozenset({"qa"})
+
+
+@dataclass(frozen=True)
+class LotTransition:
+    action: str
+    sources: frozenset[str]
+    target: str
+    roles: frozenset[str]
+    signature: str | None = None  # the meaning a signature must carry, if one is needed
+    needs_reason: bool = False
+    needs_qc: bool = False
+
+
+LOT_TRANSITIONS: dict[str, LotTransition] = {
+    t.action: t
+    for t in (
+        LotTransition("start_production", frozenset({"planned"}), "in_production", LAB),
+        LotTransition("complete", frozenset({"in_production"}), "quarantine", LAB),
+        LotTransition(
+            "release", frozenset({"quarantine"}), "released", QA, "release", needs_qc=True
+        ),
+        LotTransition(
+            "reject", frozenset({"quarantine"}), "rejected", QA, "rejection", needs_reason=True
+        ),
+        LotTransition("hold", frozenset({"released"}), "on_hold", QA, needs_reason=True),
+        LotTransition(
+            "lift_hold", frozenset({"on_hold"}), "released", QA, "release", needs_reason=True
+        ),
+        LotTransition("expire", frozenset({"released", "on_hold"}), "expired", LAB),
+    )
+}
+LOT_STATES = (
+    "planned",
+    "in_production",
+    "quarantine",
+    "released",
+    "on_hold",
+    "rejected",
+    "expired",
+)
+
+
+class LotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lot_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    vector_type: str = Field(pattern="^(AAV|LV)$", description="AAV or LV (lentivirus)")
+    vector: str = Field(min_length=1, max_length=200, description="construct, e.g. AAV9-CMV-GFP")
+    serotype: str | None = Field(default=None, max_length=32)
+    project: str = Field(min_length=1, max_length=64)
+    titer_vg_per_ml: float | None = Field(default=None, gt=0, lt=1e20)
+    volume_ml: float | None = Field(default=None, gt=0, lt=1e7)
+    manufactured_on: date | None = None
+    expires_on: date | None = None
+
+
+class QcIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    test: str = Field(min_length=1, max_length=32, description="titer, sterility, endotoxin, ...")
+    spec: str = Field(min_length=1, max_length=200, description="e.g. '>= 1e13', 'no growth'")
+    result: str = Field(min_length=1, max_length=200)
+    passed: bool | None = Field(default=None, description="needed unless the spec is numeric")
+    reason: str | None = Field(default=None, max_length=2000, description="why, for a correction")
+
+
+class SignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=500)
+    meaning: str = Field(min_length=1, max_length=32)
+    username: str | None = Field(default=None, max_length=64)
+
+
+class LotTransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(min_length=1, max_length=32)
+    version: int | None = Field(default=None, ge=1)
+    reason: str | None = Field(default=None, max_length=2000)
+    signature: SignatureIn | None = None
+
+
+_NUMERIC_SPEC = re.compile(r"^\s*(>=|<=|>|<|=)\s*([0-9.eE+-]+)\s*\S*\s*$")
+_NUMBER = re.compile(r"^\s*([0-9.eE+-]+)\s*\S*\s*$")
+
+
+def evaluate_spec(spec: str, result: str) -> bool | None:
+    """Judge a numeric result against a numeric spec ('>= 1e13'); None when not numeric."""
+    m, r = _NUMERIC_SPEC.match(spec), _NUMBER.match(result)
+    if not (m and r):
+        return None
+    try:
+        limit, value = float(m.group(2)), float(r.group(1))
+    except ValueError:
+        return None
+    return {
+        ">=": value >= limit,
+        "<=": value <= limit,
+        ">": value > limit,
+        "<": value < limit,
+        "=": value == limit,
+    }[m.group(1)]
+
+
+def get_lot(session: Session, lot_number: str, actor: Actor) -> VectorLot:
+    """Return a lot the actor may see (another organisation's lot is a 404)."""
+    lot = session.exec(select(VectorLot).where(VectorLot.lot_number == lot_number)).first()
+    if lot is None or not actor.can_see(lot.org_id):
+        raise NotFound(f"no lot {lot_number!r}", code="unknown_lot")
+    return lot
+
+
+def qc_results(session: Session, lot: VectorLot) -> list[QcResult]:
+    """Return the current QC results of a lot (latest per test)."""
+    rows = session.exec(select(QcResult).where(QcResult.lot_id == lot.id).order_by(QcResult.id))
+    current: dict[str, QcResult] = {}
+    for r in rows:
+        current[r.test] = r
+    return list(current.values())
+
+
+def _qc_dict(r: QcResult) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "test": r.test,
+        "spec": r.spec,
+        "result": r.result,
+        "passed": r.passed,
+        "recorded_at": r.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "supersedes": r.supersedes_id,
+    }
+
+
+def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
+    """Return the lot content that audit events and signatures bind to."""
+    return {
+        "lot_number": lot.lot_number,
+        "state": lot.state,
+        "version": lot.version,
+        "vector_type": lot.vector_type,
+        "vector": lot.vector,
+        "serotype": lot.serotype,
+        "titer_vg_per_ml": lot.titer_vg_per_ml,
+        "volume_ml": lot.volume_ml,
+        "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else None,
+        "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
+        "qc": [
+            {"test": r.test, "spec": r.spec, "result": r.result, "passed": r.passed}
+            for r in qc_results(session, lot)
+        ],
+    }
+
+
+def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
+    """Return the public JSON of a lot, with QC, signatures and vial counts."""
+    snap = snapshot(session, lot)
+    snap["qc"] = [_qc_dict(r) for r in qc_results(session, lot)]
+    sigs = session.exec(
+        select(Signature)
+        .where(Signature.record_type == "lot", Signature.record_id == lot.lot_number)
+        .order_by(Signature.id)
+    ).all()
+    vials = session.exec(select(Sample.barcode, Sample.state).where(Sample.lot_id == lot.id)).all()
+    return {
+        **snap,
+        "project": session.get(Project, lot.project_id).code,
+        "organisation": session.get(Organisation, lot.org_id).name,
+        "qc_missing": [t for t in REQUIRED_QC if t not in {r["test"] for r in snap["qc"]}],
+        "allowed_actions": [a for a, t in LOT_TRANSITIONS.items() if lot.state in t.sources],
+        "signatures": [signatures.signature_dict(s) for s in sigs],
+        "vials": [{"barcode": b, "state": st} for b, st in vials],
+    }
+
+
+def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
+    """Plan a new vector lot."""
+    if actor.role not in LAB:
+        raise Forbidden("creating a lot needs a technician, qa or admin role", code="role_required")
+    project = session.exec(select(Project).where(Project.code == data.project)).first()
+    if project is None or not actor.can_see(project.org_id):
+        raise NotFound(f"no project {data.project!r}", code="unknown_project")
+    if session.exec(select(VectorLot).where(VectorLot.lot_number == data.lot_number)).first():
+        raise Conflict(f"lot {data.lot_number} exists already", code="lot_exists")
+    if data.manufactured_on and data.expires_on and data.expires_on <= data.manufactured_on:
+        raise BadRequest("expires_on must be after manufactured_on")
+    lot = VectorLot(
+        **data.model_dump(exclude={"project"}), project_id=project.id, org_id=project.org_id
+    )
+    session.add(lot)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="lot.create",
+        entity_type="lot",
+        entity_id=lot.lot_number,
+        after=snapshot(session, lot),
+        org_id=lot.org_id,
+        lot_id=lot.id,
+        station=actor.station,
+    )
+    return lot
+
+
+def _save(session: Session, lot: VectorLot, changes: dict[str, Any]) -> None:
+    old = lot.version
+    changes = {**changes, "version": old + 1, "updated_at": utcnow()}
+    res = session.connection().execute(
+        update(VectorLot).where(VectorLot.id == lot.id, VectorLot.version == old).values(**changes)
+    )
+    if res.rowcount != 1:
+        raise Conflict(
+            f"lot {lot.lot_number} was changed by someone else; reload it", code="version_conflict"
+        )
+    for k, v in changes.items():
+        set_committed_value(lot, k, v)
+
+
+def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) -> QcResult:
+    """Record a QC result; a second result for the same test supersedes (with a reason)."""
+    lot = get_lot(session, lot_number, actor)
+    if actor.role not in LAB:
+        raise Forbidden("recording QC needs a technician, qa or admin role", code="role_required")
+    if lot.state not in ("in_production", "quarantine"):
+        raise Refused(
+            f"QC results are recorded while a lot is in production or quarantine; "
+            f"{lot.lot_number} is {lot.state}",
+            code="illegal_state",
+        )
+    judged = evaluate_spec(data.spec, data.result)
+    if judged is None and data.passed is None:
+        raise BadRequest(
+            "this spec is not numeric: say whether the result passed ('passed')",
+            code="missing_fields",
+            missing=["passed"],
+        )
+    if judged is not None and data.passed is not None and judged != data.passed:
+        raise Refused(
+            f"result {data.result} {'meets' if judged else 'fails'} spec {data.spec}, "
+            f"but passed={data.passed} was given",
+            code="qc_contradiction",
+        )
+    passed = judged if judged is not None else bool(data.passed)
+    previous = {r.test: r for r in qc_results(session, lot)}.get(data.test)
+    if previous is not None and not data.reason:
+        raise Refused(
+            f"{data.test} is recorded already; a correction needs a reason", code="reason_required"
+        )
+    before = snapshot(session, lot)
+    qc = QcResult(
+        lot_id=lot.id,
+        test=data.test,
+        spec=data.spec,
+        result=data.result,
+        passed=passed,
+        recorded_by_id=actor.user.id,
+        supersedes_id=previous.id if previous else None,
+    )
+    session.add(qc)
+    session.flush()
+    _save(session, lot, {})
+    audit.record(
+        session,
+        actor=actor.username,
+        action="lot.qc",
+        entity_type="lot",
+        entity_id=lot.lot_number,
+        before=before,
+        after=snapshot(session, lot),
+        reason=data.reason,
+        org_id=lot.org_id,
+        lot_id=lot.id,
+        station=actor.station,
+    )
+    return qc
+
+
+def transition_lot(
+    session: Session,
+    *,
+    lot_number: str,
+    data: LotTransitionIn,
+    actor: Actor,
+    today: date | None = None,
+) -> VectorLot:
+    """Move a lot along its disposition table; release and reject need a QA e-signature."""
+    lot = get_lot(session, lot_number, actor)
+    if data.version is not None and data.version != lot.version:
+        raise Conflict(
+            f"lot {lot_number} is at version {lot.version}, not {data.version}",
+            code="version_conflict",
+            current_version=lot.version,
+        )
+    t = LOT_TRANSITIONS.get(data.action)
+    allowed = [a for a, x in LOT_TRANSITIONS.items() if lot.state in x.sources]
+    if t is None or lot.state not in t.sources:
+        raise Refused(
+            f"cannot {data.action} a lot that is {lot.state}; "
+            f"allowed: {', '.join(allowed) or 'none'}",
+            code="illegal_transition" if t else "unknown_action",
+            state=lot.state,
+            allowed=allowed,
+        )
+    if actor.role not in t.roles:
+        raise Forbidden(
+            f"{data.action} needs the role {' or '.join(sorted(t.roles))}", code="role_required"
+        )
+    if t.needs_reason and not data.reason:
+        raise Refused(f"{data.action} needs a reason", code="missing_fields", missing=["reason"])
+    if t.needs_qc:
+        results = qc_results(session, lot)
+        missing = [x for x in REQUIRED_QC if x not in {r.test for r in results}]
+        if missing:
+            raise Refused(
+                f"QC results missing: {', '.join(missing)}", code="qc_incomplete", missing=missing
+            )
+        failed = [r.test for r in results if not r.passed]
+        if failed:
+            raise Refused(
+                f"QC failed: {', '.join(failed)}; the lot cannot be released",
+                code="qc_failed",
+                failed=failed,
+            )
+    if data.action == "expire":
+        today = today or utcnow().date()
+        if lot.expires_on is None or lot.expires_on > today:
+            raise Refused(
+                f"lot {lot_number} expires on {lot.expires_on}; not yet", code="not_expired"
+            )
+    before = snapshot(session, lot)
+    sig = None
+    if t.signature:
+        if data.signature is None:
+            raise Refused(
+                f"{data.action} needs an electronic signature (password and meaning)",
+                code="signature_required",
+            )
+        if data.signature.meaning != t.signature:
+            raise BadRequest(
+                f"{data.action} is signed with the meaning {t.signature!r}",
+                code="signature_meaning",
+            )
+        # The signature binds the lot content as it will be after the move.
+        signed = {**before, "state": t.target, "version": lot.version + 1}
+        sig = signatures.sign(
+            session,
+            actor=actor,
+            password=data.signature.password,
+            meaning=data.signature.meaning,
+            username=data.signature.username,
+            record_type="lot",
+            record_id=lot.lot_number,
+            content=signed,
+        )
+    elif data.signature is not None:
+        raise BadRequest(f"{data.action} takes no signature", code="unexpected_field")
+    _save(session, lot, {"state": t.target})
+    audit.record(
+        session,
+        actor=actor.username,
+        action=f"lot.{data.action}",
+        entity_type="lot",
+        entity_id=lot.lot_number,
+        before=before,
+        after=snapshot(session, lot),
+        reason=data.reason,
+        org_id=lot.org_id,
+        lot_id=lot.id,
+        station=actor.station,
+        signature_id=sig.id if sig else None,
+    )
+    return lot
+
+
+def expire_due(session: Session, *, actor: Actor, today: date | None = None) -> list[str]:
+    """Expire every released or held lot whose expiry date has come."""
+    today = today or utcnow().date()
+    due = session.exec(
+        select(VectorLot).where(
+            VectorLot.state.in_(("released", "on_hold")), VectorLot.expires_on <= today
+        )
+    ).all()
+    for lot in due:
+        transition_lot(
+            session,
+            lot_number=lot.lot_number,
+            data=LotTransitionIn(action="expire", reason="expiry date reached"),
+            actor=actor,
+            today=today,
+        )
+    return [lot.lot_number for lot in due]

@@ -1,0 +1,295 @@
+"""Database tables (SQLModel) and the request/response schemas that belong to them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisation"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    display_name: str = Field(max_length=200)
+    kind: str = Field(default="client", max_length=16)  # centre | client
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, max_length=64)
+    full_name: str = Field(max_length=200)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    role: str = Field(max_length=32)  # technician | qa | admin | client_viewer
+    password_hash: str | None = Field(default=None, max_length=255)
+    badge: str | None = Field(default=None, unique=True, max_length=64)
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    station_id: int | None = Field(default=None, foreign_key="station.id")
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class WebSession(SQLModel, table=True):
+    __tablename__ = "web_session"
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie value
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    end_reason: str | None = Field(default=None, max_length=32)
+
+
+class Location(SQLModel, table=True):
+    __tablename__ = "location"
+    id: int | None = Field(default=None, primary_key=True)
+    parent_id: int | None = Field(default=None, foreign_key="location.id", index=True)
+    kind: str = Field(max_length=16)  # site | room | equipment | rack | box
+    code: str = Field(unique=True, max_length=64)  # scannable, e.g. LOC-F80-1-R1-B1
+    name: str = Field(max_length=200)
+    grade: str | None = Field(default=None, max_length=8)  # rooms: B | C | D | CNC
+    equipment_type: str | None = Field(default=None, max_length=32)  # freezer | ln2 | incubator
+    temperature: str | None = Field(default=None, max_length=32)
+    rows: int | None = None  # boxes only
+    cols: int | None = None
+
+
+class Station(SQLModel, table=True):
+    __tablename__ = "station"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    room_id: int | None = Field(default=None, foreign_key="location.id")
+    mode: str | None = Field(default=None, max_length=32)
+    operator_id: int | None = Field(default=None, foreign_key="app_user.id")
+    target_location_id: int | None = Field(default=None, foreign_key="location.id")
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+
+
+class SampleType(SQLModel, table=True):
+    __tablename__ = "sample_type"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+
+
+class VectorLot(SQLModel, table=True):
+    __tablename__ = "vector_lot"
+    id: int | None = Field(default=None, primary_key=True)
+    lot_number: str = Field(unique=True, max_length=64)
+    vector_type: str = Field(max_length=16)  # AAV | LV
+    vector: str = Field(max_length=200)  # construct, e.g. AAV9-CMV-GFP
+    serotype: str | None = Field(default=None, max_length=32)
+    titer_vg_per_ml: float | None = None
+    volume_ml: float | None = None
+    manufactured_on: date | None = None
+    expires_on: date | None = None
+    project_id: int = Field(foreign_key="project.id", index=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    state: str = Field(default="planned", max_length=32)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class QcResult(SQLModel, table=True):
+    __tablename__ = "qc_result"
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = Field(foreign_key="vector_lot.id", index=True)
+    test: str = Field(max_length=32)  # titer | sterility | endotoxin | mycoplasma | ...
+    spec: str = Field(max_length=200)
+    result: str = Field(max_length=200)
+    passed: bool
+    recorded_by_id: int = Field(foreign_key="app_user.id")
+    recorded_at: datetime = Field(default_factory=utcnow)
+    supersedes_id: int | None = Field(default=None, foreign_key="qc_result.id")
+
+
+class Sample(SQLModel, table=True):
+    __tablename__ = "sample"
+    __table_args__ = (UniqueConstraint("location_id", "position", name="uq_sample_position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    barcode: str = Field(unique=True, max_length=64)
+    sample_type_id: int = Field(foreign_key="sample_type.id")
+    project_id: int = Field(foreign_key="project.id", index=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    volume: float | None = None
+    unit: str | None = Field(default=None, max_length=16)
+    container: str | None = Field(default=None, max_length=32)
+    parent_id: int | None = Field(default=None, foreign_key="sample.id", index=True)
+    lineage: str | None = Field(default=None, max_length=16)  # aliquot | derivative
+    lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)
+    coi: str = Field(index=True, max_length=64)
+    coi_scheme: str = Field(default="local", max_length=16)  # local | isbt128
+    location_id: int | None = Field(default=None, foreign_key="location.id", index=True)
+    position: str | None = Field(default=None, max_length=8)
+    custodian_id: int | None = Field(default=None, foreign_key="app_user.id")
+    state: str = Field(default="registered", max_length=32, index=True)
+    condition: str | None = Field(default=None, max_length=200)
+    freeze_thaw_count: int = 0
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Counter(SQLModel, table=True):
+    __tablename__ = "counter"
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = 0
+
+
+class Signature(SQLModel, table=True):
+    __tablename__ = "signature"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id")
+    username: str = Field(max_length=64)
+    printed_name: str = Field(max_length=200)
+    meaning: str = Field(max_length=32)  # review | approval | release | rejection | responsibility
+    signed_at: datetime
+    record_type: str = Field(max_length=32)
+    record_id: str = Field(max_length=64)
+    content_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_entity", "entity_type", "entity_id", "seq"),
+        Index("ix_audit_actor", "actor", "seq"),
+        Index("ix_audit_action", "action", "seq"),
+        Index("ix_audit_org", "org_id", "seq"),
+        Index("ix_audit_lot", "lot_id", "seq"),
+        Index("ix_audit_station", "station", "seq"),
+        Index("ix_audit_location", "location_id", "seq"),
+        Index("ix_audit_ts", "ts"),
+    )
+    seq: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    ts: datetime
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    entity_type: str = Field(max_length=32)
+    entity_id: str = Field(max_length=64)
+    org_id: int | None = None
+    lot_id: int | None = None
+    location_id: int | None = None
+    before: str | None = Field(default=None, sa_column=Column(Text))
+    after: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    station: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=200)
+    signature_id: int | None = None
+    corrects_seq: int | None = None
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_key"
+    user_id: int = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    method: str = Field(max_length=8)
+    path: str = Field(max_length=500)
+    body_hash: str = Field(max_length=64)
+    status: int
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Printer(SQLModel, table=True):
+    __tablename__ = "printer"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    url: str = Field(max_length=500)
+    baud: int = 9600
+    flow: str = Field(default="xonxoff", max_length=16)  # xonxoff | rtscts | none
+    language: str = Field(default="zpl", max_length=16)
+    dpi: int = 203
+    default_template: str = Field(default="cryovial", max_length=32)
+    station_id: int | None = Field(default=None, foreign_key="station.id")
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PrintJob(SQLModel, table=True):
+    __tablename__ = "print_job"
+    __table_args__ = (Index("ix_print_job_claim", "printer_id", "state", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    printer_id: int = Field(foreign_key="printer.id")
+    state: str = Field(default="queued", max_length=16)  # queued|sending|sent|failed|voided
+    template: str = Field(max_length=32)
+    copies: int = 1
+    labels_total: int = 0
+    labels_printed: int = 0
+    reprint_of_id: int | None = Field(default=None, foreign_key="print_job.id")
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_by_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    sent_at: datetime | None = None
+    finished_at: datetime | None = None
+    version: int = 1
+
+
+class PrintJobLabel(SQLModel, table=True):
+    __tablename__ = "print_job_label"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="print_job.id", index=True)
+    idx: int
+    sample_id: int | None = Field(default=None, foreign_key="sample.id", index=True)
+    barcode: str = Field(max_length=64)
+    content: str = Field(sa_column=Column(Text, nullable=False))  # label content as JSON
+    printed: bool = False
+
+
+class ScanEvent(SQLModel, table=True):
+    __tablename__ = "scan_event"
+    __table_args__ = (
+        UniqueConstraint("station_id", "scan_id", name="uq_scan_station_scan_id"),
+        Index("ix_scan_station_id", "station_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    station_id: int = Field(foreign_key="station.id")
+    scan_id: str = Field(max_length=100)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    symbology: str | None = Field(default=None, max_length=8)
+    resolved_kind: str | None = Field(default=None, max_length=32)
+    resolved_ref: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(max_length=16)  # accepted | refused | duplicate
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)

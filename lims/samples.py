@@ -1,0 +1,503 @@
+"""Sample operations: register, transition, aliquot, history, genealogy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, select
+
+from lims import audit, custody, storage
+from lims.errors import Conflict, Forbidden, NotFound, Refused
+from lims.identifiers import coi_id, sample_barcode
+from lims.models import (
+    Counter,
+    Location,
+    Organisation,
+    Project,
+    Sample,
+    SampleType,
+    User,
+    VectorLot,
+    utcnow,
+)
+from lims.users import Actor
+
+LAB_ROLES = custody.LAB
+MAX_ALIQUOTS = 96
+
+
+class SampleCreate(BaseModel):
+    """What a technician gives to register a sample."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample_type: str = Field(min_length=1, max_length=64, description="sample type code, e.g. PBMC")
+    project: str | None = Field(default=None, max_length=64, description="project code")
+    volume: float | None = Field(default=None, gt=0, lt=1e7)
+    unit: str | None = Field(default=None, max_length=16)
+    container: str | None = Field(default=None, max_length=32)
+    lot: str | None = Field(default=None, max_length=64, description="vector lot of a vial")
+    parent: str | None = Field(default=None, max_length=64, description="parent barcode")
+    coi: str | None = Field(default=None, max_length=64, description="chain of identity id")
+    coi_scheme: str = Field(default="local", pattern="^(local|isbt128)$")
+
+
+class TransitionIn(BaseModel):
+    """A custody move: the action plus the fields its row of the table needs."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(min_length=1, max_length=32)
+    version: int | None = Field(default=None, ge=1, description="the version you last saw")
+    condition: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=64)
+    position: str | None = Field(default=None, max_length=8)
+    custodian: str | None = Field(default=None, max_length=64)
+    coi: str | None = Field(default=None, max_length=64)
+    destination: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class AliquotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=1, le=MAX_ALIQUOTS)
+    volume: float = Field(gt=0, lt=1e7)
+    unit: str = Field(min_length=1, max_length=16)
+    container: str | None = Field(default=None, max_length=32)
+    version: int | None = Field(default=None, ge=1)
+
+
+def next_serial(session: Session, name: str) -> int:
+    """Allocate the next number of a named counter (atomic on both engines)."""
+    dialect = session.connection().dialect.name
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(Counter)
+    stmt = (
+        ins.values(name=name, value=1)
+        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+        .returning(Counter.value)
+    )
+    return session.connection().execute(stmt).scalar_one()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
+    """Return a sample the actor may see; another organisation's sample does not exist (404)."""
+    sample = session.exec(select(Sample).where(Sample.barcode == barcode)).first()
+    if sample is None or not actor.can_see(sample.org_id):
+        raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
+    return sample
+
+
+def _code(session: Session, model: Any, id_: int | None, attr: str) -> str | None:
+    if id_ is None:
+        return None
+    obj = session.get(model, id_)
+    return getattr(obj, attr) if obj is not None else None
+
+
+def snapshot(session: Session, s: Sample) -> dict[str, Any]:
+    """Return the custody-relevant state of a sample, as recorded in audit before/after."""
+    return {
+        "state": s.state,
+        "version": s.version,
+        "location": _code(session, Location, s.location_id, "code"),
+        "position": s.position,
+        "custodian": _code(session, User, s.custodian_id, "username"),
+        "volume": s.volume,
+        "unit": s.unit,
+        "condition": s.condition,
+        "freeze_thaw_count": s.freeze_thaw_count,
+    }
+
+
+def sample_dict(session: Session, s: Sample) -> dict[str, Any]:
+    """Return the public JSON of a sample."""
+    return {
+        "barcode": s.barcode,
+        "sample_type": _code(session, SampleType, s.sample_type_id, "code"),
+        "project": _code(session, Project, s.project_id, "code"),
+        "organisation": _code(session, Organisation, s.org_id, "name"),
+        "parent": _code(session, Sample, s.parent_id, "barcode"),
+        "lineage": s.lineage,
+        "lot": _code(session, VectorLot, s.lot_id, "lot_number"),
+        "coi": s.coi,
+        "coi_scheme": s.coi_scheme,
+        "container": s.container,
+        **snapshot(session, s),
+        "allowed_actions": custody.allowed_actions(s.state),
+        "created_at": s.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updated_at": s.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def list_samples(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    lot: str | None = None,
+    project: str | None = None,
+    location: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[Sample]:
+    """Return visible samples matching the filters, oldest first."""
+    stmt = select(Sample)
+    if not actor.sees_all:
+        stmt = stmt.where(Sample.org_id == actor.org.id)
+    if state:
+        stmt = stmt.where(Sample.state == state)
+    if lot:
+        lot_row = session.exec(select(VectorLot).where(VectorLot.lot_number == lot)).first()
+        stmt = stmt.where(Sample.lot_id == (lot_row.id if lot_row else -1))
+    if project:
+        proj = session.exec(select(Project).where(Project.code == project)).first()
+        stmt = stmt.where(Sample.project_id == (proj.id if proj else -1))
+    if location:
+        loc = session.exec(select(Location).where(Location.code == location)).first()
+        stmt = stmt.where(Sample.location_id == (loc.id if loc else -1))
+    if after_id:
+        stmt = stmt.where(Sample.id > after_id)
+    return list(session.exec(stmt.order_by(Sample.id).limit(limit)).all())
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _require_lab(actor: Actor, what: str) -> None:
+    if actor.role not in LAB_ROLES:
+        raise Forbidden(f"{what} needs a technician, qa or admin role", code="role_required")
+
+
+def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> None:  # noqa: ANN001
+    audit.record(
+        session,
+        actor=actor.username,
+        action=action,
+        entity_type="sample",
+        entity_id=s.barcode,
+        before=before,
+        after=after,
+        org_id=s.org_id,
+        lot_id=s.lot_id,
+        location_id=s.location_id,
+        station=actor.station,
+        device=actor.device,
+        **kw,
+    )
+
+
+def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sample:
+    """Register a new sample (state registered) with its identity and lineage."""
+    _require_lab(actor, "registering a sample")
+    stype = session.exec(select(SampleType).where(SampleType.code == data.sample_type)).first()
+    if stype is None:
+        raise NotFound(f"no sample type {data.sample_type!r}", code="unknown_sample_type")
+    parent = get_sample(session, data.parent, actor) if data.parent else None
+    lot = None
+    if data.lot:
+        lot = session.exec(select(VectorLot).where(VectorLot.lot_number == data.lot)).first()
+        if lot is None or not actor.can_see(lot.org_id):
+            raise NotFound(f"no lot {data.lot!r}", code="unknown_lot")
+        if lot.state in ("rejected", "expired"):
+            raise Refused(f"lot {lot.lot_number} is {lot.state}; no new vials", code="lot_closed")
+    project = None
+    if data.project:
+        project = session.exec(select(Project).where(Project.code == data.project)).first()
+        if project is None or not actor.can_see(project.org_id):
+            raise NotFound(f"no project {data.project!r}", code="unknown_project")
+    elif parent is not None:
+        project = session.get(Project, parent.project_id)
+    elif lot is not None:
+        project = session.get(Project, lot.project_id)
+    else:
+        raise Refused(
+            "a sample needs a project (or a parent or lot)",
+            code="missing_fields",
+            missing=["project"],
+        )
+    if parent is not None:
+        if parent.state in custody.TERMINAL or parent.state == "registered":
+            raise Refused(
+                f"parent {parent.barcode} is {parent.state}; derive only from material in hand",
+                code="parent_unusable",
+            )
+        if data.coi and data.coi != parent.coi:
+            raise Refused(
+                f"COI {data.coi} does not match the parent's {parent.coi}", code="coi_mismatch"
+            )
+        if project.id != parent.project_id:
+            raise Refused("a derivative stays in its parent's project", code="project_mismatch")
+        if lot is not None and parent.lot_id not in (None, lot.id):
+            raise Refused("a derivative stays in its parent's lot", code="lot_mismatch")
+    if lot is not None and project.id != lot.project_id:
+        raise Refused(f"lot {lot.lot_number} belongs to another project", code="project_mismatch")
+    year = utcnow().year
+    serial = next_serial(session, f"sample-{year}")
+    if parent is not None:
+        coi, scheme = parent.coi, parent.coi_scheme
+    elif data.coi:
+        coi, scheme = data.coi, data.coi_scheme
+    else:
+        coi, scheme = coi_id(year, next_serial(session, f"coi-{year}")), "local"
+    s = Sample(
+        barcode=sample_barcode(year, serial),
+        sample_type_id=stype.id,
+        project_id=project.id,
+        org_id=project.org_id,
+        volume=data.volume,
+        unit=data.unit,
+        container=data.container,
+        parent_id=parent.id if parent else None,
+        lineage="derivative" if parent else None,
+        lot_id=lot.id if lot else (parent.lot_id if parent else None),
+        coi=coi,
+        coi_scheme=scheme,
+    )
+    session.add(s)
+    session.flush()
+    after = {
+        **snapshot(session, s),
+        "sample_type": stype.code,
+        "project": project.code,
+        "coi": coi,
+        "parent": parent.barcode if parent else None,
+        "lineage": s.lineage,
+        "lot": lot.lot_number if lot else None,
+    }
+    _record(session, actor, "sample.register", s, None, after)
+    return s
+
+
+def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
+    """Write changes with the optimistic lock: 409 if anyone changed the sample meanwhile."""
+    old = s.version
+    changes = {**changes, "version": old + 1, "updated_at": utcnow()}
+    res = session.connection().execute(
+        update(Sample).where(Sample.id == s.id, Sample.version == old).values(**changes)
+    )
+    if res.rowcount != 1:
+        raise Conflict(
+            f"sample {s.barcode} was changed by someone else; reload it and try again",
+            code="version_conflict",
+        )
+    for k, v in changes.items():
+        set_committed_value(s, k, v)
+
+
+def transition(session: Session, *, barcode: str, data: TransitionIn, actor: Actor) -> Sample:
+    """Apply one custody move to a sample: guards, optimistic lock, one audit event."""
+    s = get_sample(session, barcode, actor)
+    return apply_transition(session, sample=s, data=data, actor=actor)
+
+
+def apply_transition(
+    session: Session, *, sample: Sample, data: TransitionIn, actor: Actor
+) -> Sample:
+    """Apply a custody move to a loaded sample."""
+    s = sample
+    if data.version is not None and data.version != s.version:
+        raise Conflict(
+            f"sample {s.barcode} is at version {s.version}, not {data.version}; reload it",
+            code="version_conflict",
+            current_version=s.version,
+        )
+    lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
+    fields = data.model_dump(exclude={"action", "version"})
+    t = custody.check(
+        action=data.action,
+        state=s.state,
+        role=actor.role,
+        fields=fields,
+        lot_state=lot.state if lot else None,
+    )
+    for name, value in fields.items():
+        if value not in (None, "") and name not in t.requires and name not in t.optional:
+            raise Refused(f"{data.action} takes no {name}", code="unexpected_field", field=name)
+    before = snapshot(session, s)
+    changes: dict[str, Any] = {}
+    if t.target is not None:
+        changes["state"] = t.target
+    if data.location:
+        loc, pos = storage.place(session, data.location, data.position)
+        changes["location_id"], changes["position"] = loc.id, pos
+    if data.condition:
+        changes["condition"] = data.condition
+    if data.custodian:
+        user = session.exec(select(User).where(User.username == data.custodian)).first()
+        if user is None or not user.active:
+            raise NotFound(f"no active user {data.custodian!r}", code="unknown_user")
+        if not (user.org_id == s.org_id or _is_centre(session, user.org_id)):
+            raise Refused(f"{user.username} may not hold this organisation's material")
+        changes["custodian_id"] = user.id
+    if data.action == "hand_over" and data.coi != s.coi:
+        raise Refused(
+            f"COI mismatch: {s.barcode} carries {s.coi}, not {data.coi}; hand-over refused",
+            code="coi_mismatch",
+            expected=data.coi,
+        )
+    if data.action in ("check_out", "ship") or (t.target in custody.TERMINAL):
+        if data.action == "check_out" and storage.is_frozen(
+            session, session.get(Location, s.location_id) if s.location_id else None
+        ):
+            changes["freeze_thaw_count"] = s.freeze_thaw_count + 1
+        changes["location_id"], changes["position"] = None, None
+    if data.action in ("check_in", "ship", "receive") or t.target in custody.TERMINAL:
+        changes.setdefault("custodian_id", None)
+    if data.action == "receive" and s.state == "in_transit" and not data.location:
+        changes["location_id"], changes["position"] = None, None
+    _save(session, s, changes)
+    after = snapshot(session, s)
+    if data.destination:
+        after["destination"] = data.destination
+    _record(session, actor, f"sample.{data.action}", s, before, after, reason=data.reason)
+    return s
+
+
+def _is_centre(session: Session, org_id: int) -> bool:
+    org = session.get(Organisation, org_id)
+    return org is not None and org.kind == "centre"
+
+
+def transition_many(
+    session: Session, *, items: list[tuple[str, TransitionIn]], actor: Actor
+) -> list[Sample]:
+    """Apply moves to many samples in one transaction: all of them or none."""
+    seen: set[str] = set()
+    out = []
+    for barcode, data in items:
+        if barcode in seen:
+            raise Refused(f"{barcode} appears twice in the request", code="duplicate_barcode")
+        seen.add(barcode)
+        out.append(transition(session, barcode=barcode, data=data, actor=actor))
+    return out
+
+
+def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) -> list[Sample]:
+    """Split a sample into count child aliquots; the parent's volume goes down."""
+    _require_lab(actor, "aliquoting")
+    parent = get_sample(session, barcode, actor)
+    if data.version is not None and data.version != parent.version:
+        raise Conflict(
+            f"sample {barcode} is at version {parent.version}, not {data.version}; reload it",
+            code="version_conflict",
+            current_version=parent.version,
+        )
+    if parent.state not in ("quarantine", "available", "in_use"):
+        raise Refused(
+            f"cannot aliquot a sample that is {parent.state}",
+            code="illegal_transition",
+            state=parent.state,
+        )
+    total = data.count * data.volume
+    new_volume = parent.volume
+    if parent.volume is not None:
+        if parent.unit and parent.unit != data.unit:
+            raise Refused(
+                f"{barcode} is measured in {parent.unit}; give aliquot volumes in {parent.unit}",
+                code="unit_mismatch",
+            )
+        if total > parent.volume + 1e-9:
+            raise Refused(
+                f"{data.count} x {data.volume} {data.unit} needs {total:g} {data.unit}; "
+                f"{barcode} holds {parent.volume:g}",
+                code="insufficient_volume",
+            )
+        new_volume = round(parent.volume - total, 9)
+    before = snapshot(session, parent)
+    _save(session, parent, {"volume": new_volume})
+    children = []
+    year = utcnow().year
+    child_state = "quarantine" if parent.state == "quarantine" else "available"
+    for _ in range(data.count):
+        child = Sample(
+            barcode=sample_barcode(year, next_serial(session, f"sample-{year}")),
+            sample_type_id=parent.sample_type_id,
+            project_id=parent.project_id,
+            org_id=parent.org_id,
+            volume=data.volume,
+            unit=data.unit,
+            container=data.container or parent.container,
+            parent_id=parent.id,
+            lineage="aliquot",
+            lot_id=parent.lot_id,
+            coi=parent.coi,
+            coi_scheme=parent.coi_scheme,
+            state=child_state,
+            custodian_id=actor.user.id,
+        )
+        children.append(child)
+    session.add_all(children)
+    session.flush()
+    after = snapshot(session, parent)
+    after["aliquots"] = [c.barcode for c in children]
+    _record(session, actor, "sample.aliquot", parent, before, after)
+    for child in children:
+        _record(
+            session,
+            actor,
+            "sample.register",
+            child,
+            None,
+            {
+                **snapshot(session, child),
+                "coi": child.coi,
+                "parent": parent.barcode,
+                "lineage": "aliquot",
+            },
+        )
+    return children
+
+
+def history(session: Session, s: Sample) -> list[dict[str, Any]]:
+    """Return the sample's custody events, oldest first."""
+    events = audit.query(session, entity_type="sample", entity_ids=[s.barcode], limit=100_000)
+    return [audit.event_dict(e) for e in events]
+
+
+def descendants(session: Session, s: Sample) -> list[Sample]:
+    """Return every descendant of s (breadth first)."""
+    out: list[Sample] = []
+    frontier = [s.id]
+    while frontier:
+        kids = list(session.exec(select(Sample).where(Sample.parent_id.in_(frontier))).all())
+        out.extend(kids)
+        frontier = [k.id for k in kids]
+    return out
+
+
+def genealogy(session: Session, s: Sample) -> dict[str, Any]:
+    """Return the ancestors (root first) and the descendant tree of s."""
+    ancestors = []
+    cur = s
+    while cur.parent_id is not None:
+        cur = session.get(Sample, cur.parent_id)
+        ancestors.append(cur)
+    ancestors.reverse()
+    kids = descendants(session, s)
+    by_parent: dict[int, list[Sample]] = {}
+    for k in kids:
+        by_parent.setdefault(k.parent_id, []).append(k)
+
+    def node(x: Sample) -> dict[str, Any]:
+        return {
+            "barcode": x.barcode,
+            "state": x.state,
+            "lineage": x.lineage,
+            "coi": x.coi,
+            "children": [node(c) for c in by_parent.get(x.id, [])],
+        }
+
+    return {
+        "barcode": s.barcode,
+        "coi": s.coi,
+        "ancestors": [
+            {"barcode": a.barcode, "state": a.state, "lineage": a.lineage, "coi": a.coi}
+            for a in ancestors
+        ],
+        "tree": node(s),
+    }

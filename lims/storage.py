@@ -1,0 +1,127 @@
+"""The location tree: site > room > equipment > rack > box > position."""
+
+from __future__ import annotations
+
+import string
+
+from sqlmodel import Session, select
+
+from lims.errors import NotFound, Refused
+from lims.models import Location, Sample
+
+ROW_LETTERS = string.ascii_uppercase
+
+
+def position_label(row: int, col: int) -> str:
+    """Return the label of a box position from 0-based row and column (A1, B3, I9)."""
+    return f"{ROW_LETTERS[row]}{col + 1}"
+
+
+def parse_position(box: Location, label: str) -> str:
+    """Validate a position label against a box's grid and return it normalised."""
+    label = label.strip().upper()
+    if len(label) < 2 or label[0] not in ROW_LETTERS or not label[1:].isdigit():
+        raise Refused(f"position {label!r} is not like A1", code="bad_position")
+    row, col = ROW_LETTERS.index(label[0]), int(label[1:]) - 1
+    if not (0 <= row < (box.rows or 0) and 0 <= col < (box.cols or 0)):
+        raise Refused(
+            f"box {box.code} has positions A1 to {position_label(box.rows - 1, box.cols - 1)}",
+            code="bad_position",
+        )
+    return position_label(row, col)
+
+
+def get_location(session: Session, code: str) -> Location:
+    """Return the location with this scannable code."""
+    loc = session.exec(select(Location).where(Location.code == code)).first()
+    if loc is None:
+        raise NotFound(f"no location {code!r}", code="unknown_location")
+    return loc
+
+
+def occupied(session: Session, box_id: int) -> dict[str, str]:
+    """Return position -> sample barcode for a box."""
+    rows = session.exec(
+        select(Sample.position, Sample.barcode).where(
+            Sample.location_id == box_id, Sample.position.is_not(None)
+        )
+    ).all()
+    return {p: b for p, b in rows}
+
+
+def next_free_position(session: Session, box: Location) -> str:
+    """Return the first free position of a box, row by row."""
+    taken = occupied(session, box.id)
+    for r in range(box.rows or 0):
+        for c in range(box.cols or 0):
+            label = position_label(r, c)
+            if label not in taken:
+                return label
+    raise Refused(f"box {box.code} is full", code="box_full")
+
+
+def place(session: Session, code: str, position: str | None) -> tuple[Location, str | None]:
+    """Resolve where a sample goes: a box position (the next free one if none given) or a place."""
+    loc = get_location(session, code)
+    if loc.kind in ("site", "room") and position:
+        raise Refused(f"{loc.code} is a {loc.kind}; positions exist only in boxes")
+    if loc.kind == "box":
+        if position:
+            pos = parse_position(loc, position)
+            holder = occupied(session, loc.id).get(pos)
+            if holder:
+                raise Refused(
+                    f"position {pos} of {loc.code} already holds {holder}",
+                    code="position_occupied",
+                    holder=holder,
+                )
+            return loc, pos
+        return loc, next_free_position(session, loc)
+    if position:
+        raise Refused(f"{loc.code} is not a box; give no position", code="bad_position")
+    return loc, None
+
+
+def ancestors(session: Session, loc: Location) -> list[Location]:
+    """Return loc and its parents up to the site, nearest first."""
+    chain = [loc]
+    while chain[-1].parent_id is not None:
+        chain.append(session.get(Location, chain[-1].parent_id))
+    return chain
+
+
+def is_frozen(session: Session, loc: Location | None) -> bool:
+    """Tell whether a location sits in a freezer or LN2 tank (leaving it is a thaw)."""
+    if loc is None:
+        return False
+    return any(
+        a.kind == "equipment" and a.equipment_type in ("freezer", "ln2")
+        for a in ancestors(session, loc)
+    )
+
+
+def path_text(session: Session, loc: Location) -> str:
+    """Return a human path such as 'Site / Room B1 / Freezer -80 / Rack 1 / Box 1'."""
+    return " / ".join(a.name for a in reversed(ancestors(session, loc)))
+
+
+def tree(session: Session) -> list[dict]:
+    """Return the whole location tree as nested dicts."""
+    locs = session.exec(select(Location).order_by(Location.id)).all()
+    nodes = {
+        loc.id: {
+            "code": loc.code,
+            "name": loc.name,
+            "kind": loc.kind,
+            **({"grade": loc.grade} if loc.grade else {}),
+            **({"equipment_type": loc.equipment_type} if loc.equipment_type else {}),
+            **({"temperature": loc.temperature} if loc.temperature else {}),
+            **({"rows": loc.rows, "cols": loc.cols} if loc.kind == "box" else {}),
+            "children": [],
+        }
+        for loc in locs
+    }
+    roots = []
+    for loc in locs:
+        (nodes[loc.parent_id]["children"] if loc.parent_id else roots).append(nodes[loc.id])
+    return roots

@@ -1,0 +1,201 @@
+"""Users, roles, API tokens and the acting person behind every change."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from lims import audit
+from lims.errors import BadRequest, Conflict, NotFound, Unauthorized
+from lims.models import ApiToken, Organisation, Station, User, utcnow
+
+ROLES = ("technician", "qa", "admin", "client_viewer")
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+# A hash to verify against when the user does not exist, so timing does not reveal usernames.
+_DUMMY_HASH = _hasher.hash("not a real password")
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is doing something, from where."""
+
+    user: User
+    org: Organisation
+    station: str | None = None
+    device: str | None = None
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+    @property
+    def sees_all(self) -> bool:
+        """Centre staff see every organisation's records; client users only their own."""
+        return self.org.kind == "centre"
+
+    def can_see(self, org_id: int) -> bool:
+        """Tell whether records of organisation org_id are visible to this actor."""
+        return self.sees_all or org_id == self.org.id
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with argon2id."""
+    return _hasher.hash(password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Tell whether password is the user's, spending the same time when there is no user."""
+    if user is None or not user.password_hash:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return False
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def actor_for(session: Session, user: User, *, station: str | None = None) -> Actor:
+    """Build the Actor for a user."""
+    org = session.get(Organisation, user.org_id)
+    return Actor(user=user, org=org, station=station)
+
+
+def system_actor(session: Session) -> Actor:
+    """Return the built-in system actor (fixtures, scheduled jobs)."""
+    user = session.exec(select(User).where(User.username == "system")).first()
+    if user is None:
+        raise NotFound("the system user is missing; run `flask --app app init-db`")
+    return actor_for(session, user)
+
+
+def get_org(session: Session, name: str) -> Organisation:
+    """Return the organisation called name."""
+    org = session.exec(select(Organisation).where(Organisation.name == name)).first()
+    if org is None:
+        raise NotFound(f"no organisation {name!r}", code="unknown_organisation")
+    return org
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    role: str,
+    org: str,
+    password: str | None,
+    full_name: str | None = None,
+    badge: str | None = None,
+    actor: Actor,
+) -> User:
+    """Create a user; the password (if any) is stored only as an argon2id hash."""
+    if role not in ROLES:
+        raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if (
+        not username
+        or len(username) > 64
+        or not username.replace("_", "").replace(".", "").isalnum()
+    ):
+        raise BadRequest("usernames are 1-64 letters, digits, '.' or '_'")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters")
+    if session.exec(select(User).where(User.username == username)).first():
+        raise Conflict(f"user {username!r} exists already", code="user_exists")
+    organisation = get_org(session, org)
+    user = User(
+        username=username,
+        full_name=full_name or username,
+        org_id=organisation.id,
+        role=role,
+        password_hash=hash_password(password) if password else None,
+        badge=badge,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="user.create",
+        entity_type="user",
+        entity_id=username,
+        after={"username": username, "role": role, "org": org, "full_name": user.full_name},
+        org_id=organisation.id,
+        station=actor.station,
+    )
+    return user
+
+
+def _token_hash(token: str) -> str:
+    # Tokens carry 256 bits of randomness: a fast hash is enough and keeps lookups indexed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, username: str, station: str | None = None, actor: Actor
+) -> tuple[str, ApiToken]:
+    """Create an API token for a user (optionally bound to a station); return the secret once."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}; create it with `flask --app app user create`")
+    station_id = None
+    if station:
+        st = session.exec(select(Station).where(Station.name == station)).first()
+        if st is None:
+            raise NotFound(f"no station {station!r}", code="unknown_station")
+        station_id = st.id
+    secret = "lims_" + secrets.token_urlsafe(32)
+    tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))
+    session.add(tok)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="token.create",
+        entity_type="token",
+        entity_id=str(tok.id),
+        after={"user": username, "station": station},
+        org_id=user.org_id,
+    )
+    return secret, tok
+
+
+def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
+    """Revoke a token so it is refused from now on."""
+    tok = session.get(ApiToken, token_id)
+    if tok is None:
+        raise NotFound(f"no token {token_id}")
+    if tok.revoked_at is None:
+        tok.revoked_at = utcnow()
+        session.add(tok)
+        audit.record(
+            session,
+            actor=actor.username,
+            action="token.revoke",
+            entity_type="token",
+            entity_id=str(tok.id),
+        )
+    return tok
+
+
+def authenticate_token(session: Session, token: str) -> tuple[User, Station | None]:
+    """Return the user (and station) of a bearer token, or refuse with 401."""
+    tok = session.exec(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    if tok is None or tok.revoked_at is not None:
+        raise Unauthorized("the token is unknown or revoked; create one with `token create`")
+    user = session.get(User, tok.user_id)
+    if user is None or not user.active:
+        raise Unauthorized("the token's user is disabled")
+    station = session.get(Station, tok.station_id) if tok.station_id else None
+    return user, station

@@ -1,0 +1,288 @@
+"""Framing of scanner byte streams: suffixes, AIM identifiers, noise, overflow, gap fallback."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scanners.framing import GS, SUFFIXES, Framer, Scan, split_aim, suffix_bytes
+
+ALL_SUFFIXES = sorted(SUFFIXES)
+
+
+def feed_all(framer: Framer, chunks: list[bytes], now: float = 0.0) -> list[Scan]:
+    """Feed chunks at one instant and return every scan they complete."""
+    out: list[Scan] = []
+    for chunk in chunks:
+        out.extend(framer.feed(chunk, now))
+    return out
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_every_suffix_frames_scans(suffix: str) -> None:
+    term = SUFFIXES[suffix]
+    framer = Framer(suffix)
+    scans = framer.feed(b"S26-000123-K" + term + b"S26-000124-H" + term, 0.0)
+    assert [s.data for s in scans] == ["S26-000123-K", "S26-000124-H"]
+    assert all(s.ok and s.symbology is None for s in scans)
+    assert framer.pending == 0
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_unterminated_scan_waits_for_suffix(suffix: str) -> None:
+    framer = Framer(suffix)
+    assert framer.feed(b"ABC", 0.0) == []
+    assert framer.pending == 3
+    assert [s.data for s in framer.feed(SUFFIXES[suffix], 0.01)] == ["ABC"]
+
+
+def test_crlf_never_yields_empty_scan_from_lf() -> None:
+    framer = Framer("CRLF")
+    # CR and LF in separate reads, and LF at the start of the next read.
+    scans = feed_all(framer, [b"ONE\r", b"\nTWO\r", b"\n", b"\r\n", b"THREE\r\n"])
+    assert [s.data for s in scans] == ["ONE", "TWO", "THREE"]
+    assert all(s.ok for s in scans)
+
+
+def test_cr_framing_drops_lf_of_a_crlf_scanner() -> None:
+    # A scanner sending CRLF to a station configured for CR: the LF is noise, not an empty scan.
+    scans = Framer("CR").feed(b"ONE\r\nTWO\r\n", 0.0)
+    assert [s.data for s in scans] == ["ONE", "TWO"]
+
+
+@pytest.mark.parametrize(
+    ("aim", "data"),
+    [
+        ("]C0", "S26-000123-K"),
+        ("]C1", "0109506000134352" + "17260630" + "10ABC123"),
+        ("]d1", "S26-000123-K"),
+        ("]d2", "0109506000134352" + "10LOT7" + GS + "21SER1"),
+        ("]Q1", "https://example.org/s/S26-000123-K"),
+        ("]Q3", "0109506000134352" + "10LOT7"),
+        ("]E0", "4006381333931"),
+        ("]A0", "CODE39"),
+        ("]I0", "00012345"),
+        ("]e0", "0109506000134352"),
+        ("]zC", "aztec"),
+    ],
+)
+def test_aim_identifier_is_stripped_and_recorded(aim: str, data: str) -> None:
+    (scan,) = Framer().feed((aim + data).encode() + b"\r", 0.0)
+    assert scan == Scan(data, aim, (aim + data).encode())
+    assert scan.text == aim + data
+
+
+def test_gs1_keeps_group_separators() -> None:
+    raw = b"]C1" + b"0109506000134352" + b"10LOT7\x1d" + b"17260630" + b"\r"
+    (scan,) = Framer().feed(raw, 0.0)
+    assert scan.symbology == "]C1"
+    assert scan.is_gs1
+    assert scan.data == "010950600013435210LOT7\x1d17260630"
+
+
+def test_gs1_scan_parses_with_biip() -> None:
+    biip = pytest.importorskip("biip")
+    (scan,) = Framer().feed(b"]d20109506000134352" + b"10LOT7\x1d17260630\r", 0.0)
+    result = biip.parse(scan.text)
+    assert result.gs1_message is not None
+    values = {el.ai.ai: el.value for el in result.gs1_message.element_strings}
+    assert values == {"01": "09506000134352", "10": "LOT7", "17": "260630"}
+
+
+def test_aim_policy() -> None:
+    assert Framer(aim=False).feed(b"]C0ABC\r", 0)[0].data == "]C0ABC"
+    (missing,) = Framer(aim=True).feed(b"ABC\r", 0)
+    assert missing.error == "missing AIM identifier"
+    # Data that merely starts with "]" but is no identifier stays as it is.
+    assert Framer().feed(b"]-x\r", 0)[0] == Scan("]-x", None, b"]-x")
+    assert split_aim(b"]C") == (None, b"]C")
+
+
+def test_aim_without_data_is_an_empty_scan() -> None:
+    (scan,) = Framer().feed(b"]C0\r", 0.0)
+    assert scan.error == "empty"
+    assert scan.symbology == "]C0"
+    assert not scan.ok
+
+
+def test_partial_reads_byte_by_byte() -> None:
+    framer = Framer("CRLF")
+    stream = b"]C0S26-000123-K\r\n]d2ABC\x1dDEF\r\n"
+    scans = feed_all(framer, [stream[i : i + 1] for i in range(len(stream))])
+    assert [(s.symbology, s.data) for s in scans] == [
+        ("]C0", "S26-000123-K"),
+        ("]d2", "ABC\x1dDEF"),
+    ]
+
+
+def test_two_scans_in_one_read_and_a_half() -> None:
+    framer = Framer("CR")
+    scans = framer.feed(b"AAA\rBBB\rCC", 0.0)
+    assert [s.data for s in scans] == ["AAA", "BBB"]
+    assert [s.data for s in framer.feed(b"C\r", 0.0)] == ["CCC"]
+
+
+def test_noise_between_scans_is_dropped() -> None:
+    framer = Framer("CR")
+    stream = b"\x00\x00AAA\r\x00\r\x13\x11\r\x7f\x00BBB\x00\r\x1b\r\r\r"
+    scans = framer.feed(stream, 0.0)
+    assert [s.data for s in scans] == ["AAA", "BBB"]
+    assert all(s.ok for s in scans)
+    # Pure noise ended by a gap is not a scan either.
+    assert framer.feed(b"\x00\x00\x00", 1.0) == []
+    assert framer.poll(2.0) == []
+
+
+def test_iso15434_envelope_keeps_rs_gs_eot() -> None:
+    msg = "[)>\x1e06\x1d1PPART\x1dSSER\x1e\x04"
+    (scan,) = Framer().feed(b"]d1" + msg.encode() + b"\r", 0.0)
+    assert scan.data == msg
+
+
+def test_ten_kilobyte_line_is_refused_then_resynchronises() -> None:
+    framer = Framer("CR", max_len=512)
+    out = feed_all(framer, [b"X" * 1000 for _ in range(10)])
+    assert len(out) == 1
+    assert out[0].error == "too long"
+    assert len(out[0].raw) == 512
+    assert framer.pending < 2  # memory stays bounded while discarding
+    # The rest of the long line up to its suffix is dropped; the next scan is clean.
+    out = framer.feed(b"YYYY\rS26-000123-K\r", 0.0)
+    assert [s.data for s in out] == ["S26-000123-K"]
+
+
+def test_too_long_frame_in_a_single_read() -> None:
+    out = Framer(max_len=16).feed(b"A" * 17 + b"\rOK\r", 0.0)
+    assert [s.error for s in out] == ["too long", None]
+    assert out[1].data == "OK"
+    # Exactly max_len is accepted, AIM identifier included.
+    (ok,) = Framer(max_len=16).feed(b"]C0" + b"B" * 13 + b"\r", 0.0)
+    assert ok.ok and ok.data == "B" * 13
+
+
+def test_too_long_with_crlf_split_across_reads() -> None:
+    framer = Framer("CRLF", max_len=8)
+    out = feed_all(framer, [b"0123456789", b"ABC\r", b"\nOK\r\n"])
+    assert [(s.data, s.error) for s in out] == [("", "too long"), ("OK", None)]
+
+
+def test_overlong_line_ended_by_gap_resynchronises() -> None:
+    framer = Framer("CR", gap_s=0.05, max_len=8)
+    assert [s.error for s in framer.feed(b"Z" * 50, 0.0)] == ["too long"]
+    assert framer.poll(0.1) == []
+    assert [s.data for s in framer.feed(b"NEXT\r", 0.2)] == ["NEXT"]
+
+
+def test_invalid_utf8_is_an_error_scan_not_an_exception() -> None:
+    out = Framer().feed(b"AB\xff\xfeCD\r\xc3\r\xc3\xa9t\xc3\xa9\r", 0.0)
+    assert [s.error for s in out] == ["invalid UTF-8", "invalid UTF-8", None]
+    assert out[0].raw == b"AB\xff\xfeCD"
+    assert out[0].data == "AB\ufffd\ufffdCD"
+    assert out[2].data == "été"
+
+
+def test_other_encoding() -> None:
+    (scan,) = Framer(encoding="latin-1").feed(b"caf\xe9\r", 0.0)
+    assert scan.data == "café"
+    (bad,) = Framer(encoding="ascii").feed(b"caf\xe9\r", 0.0)
+    assert bad.error == "invalid ascii"
+
+
+def test_gap_fallback_for_scanner_without_suffix() -> None:
+    framer = Framer("CR", gap_s=0.05)
+    assert framer.feed(b"]C0S26-", 10.00) == []
+    assert framer.feed(b"000123-K", 10.01) == []
+    assert framer.poll(10.03) == []  # still inside the gap
+    (scan,) = framer.poll(10.07)
+    assert (scan.symbology, scan.data) == ("]C0", "S26-000123-K")
+    assert framer.poll(11.0) == []  # nothing left to emit twice
+    # A late read never splits a frame by itself: only an idle line (poll) does.
+    assert framer.feed(b"AB", 20.0) == []
+    assert [s.data for s in framer.feed(b"CD\r", 25.0)] == ["ABCD"]
+
+
+def test_gap_fallback_disabled() -> None:
+    framer = Framer("CR", gap_s=None)
+    framer.feed(b"ABC", 0.0)
+    assert framer.poll(100.0) == []
+    assert [s.data for s in framer.flush()] == ["ABC"]
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Framer("ETX")
+    with pytest.raises(ValueError):
+        Framer("NONE")
+    with pytest.raises(ValueError):
+        Framer(max_len=0)
+    with pytest.raises(ValueError):
+        Framer(gap_s=0)
+    assert suffix_bytes("crlf") == b"\r\n"
+    assert suffix_bytes(b"\x03") == b"\x03"
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    suffix=st.sampled_from(ALL_SUFFIXES),
+    max_len=st.integers(1, 64),
+    aim=st.sampled_from([None, True, False]),
+    events=st.lists(
+        st.one_of(
+            st.tuples(st.just("feed"), st.binary(max_size=80), st.floats(0, 0.2)),
+            st.tuples(st.just("poll"), st.just(b""), st.floats(0, 0.2)),
+        ),
+        max_size=30,
+    ),
+)
+def test_any_byte_stream_never_raises(
+    suffix: str, max_len: int, aim: bool | None, events: list[tuple[str, bytes, float]]
+) -> None:
+    framer = Framer(suffix, gap_s=0.05, max_len=max_len, aim=aim)
+    now = 0.0
+    for kind, data, step in events:
+        now += step
+        scans = framer.feed(data, now) if kind == "feed" else framer.poll(now)
+        for scan in scans:
+            assert isinstance(scan.data, str)
+            assert len(scan.raw) <= max_len
+            assert SUFFIXES[suffix] not in scan.raw
+            assert scan.ok or scan.error
+        # Memory stays bounded whatever arrives.
+        assert framer.pending <= max_len + len(SUFFIXES[suffix]) - 1
+
+
+# Text a scanner can carry: no control characters except GS inside, no surrogates.
+_scan_char = st.characters(blacklist_categories=("Cc", "Cs"))
+_scan_text = st.builds(
+    lambda head, rest: head + rest,
+    _scan_char,
+    st.text(st.one_of(_scan_char, st.just(GS)), max_size=40),
+).filter(lambda s: s[-1] != GS and not split_aim(s.encode())[0])
+_aims = st.sampled_from([None, "]C0", "]C1", "]d1", "]d2", "]Q1", "]Q3", "]E0"])
+
+
+@settings(max_examples=300)
+@given(
+    suffix=st.sampled_from(ALL_SUFFIXES),
+    scans=st.lists(st.tuples(_aims, _scan_text), max_size=12),
+    cuts=st.lists(st.integers(0, 2000), max_size=20),
+)
+def test_valid_scans_split_anywhere_come_back_in_order(
+    suffix: str, scans: list[tuple[str | None, str]], cuts: list[int]
+) -> None:
+    term = SUFFIXES[suffix]
+    stream = b"".join((aim or "").encode() + text.encode() + term for aim, text in scans)
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    framer = Framer(suffix, gap_s=0.05, max_len=512)
+    out: list[Scan] = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        # Reads arrive close together (inside the gap) and are polled, as the reader does.
+        out.extend(framer.feed(stream[a:b], i * 0.001))
+        out.extend(framer.poll(i * 0.001))
+    assert [(s.symbology, s.data) for s in out] == scans
+    assert all(s.ok for s in out)
+    assert framer.pending == 0
