@@ -155,15 +155,20 @@ class ZplPrinter:
             why = st.reason or f"{st.formats_in_buffer} formats from an earlier job still queued"
             return acc.outcome(f"printer not ready: {why}; nothing sent", "not_ready")
 
+        in_label = False
         try:
             if format_bytes:
                 self.transport.write(format_bytes)
                 acc.bytes_sent += len(format_bytes)
             for label in labels:
+                in_label = True
                 self.transport.write(label)
                 acc.bytes_sent += len(label)
                 acc.sent += 1
+                in_label = False
         except PrinterUnreachable as exc:
+            if exc.wrote_all and in_label:
+                acc.sent += 1
             # A label cut off mid-write has no ^XZ and cannot print; every whole one might have.
             acc.unconfirmed = acc.sent
             return acc.outcome(
@@ -182,6 +187,9 @@ class ZplPrinter:
     def _await_printing(self, acc: _Progress) -> BatchOutcome:
         last_change = time.monotonic()
         last_remaining: int | None = None
+        # Re-poll soon, then back off: the last label is usually done within milliseconds of
+        # the first poll, and a fixed interval would add its whole length to every batch.
+        delay = 0.005
         while True:
             try:
                 acc.bytes_sent += len(HOST_STATUS)
@@ -218,7 +226,8 @@ class ZplPrinter:
                     "stalled",
                     st,
                 )
-            time.sleep(self.poll_interval)
+            time.sleep(delay)
+            delay = min(self.poll_interval, delay * 2)
 
     def _stop(
         self, acc: _Progress, why: str, code: str, st: PrinterStatus | None = None

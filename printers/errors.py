@@ -26,6 +26,9 @@ class StatusParseError(PrinterError, ValueError):
 class PrinterUnreachable(PrinterError):
     """The printer's port cannot be opened or went away (unplugged, EIO, refused)."""
 
+    # True when the bytes of the failing write were all handed to the OS before the error.
+    wrote_all: bool = False
+
 
 class PrinterNotReady(PrinterError):
     """The printer is silent or reports a fault; nothing is sent to it."""

@@ -8,6 +8,11 @@ from typing import Literal
 
 import serial
 
+try:
+    import termios
+except ImportError:  # not POSIX: pyserial raises only its own and OS errors there
+    termios = None  # type: ignore[assignment]
+
 from printers.errors import PrinterError, PrinterUnreachable
 from printers.status import count_frames
 
@@ -18,6 +23,12 @@ Flow = Literal["xonxoff", "rtscts", "none"]
 BITS_PER_BYTE = 10  # 8N1: start bit + 8 data bits + stop bit
 # Reads poll at this interval so a deadline is honoured without reconfiguring the port each time.
 _READ_POLL_S = 0.02
+
+
+# tcdrain/tcflush on a vanished device raise termios.error, which is not an OSError.
+_IO_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError) + (
+    (termios.error,) if termios is not None else ()
+)
 
 
 class WriteTimeout(PrinterError):
@@ -49,6 +60,9 @@ class SerialTransport:
         self.write_margin = write_margin
         self._port: serial.SerialBase | None = None
         self._write_timeout: float | None = None
+        # When the bytes written so far will have crossed the link: OS and pty buffers accept
+        # kilobytes at once, so a reply to a query cannot come before they are through.
+        self._drained_at = 0.0
 
     @property
     def is_open(self) -> bool:
@@ -85,9 +99,12 @@ class SerialTransport:
             except (serial.SerialException, OSError):
                 pass
 
-    def write_timeout_for(self, n_bytes: int) -> float:
-        """Return the write timeout for n_bytes: link time at baud, doubled, plus a margin."""
-        return 2 * link_seconds(n_bytes, self.baud) + self.write_margin
+    def write_timeout_for(self, n_bytes: int, backlog_s: float = 0.0) -> float:
+        """Return the write timeout for n_bytes behind backlog_s of queued link time.
+
+        1.5x the link time (10 bits per byte at baud) plus a fixed margin.
+        """
+        return 1.5 * (backlog_s + link_seconds(n_bytes, self.baud)) + self.write_margin
 
     def _require(self) -> serial.SerialBase:
         if not self.is_open:
@@ -98,36 +115,53 @@ class SerialTransport:
     def write(self, data: bytes) -> None:
         """Write all of data; raise WriteTimeout or PrinterUnreachable (port gone, EIO)."""
         port = self._require()
-        # Rounded up to 0.1 s: setting the timeout reconfigures the port, so similar-sized
-        # writes (the labels of a batch) share one setting.
-        wanted = math.ceil(self.write_timeout_for(len(data)) * 10) / 10
+        # A write may wait for everything still in flight (a pty or USB adapter buffers
+        # kilobytes and wakes the writer only when nearly empty), so the timeout covers that
+        # backlog plus these bytes. Rounded up to 0.5 s: each change reconfigures the port.
+        wanted = self.write_timeout_for(len(data), self.in_flight_seconds())
+        wanted = math.ceil(wanted * 2) / 2
         if self._write_timeout != wanted:
             port.write_timeout = self._write_timeout = wanted
         try:
             port.write(data)
-            port.flush()
         except serial.SerialTimeoutException as exc:
             raise WriteTimeout(
                 f"printer at {self.url} did not take {len(data)} bytes within "
                 f"{self._write_timeout:.1f} s (flow control held or link dead)"
             ) from exc
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise PrinterUnreachable(
                 f"printer at {self.url} went away while writing: {exc}"
             ) from exc
+        now = time.monotonic()
+        self._drained_at = max(self._drained_at, now) + link_seconds(len(data), self.baud)
+        try:
+            port.flush()
+        except _IO_ERRORS as exc:
+            self.close()
+            # Every byte was handed over before the device vanished: the caller counts it sent.
+            err = PrinterUnreachable(f"printer at {self.url} went away after a write: {exc}")
+            err.wrote_all = True
+            raise err from exc
+
+    def in_flight_seconds(self) -> float:
+        """Return how long the bytes already written still need to cross the link."""
+        return max(0.0, self._drained_at - time.monotonic())
 
     def query(self, command: bytes, frames: int, timeout: float | None = None) -> bytes:
         """Send command and collect the reply until it holds `frames` STX..ETX strings.
 
-        Return what arrived by the deadline (b"" for silence); the caller decides what it means.
+        The timeout runs from when the command can reach the printer, i.e. after the bytes
+        still in flight. Return what arrived by the deadline (b"" for silence).
         """
         port = self._require()
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait + self.in_flight_seconds()
         try:
             # Drop late replies to an earlier query so they cannot be read as this one's.
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise PrinterUnreachable(f"printer at {self.url} went away: {exc}") from exc
         self.write(command)
@@ -135,7 +169,7 @@ class SerialTransport:
         while time.monotonic() < deadline:
             try:
                 chunk = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError) as exc:
+            except _IO_ERRORS as exc:
                 self.close()
                 raise PrinterUnreachable(
                     f"printer at {self.url} went away while reading: {exc}"

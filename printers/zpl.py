@@ -157,6 +157,7 @@ class TextField:
     width: int
     text: str
     fn: int
+    max_width: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class BarcodeField:
     data: str
     width_dots: int
     height_dots: int
+    box: int = 0  # side of the square reserved for a Data Matrix, in dots
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,9 @@ def plan_label(content: LabelContent, template: Template) -> LabelPlan:
                 f"({need * module} dots); {name} has room for {side} dots",
             )
         size = need * module
-        barcodes.append(BarcodeField("datamatrix", x, y, module, size, content.barcode, size, size))
+        barcodes.append(
+            BarcodeField("datamatrix", x, y, module, size, content.barcode, size, size, side)
+        )
     if slots.c128 is not None:
         x, y, module, bar_h = slots.c128
         bar_w = code128_modules(content.barcode) * module
@@ -373,7 +377,9 @@ def plan_label(content: LabelContent, template: Template) -> LabelPlan:
             rx, ry, rfont, rwidth = slots.reprint
             if rfont < 8 or text_width_dots(REPRINT_TEXT, rfont) > rwidth:
                 raise LabelFitError("reprint", f"no room for the REPRINT mark on {name}")
-            reprint_field = TextField("reprint", rx, ry, rfont, rfont, REPRINT_TEXT, FN_REPRINT)
+            reprint_field = TextField(
+                "reprint", rx, ry, rfont, rfont, REPRINT_TEXT, FN_REPRINT, rwidth
+            )
         else:
             lines.append(("reprint", REPRINT_TEXT))
     if len(lines) > len(slots.lines):
@@ -393,7 +399,9 @@ def plan_label(content: LabelContent, template: Template) -> LabelPlan:
                 f"{name} has {slots.line_width} dots for it",
             )
         fn = FN_BARCODE if i == 0 else FN_FIRST_LINE + i - 1
-        texts.append(TextField(field_name, x, y, slots.font, slots.font, text, fn))
+        texts.append(
+            TextField(field_name, x, y, slots.font, slots.font, text, fn, slots.line_width)
+        )
     if reprint_field is not None:
         texts.append(reprint_field)
     return LabelPlan(template, tuple(barcodes), tuple(texts))
