@@ -66,6 +66,9 @@ def place(session: Session, code: str, position: str | None) -> tuple[Location, 
     if loc.kind in ("site", "room") and position:
         raise Refused(f"{loc.code} is a {loc.kind}; positions exist only in boxes")
     if loc.kind == "box":
+        # Writers placing tubes in the same box take turns (row lock on PostgreSQL; SQLite's
+        # writer already holds the database lock), so two never pick the same free position.
+        session.exec(select(Location.id).where(Location.id == loc.id).with_for_update()).one()
         if position:
             pos = parse_position(loc, position)
             holder = occupied(session, loc.id).get(pos)

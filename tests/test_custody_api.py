@@ -1,0 +1,288 @@
+"""Sample custody through the API: the table, its guards, errors that write nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import audit_count, move, register, verify
+
+
+@pytest.fixture
+def tech(auth):
+    return auth("tech1")
+
+
+@pytest.fixture
+def qa(auth):
+    return auth("qa1")
+
+
+def test_a_sample_moves_through_its_states_and_history_reads_back(client, tech, qa, app):
+    s = register(client, tech)
+    assert s["state"] == "registered" and s["version"] == 1
+    assert s["barcode"].startswith("S26-") or s["barcode"][0] == "S"
+    b = s["barcode"]
+    assert move(client, tech, b, "receive", condition="cold, intact", version=1).json["state"] == (
+        "received"
+    )
+    assert move(client, tech, b, "quarantine").json["state"] == "quarantine"
+    assert move(client, qa, b, "release").json["state"] == "available"
+    r = move(client, tech, b, "store", location="BOX-0002", position="C4")
+    assert (r.json["location"], r.json["position"]) == ("BOX-0002", "C4")
+    r = move(client, tech, b, "check_out", custodian="tech1")
+    assert r.json["state"] == "in_use" and r.json["custodian"] == "tech1"
+    assert r.json["location"] is None and r.json["freeze_thaw_count"] == 1
+    r = move(client, tech, b, "consume")
+    assert r.json["state"] == "consumed" and r.json["allowed_actions"] == []
+
+    hist = client.get(f"/api/samples/{b}/history", headers=tech).json["events"]
+    assert [e["action"] for e in hist] == [
+        "sample.register",
+        "sample.receive",
+        "sample.quarantine",
+        "sample.release",
+        "sample.store",
+        "sample.check_out",
+        "sample.consume",
+    ]
+    assert [e["seq"] for e in hist] == sorted(e["seq"] for e in hist)
+    assert hist[1]["before"]["state"] == "registered" and hist[1]["after"]["state"] == "received"
+    assert hist[3]["actor"] == "qa1"
+    assert verify(app).ok
+
+
+def test_illegal_move_is_422_with_the_allowed_moves_and_writes_nothing(client, tech, app):
+    b = register(client, tech)["barcode"]
+    before = audit_count(app)
+    r = move(client, tech, b, "check_out", custodian="tech1")
+    assert r.status_code == 422
+    assert r.json["error"] == "illegal_transition"
+    assert r.json["allowed"] == ["receive", "dispose", "reject"]
+    assert audit_count(app) == before
+    assert client.get(f"/api/samples/{b}", headers=tech).json["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("action", "missing"),
+    [("receive", ["condition"]), ("dispose", ["reason"]), ("reject", ["reason"])],
+)
+def test_missing_required_field_is_422(client, tech, action, missing, app):
+    b = register(client, tech)["barcode"]
+    before = audit_count(app)
+    r = move(client, tech, b, action)
+    assert r.status_code == 422 and r.json["missing"] == missing
+    assert audit_count(app) == before
+
+
+def test_release_from_quarantine_needs_qa(client, tech, app):
+    b = register(client, tech)["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    r = move(client, tech, b, "release")
+    assert r.status_code == 403 and r.json["error"] == "role_required"
+
+
+def test_client_viewer_cannot_register_and_sees_only_its_organisation(client, auth, tech):
+    viewer = auth("helix_viewer")
+    r = client.post(
+        "/api/samples", json={"sample_type": "PBMC", "project": "HX-AAV9"}, headers=viewer
+    )
+    assert r.status_code == 403
+    centre_sample = register(client, tech)["barcode"]
+    assert client.get(f"/api/samples/{centre_sample}", headers=viewer).status_code == 404
+    listed = client.get("/api/samples", headers=viewer).json["samples"]
+    assert listed and {s["organisation"] for s in listed} == {"helix-bio"}
+    other = client.get("/api/samples?lot=LV-2611-002", headers=auth("admin")).json["samples"][0]
+    r = client.get(f"/api/samples/{other['barcode']}", headers=viewer)
+    assert r.status_code == 404 and r.json["error"] == "unknown_sample"
+    assert client.get(f"/api/samples/{other['barcode']}/history", headers=viewer).status_code == 404
+
+
+def test_client_technician_cannot_touch_another_organisations_sample(client, auth, tech):
+    b = register(client, tech)["barcode"]
+    helix = auth("helix_tech")
+    r = move(client, helix, b, "receive", condition="ok")
+    assert r.status_code == 404
+
+
+def test_stale_version_is_409_and_writes_nothing(client, tech, app):
+    b = register(client, tech)["barcode"]
+    move(client, tech, b, "receive", condition="ok", version=1)
+    before = audit_count(app)
+    r = move(client, tech, b, "quarantine", version=1)
+    assert r.status_code == 409 and r.json["current_version"] == 2
+    assert audit_count(app) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ('{"action": "receive", ', 400),
+        ("[1, 2]", 400),
+        ('{"action": 7}', 400),
+        ('{"action": "receive", "version": "two"}', 400),
+        ('{"action": "receive", "colour": "red"}', 400),
+        ("{}", 400),
+    ],
+)
+def test_malformed_bodies_are_400_json(client, tech, app, body, status):
+    b = register(client, tech)["barcode"]
+    before = audit_count(app)
+    r = client.post(
+        f"/api/samples/{b}/transitions",
+        data=body,
+        headers={**tech, "Content-Type": "application/json"},
+    )
+    assert r.status_code == status
+    assert r.is_json and r.json["error"] == "malformed" and r.json["message"]
+    assert audit_count(app) == before
+
+
+def test_oversized_payload_is_413_json(client, tech):
+    r = client.post(
+        "/api/samples",
+        data='{"sample_type": "' + "x" * (2 * 1024 * 1024) + '"}',
+        headers={**tech, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json["error"] == "payload_too_large"
+
+
+def test_unknown_things_are_404(client, tech):
+    assert move(client, tech, "S26-999999-X", "receive", condition="ok").status_code == 404
+    r = client.post(
+        "/api/samples", json={"sample_type": "NOPE", "project": "CART-001"}, headers=tech
+    )
+    assert r.status_code == 404 and r.json["error"] == "unknown_sample_type"
+    b = register(client, tech)["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    r = move(client, tech, b, "store", location="BOX-9999")
+    assert r.status_code == 404 and r.json["error"] == "unknown_location"
+
+
+def test_no_token_is_401_and_a_bad_token_is_401(client):
+    assert client.get("/api/samples").status_code == 401
+    r = client.get("/api/samples", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json["error"] == "unauthorized"
+
+
+def test_storing_fills_the_next_free_position_and_refuses_an_occupied_one(client, tech):
+    a = register(client, tech)["barcode"]
+    b = register(client, tech)["barcode"]
+    for x in (a, b):
+        move(client, tech, x, "receive", condition="ok")
+    r1 = move(client, tech, a, "store", location="BOX-0003")
+    assert r1.json["position"] == "A1"
+    r2 = move(client, tech, b, "store", location="BOX-0003", position="A1")
+    assert r2.status_code == 422 and r2.json["error"] == "position_occupied"
+    assert move(client, tech, b, "store", location="BOX-0003", position="J1").status_code == 422
+    assert move(client, tech, b, "store", location="BOX-0003").json["position"] == "A2"
+    grid = client.get("/api/locations/BOX-0003", headers=tech).json
+    assert grid["positions"] == {"A1": a, "A2": b}
+
+
+def test_aliquots_inherit_coi_lot_and_take_the_parents_volume(client, tech, qa, app):
+    parent = register(client, tech, volume=10)
+    b = parent["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    move(client, qa, b, "release")
+    r = client.post(
+        f"/api/samples/{b}/aliquots", json={"count": 4, "volume": 2, "unit": "mL"}, headers=tech
+    )
+    assert r.status_code == 201
+    kids = r.json["aliquots"]
+    assert len(kids) == 4
+    assert {k["coi"] for k in kids} == {parent["coi"]}
+    assert {k["parent"] for k in kids} == {b} and {k["lineage"] for k in kids} == {"aliquot"}
+    assert client.get(f"/api/samples/{b}", headers=tech).json["volume"] == pytest.approx(2)
+    r = client.post(
+        f"/api/samples/{b}/aliquots", json={"count": 2, "volume": 2, "unit": "mL"}, headers=tech
+    )
+    assert r.status_code == 422 and r.json["error"] == "insufficient_volume"
+    gen = client.get(f"/api/samples/{kids[0]['barcode']}/genealogy", headers=tech).json
+    assert [a["barcode"] for a in gen["ancestors"]] == [b]
+    tree = client.get(f"/api/samples/{b}/genealogy", headers=tech).json["tree"]
+    assert sorted(c["barcode"] for c in tree["children"]) == sorted(k["barcode"] for k in kids)
+    # A derivative of an aliquot keeps the COI; claiming another COI is refused.
+    d = register(client, tech, parent=kids[0]["barcode"], sample_type="TCELL")
+    assert d["coi"] == parent["coi"] and d["lineage"] == "derivative"
+    r = client.post(
+        "/api/samples",
+        json={"sample_type": "TCELL", "parent": kids[0]["barcode"], "coi": "COI-26-999999-X"},
+        headers=tech,
+    )
+    assert r.status_code == 422 and r.json["error"] == "coi_mismatch"
+    assert verify(app).ok
+
+
+def test_hand_over_checks_the_chain_of_identity(client, tech, qa, app):
+    s = register(client, tech)
+    b = s["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    move(client, qa, b, "release")
+    move(client, tech, b, "check_out", custodian="tech1")
+    before = audit_count(app)
+    r = move(client, tech, b, "hand_over", custodian="tech2", coi="COI-26-000001-X")
+    assert r.status_code == 422 and r.json["error"] == "coi_mismatch"
+    assert audit_count(app) == before
+    r = move(client, tech, b, "hand_over", custodian="tech2", coi=s["coi"])
+    assert r.status_code == 200 and r.json["custodian"] == "tech2"
+
+
+def test_a_vial_of_an_unreleased_lot_cannot_go_in_use(client, auth):
+    admin = auth("admin")
+    vial = client.get("/api/samples?lot=AAV9-2611-001", headers=admin).json["samples"][0]
+    helix = auth("helix_tech")
+    b = vial["barcode"]
+    assert move(client, helix, b, "quarantine").status_code == 200
+    assert move(client, auth("qa1"), b, "release").status_code == 200
+    r = move(client, helix, b, "check_out", custodian="helix_tech")
+    assert r.status_code == 422 and r.json["error"] == "lot_not_released"
+    # A vial of the released LV lot can.
+    lv = client.get("/api/samples?lot=LV-2611-002", headers=admin).json["samples"][0]["barcode"]
+    move(client, admin, lv, "quarantine")
+    move(client, auth("qa1"), lv, "release")
+    r = move(client, admin, lv, "check_out", custodian="tech1")
+    assert r.status_code == 200 and r.json["state"] == "in_use"
+
+
+def test_a_rack_is_received_in_one_request_or_not_at_all(client, tech, app):
+    barcodes = [register(client, tech)["barcode"] for _ in range(12)]
+    before = audit_count(app)
+    body = {
+        "action": "receive",
+        "condition": "rack on dry ice",
+        "location": "BOX-0002",
+        "samples": [{"barcode": b} for b in barcodes],
+    }
+    bad = {**body, "samples": body["samples"] + [{"barcode": "S26-999999-X"}]}
+    assert client.post("/api/transitions", json=bad, headers=tech).status_code == 404
+    assert audit_count(app) == before
+    r = client.post("/api/transitions", json=body, headers=tech)
+    assert r.status_code == 200
+    assert [s["position"] for s in r.json["samples"]][:3] == ["A1", "A2", "A3"]
+    assert audit_count(app) == before + 12
+    dup = {
+        **body,
+        "action": "quarantine",
+        "location": None,
+        "condition": None,
+        "samples": [{"barcode": barcodes[0]}, {"barcode": barcodes[0]}],
+    }
+    r = client.post("/api/transitions", json=dup, headers=tech)
+    assert r.status_code == 422 and r.json["error"] == "duplicate_barcode"
+
+
+def test_openapi_lists_the_contract(client):
+    spec = client.get("/openapi.json").json
+    for path in (
+        "/api/samples",
+        "/api/samples/{barcode}/transitions",
+        "/api/samples/{barcode}/aliquots",
+        "/api/lots/{lot}/transitions",
+        "/api/audit",
+        "/api/audit/verify",
+        "/api/audit/export.csv",
+    ):
+        assert path in spec["paths"], path

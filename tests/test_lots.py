@@ -1,0 +1,214 @@
+"""Vector lot disposition: QC, release/reject with e-signature, hold, expiry."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from helpers import audit_count, verify
+from lims import lots, signatures
+from lims.db import new_session
+from lims.models import Signature, VectorLot
+from lims.users import actor_for
+from sqlmodel import select
+
+LOT = "AAV9-2611-001"  # demo: quarantine, mycoplasma QC missing
+SIGN = {"password": "demo-password", "meaning": "release"}
+
+
+def _myco(client, headers, result="not detected", passed=True):
+    return client.post(
+        f"/api/lots/{LOT}/qc",
+        json={"test": "mycoplasma", "spec": "not detected", "result": result, "passed": passed},
+        headers=headers,
+    )
+
+
+def test_release_needs_every_qc_result_qa_and_a_signature(client, auth, app):
+    qa, tech = auth("qa1"), auth("tech1")
+    url = f"/api/lots/{LOT}/transitions"
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "qc_incomplete"
+    assert r.json["missing"] == ["mycoplasma"]
+    assert _myco(client, tech).status_code == 201
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=tech)
+    assert r.status_code == 403
+    r = client.post(url, json={"action": "release"}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "signature_required"
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 200, r.json
+    lot = r.json
+    assert lot["state"] == "released"
+    sig = lot["signatures"][0]
+    assert (sig["printed_name"], sig["meaning"]) == ("Quinn Quality", "release")
+    events = client.get(f"/api/audit?lot={LOT}&action=lot.release", headers=qa).json["events"]
+    assert len(events) == 1 and events[0]["signature_id"] == sig["id"]
+    assert verify(app).ok
+
+
+def test_wrong_password_at_signing_is_audited_and_changes_nothing(client, auth, app):
+    qa = auth("qa1")
+    _myco(client, auth("tech1"))
+    before = audit_count(app)
+    r = client.post(
+        f"/api/lots/{LOT}/transitions",
+        json={"action": "release", "signature": {**SIGN, "password": "wrong!"}},
+        headers=qa,
+    )
+    assert r.status_code == 422 and r.json["error"] == "signature_refused"
+    assert client.get(f"/api/lots/{LOT}", headers=qa).json["state"] == "quarantine"
+    assert audit_count(app) == before + 1
+    ev = client.get("/api/audit?action=signature.refused", headers=qa).json["events"]
+    assert ev[-1]["actor"] == "qa1" and ev[-1]["entity_id"] == LOT
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        assert db.exec(select(Signature).where(Signature.record_id == LOT)).all() == []
+
+
+def test_failed_qc_blocks_release_and_a_correction_needs_a_reason(client, auth):
+    tech, qa = auth("tech1"), auth("qa1")
+    r = _myco(client, tech, result="detected", passed=False)
+    assert r.status_code == 201
+    r = client.post(
+        f"/api/lots/{LOT}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
+    )
+    assert r.status_code == 422 and r.json["failed"] == ["mycoplasma"]
+    assert _myco(client, tech).status_code == 422  # a second result needs a reason
+    r = client.post(
+        f"/api/lots/{LOT}/qc",
+        json={
+            "test": "mycoplasma",
+            "spec": "not detected",
+            "result": "not detected",
+            "passed": True,
+            "reason": "retest: first plate contaminated",
+        },
+        headers=tech,
+    )
+    assert r.status_code == 201
+    r = client.post(
+        f"/api/lots/{LOT}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
+    )
+    assert r.status_code == 200
+
+
+def test_numeric_spec_is_judged_and_a_contradiction_refused(client, auth):
+    tech = auth("tech1")
+    r = client.post(
+        f"/api/lots/{LOT}/qc",
+        json={
+            "test": "endotoxin",
+            "spec": "< 5 EU/mL",
+            "result": "7 EU/mL",
+            "passed": True,
+            "reason": "re-measured",
+        },
+        headers=tech,
+    )
+    assert r.status_code == 422 and r.json["error"] == "qc_contradiction"
+
+
+def test_reject_needs_a_reason_and_a_rejection_signature(client, auth):
+    qa = auth("qa1")
+    url = f"/api/lots/{LOT}/transitions"
+    r = client.post(
+        url, json={"action": "reject", "signature": {**SIGN, "meaning": "rejection"}}, headers=qa
+    )
+    assert r.status_code == 422 and r.json["missing"] == ["reason"]
+    r = client.post(
+        url,
+        json={"action": "reject", "reason": "titer out of trend", "signature": SIGN},
+        headers=qa,
+    )
+    assert r.status_code == 400 and r.json["error"] == "signature_meaning"
+    r = client.post(
+        url,
+        json={
+            "action": "reject",
+            "reason": "titer out of trend",
+            "signature": {**SIGN, "meaning": "rejection"},
+        },
+        headers=qa,
+    )
+    assert r.status_code == 200 and r.json["state"] == "rejected"
+    r = client.post(
+        "/api/samples", json={"sample_type": "VECTOR_VIAL", "lot": LOT}, headers=auth("helix_tech")
+    )
+    assert r.status_code == 422 and r.json["error"] == "lot_closed"
+
+
+def test_hold_lift_and_expire(client, auth, app):
+    qa = auth("qa1")
+    url = "/api/lots/LV-2611-002/transitions"
+    assert client.post(url, json={"action": "hold"}, headers=qa).status_code == 422
+    r = client.post(url, json={"action": "hold", "reason": "deviation DV-12"}, headers=qa)
+    assert r.json["state"] == "on_hold"
+    r = client.post(
+        url, json={"action": "lift_hold", "reason": "DV-12 closed", "signature": SIGN}, headers=qa
+    )
+    assert r.json["state"] == "released"
+    r = client.post(url, json={"action": "expire"}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "not_expired"
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        lot = db.exec(select(VectorLot).where(VectorLot.lot_number == "LV-2611-002")).one()
+        actor = actor_for(db, lot_user(db))
+        done = lots.expire_due(db, actor=actor, today=date(2027, 10, 20))
+        db.commit()
+    assert done == ["LV-2611-002"]
+    assert client.get("/api/lots/LV-2611-002", headers=qa).json["state"] == "expired"
+
+
+def lot_user(db):
+    from lims.models import User
+
+    return db.exec(select(User).where(User.username == "qa1")).one()
+
+
+def test_signature_is_bound_to_its_record(client, auth, app):
+    _myco(client, auth("tech1"))
+    r = client.post(
+        f"/api/lots/{LOT}/transitions",
+        json={"action": "release", "signature": SIGN},
+        headers=auth("qa1"),
+    )
+    lot_json = r.json
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        sig = db.get(Signature, lot_json["signatures"][0]["id"])
+        lot = db.exec(select(VectorLot).where(VectorLot.lot_number == LOT)).one()
+        content = lots.snapshot(db, lot)
+        assert signatures.verify_signature(sig, record_type="lot", record_id=LOT, content=content)
+        other = db.exec(select(VectorLot).where(VectorLot.lot_number == "LV-2611-002")).one()
+        assert not signatures.verify_signature(
+            sig, record_type="lot", record_id="LV-2611-002", content=lots.snapshot(db, other)
+        )
+        sig.meaning = "review"
+        assert not signatures.verify_signature(
+            sig, record_type="lot", record_id=LOT, content=content
+        )
+
+
+@pytest.mark.parametrize("action", ["start_production", "fly"])
+def test_illegal_lot_moves_are_422(client, auth, action):
+    r = client.post(f"/api/lots/{LOT}/transitions", json={"action": action}, headers=auth("qa1"))
+    assert r.status_code == 422 and r.json["allowed"] == ["release", "reject"]
+
+
+def test_create_lot_and_bad_input(client, auth):
+    tech = auth("tech1")
+    body = {
+        "lot_number": "AAV2-2612-009",
+        "vector_type": "AAV",
+        "vector": "AAV2-CAG-GFP",
+        "project": "CART-001",
+        "manufactured_on": "2026-12-01",
+        "expires_on": "2027-12-01",
+    }
+    r = client.post("/api/lots", json=body, headers=tech)
+    assert r.status_code == 201 and r.json["state"] == "planned"
+    assert client.post("/api/lots", json=body, headers=tech).status_code == 409
+    bad = {**body, "lot_number": "X1", "vector_type": "adenovirus"}
+    assert client.post("/api/lots", json=bad, headers=tech).status_code == 400
+    bad = {**body, "lot_number": "X2", "expires_on": "2026-01-01"}
+    assert client.post("/api/lots", json=bad, headers=tech).status_code == 400
+    assert client.get("/api/lots/NOPE", headers=tech).status_code == 404
+    assert client.get("/api/lots/LV-2611-002", headers=auth("helix_viewer")).status_code == 404
