@@ -88,7 +88,14 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     from lims import api, cli
 
     api.register(app)
+    from lims import web
+
+    web.register(app)  # browser pages, and the session hook current_actor() uses for /api
     cli.register(app)
+    if app.config.get("RUN_DEVICE_WORKER"):
+        from lims.printing import start_device_worker
+
+        start_device_worker(app)  # python app.py: print worker + demo printer simulators
     return app
 
 

@@ -6,18 +6,16 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, bindparam, func, literal_column, select
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
 from lims.models import AuditEvent, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
-# Any constant works: every writer of the chain takes this one PostgreSQL advisory lock.
-_PG_AUDIT_LOCK = 0x4C494D53  # "LIMS"
 
 # The order of fields in the hashed record; changing it breaks every existing chain.
 HASHED_FIELDS = (
@@ -58,6 +56,17 @@ def event_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+_HEAD = AuditHead.__table__
+_HEAD_SELECT = select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.ts).where(_HEAD.c.id == 1)
+_HEAD_LOCK = _HEAD_SELECT.with_for_update()
+_EVENT_INSERT = AuditEvent.__table__.insert()
+_HEAD_UPDATE = (
+    _HEAD.update()
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), ts=bindparam("new_ts"))
+)
+
+
 def record(
     session: Session,
     *,
@@ -79,15 +88,20 @@ def record(
     """Append one event to the chain inside the caller's transaction and return it."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        # Serialise appends so the chain never forks; released at commit or rollback.
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-    # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
-    head_seq, head_hash = conn.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
-    ).one()
+        # Serialise appends so the chain never forks: the head row's lock is held until commit
+        # or rollback, and a waiting writer then reads the new head (one round trip).
+        head_seq, head_hash, last_ts = conn.execute(_HEAD_LOCK).one()
+    else:
+        # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
+        head_seq, head_hash, last_ts = conn.execute(_HEAD_SELECT).one()
+    now = utcnow()
+    if last_ts is not None and last_ts > now:
+        # The clock stepped back: times never decrease along the chain, which lets
+        # time-range queries run as seq ranges (see seq_range).
+        now = last_ts
     fields: dict[str, Any] = {
         "seq": head_seq + 1,
-        "ts": utcnow(),
+        "ts": now,
         "actor": actor,
         "action": action,
         "entity_type": entity_type,
@@ -105,9 +119,10 @@ def record(
         "prev_hash": head_hash,
     }
     fields["hash"] = event_hash(fields)
-    conn.execute(insert(AuditEvent).values(**fields))
+    # Core statements built once: the ORM's per-call statement building cost more than the SQL.
+    conn.execute(_EVENT_INSERT, fields)
     conn.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=fields["seq"], hash=fields["hash"])
+        _HEAD_UPDATE, {"new_seq": fields["seq"], "new_hash": fields["hash"], "new_ts": now}
     )
     return fields
 
@@ -136,30 +151,105 @@ class VerifyResult:
 _COLUMNS = [getattr(AuditEvent, name) for name in HASHED_FIELDS] + [AuditEvent.hash]
 
 
-def verify(session: Session, *, batch: int = 5000, progress=None) -> VerifyResult:  # noqa: ANN001
+_INT_FIELDS = frozenset({"seq", "org_id", "lot_id", "location_id", "signature_id", "corrects_seq"})
+
+
+def _payload_sql(dialect: str) -> str | None:
+    """Return SQL that renders event_hash's JSON payload of a row, or None for other engines.
+
+    The database renders the payload (escaping as json.dumps does, ensure_ascii off) so Python
+    only hashes one string per event instead of building 18 objects and a JSON array. A payload
+    that differs from Python's in any byte cannot match the stored hash, and every mismatch is
+    recomputed by event_hash itself: the result is exactly the one of the pure-Python check.
+    """
+    if dialect == "sqlite":
+        # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC).
+        cols = [
+            "substr(ts, 1, 10) || 'T' || substr(ts, 12) || 'Z'" if f == "ts" else f'"{f}"'
+            for f in HASHED_FIELDS
+        ]
+        return f"json_array({', '.join(cols)})"
+    if dialect == "postgresql":
+        parts = []
+        for f in HASHED_FIELDS:
+            if f == "ts":
+                expr = (
+                    "to_json(to_char(ts AT TIME ZONE 'UTC', "
+                    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'))::text'
+                )
+            elif f in _INT_FIELDS:
+                expr = f'"{f}"::text'
+            else:
+                expr = f'to_json("{f}")::text'
+            parts.append(f"coalesce({expr}, 'null')")
+        return "'[' || " + " || ',' || ".join(parts) + " || ']'"
+    return None
+
+
+def _python_hash(conn: Any, seq: int) -> str:
+    row = conn.execute(select(*_COLUMNS).where(AuditEvent.seq == seq)).one()
+    return event_hash(dict(zip(HASHED_FIELDS, row[:-1], strict=True)))
+
+
+def _batches(conn: Any, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
+    """Yield batches of (seq, prev_hash, stored hash, recomputed hash) in seq order."""
+    payload = _payload_sql(conn.dialect.name)
+    after = 0
+    if payload is None:
+        while True:
+            rows = conn.execute(
+                select(*_COLUMNS)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield [
+                (r[0], r[16], r[17], event_hash(dict(zip(HASHED_FIELDS, r[:-1], strict=True))))
+                for r in rows
+            ]
+            after = rows[-1][0]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"SELECT seq, prev_hash, hash, {payload} FROM audit_event "
+        f"WHERE seq > {mark} ORDER BY seq LIMIT {int(batch)}"
+    )
+    # The raw DBAPI cursor of this session's connection: same transaction, no Row objects.
+    cur = conn.connection.cursor()
+    sha = hashlib.sha256
+    try:
+        while True:
+            cur.execute(sql, (after,))
+            rows = cur.fetchall()
+            if not rows:
+                return
+            out = []
+            for seq, prev_hash, stored, text in rows:
+                h = sha(text.encode()).hexdigest()
+                if h != stored:
+                    h = _python_hash(conn, seq)
+                out.append((seq, prev_hash, stored, h))
+            yield out
+            after = rows[-1][0]
+    finally:
+        cur.close()
+
+
+def verify(session: Session, *, batch: int = 10000, progress=None) -> VerifyResult:  # noqa: ANN001
     """Recompute the whole chain and name the first seq where it breaks."""
     conn = session.connection()
     expected_seq = 1
     prev = GENESIS_HASH
     count = 0
     last_seq = 0
-    while True:
-        rows = conn.execute(
-            select(*_COLUMNS)
-            .where(AuditEvent.seq >= expected_seq)
-            .order_by(AuditEvent.seq)
-            .limit(batch)
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            fields = dict(zip(HASHED_FIELDS, row[:-1], strict=True))
-            seq = fields["seq"]
+    for rows in _batches(conn, batch):
+        for seq, prev_hash, stored, h in rows:
             if seq != expected_seq:
                 return VerifyResult(
                     False, count, last_seq, prev, expected_seq, f"event {expected_seq} is missing"
                 )
-            if fields["prev_hash"] != prev:
+            if prev_hash != prev:
                 return VerifyResult(
                     False,
                     count,
@@ -168,8 +258,7 @@ def verify(session: Session, *, batch: int = 5000, progress=None) -> VerifyResul
                     seq,
                     f"event {seq} does not follow event {seq - 1}",
                 )
-            h = event_hash(fields)
-            if h != row[-1]:
+            if h != stored:
                 return VerifyResult(
                     False, count, last_seq, prev, seq, f"event {seq} was altered (hash mismatch)"
                 )
@@ -238,7 +327,80 @@ def query(
     limit: int = 100,
 ) -> list[AuditEvent]:
     """Return events matching every given filter, oldest first, after the cursor seq."""
-    stmt = sm_select(AuditEvent)
+    seq_from, seq_before = seq_range(session, since, until)
+    stmt = query_statement(
+        entity_type=entity_type,
+        entity_ids=entity_ids,
+        lot_id=lot_id,
+        actor=actor,
+        action=action,
+        station=station,
+        location_id=location_id,
+        org_id=org_id,
+        seq_from=seq_from,
+        seq_before=seq_before,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    return list(session.exec(stmt).all())
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def seq_range(
+    session: Session, since: datetime | None, until: datetime | None
+) -> tuple[int | None, int | None]:
+    """Turn [since, until) into the seq range [from, before) that holds exactly those events.
+
+    Times never decrease along the chain (record() keeps them so), so the events of a time range
+    are a contiguous seq range: two index probes on (ts, seq) find it, and every other filter
+    then walks its own (column, seq) index within that range, in seq order, with no sort.
+    """
+    conn = session.connection()
+
+    def first_at_or_after(t: datetime) -> int | None:
+        return conn.execute(
+            select(AuditEvent.seq)
+            .where(AuditEvent.ts >= _utc(t))
+            .order_by(AuditEvent.ts, AuditEvent.seq)
+            .limit(1)
+        ).scalar()
+
+    lo = hi = None
+    if since is not None:
+        lo = first_at_or_after(since)
+        if lo is None:
+            return _EMPTY, _EMPTY  # nothing happened since then
+    if until is not None:
+        hi = first_at_or_after(until)
+    return lo, hi
+
+
+# seq is a 32-bit integer column: bounds beyond it are clamped (PostgreSQL refuses the cast).
+_MAX_SEQ = 2**31 - 1
+_EMPTY = _MAX_SEQ  # seq >= _EMPTY AND seq < _EMPTY: nothing
+
+
+def query_statement(
+    *,
+    entity_type: str | None = None,
+    entity_ids: list[str] | None = None,
+    lot_id: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    station: str | None = None,
+    location_id: int | None = None,
+    org_id: int | None = None,
+    seq_from: int | None = None,
+    seq_before: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 100,
+    columns: tuple = (),
+) -> Any:
+    """Build the SELECT of query() (the bench and EXPLAIN use it as is)."""
+    stmt = sm_select(AuditEvent) if not columns else select(*columns)
     if entity_type is not None:
         stmt = stmt.where(AuditEvent.entity_type == entity_type)
     if entity_ids is not None:
@@ -255,14 +417,13 @@ def query(
         stmt = stmt.where(AuditEvent.location_id == location_id)
     if org_id is not None:
         stmt = stmt.where(AuditEvent.org_id == org_id)
-    if since is not None:
-        stmt = stmt.where(AuditEvent.ts >= since)
-    if until is not None:
-        stmt = stmt.where(AuditEvent.ts < until)
+    if seq_from is not None:
+        stmt = stmt.where(AuditEvent.seq >= min(seq_from, _MAX_SEQ))
+    if seq_before is not None:
+        stmt = stmt.where(AuditEvent.seq < min(seq_before, _MAX_SEQ))
     if after_seq is not None:
-        stmt = stmt.where(AuditEvent.seq > after_seq)
-    stmt = stmt.order_by(AuditEvent.seq).limit(limit)
-    return list(session.exec(stmt).all())
+        stmt = stmt.where(AuditEvent.seq > min(after_seq, _MAX_SEQ))
+    return stmt.order_by(AuditEvent.seq).limit(limit)
 
 
 def iter_events(session: Session, *, batch: int = 2000, **filters: Any) -> Iterator[AuditEvent]:
@@ -275,3 +436,43 @@ def iter_events(session: Session, *, batch: int = 2000, **filters: Any) -> Itera
         yield from rows
         after = rows[-1].seq
         session.expunge_all()
+
+
+def ts_text_column(dialect: str) -> Any:
+    """Return a column expression giving ts as ts_text() does, rendered by the database."""
+    if dialect == "sqlite":
+        # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC).
+        expr = "substr(ts, 1, 10) || 'T' || substr(ts, 12) || 'Z'"
+    elif dialect == "postgresql":
+        expr = "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    else:
+        return None
+    return literal_column(expr, type_=String).label("ts_text")
+
+
+def iter_rows(
+    session: Session, *, columns: tuple, batch: int = 5000, **filters: Any
+) -> Iterator[list[Any]]:
+    """Yield batches of rows (seq, *columns) of matching events in seq order (constant memory).
+
+    Plain rows, no ORM objects: exports read millions of events this way.
+    """
+    after = filters.pop("after_seq", None)
+    seq_from, seq_before = seq_range(
+        session, filters.pop("since", None), filters.pop("until", None)
+    )
+    conn = session.connection()
+    while True:
+        stmt = query_statement(
+            columns=(AuditEvent.seq, *columns),
+            seq_from=seq_from,
+            seq_before=seq_before,
+            after_seq=after,
+            limit=batch,
+            **filters,
+        )
+        rows = conn.execute(stmt).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]

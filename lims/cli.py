@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import io
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlmodel import Session, select
 
 from lims import audit, users
@@ -39,6 +40,7 @@ def cli_actor(db: Session) -> users.Actor:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create or migrate the database to the newest schema."""
     from lims.bootstrap import ensure_base
@@ -51,6 +53,7 @@ def init_db() -> None:
 
 
 @click.command("load-fixtures")
+@with_appcontext
 def load_fixtures() -> None:
     """Load the demo centre (demo-only passwords; see README)."""
     from lims.fixtures import load_demo
@@ -213,10 +216,18 @@ def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | No
                 else:
                     export_csv(db, sys.stdout, sample=sample, lot=lot)
             else:
+                if (sample is None) == (lot is None):
+                    raise click.UsageError(
+                        "a PDF report is for one sample or one lot: give "
+                        "exactly one of --sample BARCODE / --lot LOT"
+                    )
                 if not output:
                     raise click.ClickException("a PDF needs --output FILE")
+                # Render first: a refused report (unknown sample...) leaves no empty file behind.
+                buf = io.BytesIO()
+                export_pdf(db, buf, sample=sample, lot=lot, actor=cli_actor(db))
                 with open(output, "wb") as fh:
-                    export_pdf(db, fh, sample=sample, lot=lot)
+                    fh.write(buf.getvalue())
                 click.echo(f"report written to {output}", err=True)
         except LimsError as err:
             raise click.ClickException(err.message) from err
@@ -235,7 +246,58 @@ def lots_expire_due() -> None:
     click.echo(f"expired: {', '.join(done) or 'none'}")
 
 
+@click.command("print-worker")
+@click.option("--once", is_flag=True, help="print what can print now, then exit")
+@click.option("--printer", "printer_names", multiple=True, help="only this printer (repeatable)")
+@click.option("--station", default=None, help="only the printers of this bench station")
+@click.option("--poll", default=1.0, show_default=True, type=float, help="seconds between polls")
+def print_worker(
+    once: bool, printer_names: tuple[str, ...], station: str | None, poll: float
+) -> None:
+    """Send queued print jobs to their printers (status first; never resends a job)."""
+    import logging
+    import threading
+
+    from lims.printing import PrintWorker
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    engine = current_app.extensions["lims"]["engine"]
+    worker = PrintWorker(engine, printers=list(printer_names) or None, station=station, poll_s=poll)
+    try:
+        if once:
+            try:
+                reports = worker.run_once()
+            except LimsError as err:
+                raise click.ClickException(err.message) from err
+            for rep in reports:
+                out = rep.outcome
+                what = out.get("error") or f"{out.get('printed')} labels printed"
+                click.echo(f"job {rep.job_id} on {rep.printer}: {what}")
+            click.echo(f"{len(reports)} jobs handled")
+            return
+        stop = threading.Event()
+        try:
+            worker.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        worker.close()
+
+
 def register(app) -> None:  # noqa: ANN001
     """Add the commands to app."""
-    for cmd in (init_db, load_fixtures, user_cli, token_cli, printer_cli, audit_cli, lots_cli):
+    from lims.station_agent import station_cli
+
+    for cmd in (
+        init_db,
+        load_fixtures,
+        user_cli,
+        token_cli,
+        printer_cli,
+        audit_cli,
+        lots_cli,
+        station_cli,
+        print_worker,
+    ):
         app.cli.add_command(cmd)

@@ -70,9 +70,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # Tests isolate themselves in a schema of their own; search_path puts everything there.
         u = u.difference_update_query(["schema"])
         connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(
-        u, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
-    )
+    return create_engine(u, echo=echo, pool_size=20, max_overflow=20, connect_args=connect_args)
 
 
 def new_session(engine: Engine) -> Session:

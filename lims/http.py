@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -41,20 +42,34 @@ def current_actor() -> Actor:
         return g.actor
     db = get_db()
     header = request.headers.get("Authorization", "")
-    station_name = None
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use the header 'Authorization: Bearer <token>'")
-        user, station = authenticate_token(db, token.strip())
-        station_name = station.name if station else None
-    else:
-        user = _session_user(db)
-        if user is None:
-            raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
-    org = db.get(Organisation, user.org_id)
-    g.actor = Actor(user=user, org=org, station=station_name)
+        g.actor = authenticate_token(db, token.strip())
+        return g.actor
+    user = _session_user(db)
+    if user is None:
+        raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
+    _check_session_csrf()
+    g.actor = Actor(user=user, org=db.get(Organisation, user.org_id))
     return g.actor
+
+
+def _check_session_csrf() -> None:
+    """Refuse a cookie-authenticated write without the session's X-CSRF-Token header (403).
+
+    A browser sends the cookie on any site's request; only our own pages can read the token.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = g.get("session_csrf") or ""
+    sent = request.headers.get("X-CSRF-Token", "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Forbidden(
+            "a signed-in browser must send its X-CSRF-Token header with every change",
+            code="csrf_invalid",
+        )
 
 
 def _session_user(db: Session) -> User | None:

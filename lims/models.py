@@ -79,6 +79,8 @@ class Station(SQLModel, table=True):
     mode: str | None = Field(default=None, max_length=32)
     operator_id: int | None = Field(default=None, foreign_key="app_user.id")
     target_location_id: int | None = Field(default=None, foreign_key="location.id")
+    # The mode's parameters as JSON (expected COI, lot, reason, condition, next position).
+    context: str | None = Field(default=None, sa_column=Column(Text))
     version: int = 1
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -187,7 +189,7 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_lot", "lot_id", "seq"),
         Index("ix_audit_station", "station", "seq"),
         Index("ix_audit_location", "location_id", "seq"),
-        Index("ix_audit_ts", "ts"),
+        Index("ix_audit_ts", "ts", "seq"),
     )
     seq: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     ts: datetime
@@ -214,6 +216,8 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+    # Time of the newest event: appends never go back in time, without reading the last row.
+    ts: datetime | None = None
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -253,7 +257,11 @@ class PrintJob(SQLModel, table=True):
     copies: int = 1
     labels_total: int = 0
     labels_printed: int = 0
+    # Labels after the printed ones whose fate is unknown (sent, then the link or worker died).
+    labels_unconfirmed: int = 0
     reprint_of_id: int | None = Field(default=None, foreign_key="print_job.id")
+    # A job that prints the never-printed rest of a failed job (no REPRINT mark) points to it.
+    resume_of_id: int | None = Field(default=None, foreign_key="print_job.id")
     reason: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_by_id: int = Field(foreign_key="app_user.id")
@@ -292,4 +300,6 @@ class ScanEvent(SQLModel, table=True):
     outcome: str = Field(max_length=16)  # accepted | refused | duplicate
     message: str = Field(sa_column=Column(Text, nullable=False))
     user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # The response JSON given for this scan_id, replayed verbatim when the agent retries it.
+    result: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -92,11 +92,34 @@ def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     return sample
 
 
+# Codes, names and barcodes never change once written, so their lookups by id are cached per
+# database engine; every sample response needs six of them.
+_IMMUTABLE = {
+    (SampleType, "code"),
+    (Project, "code"),
+    (Organisation, "name"),
+    (Location, "code"),
+    (User, "username"),
+    (VectorLot, "lot_number"),
+    (Sample, "barcode"),
+}
+_ref_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _code(session: Session, model: Any, id_: int | None, attr: str) -> str | None:
     if id_ is None:
         return None
+    cacheable = (model, attr) in _IMMUTABLE
+    if cacheable:
+        cache = _ref_cache.setdefault(session.get_bind(), {})
+        hit = cache.get((model, attr, id_))
+        if hit is not None:
+            return hit
     obj = session.get(model, id_)
-    return getattr(obj, attr) if obj is not None else None
+    value = getattr(obj, attr) if obj is not None else None
+    if cacheable and value is not None:
+        cache[(model, attr, id_)] = value
+    return value
 
 
 def snapshot(session: Session, s: Sample) -> dict[str, Any]:
@@ -277,8 +300,9 @@ def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
     """Write changes with the optimistic lock: 409 if anyone changed the sample meanwhile."""
     old = s.version
     changes = {**changes, "version": old + 1, "updated_at": utcnow()}
+    table = Sample.__table__
     res = session.connection().execute(
-        update(Sample).where(Sample.id == s.id, Sample.version == old).values(**changes)
+        table.update().where(table.c.id == s.id, table.c.version == old).values(**changes)
     )
     if res.rowcount != 1:
         raise Conflict(
@@ -501,3 +525,97 @@ def genealogy(session: Session, s: Sample) -> dict[str, Any]:
         ],
         "tree": node(s),
     }
+
+
+# --- corrections (EU GMP Annex 11 §9: a change to recorded data needs a reason) ------------
+
+CORRECTABLE = ("volume", "unit", "condition", "container")
+# Fields that only custody moves (or nothing) may change; a correction never touches them.
+_NOT_CORRECTABLE = ("state", "location", "position", "custodian", "coi", "lot", "parent")
+
+
+class CorrectionIn(BaseModel):
+    """A correction of recorded sample data, with the reason for it."""
+
+    model_config = ConfigDict(extra="forbid")
+    volume: float | None = Field(default=None, gt=0, lt=1e7)
+    unit: str | None = Field(default=None, min_length=1, max_length=16)
+    condition: str | None = Field(default=None, min_length=1, max_length=200)
+    container: str | None = Field(default=None, min_length=1, max_length=32)
+    reason: str | None = Field(default=None, max_length=2000, description="why (required)")
+    version: int | None = Field(default=None, ge=1, description="the version you last saw")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_custody_fields(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            bad = [k for k in _NOT_CORRECTABLE if k in values]
+            if bad:
+                raise ValueError(
+                    f"{', '.join(bad)} cannot be corrected: state, place and custody move only "
+                    f"by transitions; correctable: {', '.join(CORRECTABLE)}"
+                )
+        return values
+
+
+def recorded_by(session: Session, s: Sample, field: str) -> int | None:
+    """Return the seq of the latest event that recorded the sample's value of field."""
+    import json
+
+    events = audit.query(session, entity_type="sample", entity_ids=[s.barcode], limit=100_000)
+    for ev in reversed(events):
+        after = json.loads(ev.after) if ev.after else {}
+        if field not in after:
+            continue
+        before = json.loads(ev.before) if ev.before else None
+        if before is None or before.get(field) != after[field]:
+            return ev.seq  # the event that set the value (later events only carried it along)
+    # Never changed by an event (e.g. the container, given at registration): the registration.
+    return events[0].seq if events else None
+
+
+def correct_sample(
+    session: Session, *, barcode: str, data: CorrectionIn, actor: Actor
+) -> tuple[Sample, dict[str, Any]]:
+    """Correct recorded data of a sample: one new event, linked to the event it corrects."""
+    _require_lab(actor, "correcting recorded data")
+    s = get_sample(session, barcode, actor)
+    if not data.reason or not data.reason.strip():
+        raise Refused(
+            "a correction of recorded data needs a reason",
+            code="reason_required",
+            missing=["reason"],
+        )
+    if data.version is not None and data.version != s.version:
+        raise Conflict(
+            f"sample {s.barcode} is at version {s.version}, not {data.version}; reload it",
+            code="version_conflict",
+            current_version=s.version,
+        )
+    given = {k: getattr(data, k) for k in CORRECTABLE if getattr(data, k) is not None}
+    if not given:
+        raise Refused(f"name a field to correct: {', '.join(CORRECTABLE)}", code="missing_fields")
+    changes = {k: v for k, v in given.items() if getattr(s, k) != v}
+    if not changes:
+        raise Refused("nothing to correct: these values are recorded already", code="no_change")
+    corrects = {k: recorded_by(session, s, k) for k in changes}
+    before = {**snapshot(session, s), "container": s.container}
+    _save(session, s, changes)
+    after = {**snapshot(session, s), "container": s.container, "corrects": corrects}
+    event = audit.record(
+        session,
+        actor=actor.username,
+        action="sample.correct",
+        entity_type="sample",
+        entity_id=s.barcode,
+        before=before,
+        after=after,
+        reason=data.reason.strip(),
+        org_id=s.org_id,
+        lot_id=s.lot_id,
+        location_id=s.location_id,
+        station=actor.station,
+        device=actor.device,
+        corrects_seq=max((v for v in corrects.values() if v is not None), default=None),
+    )
+    return s, event

@@ -46,13 +46,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_lot", ["lot_id", "seq"], unique=False)
         batch_op.create_index("ix_audit_org", ["org_id", "seq"], unique=False)
         batch_op.create_index("ix_audit_station", ["station", "seq"], unique=False)
-        batch_op.create_index("ix_audit_ts", ["ts"], unique=False)
+        batch_op.create_index("ix_audit_ts", ["ts", "seq"], unique=False)
 
     op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("ts", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -178,6 +179,7 @@ def upgrade() -> None:
         sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("operator_id", sa.Integer(), nullable=True),
         sa.Column("target_location_id", sa.Integer(), nullable=True),
+        sa.Column("context", sa.Text(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -392,6 +394,7 @@ def upgrade() -> None:
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("result", sa.Text(), nullable=True),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["station_id"],
@@ -416,7 +419,9 @@ def upgrade() -> None:
         sa.Column("copies", sa.Integer(), nullable=False),
         sa.Column("labels_total", sa.Integer(), nullable=False),
         sa.Column("labels_printed", sa.Integer(), nullable=False),
+        sa.Column("labels_unconfirmed", sa.Integer(), nullable=False),
         sa.Column("reprint_of_id", sa.Integer(), nullable=True),
+        sa.Column("resume_of_id", sa.Integer(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
@@ -436,6 +441,10 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["reprint_of_id"],
+            ["print_job.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resume_of_id"],
             ["print_job.id"],
         ),
         sa.PrimaryKeyConstraint("id"),

@@ -1,0 +1,238 @@
+"""Custody transitions per second: domain call, API (test client and real HTTP) vs raw SQL.
+
+The limit is measured in the same run: raw sqlite3 (same pragmas: WAL, synchronous=FULL) or raw
+psycopg doing one UPDATE + one INSERT + COMMIT per transition. Targets on each engine: the
+domain call >= 50% of that limit, the API through the Flask test client >= 25%. Also: a 96-tube
+rack received in one request (target <= 150 ms).
+
+    python bench/custody.py [--n 300] [--engine sqlite|postgresql|both] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import pg_available, pg_create_database, print_table, write_json  # noqa: E402
+from lims import create_app, samples, users  # noqa: E402
+from lims.db import new_session  # noqa: E402
+
+
+def raw_sqlite_rate(path: Path, n: int) -> float:
+    """One UPDATE + one INSERT + COMMIT per transition, with the app's pragmas."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("CREATE TABLE s (id INTEGER PRIMARY KEY, state TEXT, version INT)")
+    con.execute("CREATE TABLE e (seq INTEGER PRIMARY KEY, body TEXT, hash TEXT)")
+    con.execute("INSERT INTO s VALUES (1, 'available', 1)")
+    t0 = time.perf_counter()
+    for i in range(n):
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("UPDATE s SET state = ?, version = version + 1 WHERE id = 1 AND version = ?",
+                    ("in_use" if i % 2 == 0 else "available", i + 1))
+        con.execute("INSERT INTO e (body, hash) VALUES (?, ?)", ("x" * 300, "h" * 64))
+        con.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    con.close()
+    return rate
+
+
+def raw_pg_rate(url: str, n: int) -> float:
+    """The same on PostgreSQL with psycopg."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    con = psycopg.connect(dsn)
+    con.execute("CREATE TABLE raw_s (id INT PRIMARY KEY, state TEXT, version INT)")
+    con.execute("CREATE TABLE raw_e (seq SERIAL PRIMARY KEY, body TEXT, hash TEXT)")
+    con.execute("INSERT INTO raw_s VALUES (1, 'available', 1)")
+    con.commit()
+    t0 = time.perf_counter()
+    for i in range(n):
+        con.execute("UPDATE raw_s SET state = %s, version = version + 1 WHERE id = 1 AND "
+                    "version = %s", ("in_use" if i % 2 == 0 else "available", i + 1))
+        con.execute("INSERT INTO raw_e (body, hash) VALUES (%s, %s)", ("x" * 300, "h" * 64))
+        con.commit()
+    rate = n / (time.perf_counter() - t0)
+    con.close()
+    return rate
+
+
+def _available_sample(app, actor_name: str = "tech1") -> str:
+    """Register a sample and bring it to 'available' (through the domain)."""
+    engine = app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        tech = users.actor_for(db, db.exec(users.select(users.User).where(
+            users.User.username == actor_name)).one())
+        qa = users.actor_for(db, db.exec(users.select(users.User).where(
+            users.User.username == "qa1")).one())
+        s = samples.register_sample(db, actor=tech, data=samples.SampleCreate(
+            sample_type="PBMC", project="CART-001", volume=1, unit="mL"))
+        for action, who, extra in (("receive", tech, {"condition": "ok"}),
+                                   ("quarantine", tech, {}), ("release", qa, {})):
+            samples.transition(db, barcode=s.barcode, actor=who,
+                               data=samples.TransitionIn(action=action, **extra))
+        db.commit()
+        return s.barcode
+
+
+def _cycle_body(i: int) -> dict:
+    return {"action": "check_out", "custodian": "tech1"} if i % 2 == 0 else {"action": "check_in"}
+
+
+def domain_rate(app, n: int) -> float:
+    """Transitions through lims.samples.transition, one transaction each (no HTTP)."""
+    barcode = _available_sample(app)
+    engine = app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        tech = users.actor_for(db, db.exec(users.select(users.User).where(
+            users.User.username == "tech1")).one())
+    t0 = time.perf_counter()
+    for i in range(n):
+        with new_session(engine) as db:
+            samples.transition(db, barcode=barcode, actor=tech,
+                               data=samples.TransitionIn(**_cycle_body(i)))
+            db.commit()
+    return n / (time.perf_counter() - t0)
+
+
+def _token(app, name: str = "tech1") -> str:
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        secret, _ = users.create_token(db, username=name, actor=users.system_actor(db))
+        db.commit()
+    return secret
+
+
+def test_client_rate(app, n: int) -> float:
+    """Transitions through the Flask test client (routing, auth, validation, JSON)."""
+    barcode = _available_sample(app)
+    client = app.test_client()
+    h = {"Authorization": f"Bearer {_token(app)}"}
+    t0 = time.perf_counter()
+    for i in range(n):
+        r = client.post(f"/api/samples/{barcode}/transitions", json=_cycle_body(i), headers=h)
+        assert r.status_code == 200, r.json
+    return n / (time.perf_counter() - t0)
+
+
+def http_rate(app, n: int) -> float:
+    """Transitions over real HTTP on loopback (werkzeug threaded server, keep-alive client)."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no log line per request
+    barcode = _available_sample(app)
+    token = _token(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        t0 = time.perf_counter()
+        for i in range(n):
+            conn.request("POST", f"/api/samples/{barcode}/transitions",
+                         body=json.dumps(_cycle_body(i)), headers=h)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+        rate = n / (time.perf_counter() - t0)
+        conn.close()
+    finally:
+        server.shutdown()
+    return rate
+
+
+def rack_receive_ms(app, size: int = 96, repeats: int = 3) -> float:
+    """Milliseconds to receive a rack of `size` registered tubes in one request (best of)."""
+    client = app.test_client()
+    h = {"Authorization": f"Bearer {_token(app)}"}
+    best = float("inf")
+    for _ in range(repeats):
+        codes = []
+        with new_session(app.extensions["lims"]["engine"]) as db:
+            tech = users.actor_for(db, db.exec(users.select(users.User).where(
+                users.User.username == "tech1")).one())
+            for _ in range(size):
+                codes.append(samples.register_sample(db, actor=tech, data=samples.SampleCreate(
+                    sample_type="PBMC", project="CART-001")).barcode)
+            db.commit()
+        # A 9x9 box holds 81, so a rack of 96 is received without box positions.
+        body = {"action": "receive", "condition": "rack on dry ice",
+                "samples": [{"barcode": c} for c in codes]}
+        t0 = time.perf_counter()
+        r = client.post("/api/transitions", json=body, headers=h)
+        best = min(best, (time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.json
+    return best
+
+
+def run_engine(engine: str, n: int) -> dict:
+    """Measure one engine; return the row for the table."""
+    tmp = Path(tempfile.mkdtemp(prefix="lims-bench-"))
+    drop = None
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+        limit = raw_sqlite_rate(tmp / "raw.sqlite3", n)
+    else:
+        url, drop = pg_create_database()
+        limit = None
+    try:
+        app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
+        if engine == "postgresql":
+            limit = raw_pg_rate(url, n)
+        dom = domain_rate(app, n)
+        tc = test_client_rate(app, n)
+        ht = http_rate(app, n)
+        rack = rack_receive_ms(app)
+        app.extensions["lims"]["engine"].dispose()
+    finally:
+        if drop:
+            drop()
+    return {
+        "engine": engine,
+        "raw SQL limit /s": limit,
+        "domain /s": dom,
+        "domain % of limit": 100 * dom / limit,
+        "test client /s": tc,
+        "test client % of limit": 100 * tc / limit,
+        "HTTP /s": ht,
+        "HTTP % of limit": 100 * ht / limit,
+        "rack of 96, ms": rack,
+        "targets": "domain >= 50%, test client >= 25%, rack <= 150 ms",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=300, help="transitions per measurement")
+    ap.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--json", default=None, help="also write the results as JSON here")
+    args = ap.parse_args()
+    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
+    rows = []
+    for eng in engines:
+        if eng == "postgresql" and not pg_available():
+            print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it", file=sys.stderr)
+            continue
+        rows.append(run_engine(eng, args.n))
+    cols = ["engine", "raw SQL limit /s", "domain /s", "domain % of limit", "test client /s",
+            "test client % of limit", "HTTP /s", "HTTP % of limit", "rack of 96, ms"]
+    print_table("Custody transitions (one commit each)", rows, cols)
+    print("\nTargets: domain >= 50% of the raw limit, test client >= 25%, rack of 96 <= 150 ms.")
+    write_json(args.json, {"custody": rows})
+
+
+if __name__ == "__main__":
+    main()

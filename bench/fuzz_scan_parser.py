@@ -1,0 +1,118 @@
+"""Fuzz the scan classifier: whatever text a scanner delivers, it is resolved or refused.
+
+    python bench/fuzz_scan_parser.py --seconds 30               # atheris (coverage-guided)
+    python bench/fuzz_scan_parser.py --seconds 30 --hypothesis  # fallback without atheris
+
+It drives `lims.scanning.classify_strict` (the classifier without its safety net, so a bug is a
+crash here rather than a quiet refusal at the bench) and checks its invariants. Extra arguments
+go to libFuzzer (a corpus directory, ``-max_len=1024``). Exits 0 when the time runs out with no
+finding; a finding makes atheris exit non-zero and write a crash file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+KINDS = {"sample", "coi", "location", "command", "gs1", "code", "refused"}
+SYMBOLOGIES = (None, "]C0", "]C1", "]d2", "]Q3", "]E0", "x", "")
+
+
+def check_one(text: str, symbology: str | None) -> None:
+    """Classify one string and assert what the station relies on."""
+    from lims.identifiers import check_sample_barcode
+    from lims.scanning import MAX_SCAN_LENGTH, classify_strict, printable
+
+    parsed = classify_strict(text, symbology)
+    assert parsed.kind in KINDS, parsed
+    if parsed.kind == "refused":
+        assert parsed.code and parsed.message, parsed
+        # What the operator reads holds no raw control characters (GS shows as <GS>).
+        assert not any(ch < " " for ch in parsed.message), parsed
+        return
+    assert parsed.value and len(text) <= MAX_SCAN_LENGTH, parsed
+    if parsed.kind == "sample":
+        assert check_sample_barcode(parsed.value), parsed
+        # Classifying the normalised barcode again gives the same barcode.
+        assert classify_strict(parsed.value).value == parsed.value
+    if parsed.kind == "gs1":
+        assert parsed.gs1 and parsed.gs1.get("hri"), parsed
+    printable(text)
+
+
+def _decode(data: bytes) -> str:
+    # surrogateescape turns invalid UTF-8 into lone surrogates: what a broken line can look like.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def run_atheris(seconds: int, libfuzzer_args: list[str]) -> int:
+    """Fuzz with atheris for `seconds`."""
+    import atheris
+
+    with atheris.instrument_imports():
+        import lims.identifiers  # noqa: F401
+        import lims.scanning  # noqa: F401
+
+    def test_one_input(data: bytes) -> None:
+        fdp = atheris.FuzzedDataProvider(data)
+        symbology = SYMBOLOGIES[fdp.ConsumeIntInRange(0, len(SYMBOLOGIES) - 1)]
+        if fdp.ConsumeBool():
+            text = fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 600))
+        else:
+            text = _decode(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 600)))
+        check_one(text, symbology)
+
+    argv = [sys.argv[0], f"-max_total_time={seconds}", "-print_final_stats=1", *libfuzzer_args]
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()  # exits the process
+    return 0
+
+
+def run_hypothesis(seconds: int) -> int:
+    """Fuzz with Hypothesis for `seconds` (fallback when atheris is not installed)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    text = st.one_of(
+        st.text(st.characters(codec=None, exclude_categories=()), max_size=600),
+        st.binary(max_size=600).map(_decode),
+        st.from_regex(r"S\d{2}-\d{6}-[0-9A-Z*]", fullmatch=True),
+        st.from_regex(r"CMD:[A-Z]{0,12}(:.{0,20})?", fullmatch=True),
+    )
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(text, st.sampled_from(SYMBOLOGIES))
+    def fuzz(value: str, symbology: str | None) -> None:
+        check_one(value, symbology)
+
+    while time.monotonic() < deadline:
+        fuzz()
+        rounds += 1
+    print(f"hypothesis fuzz: {rounds * 500} examples in {seconds}s, no invariant broken")
+    return 0
+
+
+def main() -> int:
+    """Parse arguments and fuzz for a bounded time."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=30, help="stop after this long")
+    parser.add_argument("--hypothesis", action="store_true", help="use Hypothesis, not atheris")
+    args, rest = parser.parse_known_args()
+    if not args.hypothesis:
+        try:
+            import atheris  # noqa: F401
+        except ImportError:
+            print("atheris not installed: falling back to Hypothesis", file=sys.stderr)
+        else:
+            return run_atheris(args.seconds, rest)
+    return run_hypothesis(args.seconds)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

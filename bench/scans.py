@@ -1,0 +1,278 @@
+"""Measure scans end to end: reader framing rate, and scan -> committed audit event latency.
+
+    python bench/scans.py [--stations 8] [--tubes 40] [--scans 20000] [--json]
+
+Rows, in one run on this machine:
+  raw pty                 scans/s through a pty read by a bare os.read loop (limit of the line)
+  reader via pty          ScannerReader + pyserial + Framer (bench/scans_reader.py)
+  raw commit              one audit event per transaction straight on the same SQLite file, no
+                          HTTP and no custody logic (limit of the database)
+  8 stations, end to end  N simulated scanners (pty) -> N station agents -> one real HTTP server
+                          (werkzeug, threaded, separate process) on SQLite -> receive transition
+                          + audit event, each station scanning its next tube as soon as the
+                          previous one is answered (an operator as fast as the system allows)
+
+Latency is from the last byte written on the pty to the agent holding the server's answer. The
+server answers only after the commit, so this bounds "committed audit event" from above; after
+the run every event is checked to be in the trail and the chain to verify. Ratios compare each
+figure to its limit measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import scans_reader  # noqa: E402
+from sqlmodel import select  # noqa: E402
+
+from lims import audit, create_app, samples, users  # noqa: E402
+from lims.db import new_session  # noqa: E402
+from lims.models import Location, Station  # noqa: E402
+from lims.station_agent import PostResult, StationAgent  # noqa: E402
+from scanners.sim import ScannerSimulator  # noqa: E402
+
+TIMEOUT_S = 120.0
+SERVER = """
+import sys
+from werkzeug.serving import make_server
+from lims import create_app
+app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "bench"})
+import logging
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log: it would time the terminal
+srv = make_server("127.0.0.1", 0, app, threaded=True)
+print(srv.server_port, flush=True)
+srv.serve_forever()
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    """Return the p-th percentile (nearest rank) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def setup(url: str, stations: int, tubes: int) -> list[tuple[str, str, str, list[str]]]:
+    """Build the demo centre plus benches; return (station, token, badge, tubes) per bench."""
+    app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
+    engine = app.extensions["lims"]["engine"]
+    out = []
+    with new_session(engine) as db:
+        system = users.system_actor(db)
+        room = db.exec(select(Location).where(Location.code == "RM-B1")).one()
+        for i in range(stations):
+            name, badge = f"BENCH-P{i + 1:02d}", f"BADGE-P{i + 1:02d}"
+            db.add(Station(name=name, room_id=room.id))
+            user = users.create_user(
+                db,
+                username=f"bench{i + 1}",
+                role="technician",
+                org="centre",
+                password=None,
+                badge=badge,
+                actor=system,
+            )
+            db.flush()
+            secret, _ = users.create_token(db, username="admin", station=name, actor=system)
+            tech = users.actor_for(db, user, station=name)
+            codes = [
+                samples.register_sample(
+                    db,
+                    actor=tech,
+                    data=samples.SampleCreate(sample_type="PBMC", project="CART-001"),
+                ).barcode
+                for _ in range(tubes)
+            ]
+            out.append((name, secret, badge, codes))
+        db.commit()
+    engine.dispose()
+    return out
+
+
+def raw_commit(url: str, n: int) -> tuple[float, list[float]]:
+    """Return events/s and per-event latencies for bare audit.record + commit on the file."""
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
+    engine = app.extensions["lims"]["engine"]
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        with new_session(engine) as db:
+            audit.record(db, actor="bench", action="bench.raw", entity_type="bench", entity_id=i)
+            db.commit()
+        lat.append(time.perf_counter() - t)
+    rate = n / (time.perf_counter() - t0)
+    engine.dispose()
+    return rate, lat
+
+
+def end_to_end(url: str, benches: list, port: int) -> dict[str, object]:
+    """Run every bench at once; return latencies (s), rate and counts."""
+    server = f"http://127.0.0.1:{port}"
+    sims, agents, threads = [], [], []
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    retried: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(benches) + 1)
+    errors: list[str] = []
+
+    def drive(sim: ScannerSimulator, answers: queue.Queue, badge: str, codes: list[str]) -> None:
+        try:
+            for setup_scan in (badge, "CMD:RECEIVE"):
+                sim.scan(setup_scan)
+                answers.get(timeout=TIMEOUT_S)
+            start.wait(TIMEOUT_S)
+            for code in codes:
+                sim.scan(code)
+                written = time.monotonic()
+                result: PostResult = answers.get(timeout=TIMEOUT_S)
+                outcome = (result.body or {}).get("outcome", f"http {result.status}")
+                with lock:
+                    latencies.append(result.answered_at - written)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    if result.attempts > 1:
+                        retried.append(result.attempts)
+        except Exception as exc:  # noqa: BLE001 - reported, and the run fails below
+            errors.append(repr(exc))
+            start.abort()
+
+    for name, token, badge, codes in benches:
+        sim = ScannerSimulator(write_timeout_s=TIMEOUT_S)
+        answers: queue.Queue = queue.Queue()
+        agent = StationAgent(server, token, name, [sim.port], on_result=answers.put)
+        agent.start()
+        if not agent.wait_connected(10):
+            raise TimeoutError(f"agent of {name} did not open its scanner")
+        sims.append(sim)
+        agents.append(agent)
+        threads.append(threading.Thread(target=drive, args=(sim, answers, badge, codes)))
+    for t in threads:
+        t.start()
+    start.wait(TIMEOUT_S)
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join(TIMEOUT_S * 4)
+    elapsed = time.perf_counter() - t0
+    for agent in agents:
+        agent.stop()
+    for sim in sims:
+        sim.close()
+    if errors:
+        raise RuntimeError(f"benches failed: {errors}")
+    return {
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "outcomes": outcomes,
+        "retried": len(retried),
+    }
+
+
+def run(stations: int, tubes: int, scans: int) -> dict[str, object]:
+    """Measure everything once and return the figures."""
+    raw_pty = scans_reader.bench_raw_pty(scans)
+    reader = scans_reader.bench_reader(scans)
+    with tempfile.TemporaryDirectory(prefix="bench-scans-") as tmp:
+        url = f"sqlite:///{tmp}/lims.sqlite3"
+        benches = setup(url, stations, tubes)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, url],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT},
+            text=True,
+        )
+        try:
+            port = int(proc.stdout.readline())
+            e2e = end_to_end(url, benches, port)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        n_events = stations * tubes
+        raw_rate, raw_lat = raw_commit(url, max(200, n_events))
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
+        with new_session(app.extensions["lims"]["engine"]) as db:
+            received = sum(
+                len(audit.query(db, action="sample.receive", station=name, limit=10**6))
+                for name, *_ in benches
+            )
+            chain_ok = audit.verify(db).ok
+        app.extensions["lims"]["engine"].dispose()
+    lat = e2e["latencies"]
+    e2e_rate = len(lat) / e2e["elapsed"]
+    raw_med = statistics.median(raw_lat)
+    return {
+        "python": sys.version.split()[0],
+        "stations": stations,
+        "tubes_per_station": tubes,
+        "outcomes": e2e["outcomes"],
+        "scans_retried": e2e["retried"],
+        "receive_events_in_trail": received,
+        "chain_verifies": chain_ok,
+        "rows": [
+            {"what": "raw pty", "per_s": round(raw_pty, 1), "ratio": 1.0},
+            {"what": "reader via pty", "per_s": round(reader, 1), "ratio": reader / raw_pty},
+            {"what": "raw commit (1 event/tx)", "per_s": round(raw_rate, 1), "ratio": 1.0},
+            {
+                "what": f"{stations} stations end to end",
+                "per_s": round(e2e_rate, 1),
+                "ratio": e2e_rate / raw_rate,
+            },
+        ],
+        "latency_ms": {
+            "raw_commit_median": round(raw_med * 1000, 2),
+            "raw_commit_p99": round(pct(raw_lat, 0.99) * 1000, 2),
+            "scan_to_event_median": round(statistics.median(lat) * 1000, 2),
+            "scan_to_event_p99": round(pct(lat, 0.99) * 1000, 2),
+            "scan_to_event_max": round(max(lat) * 1000, 2),
+            "median_over_raw_commit": round(statistics.median(lat) / raw_med, 1),
+        },
+    }
+
+
+def main() -> int:
+    """Measure and print a table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stations", type=int, default=8)
+    parser.add_argument("--tubes", type=int, default=40, help="tubes received per station")
+    parser.add_argument("--scans", type=int, default=20000, help="scans for the reader rows")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    result = run(args.stations, args.tubes, args.scans)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0 if result["chain_verifies"] else 1
+    print(
+        f"{result['stations']} stations x {result['tubes_per_station']} tubes, "
+        f"Python {result['python']}; outcomes {result['outcomes']}; "
+        f"retried {result['scans_retried']}; "
+        f"receive events in trail {result['receive_events_in_trail']}; "
+        f"chain verifies: {result['chain_verifies']}"
+    )
+    print(f"{'what':<28}{'per s':>12}{'x limit':>10}")
+    for row in result["rows"]:  # type: ignore[union-attr]
+        print(f"{row['what']:<28}{row['per_s']:>12,.0f}{row['ratio']:>10.3f}")
+    lat = result["latency_ms"]
+    print(
+        f"scan -> committed event: median {lat['scan_to_event_median']} ms, "  # type: ignore[index]
+        f"p99 {lat['scan_to_event_p99']} ms, max {lat['scan_to_event_max']} ms; "  # type: ignore[index]
+        f"raw commit median {lat['raw_commit_median']} ms, p99 {lat['raw_commit_p99']} ms "  # type: ignore[index]
+        f"(median ratio {lat['median_over_raw_commit']}x)"  # type: ignore[index]
+    )
+    return 0 if result["chain_verifies"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

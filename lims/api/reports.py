@@ -1,0 +1,49 @@
+"""QA records: chain-of-custody PDF reports and corrections of recorded sample data."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response
+
+from lims import reports, samples
+from lims.http import get_db, require, write
+from lims.samples import CorrectionIn
+
+bp = APIBlueprint("reports", __name__, url_prefix="/api", tag="QA records")
+READERS = ("qa", "admin", "client_viewer")
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    return Response(
+        data,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+@bp.get("/samples/<barcode>/report.pdf")
+def sample_report(barcode: str):
+    """Return the chain-of-custody PDF of a sample and its lineage (QA, admin, client viewer)."""
+    actor = require(*READERS)
+    return _pdf(reports.sample_report(get_db(), barcode, actor), f"custody-{barcode}.pdf")
+
+
+@bp.get("/lots/<lot>/report.pdf")
+def lot_report(lot: str):
+    """Return the chain-of-custody PDF of a lot and its vials (QA, admin, client viewer)."""
+    actor = require(*READERS)
+    return _pdf(reports.lot_report(get_db(), lot, actor), f"custody-{lot}.pdf")
+
+
+@bp.post("/samples/<barcode>/corrections")
+@bp.input(CorrectionIn, arg_name="data")
+@write
+def correct(barcode: str, data: CorrectionIn):
+    """Correct recorded data of a sample with a reason (a new event linked to the corrected one)."""
+    actor = require(*sorted(samples.LAB_ROLES))
+    db = get_db()
+    s, event = samples.correct_sample(db, barcode=barcode, data=data, actor=actor)
+    return {
+        "sample": samples.sample_dict(db, s),
+        "event": {k: event[k] for k in ("seq", "action", "corrects_seq", "reason")},
+    }, 201

@@ -1,0 +1,94 @@
+"""Scans from bench stations: POST /api/scans, GET /api/scans, GET /api/stations/<name>.
+
+A scan the station refuses (wrong check character, unknown code, no operator signed in, COI
+mismatch, wrong lot, illegal custody move ...) is answered with HTTP 200 and
+``"outcome": "refused"``, not with 4xx: the request itself was understood and its result recorded
+(a ScanEvent row and a "scan.refused" audit event). The station agent tells "the server answered"
+(2xx: log it, show it to the operator, never resend) from "the server did not answer" (network
+error, 5xx, 409 busy: resend with the same scan_id). 4xx is kept for requests that are themselves
+wrong: 400 malformed body (data longer than 512 characters, missing scan_id), 401 no or bad
+token, 403 a token bound to another station or a client viewer, 404 unknown station.
+
+POST /api/scans ``{"station": "BENCH-B1", "data": "S26-000123-E", "scan_id": "sc1-...",
+"symbology": "]C0", "device": "scanner:/dev/ttyACM0", "error": null}`` answers::
+
+    {"scan_id": ..., "station": ..., "data": ..., "outcome": "accepted|refused|duplicate",
+     "code": null | "bad_check_character" | "no_operator" | "coi_mismatch" | ...,
+     "action": "sign_in|set_mode|set_target|set_lot|set_coi|set_reason|set_condition|
+                receive|store|check_out|check_in|hand_over|dispose|quarantine|lookup|done|...",
+     "resolved": {"kind": "sample|coi|location|badge|lot|command|gs1", "ref": ..., ...} | null,
+     "message": "what to tell the operator", "sample": {sample JSON} | null,
+     "station_state": {"name", "operator", "mode", "target", "position", "lot", "coi",
+                       "reason", "condition", "version", "prompt", ...},
+     "time": "...Z", "replayed": true (only when the scan_id was answered before)}
+"""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field
+
+from lims import scanning, stations
+from lims.http import current_actor, get_db, write
+
+bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
+
+
+class ScanIn(BaseModel):
+    """One read of a scanner at a bench."""
+
+    model_config = ConfigDict(extra="forbid")
+    station: str = Field(min_length=1, max_length=64, description="station name, e.g. BENCH-B1")
+    data: str = Field(max_length=scanning.MAX_SCAN_LENGTH, description="the scanned text")
+    scan_id: str = Field(
+        min_length=1, max_length=100, description="unique per scan; a retry reuses it"
+    )
+    symbology: str | None = Field(default=None, max_length=8, description="AIM id, e.g. ]C1")
+    device: str | None = Field(default=None, max_length=120, description="which scanner")
+    error: str | None = Field(
+        default=None, max_length=100, description="the reader could not frame the scan"
+    )
+
+
+class ScanQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    station: str = Field(min_length=1, max_length=64)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+@bp.post("/scans")
+@bp.input(ScanIn, arg_name="data")
+@write
+def post_scan(data: ScanIn):
+    """Resolve a scan at a station and do what it means there (refusals are 200 + refused)."""
+    return stations.handle_scan(
+        get_db(),
+        station=data.station,
+        scan_id=data.scan_id,
+        data=data.data,
+        symbology=data.symbology,
+        device=data.device,
+        error=data.error,
+        agent=current_actor(),
+        window_s=float(current_app.config.get("SCAN_DUPLICATE_WINDOW_S", 3.0)),
+    )
+
+
+@bp.get("/scans")
+@bp.input(ScanQuery, location="query", arg_name="q")
+def list_scans(q: ScanQuery):
+    """List a station's recent scans, newest first."""
+    db = get_db()
+    return {
+        "station": q.station,
+        "scans": stations.recent_scans(db, station=q.station, actor=current_actor(), limit=q.limit),
+    }
+
+
+@bp.get("/stations/<name>")
+def get_station(name: str):
+    """Return a station's state: operator, mode, target, settings and what to scan next."""
+    current_actor()
+    db = get_db()
+    return stations.station_state(db, stations.get_station(db, name))

@@ -1,0 +1,142 @@
+"""What goes on a label for a sample, a lot or a box: content, not bytes (no Flask here)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+from sqlmodel import Session, select
+
+from lims.errors import NotFound
+from lims.models import Location, Sample, SampleType, VectorLot
+from lims.users import Actor
+from printers.zpl import LabelContent
+
+__all__ = [
+    "COI_SHORT_MAX",
+    "LabelSource",
+    "box_label",
+    "coi_short",
+    "content_from_json",
+    "content_to_json",
+    "default_template",
+    "lot_label",
+    "resolve",
+    "sample_label",
+]
+
+# Our own COI ids (COI-26-000123-K) are 15 characters; longer ones (an ISBT 128 ST-028 id) are
+# shortened to their distinguishing tail, which is what staff compare at the bench.
+COI_SHORT_MAX = 16
+_COI_TAIL = 12
+
+
+def coi_short(coi: str | None, scheme: str = "local") -> str | None:
+    """Return the Chain of Identity id as printed on a label (the tail of a long id)."""
+    if not coi:
+        return None
+    if len(coi) <= COI_SHORT_MAX:
+        return coi
+    prefix = "ISBT " if scheme == "isbt128" else "COI "
+    return f"{prefix}..{coi[-_COI_TAIL:]}"
+
+
+def sample_label(session: Session, s: Sample, reprint: bool = False) -> LabelContent:
+    """Return the label of a sample: id, type, lot, date, COI short form."""
+    stype = session.get(SampleType, s.sample_type_id)
+    lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
+    # A vial of a vector lot carries the lot's expiry; other material its registration date.
+    if lot is not None and lot.expires_on is not None:
+        date = f"EXP {lot.expires_on.isoformat()}"
+    else:
+        date = s.created_at.strftime("%Y-%m-%d")
+    return LabelContent(
+        barcode=s.barcode,
+        title=stype.name if stype else "",
+        lot=lot.lot_number if lot else None,
+        date=date,
+        coi_short=coi_short(s.coi, s.coi_scheme),
+        reprint=reprint,
+    )
+
+
+def lot_label(lot: VectorLot, reprint: bool = False) -> LabelContent:
+    """Return the label of a vector lot (a shipper or a rack of its vials)."""
+    return LabelContent(
+        barcode=lot.lot_number,
+        title=lot.vector,
+        date=f"EXP {lot.expires_on.isoformat()}" if lot.expires_on else None,
+        extra=(lot.serotype or lot.vector_type,),
+        reprint=reprint,
+    )
+
+
+def box_label(box: Location, reprint: bool = False) -> LabelContent:
+    """Return the label of a storage box (or any scannable location)."""
+    size = f"{box.rows}x{box.cols}" if box.rows and box.cols else None
+    return LabelContent(
+        barcode=box.code,
+        title=box.name,
+        extra=tuple(x for x in (size, box.temperature) if x),
+        reprint=reprint,
+    )
+
+
+class LabelSource:
+    """A resolved barcode: what its label says and which sample (if any) it belongs to."""
+
+    def __init__(
+        self,
+        content: LabelContent,
+        kind: str,
+        sample_id: int | None = None,
+        org_id: int | None = None,
+        lot_id: int | None = None,
+        container: str | None = None,
+    ) -> None:
+        self.content = content
+        self.kind = kind
+        self.sample_id = sample_id
+        self.org_id = org_id
+        self.lot_id = lot_id
+        self.container = container
+
+
+def resolve(session: Session, barcode: str, actor: Actor) -> LabelSource:
+    """Resolve a scanned id to its label: a sample, a vector lot or a storage location.
+
+    Another organisation's sample or lot is unknown (404), as is a location to a client user.
+    """
+    s = session.exec(select(Sample).where(Sample.barcode == barcode)).first()
+    if s is not None and actor.can_see(s.org_id):
+        return LabelSource(
+            sample_label(session, s), "sample", s.id, s.org_id, s.lot_id, s.container
+        )
+    if s is None:
+        lot = session.exec(select(VectorLot).where(VectorLot.lot_number == barcode)).first()
+        if lot is not None and actor.can_see(lot.org_id):
+            return LabelSource(lot_label(lot), "lot", None, lot.org_id, lot.id)
+        if lot is None and actor.sees_all:
+            loc = session.exec(select(Location).where(Location.code == barcode)).first()
+            if loc is not None:
+                return LabelSource(box_label(loc), "location")
+    raise NotFound(f"no sample, lot or box {barcode!r}", code="unknown_barcode", barcode=barcode)
+
+
+def default_template(container: str | None) -> str:
+    """Return the label stock for a container: bags get bag labels, the rest cryovial ones."""
+    return "bag" if container == "bag" else "cryovial"
+
+
+def content_to_json(content: LabelContent) -> str:
+    """Serialise label content for PrintJobLabel.content (what was queued is what prints)."""
+    return json.dumps(asdict(content), sort_keys=True, separators=(",", ":"))
+
+
+def content_from_json(text: str, *, reprint: bool | None = None) -> LabelContent:
+    """Rebuild label content stored by content_to_json; optionally set the REPRINT mark."""
+    data: dict[str, Any] = json.loads(text)
+    data["extra"] = tuple(data.get("extra") or ())
+    content = LabelContent(**data)
+    return content if reprint is None else replace(content, reprint=reprint)

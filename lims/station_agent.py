@@ -1,0 +1,324 @@
+"""The station agent: reads one bench's serial scanners and posts every scan to the server.
+
+    flask --app app station run BENCH-B1 --server http://127.0.0.1:5000 --token T \\
+        --scanner /dev/ttyACM0 [--scanner socket://10.0.0.7:4001] [--suffix CR]
+
+Each scanner is a `scanners.ScannerReader` (reconnects after unplug by itself). Scans of all
+readers go through one queue to one sender thread, so the server sees them in the order they were
+read (a badge before the tubes). Every scan gets a unique scan_id when it is read; a failed post
+(server down or restarting, network error, 5xx, 409 busy) is retried with the SAME scan_id with
+bounded backoff until it is answered, so a retry can never make a second event. Answers are
+logged: accepted / refused / duplicate with the message for the operator and the next prompt.
+
+This module uses only the standard library and `scanners`; it never imports the Flask app.
+
+Not wired yet: claiming this bench's print jobs. `StationAgent(print_worker=...)` is the hook for
+it (a callable run in its own thread with the agent's stop event); lims/printing.py, which will
+provide the worker, is being built separately.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from scanners import Scan, ScannerGroup, ScannerReader
+
+__all__ = ["PostResult", "StationAgent", "main", "station_cli"]
+
+log = logging.getLogger("lims.station_agent")
+
+# Statuses after which the same request may succeed later: busy/conflict, rate limit, server.
+_RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What became of one scan."""
+
+    scan: Scan
+    scan_id: str
+    status: int | None  # HTTP status of the final answer (None: given up at stop)
+    body: dict[str, Any] | None  # the server's JSON answer
+    attempts: int
+    read_at: float  # time.monotonic() when the reader handed the scan over
+    answered_at: float  # time.monotonic() when the answer arrived
+
+
+class StationAgent:
+    """Read a bench's scanners and post each scan to POST /api/scans, retrying safely."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        station: str,
+        scanners: Sequence[str] = (),
+        *,
+        suffix: str = "CR",
+        baud: int = 9600,
+        timeout_s: float = 10.0,
+        backoff_min_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+        on_result: Callable[[PostResult], None] | None = None,
+        print_worker: Callable[[threading.Event], None] | None = None,
+    ) -> None:
+        """Configure the agent; nothing runs until `start()`.
+
+        print_worker: hook for claiming this bench's print jobs (run in a thread until stop);
+        None until lims/printing.py provides one.
+        """
+        self.server = server.rstrip("/")
+        self.token = token
+        self.station = station
+        self.timeout_s = timeout_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = max(backoff_max_s, backoff_min_s)
+        self.on_result = on_result or self._log_result
+        self.print_worker = print_worker
+        self.group = ScannerGroup(
+            ScannerReader(url, self._make_on_scan(i), suffix=suffix, baud=baud, name=url)
+            for i, url in enumerate(scanners)
+        )
+        self._queue: queue.Queue[tuple[Scan, str, float] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.posted = 0
+        self.retries = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> StationAgent:
+        """Start the sender, the readers and (if given) the print worker."""
+        self._stop.clear()
+        sender = threading.Thread(target=self._send_loop, name="station-agent:sender", daemon=True)
+        sender.start()
+        self._threads = [sender]
+        if self.print_worker is not None:
+            pw = threading.Thread(
+                target=self.print_worker,
+                args=(self._stop,),
+                name="station-agent:print",
+                daemon=True,
+            )
+            pw.start()
+            self._threads.append(pw)
+        self.group.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading, give up pending retries, and join the threads."""
+        self.group.stop(timeout)
+        self._stop.set()
+        self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until every scanner port is open or timeout passes."""
+        deadline = time.monotonic() + timeout
+        return all(
+            r.wait_connected(max(0.0, deadline - time.monotonic())) for r in self.group.readers
+        )
+
+    def __enter__(self) -> StationAgent:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def submit(self, scan: Scan, reader: str = "x") -> str:
+        """Queue a scan as if a reader had read it (used by the readers); return its scan_id."""
+        scan_id = f"{self.station}-{reader}-{uuid.uuid4().hex}"
+        self._queue.put((scan, scan_id, time.monotonic()))
+        return scan_id
+
+    # -- reading and sending --------------------------------------------------------------------
+
+    def _make_on_scan(self, index: int) -> Callable[[Scan], None]:
+        def on_scan(scan: Scan) -> None:
+            # The id is fixed when the scan is read: every retry of it carries the same one.
+            self.submit(scan, f"r{index}")
+
+        return on_scan
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._stop.is_set():
+                return
+            scan, scan_id, read_at = item
+            try:
+                result = self._post_until_answered(scan, scan_id, read_at)
+            except Exception:  # noqa: BLE001 - one bad scan must not stop the bench
+                log.exception("station agent: could not post scan %s", scan_id)
+                continue
+            try:
+                self.on_result(result)
+            except Exception:  # noqa: BLE001
+                log.exception("station agent: on_result failed for %s", scan_id)
+
+    def _payload(self, scan: Scan, scan_id: str) -> bytes:
+        body: dict[str, Any] = {
+            "station": self.station,
+            "scan_id": scan_id,
+            "data": scan.data[:512],
+            "symbology": scan.symbology,
+            "device": f"scanner:{scan.source}" if scan.source else None,
+        }
+        if scan.error:
+            body["error"] = scan.error[:100]
+        return json.dumps(body).encode()
+
+    def _post_until_answered(self, scan: Scan, scan_id: str, read_at: float) -> PostResult:
+        payload = self._payload(scan, scan_id)
+        delay = self.backoff_min_s
+        attempts = 0
+        while True:
+            attempts += 1
+            status, body, err = self._post(payload)
+            if status is not None and status not in _RETRY_STATUSES:
+                self.posted += 1
+                return PostResult(scan, scan_id, status, body, attempts, read_at, time.monotonic())
+            self.retries += 1
+            what = f"HTTP {status}" if status is not None else err
+            # Loud on the first failure, quiet on the repeats: a restarting server is not news.
+            level = logging.WARNING if attempts == 1 else logging.DEBUG
+            log.log(level, "station agent: %s not answered (%s); retrying", scan_id, what)
+            if self._stop.wait(delay):
+                return PostResult(scan, scan_id, None, None, attempts, read_at, time.monotonic())
+            delay = min(delay * 2, self.backoff_max_s)
+
+    def _post(self, payload: bytes) -> tuple[int | None, dict[str, Any] | None, str | None]:
+        req = urllib.request.Request(
+            f"{self.server}/api/scans",
+            data=payload,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {self.token}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+                return resp.status, _json(resp.read()), None
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, _json(exc.read()), None
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
+            # No answer (refused, reset, cut mid-reply, timed out): the scan may or may not
+            # have been processed, which is why the retry carries the same scan_id.
+            return None, None, str(getattr(exc, "reason", exc)) or type(exc).__name__
+
+    def station_state(self) -> dict[str, Any] | None:
+        """Return GET /api/stations/<station>, or None when the server does not answer."""
+        url = f"{self.server}/api/stations/{urllib.parse.quote(self.station, safe='')}"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+                return _json(resp.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return _json(exc.read()) or {"error": exc.code, "message": exc.reason}
+        except (urllib.error.URLError, OSError, TimeoutError):
+            return None
+
+    @staticmethod
+    def _log_result(result: PostResult) -> None:
+        click.echo(format_result(result), err=False)
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def format_result(result: PostResult) -> str:
+    """Return the one-line log of a scan's outcome."""
+    body = result.body or {}
+    shown = result.scan.data[:60] if result.scan.data else f"<{result.scan.error or 'empty'}>"
+    if result.status is None:
+        return f"NOT SENT  {shown}  (agent stopped before the server answered)"
+    if result.status != 200:
+        return f"ERROR {result.status}  {shown}  {body.get('error')}: {body.get('message')}"
+    outcome = str(body.get("outcome", "?")).upper()
+    prompt = (body.get("station_state") or {}).get("prompt")
+    replay = " (replayed)" if body.get("replayed") else ""
+    line = f"{outcome:<9} {shown}  {body.get('message', '')}{replay}"
+    return f"{line}  | next: {prompt}" if prompt else line
+
+
+@click.group("station", help="Run a bench station agent (scanners -> server).")
+def station_cli() -> None:
+    """Group the station commands."""
+
+
+@station_cli.command("run")
+@click.argument("station")
+@click.option("--server", required=True, help="LIMS base URL, e.g. http://127.0.0.1:5000")
+@click.option("--token", required=True, envvar="LIMS_STATION_TOKEN", help="bearer token")
+@click.option("--scanner", "scanners", multiple=True, help="pyserial URL of a scanner (repeat)")
+@click.option("--suffix", default="CR", show_default=True, help="CR, LF, CRLF or TAB")
+@click.option("--baud", default=9600, show_default=True, type=int)
+def station_run(
+    station: str, server: str, token: str, scanners: tuple[str, ...], suffix: str, baud: int
+) -> None:
+    """Read the bench's scanners and post each scan to the server until Ctrl-C."""
+    run(station, server, token, scanners, suffix, baud)
+
+
+def run(
+    station: str, server: str, token: str, scanners: Sequence[str], suffix: str, baud: int
+) -> None:
+    """Run the agent in the foreground until interrupted."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    if not scanners:
+        raise click.UsageError("give at least one --scanner URL (e.g. /dev/ttyACM0)")
+    agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud)
+    state = agent.station_state()
+    if state is None:
+        click.echo(f"server {server} does not answer yet; scans will wait and be retried")
+    elif "prompt" in state:
+        click.echo(f"station {station}: {state['prompt']}")
+    else:
+        click.echo(f"station {station}: {state.get('error')}: {state.get('message')}")
+    click.echo(f"reading {', '.join(scanners)} (suffix {suffix}); Ctrl-C to stop")
+    agent.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        agent.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `station run ...` without Flask: python -m lims.station_agent run BENCH-B1 ..."""
+    station_cli.main(args=list(argv) if argv is not None else None, prog_name="station-agent")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""The web blueprint's plumbing: who is signed in, CSRF, page errors, one commit per form."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from lims import websession
+from lims.errors import Forbidden, LimsError
+from lims.http import _record_refusal, get_db
+from lims.users import Actor, actor_for
+
+log = logging.getLogger("lims.web")
+T = TypeVar("T")
+
+bp = Blueprint(
+    "web",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/assets",
+)
+# APIFlask reads this from every blueprint when it builds /openapi.json; pages are not API.
+bp.enable_openapi = False
+
+LAB = ("technician", "qa", "admin")
+AUDIT_READERS = ("qa", "admin", "client_viewer")
+
+# Pages are small and server-rendered: everything they load comes from this server.
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+@bp.before_request
+def _load_session() -> Response | None:
+    """Find the signed-in user; refuse a form POST without this session's CSRF token."""
+    if request.endpoint == "web.static":
+        return None
+    db = get_db()
+    cur = websession.current(db)
+    g.web_user = cur.user if cur else None
+    if request.method != "POST" or request.endpoint == "web.login":
+        return None
+    if cur is None:
+        if g.get("web_end_reason"):
+            db.commit()  # keep the record of why the session ended
+        return to_sign_in()
+    websession.check_csrf_form(cur)
+    return None
+
+
+@bp.after_request
+def _headers(resp: Response) -> Response:
+    """Keep pages out of caches (the back button after sign-out) and out of frames."""
+    if request.endpoint != "web.static":
+        resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = _CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def to_sign_in() -> Response:
+    """Redirect to the sign-in page, saying why and where to come back to."""
+    args: dict[str, str] = {}
+    if g.get("web_end_reason"):
+        args["ended"] = g.web_end_reason
+    if request.method == "GET":
+        args["next"] = request.full_path.rstrip("?")
+    return redirect(url_for("web.login", **args))
+
+
+def safe_next(target: str | None) -> str:
+    """Return target if it is a path on this site, else the home page (no open redirect)."""
+    if not target:
+        return url_for("web.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("web.home")
+    if "\\" in target:
+        return url_for("web.home")
+    return target
+
+
+def page(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a view need a signed-in user (with one of roles, when given)."""
+
+    def deco(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if g.get("web_user") is None:
+                return to_sign_in()
+            if roles and g.web_user.role not in roles:
+                raise Forbidden(
+                    f"this page needs the role {' or '.join(roles)}; you are {g.web_user.role}",
+                    code="role_required",
+                )
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def actor() -> Actor:
+    """Return the signed-in user as the Actor the domain functions take."""
+    if "actor" not in g:
+        g.actor = actor_for(get_db(), g.web_user)
+    return g.actor
+
+
+def perform(fn: Callable[[], T]) -> tuple[T | None, LimsError | None]:
+    """Run one change as one transaction; a refusal is rolled back and returned, not raised."""
+    db = get_db()
+    try:
+        out = fn()
+        db.commit()
+        return out, None
+    except LimsError as err:
+        db.rollback()
+        _record_refusal(err)
+        return None, err
+    except IntegrityError:
+        db.rollback()
+        return None, LimsError(
+            "the change conflicts with another record (it may have been made already); "
+            "reload the page",
+            code="conflict",
+        )
+
+
+def render(template_name: str, status: int = 200, /, **ctx: Any) -> tuple[str, int]:
+    """Render a page with the signed-in user, CSRF token and navigation."""
+    return render_template(template_name, **ctx), status
+
+
+@bp.context_processor
+def _page_context() -> dict[str, Any]:
+    user = g.get("web_user")
+    cur = g.get("web_current")
+    return {
+        "user": user,
+        "csrf_token": cur.session.csrf_token if cur else "",
+        "nav": _nav(user.role if user else None),
+        "is_lab": bool(user and user.role in LAB),
+    }
+
+
+def _nav(role: str | None) -> list[tuple[str, str]]:
+    if role is None:
+        return []
+    items = [("Home", url_for("web.home"))]
+    if role in LAB:
+        items.append(("Bench", url_for("web.benches")))
+    items += [
+        ("Samples", url_for("web.samples")),
+        ("Lots", url_for("web.lots")),
+        ("Storage", url_for("web.storage")),
+    ]
+    if role in LAB:
+        items.append(("Print queue", url_for("web.print_queue")))
+    if role in AUDIT_READERS:
+        items.append(("Audit", url_for("web.audit_search")))
+    if role == "admin":
+        items.append(("Users", url_for("web.admin_users")))
+    return items
+
+
+@bp.app_template_filter("utc")
+def _utc(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("T", " ").rstrip("Z").split(".")[0] + " UTC"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- errors: a readable page with the right status, never a traceback ------------------------
+
+
+def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    try:
+        return render_template("error.html", status=status, title=title, message=message), status
+    except Exception:  # the error page itself failed: still answer in plain words
+        log.exception("could not render the error page")
+        return f"<!doctype html><title>{status}</title><h1>{escape(title)}</h1>", status
+
+
+_TITLES = {
+    400: "The request could not be read",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "Changed meanwhile",
+    413: "Too large",
+    422: "Refused",
+}
+
+
+@bp.errorhandler(LimsError)
+def _lims_error(err: LimsError) -> tuple[str, int]:
+    db = g.get("db")
+    if db is not None:
+        db.rollback()
+    return _error_page(err.status, _TITLES.get(err.status, "Refused"), err.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(err: HTTPException) -> tuple[str, int]:
+    code = err.code or 500
+    return _error_page(code, _TITLES.get(code, "Error"), err.description or "")
+
+
+@bp.errorhandler(DBAPIError)
+def _db_error(err: DBAPIError) -> tuple[str, int]:
+    db = g.get("db")
+    if db is not None:
+        db.rollback()
+    if isinstance(err, IntegrityError):
+        return _error_page(409, _TITLES[409], "The change conflicts with another record.")
+    log.exception("database error on a page", exc_info=err)
+    return _error_page(
+        503, "Database busy", "The database did not answer in time; nothing was changed. Retry."
+    )
+
+
+@bp.errorhandler(Exception)
+def _unexpected(err: Exception) -> tuple[str, int]:
+    db = g.get("db")
+    if db is not None:
+        db.rollback()
+    log.exception("unexpected error on a page", exc_info=err)
+    return _error_page(
+        500,
+        "Something went wrong",
+        "An unexpected error happened and nothing was changed. The error was logged.",
+    )

@@ -1,0 +1,21 @@
+// Small page helpers: confirm destructive forms, stop double submits (gloved double taps).
+"use strict";
+document.addEventListener("submit", function (e) {
+  var form = e.target;
+  if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    e.preventDefault();
+    return;
+  }
+  if (form.method.toLowerCase() === "post") {
+    if (form.dataset.sent) { e.preventDefault(); return; }
+    form.dataset.sent = "1";
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+  }
+});
+// A page restored from the back-forward cache must accept its forms again.
+window.addEventListener("pageshow", function () {
+  document.querySelectorAll("form[data-sent]").forEach(function (f) {
+    delete f.dataset.sent;
+    f.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+  });
+});

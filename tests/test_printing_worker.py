@@ -1,0 +1,250 @@
+"""Workers: the station agent's HTTP claim protocol, a crashed worker, the CLI, python app.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from helpers import register
+from printing_util import add_printer, aliquots, job_events, job_row, printed_barcodes, worker
+
+from lims import create_app, printing, users
+from lims.db import new_session
+from lims.models import Printer
+from printers.mock import PrinterSimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sim():
+    s = PrinterSimulator().start()
+    yield s
+    s.stop()
+
+
+def http_call(client, headers):  # noqa: ANN001, ANN201
+    """The agent's call(method, path, body) over the app's real WSGI stack."""
+
+    def call(method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
+        r = client.open(path, method=method, json=body, headers=headers)
+        return r.status_code, r.get_json(silent=True)
+
+    return call
+
+
+def test_agent_claims_its_bench_jobs_over_http(app, client, auth, sim):
+    tech = auth("tech1")
+    bench = auth("tech1", "BENCH-B1")
+    barcodes = [register(client, tech)["barcode"] for _ in range(3)]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": barcodes, "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
+    call = http_call(client, bench)
+
+    # Another bench's token cannot take this bench's work.
+    r = client.post(
+        "/api/print-jobs/claim", json={"station": "BENCH-QC", "worker": "w"}, headers=bench
+    )
+    assert r.status_code == 403 and r.json["error"] == "wrong_station"
+
+    done = printing.agent_print_once(
+        call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}, timeout=0.5
+    )
+
+    assert done["job"] == job_id and done["error"] is None and done["printed"] == 3
+    assert printed_barcodes(sim) == barcodes
+    job = client.get(f"/api/print-jobs/{job_id}", headers=tech).json
+    assert (job["state"], job["labels_printed"], job["claimed_by"]) == ("sent", 3, "agent-1")
+    events = job_events(app, job_id)
+    assert [e.action for e in events] == ["print_job.queue", "print_job.send", "print_job.print"]
+    assert events[-1].station == "BENCH-B1" and events[-1].actor == "tech1"
+    # Nothing left: the claim says so.
+    assert printing.agent_print_once(call, station="BENCH-B1", worker="agent-1") is None
+
+
+def test_claim_protocol_refuses_what_would_break_the_record(app, client, auth, sim):
+    tech = auth("tech1")
+    bench = auth("tech1", "BENCH-B1")
+    barcode = register(client, tech)["barcode"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
+
+    r = client.post("/api/print-jobs/claim", json={"worker": "a"}, headers=bench)
+    assert r.status_code == 200
+    claim = r.json["job"]
+    assert claim["id"] == job_id and claim["printer"]["url"] == "demo-sim"
+    assert claim["format_b64"] and len(claim["labels_b64"]) == 1
+    # While leased to worker a, nobody else gets a job of that printer.
+    r = client.post("/api/print-jobs/claim", json={"worker": "b"}, headers=bench)
+    assert r.json == {"job": None}
+    r = client.post(f"/api/print-jobs/{job_id}/start", json={"worker": "b"}, headers=bench)
+    assert r.status_code == 409 and r.json["error"] == "claim_lost"
+    outcome = {"worker": "a", "sent": 1, "printed": 1}
+    r = client.post(f"/api/print-jobs/{job_id}/outcome", json=outcome, headers=bench)
+    assert r.status_code == 409 and r.json["error"] == "not_started"
+
+    for _ in range(2):  # a retried start is answered the same
+        r = client.post(f"/api/print-jobs/{job_id}/start", json={"worker": "a"}, headers=bench)
+        assert r.status_code == 200 and r.json["state"] == "sending"
+    r = client.post(
+        f"/api/print-jobs/{job_id}/void", json={"reason": "too late"}, headers=tech
+    )
+    assert r.status_code == 422 and r.json["error"] == "not_voidable"
+    bad = {"worker": "a", "sent": 1, "printed": 2}
+    r = client.post(f"/api/print-jobs/{job_id}/outcome", json=bad, headers=bench)
+    assert r.status_code == 400 and r.json["error"] == "bad_outcome"
+    for _ in range(2):  # a retried outcome is answered the same, recorded once
+        r = client.post(f"/api/print-jobs/{job_id}/outcome", json=outcome, headers=bench)
+        assert r.status_code == 200 and r.json["state"] == "sent"
+    assert [e.action for e in job_events(app, job_id)] == [
+        "print_job.queue",
+        "print_job.send",
+        "print_job.print",
+    ]
+    viewer = auth("helix_viewer")
+    r = client.post("/api/print-jobs/claim", json={"worker": "v", "station": "BENCH-B1"},
+                    headers=viewer)
+    assert r.status_code == 403
+
+
+def test_agent_leaves_job_queued_when_printer_is_silent(app, client, auth, sim):
+    tech = auth("tech1")
+    barcode = register(client, tech)["barcode"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
+    sim.head_open(True)
+
+    done = printing.agent_print_once(
+        http_call(client, auth("tech1", "BENCH-B1")),
+        station="BENCH-B1",
+        worker="agent-1",
+        url_map={"ZEBRA-B1": sim.port},
+        timeout=0.5,
+    )
+
+    assert done["code"] == "not_ready" and done["sent"] == 0
+    job = job_row(app, job_id)
+    assert job.state == "queued" and job.claimed_by is None
+    assert job.error.startswith("printer not ready")
+    assert sim.formats_received == 0
+
+
+def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, auth, db_url):
+    # A throttled printer (9600 baud): the 96 labels take seconds, long enough to kill mid-way.
+    slow = PrinterSimulator(baud=9600).start()
+    try:
+        add_printer(runner, "SLOW", slow.port)
+        tech = auth("tech1")
+        barcodes = aliquots(client, tech, 96)
+        job_id = client.post(
+            "/api/labels", json={"barcodes": barcodes, "printer": "SLOW"}, headers=tech
+        ).json["id"]
+        env = {**os.environ, "LIMS_DATABASE_URL": db_url, "LIMS_SECRET_KEY": "t"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "print-worker", "--once",
+             "--printer", "SLOW"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and slow.formats_received < 5:
+                time.sleep(0.05)
+            assert job_row(app, job_id).state == "sending"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        time.sleep(0.5)
+        received = slow.formats_received
+        assert 5 <= received < 96
+
+        # Before the lease ends nobody touches it; a worker pass does not send it.
+        worker(app, "SLOW").run_once()
+        assert job_row(app, job_id).state == "sending"
+        # Once the lease has run out, the next claim fails it as 'outcome unknown'.
+        lease_end = job_row(app, job_id).lease_until
+        with new_session(app.extensions["lims"]["engine"]) as db:
+            pid = db.exec(printing.select(Printer.id).where(Printer.name == "SLOW")).one()
+            printing.reap_expired(
+                db, [pid], users.system_actor(db), now=lease_end + timedelta(seconds=1)
+            )
+            db.commit()
+        worker(app, "SLOW").run_once()
+
+        job = client.get(f"/api/print-jobs/{job_id}", headers=tech).json
+        assert job["state"] == "failed"
+        assert job["error"].startswith(printing.OUTCOME_UNKNOWN)
+        assert job["labels_unconfirmed"] == 96 - job["labels_printed"]
+        assert {lab["status"] for lab in job["labels"]} <= {"printed", "unknown"}
+        time.sleep(0.3)
+        assert slow.formats_received == received  # never resent
+        r = client.post(f"/api/print-jobs/{job_id}/resume", json={}, headers=tech)
+        assert r.status_code == 422 and r.json["error"] == "nothing_to_resume"
+        r = client.post(
+            f"/api/print-jobs/{job_id}/reprint",
+            json={"reason": "worker crashed; checked the printer"},
+            headers=tech,
+        )
+        assert r.status_code == 201 and all(lab["reprint"] for lab in r.json["labels"])
+        assert job_events(app, job_id)[-1].action == "print_job.fail"
+    finally:
+        slow.stop()
+
+
+def test_cli_print_worker_once(app, client, runner, auth, sim):
+    add_printer(runner, "Z1", sim.port)
+    tech = auth("tech1")
+    barcode = register(client, tech)["barcode"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": [barcode], "printer": "Z1"}, headers=tech
+    ).json["id"]
+
+    res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1"])
+
+    assert res.exit_code == 0, res.output
+    assert f"job {job_id} on Z1: 1 labels printed" in res.output
+    assert printed_barcodes(sim) == [barcode]
+
+
+def test_python_app_runs_worker_with_demo_simulator(db_url):
+    demo = create_app(
+        {"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "t", "RUN_DEVICE_WORKER": True}
+    )
+    run = demo.extensions["lims"]["print_worker"]
+    try:
+        sim = run["worker"].simulators["ZEBRA-B1"]
+        with new_session(demo.extensions["lims"]["engine"]) as db:
+            printer = db.exec(printing.select(Printer).where(Printer.name == "ZEBRA-B1")).one()
+            assert printer.url == "demo-sim"  # mapped at runtime, never rewritten
+            secret, _ = users.create_token(db, username="tech1", actor=users.system_actor(db))
+            db.commit()
+        client = demo.test_client()
+        tech = {"Authorization": f"Bearer {secret}"}
+        barcode = register(client, tech)["barcode"]
+        job_id = client.post(
+            "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
+        ).json["id"]
+        assert sim.wait_printed(1, timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and job_row(demo, job_id).state != "sent":
+            time.sleep(0.05)
+        assert job_row(demo, job_id).state == "sent"
+        assert printed_barcodes(sim) == [barcode]
+    finally:
+        run["stop"].set()
+        run["thread"].join(timeout=20)
+        run["worker"].close()
+        demo.extensions["lims"]["engine"].dispose()
+    assert not any(t.name.startswith("print-worker") and t.is_alive() for t in threading.enumerate())

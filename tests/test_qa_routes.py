@@ -1,0 +1,236 @@
+"""Every /api route: 401 without credentials, 403 for a refused role, 404 for another org's record.
+
+The table ROUTES lists each route with the roles it allows and a valid request body, so that a
+refusal is about who asks, not about the body. A route added to the app without an entry here
+fails test_every_api_route_is_in_the_table: decide its access rules, then add it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlmodel import select
+
+from lims import users
+from lims.db import new_session
+from lims.models import Organisation, Sample
+
+ANY = frozenset({"technician", "qa", "admin", "client_viewer"})
+LAB = frozenset({"technician", "qa", "admin"})
+READERS = frozenset({"qa", "admin", "client_viewer"})
+ADMIN = frozenset({"admin"})
+
+# The demo users that act in each role: the centre's staff, and helix-bio's client viewer (whose
+# requests use helix-bio records so that a refusal is about the role, not about visibility).
+ROLE_USER = {"technician": "tech1", "qa": "qa1", "admin": "admin", "client_viewer": "helix_viewer"}
+# helix-bio users by role, asking for novacell's records (another organisation's: 404).
+HELIX_USER = {"technician": "helix_tech", "client_viewer": "helix_viewer", "qa": "helix_qa"}
+
+LOT_CREATE = {
+    "lot_number": "AAV9-TEST-9",
+    "vector_type": "AAV",
+    "vector": "AAV9-X",
+    "project": "HX-AAV9",
+}
+# (method, rule) -> (roles allowed, JSON body or None). A body is valid for the record chosen.
+ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
+    ("GET", "/api/samples"): (ANY, None),
+    ("POST", "/api/samples"): (LAB, {"sample_type": "PLASMID", "project": "HX-AAV9"}),
+    ("GET", "/api/samples/<barcode>"): (ANY, None),
+    ("POST", "/api/samples/<barcode>/transitions"): (
+        LAB,
+        {"action": "receive", "condition": "intact"},
+    ),
+    ("POST", "/api/transitions"): (
+        LAB,
+        {"action": "receive", "condition": "intact", "samples": [{"barcode": "{barcode}"}]},
+    ),
+    ("POST", "/api/samples/<barcode>/aliquots"): (
+        LAB,
+        {"count": 1, "volume": 0.1, "unit": "mL"},
+    ),
+    ("GET", "/api/samples/<barcode>/history"): (ANY, None),
+    ("GET", "/api/samples/<barcode>/genealogy"): (ANY, None),
+    ("GET", "/api/samples/<barcode>/report.pdf"): (READERS, None),
+    ("POST", "/api/samples/<barcode>/corrections"): (
+        LAB,
+        {"volume": 0.9, "reason": "transcription error"},
+    ),
+    ("GET", "/api/lots"): (ANY, None),
+    ("POST", "/api/lots"): (LAB, LOT_CREATE),
+    ("GET", "/api/lots/<lot>"): (ANY, None),
+    ("GET", "/api/lots/<lot>/report.pdf"): (READERS, None),
+    ("POST", "/api/lots/<lot>/qc"): (
+        LAB,
+        {"test": "mycoplasma", "spec": "not detected", "result": "not detected", "passed": True},
+    ),
+    # Rejecting a quarantined lot is for QA alone (with a signature).
+    ("POST", "/api/lots/<lot>/transitions"): (
+        frozenset({"qa"}),
+        {
+            "action": "reject",
+            "reason": "test",
+            "signature": {"password": "x", "meaning": "rejection"},
+        },
+    ),
+    ("GET", "/api/audit"): (READERS, None),
+    ("GET", "/api/audit/export.csv"): (READERS, None),
+    ("GET", "/api/audit/verify"): (LAB, None),
+    ("GET", "/api/organisations"): (ANY, None),
+    ("GET", "/api/projects"): (ANY, None),
+    ("GET", "/api/sample-types"): (ANY, None),
+    ("GET", "/api/locations"): (ANY, None),
+    ("GET", "/api/locations/<code>"): (ANY, None),
+    ("GET", "/api/stations"): (ANY, None),
+    ("GET", "/api/stations/<name>"): (ANY, None),
+    ("GET", "/api/printers"): (ANY, None),
+    ("GET", "/api/users"): (ADMIN, None),
+    ("POST", "/api/users"): (
+        ADMIN,
+        {"username": "newbie", "role": "technician", "org": "centre", "password": "long-enough-1"},
+    ),
+    ("POST", "/api/tokens"): (ADMIN, {"username": "tech2"}),
+    ("DELETE", "/api/tokens/<int:token_id>"): (ADMIN, None),
+    ("POST", "/api/scans"): (LAB, {"station": "BENCH-B1", "data": "S26-000001-Y", "scan_id": "q1"}),
+    ("GET", "/api/scans"): (ANY, None),
+    ("POST", "/api/labels"): (LAB, {"barcodes": ["{barcode}"], "printer": "ZEBRA-B1"}),
+    ("POST", "/api/labels/sheet.pdf"): (LAB, {"barcodes": ["{barcode}"]}),
+    ("GET", "/api/samples/<barcode>/label.png"): (ANY, None),
+    ("GET", "/api/samples/<barcode>/label.pdf"): (LAB, None),
+    ("GET", "/api/print-jobs"): (LAB, None),
+    ("GET", "/api/print-jobs/<int:job_id>"): (LAB, None),
+    ("POST", "/api/print-jobs/<int:job_id>/reprint"): (LAB, {"reason": "smudged"}),
+    ("POST", "/api/print-jobs/<int:job_id>/resume"): (LAB, {"reason": "ribbon changed"}),
+    ("POST", "/api/print-jobs/<int:job_id>/void"): (LAB, {"reason": "wrong printer"}),
+    ("POST", "/api/print-jobs/claim"): (LAB, {"worker": "w1"}),
+    ("POST", "/api/print-jobs/<int:job_id>/start"): (LAB, {"worker": "w1"}),
+    ("POST", "/api/print-jobs/<int:job_id>/outcome"): (
+        LAB,
+        {"worker": "w1", "sent": 0, "printed": 0},
+    ),
+}
+SKIP = {"/api/health"}  # the one route that needs no sign-in
+QUERY = {"/api/scans": "?station=BENCH-B1"}
+
+
+def api_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+    """Return (method, rule) of every /api route the app serves."""
+    out = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.rule in SKIP:
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            out.add((method, rule.rule))
+    return out
+
+
+def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
+    """Return path parameters: helix-bio's records ('own') and novacell's ('other')."""
+    with new_session(app.extensions["lims"]["engine"]) as db:
+
+        def sample_of(org: str) -> str:
+            org_id = db.exec(select(Organisation.id).where(Organisation.name == org)).one()
+            return db.exec(
+                select(Sample.barcode).where(Sample.org_id == org_id).order_by(Sample.id.desc())
+            ).first()
+
+        common = {"code": "BOX-0001", "name": "BENCH-B1", "token_id": "1", "job_id": "1"}
+        return {
+            "own": {**common, "barcode": sample_of("helix-bio"), "lot": "AAV9-2611-001"},
+            "other": {**common, "barcode": sample_of("novacell"), "lot": "LV-2611-002"},
+        }
+
+
+def _fill(rule: str, params: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1).split(":")[-1]
+        assert name in params, f"no demo value for <{name}> in {rule}: add one to _records"
+        return params[name]
+
+    return re.sub(r"<([^>]+)>", sub, rule) + QUERY.get(rule, "")
+
+
+def _body(body: dict | None, params: dict[str, str]) -> dict | None:
+    if body is None:
+        return None
+    return json.loads(json.dumps(body).replace("{barcode}", params["barcode"]))
+
+
+def _call(client, method: str, url: str, body: dict | None, headers: dict | None = None):  # noqa: ANN001, ANN201
+    return client.open(url, method=method, json=body, headers=headers or {})
+
+
+def test_every_api_route_is_in_the_table(app):
+    served = api_routes(app)
+    missing = sorted(served - set(ROUTES))
+    stale = sorted(set(ROUTES) - served)
+    assert not missing, f"routes without access rules in ROUTES (add them): {missing}"
+    assert not stale, f"ROUTES lists routes the app does not serve: {stale}"
+
+
+def test_every_api_route_refuses_a_request_without_credentials(app, client):
+    params = _records(app)["own"]
+    for method, rule in sorted(api_routes(app)):
+        _roles, body = ROUTES[(method, rule)]
+        r = _call(client, method, _fill(rule, params), _body(body, params))
+        assert r.status_code == 401, (method, rule, r.status_code, r.get_json())
+        assert r.is_json and r.json["error"] == "unauthorized"
+        # A bad token is refused the same way.
+        r = _call(
+            client, method, _fill(rule, params), _body(body, params), {"Authorization": "Bearer x"}
+        )
+        assert r.status_code == 401, (method, rule)
+
+
+def test_every_role_restricted_route_refuses_other_roles(app, client, auth):
+    params = _records(app)["own"]
+    checked = 0
+    for method, rule in sorted(api_routes(app)):
+        roles, body = ROUTES[(method, rule)]
+        for role in sorted(ANY - roles):
+            r = _call(
+                client, method, _fill(rule, params), _body(body, params), auth(ROLE_USER[role])
+            )
+            assert r.status_code == 403, (method, rule, role, r.status_code, r.get_json())
+            assert r.json["error"] == "role_required"
+            checked += 1
+    assert checked >= 20  # the table restricts many routes; all of them were asked
+
+
+def test_another_organisations_record_does_not_exist(app, client, auth):
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        # A QA person employed by the client, to reach routes only QA may use.
+        users.create_user(
+            db,
+            username="helix_qa",
+            role="qa",
+            org="helix-bio",
+            password="demo-password",
+            actor=users.system_actor(db),
+        )
+        db.commit()
+    recs = _records(app)
+    checked = 0
+    for method, rule in sorted(api_routes(app)):
+        if "<barcode>" not in rule and "<lot>" not in rule:
+            continue
+        roles, body = ROUTES[(method, rule)]
+        role = next(r for r in ("technician", "client_viewer", "qa") if r in roles)
+        headers = auth(HELIX_USER[role])
+        r = _call(client, method, _fill(rule, recs["other"]), _body(body, recs["other"]), headers)
+        assert r.status_code == 404, (method, rule, role, r.status_code, r.get_json())
+        assert r.json["error"] in ("unknown_sample", "unknown_lot")
+        assert "novacell" not in r.get_data(as_text=True)
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("user", ["qa1", "helix_viewer"])
+def test_own_records_are_served_to_allowed_readers(app, client, auth, user):
+    # The other side of the 404s above: the same routes answer for a record one may see.
+    params = _records(app)["own"]
+    for rule in ("/api/samples/<barcode>/report.pdf", "/api/lots/<lot>/report.pdf"):
+        r = client.get(_fill(rule, params), headers=auth(user))
+        assert r.status_code == 200 and r.mimetype == "application/pdf"

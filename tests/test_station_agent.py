@@ -1,0 +1,261 @@
+"""End to end: simulated scanner (pty) -> station agent -> real HTTP server -> custody event."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+
+import pytest
+from helpers import register, verify
+from werkzeug.serving import make_server
+
+from lims import audit
+from lims.db import new_session
+from lims.station_agent import PostResult, StationAgent, format_result
+from scanners.sim import ScannerSimulator
+
+STATION = "BENCH-B1"
+WAIT_S = 20.0
+
+
+class Server:
+    """The app on a real socket, served by werkzeug in a thread."""
+
+    def __init__(self, app, port: int = 0) -> None:  # noqa: ANN001
+        self.srv = make_server("127.0.0.1", port, app, threaded=True)
+        self.port = self.srv.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+        self.thread.join(5)
+
+
+class LosingProxy:
+    """A TCP proxy that forwards each request and, while `drop` > 0, loses the reply.
+
+    It stands for a network that fails after the server committed: the agent never sees the
+    answer and must retry with the same scan_id.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.drop = 0
+        self.forwarded = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = _read_request(conn)
+                with socket.create_connection(("127.0.0.1", self.upstream_port)) as up:
+                    up.sendall(request)
+                    reply = b""
+                    while chunk := up.recv(65536):
+                        reply += chunk
+                self.forwarded += 1
+                if self.drop > 0:
+                    self.drop -= 1
+                    continue  # close without a reply
+                conn.sendall(reply)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    while len(body) < length:
+        body += conn.recv(65536)
+    # Ask the server to close after replying, so the proxy can read to EOF.
+    head = b"\r\n".join(
+        line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
+    )
+    return head + b"\r\nConnection: close\r\n\r\n" + body
+
+
+@pytest.fixture
+def server(app):  # noqa: ANN001, ANN201
+    srv = Server(app)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sim():  # noqa: ANN201
+    with ScannerSimulator() as s:
+        yield s
+
+
+class Results:
+    """Collect the agent's answers; wait for the next one."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[PostResult] = queue.Queue()
+
+    def __call__(self, result: PostResult) -> None:
+        self.q.put(result)
+
+    def next(self) -> PostResult:
+        return self.q.get(timeout=WAIT_S)
+
+
+def make_agent(url: str, token: str, sim: ScannerSimulator, results: Results) -> StationAgent:
+    agent = StationAgent(
+        url,
+        token,
+        STATION,
+        [sim.port],
+        backoff_min_s=0.05,
+        backoff_max_s=0.2,
+        timeout_s=5,
+        on_result=results,
+    )
+    agent.start()
+    assert agent.wait_connected(5), "the agent did not open the simulated scanner"
+    return agent
+
+
+def token_of(headers: dict[str, str]) -> str:
+    return headers["Authorization"].split()[1]
+
+
+def scan_and_wait(sim: ScannerSimulator, results: Results, data: str) -> dict:
+    return scan_result(sim, results, data).body
+
+
+def scan_result(sim: ScannerSimulator, results: Results, data: str) -> PostResult:
+    sim.scan(data)
+    result = results.next()
+    assert result.status == 200, result
+    assert result.scan.data == data
+    return result
+
+
+def test_scanner_to_agent_to_server_to_audited_custody_event(app, client, auth, server, sim):
+    tech = auth("tech1")
+    tubes = [register(client, tech)["barcode"] for _ in range(2)]
+    results = Results()
+    agent = make_agent(server.url, token_of(auth("admin", STATION)), sim, results)
+    try:
+        assert scan_and_wait(sim, results, "BADGE-0002")["action"] == "sign_in"
+        assert scan_and_wait(sim, results, "CMD:RECEIVE")["station_state"]["mode"] == "receive"
+        for b in tubes:
+            body = scan_and_wait(sim, results, b)
+            assert body["outcome"] == "accepted" and body["sample"]["state"] == "received"
+        bad = scan_result(sim, results, tubes[0][:-1] + ("A" if tubes[0][-1] != "A" else "B"))
+        assert bad.body["code"] == "bad_check_character"
+        assert format_result(bad).startswith("REFUSED")
+    finally:
+        agent.stop()
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        evs = audit.query(db, entity_ids=tubes, action="sample.receive")
+        assert [e.actor for e in evs] == ["tech1", "tech1"]
+        assert all(e.station == STATION and f"scanner:{sim.port}" in e.device for e in evs)
+    assert verify(app).ok
+    log = client.get(f"/api/scans?station={STATION}", headers=tech).json["scans"]
+    assert [(s["data"], s["outcome"]) for s in log][1:3] == [
+        (tubes[1], "accepted"),
+        (tubes[0], "accepted"),
+    ]
+
+
+def test_agent_survives_scanner_unplug_and_server_restart(app, client, auth, sim):
+    tech = auth("tech1")
+    tube = register(client, tech)["barcode"]
+    server = Server(app)
+    results = Results()
+    agent = make_agent(server.url, token_of(auth("admin", STATION)), sim, results)
+    try:
+        scan_and_wait(sim, results, "BADGE-0002")
+        # The cable is pulled and plugged back in: the reader reopens the same path.
+        sim.unplug()
+        time.sleep(0.2)
+        sim.replug()
+        reader = agent.group.readers[0]
+        deadline = time.monotonic() + WAIT_S
+        while reader.reconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reader.reconnects >= 1 and reader.wait_connected(5)
+        assert scan_and_wait(sim, results, "CMD:RECEIVE")["outcome"] == "accepted"
+        # The server goes down; a tube scanned meanwhile waits and is retried.
+        server.stop()
+        retries = agent.retries
+        sim.scan(tube)
+        deadline = time.monotonic() + WAIT_S
+        while agent.retries < retries + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert agent.retries >= retries + 2
+        assert results.q.empty()
+        server = Server(app, port=server.port)
+        result = results.next()
+        assert result.status == 200 and result.body["outcome"] == "accepted", result
+        assert result.attempts >= 3
+    finally:
+        agent.stop()
+        server.stop()
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        assert len(audit.query(db, entity_ids=[tube], action="sample.receive")) == 1
+    assert verify(app).ok
+
+
+def test_a_lost_reply_is_retried_with_the_same_scan_id_and_never_doubles(
+    app, client, auth, server, sim
+):
+    tech = auth("tech1")
+    tube = register(client, tech)["barcode"]
+    proxy = LosingProxy(server.port)
+    results = Results()
+    agent = make_agent(proxy.url, token_of(auth("admin", STATION)), sim, results)
+    try:
+        scan_and_wait(sim, results, "BADGE-0002")
+        scan_and_wait(sim, results, "CMD:RECEIVE")
+        proxy.drop = 1  # the server will commit the receipt, the agent will not hear of it
+        sim.scan(tube)
+        result = results.next()
+        assert result.attempts == 2
+        assert result.body["outcome"] == "accepted" and result.body["replayed"] is True
+        assert result.body["sample"]["state"] == "received"
+    finally:
+        agent.stop()
+        proxy.close()
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        assert len(audit.query(db, entity_ids=[tube], action="sample.receive")) == 1
+    log = client.get(f"/api/scans?station={STATION}", headers=tech).json["scans"]
+    assert [s["scan_id"] for s in log].count(result.scan_id) == 1
+
+
+def test_scans_the_reader_could_not_frame_are_posted_as_refusals(app, client, auth, server, sim):
+    results = Results()
+    agent = make_agent(server.url, token_of(auth("admin", STATION)), sim, results)
+    try:
+        sim.scan(b"\xff\xfeBOX")  # not UTF-8
+        result = results.next()
+    finally:
+        agent.stop()
+    assert result.status == 200
+    assert (result.body["outcome"], result.body["code"]) == ("refused", "scanner_error")
+    assert json.dumps(result.body)  # the lenient text made it through as valid JSON

@@ -1,0 +1,236 @@
+"""Pages through the Flask test client: forms carry CSRF, refusals are pages, not crashes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+
+from lims.db import new_session
+from lims.models import AuditEvent, Sample, VectorLot
+from tests.test_web_auth import page_csrf, sign_in
+
+_FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
+
+
+def _db(app):  # noqa: ANN001, ANN202
+    return new_session(app.extensions["lims"]["engine"])
+
+
+def _barcodes(app) -> dict[str, str]:  # noqa: ANN001
+    with _db(app) as db:
+        rows = db.exec(select(Sample).order_by(Sample.id)).all()
+        return {
+            "registered": next(s.barcode for s in rows if s.state == "registered"),
+            "stored": next(s.barcode for s in rows if s.position and s.state == "available"),
+            "vial": next(s.barcode for s in rows if s.lot_id is not None),
+        }
+
+
+def test_every_post_form_on_every_page_carries_the_session_token(app, client):  # noqa: ANN001
+    codes = _barcodes(app)
+    sign_in(client, "admin")
+    token = page_csrf(client)
+    pages = [
+        "/home",
+        f"/samples/{codes['stored']}",
+        f"/samples/{codes['registered']}",
+        "/lots/AAV9-2611-001",
+        "/print-queue",
+        "/admin/users",
+        "/bench/BENCH-B1",
+    ]
+    seen = 0
+    for path in pages:
+        r = client.get(path)
+        assert r.status_code == 200, path
+        for form in _FORM.findall(r.text):
+            if 'method="post"' in form:
+                seen += 1
+                assert f'name="csrf_token" value="{token}"' in form, (path, form[:200])
+    assert seen >= 10
+
+
+def test_a_refused_move_is_shown_on_the_page_and_changes_nothing(app, client):  # noqa: ANN001
+    vial = _barcodes(app)["vial"]
+    sign_in(client, "tech1")
+    with _db(app) as db:
+        before = db.exec(select(Sample).where(Sample.barcode == vial)).one()
+    # A vial of a lot that is not released cannot be checked out (the lot is in quarantine).
+    r = client.post(
+        f"/samples/{vial}/transition",
+        data={
+            "csrf_token": page_csrf(client),
+            "action": "quarantine",
+            "version": str(before.version),
+        },
+    )
+    assert r.status_code == 302  # received -> quarantine is allowed
+    with _db(app) as db:
+        s = db.exec(select(Sample).where(Sample.barcode == vial)).one()
+    r = client.post(
+        f"/samples/{vial}/transition",
+        data={"csrf_token": page_csrf(client), "action": "consume", "version": str(s.version)},
+    )
+    assert r.status_code == 422
+    assert 'id="page-error"' in r.text and "cannot consume" in r.text
+    with _db(app) as db:
+        assert db.exec(select(Sample.state).where(Sample.barcode == vial)).one() == "quarantine"
+
+
+def test_a_stale_version_is_a_conflict_not_a_silent_overwrite(app, client):  # noqa: ANN001
+    barcode = _barcodes(app)["registered"]
+    sign_in(client, "tech1")
+    form = {"csrf_token": page_csrf(client), "action": "receive", "condition": "ok"}
+    assert (
+        client.post(f"/samples/{barcode}/transition", data={**form, "version": "1"}).status_code
+        == 302
+    )
+    r = client.post(
+        f"/samples/{barcode}/transition",
+        data={**form, "action": "reject", "reason": "x", "version": "1"},
+    )
+    assert r.status_code == 409
+    with _db(app) as db:
+        assert db.exec(select(Sample.state).where(Sample.barcode == barcode)).one() == "received"
+
+
+def test_client_viewer_sees_no_action_forms_and_cannot_post_them(app, client):  # noqa: ANN001
+    with _db(app) as db:
+        lot = db.exec(select(VectorLot).where(VectorLot.lot_number == "AAV9-2611-001")).one()
+        vial = db.exec(select(Sample).where(Sample.lot_id == lot.id)).first()
+    sign_in(client, "helix_viewer")
+    page = client.get(f"/samples/{vial.barcode}")
+    assert page.status_code == 200
+    assert 'class="action-form' not in page.text
+    r = client.post(
+        f"/samples/{vial.barcode}/transition",
+        data={"csrf_token": page_csrf(client), "action": "quarantine"},
+    )
+    assert r.status_code == 403
+    lot_page = client.get("/lots/AAV9-2611-001").text
+    assert 'id="lot-release"' not in lot_page
+
+
+def test_wrong_signature_password_is_refused_and_audited(app, client):  # noqa: ANN001
+    sign_in(client, "qa1")
+    r = client.post(
+        "/lots/AAV9-2611-001/transition",
+        data={
+            "csrf_token": page_csrf(client),
+            "action": "reject",
+            "reason": "titer out of trend",
+            "meaning": "rejection",
+            "password": "not my password",
+        },
+    )
+    assert r.status_code == 422 and "signature refused" in r.text
+    with _db(app) as db:
+        assert (
+            db.exec(select(VectorLot.state).where(VectorLot.lot_number == "AAV9-2611-001")).one()
+            == "quarantine"
+        )
+        refused = db.exec(select(AuditEvent).where(AuditEvent.action == "signature.refused")).all()
+    assert len(refused) == 1 and refused[0].actor == "qa1"
+
+
+def test_qc_form_records_a_result_and_shows_it(app, client):  # noqa: ANN001
+    sign_in(client, "tech1")
+    r = client.post(
+        "/lots/AAV9-2611-001/qc",
+        data={
+            "csrf_token": page_csrf(client),
+            "test": "mycoplasma",
+            "spec": "not detected",
+            "result": "detected",
+            "passed": "no",
+        },
+    )
+    assert r.status_code == 302
+    page = client.get("/lots/AAV9-2611-001").text
+    assert "qc-fail" in page and "FAIL" in page
+
+
+def test_audit_page_filters_and_pages_with_the_cursor(app, client):  # noqa: ANN001
+    sign_in(client, "qa1")
+    first = client.get("/audit?since=2000-01-01T00:00")
+    assert first.status_code == 200
+    seqs = [int(x) for x in re.findall(r"<tr class=\"ev[^\"]*\">\s*<td>(\d+)</td>", first.text)]
+    assert len(seqs) == 50
+    nxt = re.search(r'href="(/audit\?[^"]*cursor=\d+)"', first.text).group(1).replace("&amp;", "&")
+    second = client.get(nxt)
+    more = [int(x) for x in re.findall(r"<tr class=\"ev[^\"]*\">\s*<td>(\d+)</td>", second.text)]
+    assert more and min(more) > max(seqs)
+    assert "since=2000-01-01T00" in nxt
+    bad = client.get("/audit?since=yesterday")
+    assert bad.status_code == 400 and "since must be" in bad.text
+
+
+def test_unknown_pages_and_bad_input_never_crash(app, client):  # noqa: ANN001
+    sign_in(client, "qa1")
+    for path in (
+        "/samples/%00%ff",
+        "/lots/" + "x" * 300,
+        "/storage/" + "<script>",
+        "/labels/preview/S26-000001-Y.png?template=nope",
+        "/samples?cursor=abc",
+        "/find?q=" + "Z" * 500,
+    ):
+        r = client.get(path)
+        assert r.status_code < 500, (path, r.status_code)
+        assert "<script>" not in r.text.replace("<script src=", "")
+
+
+def test_print_jobs_show_on_the_queue_and_on_the_sample_page(app, client):  # noqa: ANN001
+    from lims.models import Printer, PrintJob, PrintJobLabel, User
+
+    stored = _barcodes(app)["stored"]
+    with _db(app) as db:
+        s = db.exec(select(Sample).where(Sample.barcode == stored)).one()
+        printer = db.exec(select(Printer)).first()
+        tech = db.exec(select(User).where(User.username == "tech1")).one()
+        job = PrintJob(
+            printer_id=printer.id,
+            state="failed",
+            template="cryovial",
+            labels_total=1,
+            error="printer reported: ribbon out",
+            created_by_id=tech.id,
+        )
+        db.add(job)
+        db.flush()
+        db.add(PrintJobLabel(job_id=job.id, idx=0, sample_id=s.id, barcode=s.barcode, content="{}"))
+        db.commit()
+        job_id = job.id
+    sign_in(client, "tech1")
+    queue = client.get("/print-queue").text
+    assert f'id="job-{job_id}"' in queue and "ribbon out" in queue and stored in queue
+    page = client.get(f"/samples/{stored}").text
+    assert f"#{job_id}" in page and "not printed" in page
+    client.post("/logout", data={"csrf_token": page_csrf(client)})
+    # A client organisation's technician does not see the centre's label jobs.
+    sign_in(client, "helix_tech")
+    assert f'id="job-{job_id}"' not in client.get("/print-queue").text
+
+
+def test_pages_stay_out_of_the_api_description(client):  # noqa: ANN001
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    assert all(path.startswith("/api") for path in r.json["paths"])
+
+
+def test_sample_list_filters_by_state_and_links_places(app, client):  # noqa: ANN001
+    stored = _barcodes(app)["stored"]
+    sign_in(client, "qa1")
+    page = client.get("/samples?state=available").text
+    assert stored in page and "BOX-0001</a> at A1" in page
+    assert "registered</span>" not in page
+
+
+def test_find_opens_what_a_code_names_but_not_another_organisations_lot(client):  # noqa: ANN001
+    sign_in(client, "helix_viewer")
+    assert client.get("/find?q=AAV9-2611-001").location == "/lots/AAV9-2611-001"
+    assert client.get("/find?q=BOX-0001:A1").location == "/storage/BOX-0001"
+    other = client.get("/find?q=LV-2611-002&back=/samples")
+    assert other.location == "/samples"
+    assert "Nothing is known" in client.get("/samples").text
