@@ -1,7 +1,8 @@
 """Custody transitions per second: domain call, API (test client and real HTTP) vs raw SQL.
 
 The limit is measured in the same run: raw sqlite3 (same pragmas: WAL, synchronous=FULL) or raw
-psycopg doing one UPDATE + one INSERT + COMMIT per transition. Targets on each engine: the
+psycopg doing one UPDATE + one INSERT + COMMIT per transition, on a database with the app's own
+schema (the sample table and the audit table with all its indexes). Targets on each engine: the
 domain call >= 50% of that limit, the API through the Flask test client >= 25%. Also: a 96-tube
 rack received in one request (target <= 150 ms).
 
@@ -26,42 +27,72 @@ from bench._common import pg_available, pg_create_database, print_table, write_j
 from lims import create_app, samples, users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 
+# The limit: the database doing just the writes a transition needs, on the app's own tables
+# (same indexes, same pragmas): one UPDATE of the sample, one INSERT of its audit row, COMMIT.
+_RAW_UPDATE = (
+    "UPDATE sample SET state = {p}, version = version + 1 WHERE id = {p} AND version = {p}"
+)
+_RAW_INSERT = (
+    "INSERT INTO audit_event (seq, ts, actor, action, entity_type, entity_id, org_id, lot_id, "
+    "location_id, before, after, reason, station, device, signature_id, corrects_seq, "
+    "prev_hash, hash) VALUES ({p}, {p}, 'tech1', 'sample.check_out', 'sample', {p}, 1, NULL, "
+    "NULL, {p}, {p}, NULL, NULL, NULL, NULL, NULL, {p}, {p})"
+)
+_SNAPSHOT = (
+    '{"condition":"ok","custodian":"tech1","freeze_thaw_count":0,"location":null,'
+    '"position":null,"state":"in_use","unit":"mL","version":7,"volume":1.0}'
+)
 
-def raw_sqlite_rate(path: Path, n: int) -> float:
-    """One UPDATE + one INSERT + COMMIT per transition, with the app's pragmas."""
+
+def _raw_rows(n: int, first_seq: int, sample_id: int, version: int):
+    for i in range(n):
+        state = "in_use" if i % 2 == 0 else "available"
+        yield (
+            (state, sample_id, version + i),
+            (
+                first_seq + i,
+                f"2026-01-01 00:00:{i % 60:02d}.000000",
+                f"S26-{sample_id:06d}",
+                _SNAPSHOT,
+                _SNAPSHOT,
+                "0" * 64,
+                "f" * 64,
+            ),
+        )
+
+
+def raw_sqlite_rate(path: Path, n: int, sample_id: int) -> float:
+    """The limit on SQLite: sqlite3 with the app's pragmas and BEGIN IMMEDIATE."""
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    con.execute("CREATE TABLE s (id INTEGER PRIMARY KEY, state TEXT, version INT)")
-    con.execute("CREATE TABLE e (seq INTEGER PRIMARY KEY, body TEXT, hash TEXT)")
-    con.execute("INSERT INTO s VALUES (1, 'available', 1)")
+    seq = con.execute("SELECT MAX(seq) FROM audit_event").fetchone()[0] + 1_000_000
+    version = con.execute("SELECT version FROM sample WHERE id = ?", (sample_id,)).fetchone()[0]
+    upd, ins = _RAW_UPDATE.format(p="?"), _RAW_INSERT.format(p="?")
     t0 = time.perf_counter()
-    for i in range(n):
+    for u, e in _raw_rows(n, seq, sample_id, version):
         con.execute("BEGIN IMMEDIATE")
-        con.execute("UPDATE s SET state = ?, version = version + 1 WHERE id = 1 AND version = ?",
-                    ("in_use" if i % 2 == 0 else "available", i + 1))
-        con.execute("INSERT INTO e (body, hash) VALUES (?, ?)", ("x" * 300, "h" * 64))
+        con.execute(upd, u)
+        con.execute(ins, e)
         con.execute("COMMIT")
     rate = n / (time.perf_counter() - t0)
     con.close()
     return rate
 
 
-def raw_pg_rate(url: str, n: int) -> float:
-    """The same on PostgreSQL with psycopg."""
+def raw_pg_rate(url: str, n: int, sample_id: int) -> float:
+    """The limit on PostgreSQL: psycopg with the same statements."""
     import psycopg
 
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    con = psycopg.connect(dsn)
-    con.execute("CREATE TABLE raw_s (id INT PRIMARY KEY, state TEXT, version INT)")
-    con.execute("CREATE TABLE raw_e (seq SERIAL PRIMARY KEY, body TEXT, hash TEXT)")
-    con.execute("INSERT INTO raw_s VALUES (1, 'available', 1)")
+    con = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    seq = con.execute("SELECT MAX(seq) FROM audit_event").fetchone()[0] + 1_000_000
+    version = con.execute("SELECT version FROM sample WHERE id = %s", (sample_id,)).fetchone()[0]
     con.commit()
+    upd, ins = _RAW_UPDATE.format(p="%s"), _RAW_INSERT.format(p="%s")
     t0 = time.perf_counter()
-    for i in range(n):
-        con.execute("UPDATE raw_s SET state = %s, version = version + 1 WHERE id = 1 AND "
-                    "version = %s", ("in_use" if i % 2 == 0 else "available", i + 1))
-        con.execute("INSERT INTO raw_e (body, hash) VALUES (%s, %s)", ("x" * 300, "h" * 64))
+    for u, e in _raw_rows(n, seq, sample_id, version):
+        con.execute(upd, u)
+        con.execute(ins, e)
         con.commit()
     rate = n / (time.perf_counter() - t0)
     con.close()
@@ -72,16 +103,25 @@ def _available_sample(app, actor_name: str = "tech1") -> str:
     """Register a sample and bring it to 'available' (through the domain)."""
     engine = app.extensions["lims"]["engine"]
     with new_session(engine) as db:
-        tech = users.actor_for(db, db.exec(users.select(users.User).where(
-            users.User.username == actor_name)).one())
-        qa = users.actor_for(db, db.exec(users.select(users.User).where(
-            users.User.username == "qa1")).one())
-        s = samples.register_sample(db, actor=tech, data=samples.SampleCreate(
-            sample_type="PBMC", project="CART-001", volume=1, unit="mL"))
-        for action, who, extra in (("receive", tech, {"condition": "ok"}),
-                                   ("quarantine", tech, {}), ("release", qa, {})):
-            samples.transition(db, barcode=s.barcode, actor=who,
-                               data=samples.TransitionIn(action=action, **extra))
+        tech = users.actor_for(
+            db, db.exec(users.select(users.User).where(users.User.username == actor_name)).one()
+        )
+        qa = users.actor_for(
+            db, db.exec(users.select(users.User).where(users.User.username == "qa1")).one()
+        )
+        s = samples.register_sample(
+            db,
+            actor=tech,
+            data=samples.SampleCreate(sample_type="PBMC", project="CART-001", volume=1, unit="mL"),
+        )
+        for action, who, extra in (
+            ("receive", tech, {"condition": "ok"}),
+            ("quarantine", tech, {}),
+            ("release", qa, {}),
+        ):
+            samples.transition(
+                db, barcode=s.barcode, actor=who, data=samples.TransitionIn(action=action, **extra)
+            )
         db.commit()
         return s.barcode
 
@@ -95,13 +135,15 @@ def domain_rate(app, n: int) -> float:
     barcode = _available_sample(app)
     engine = app.extensions["lims"]["engine"]
     with new_session(engine) as db:
-        tech = users.actor_for(db, db.exec(users.select(users.User).where(
-            users.User.username == "tech1")).one())
+        tech = users.actor_for(
+            db, db.exec(users.select(users.User).where(users.User.username == "tech1")).one()
+        )
     t0 = time.perf_counter()
     for i in range(n):
         with new_session(engine) as db:
-            samples.transition(db, barcode=barcode, actor=tech,
-                               data=samples.TransitionIn(**_cycle_body(i)))
+            samples.transition(
+                db, barcode=barcode, actor=tech, data=samples.TransitionIn(**_cycle_body(i))
+            )
             db.commit()
     return n / (time.perf_counter() - t0)
 
@@ -142,8 +184,12 @@ def http_rate(app, n: int) -> float:
         h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         t0 = time.perf_counter()
         for i in range(n):
-            conn.request("POST", f"/api/samples/{barcode}/transitions",
-                         body=json.dumps(_cycle_body(i)), headers=h)
+            conn.request(
+                "POST",
+                f"/api/samples/{barcode}/transitions",
+                body=json.dumps(_cycle_body(i)),
+                headers=h,
+            )
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 200
@@ -162,15 +208,24 @@ def rack_receive_ms(app, size: int = 96, repeats: int = 3) -> float:
     for _ in range(repeats):
         codes = []
         with new_session(app.extensions["lims"]["engine"]) as db:
-            tech = users.actor_for(db, db.exec(users.select(users.User).where(
-                users.User.username == "tech1")).one())
+            tech = users.actor_for(
+                db, db.exec(users.select(users.User).where(users.User.username == "tech1")).one()
+            )
             for _ in range(size):
-                codes.append(samples.register_sample(db, actor=tech, data=samples.SampleCreate(
-                    sample_type="PBMC", project="CART-001")).barcode)
+                codes.append(
+                    samples.register_sample(
+                        db,
+                        actor=tech,
+                        data=samples.SampleCreate(sample_type="PBMC", project="CART-001"),
+                    ).barcode
+                )
             db.commit()
         # A 9x9 box holds 81, so a rack of 96 is received without box positions.
-        body = {"action": "receive", "condition": "rack on dry ice",
-                "samples": [{"barcode": c} for c in codes]}
+        body = {
+            "action": "receive",
+            "condition": "rack on dry ice",
+            "samples": [{"barcode": c} for c in codes],
+        }
         t0 = time.perf_counter()
         r = client.post("/api/transitions", json=body, headers=h)
         best = min(best, (time.perf_counter() - t0) * 1000)
@@ -178,27 +233,43 @@ def rack_receive_ms(app, size: int = 96, repeats: int = 3) -> float:
     return best
 
 
+def _raw_target(url: str) -> tuple[object, int]:
+    """Build a database with the app's schema and a sample for the raw limit to update."""
+    raw_app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
+    barcode = _available_sample(raw_app)
+    with new_session(raw_app.extensions["lims"]["engine"]) as db:
+        sample_id = db.exec(
+            samples.select(samples.Sample.id).where(samples.Sample.barcode == barcode)
+        ).one()
+    raw_app.extensions["lims"]["engine"].dispose()
+    return raw_app, sample_id
+
+
 def run_engine(engine: str, n: int) -> dict:
     """Measure one engine; return the row for the table."""
     tmp = Path(tempfile.mkdtemp(prefix="lims-bench-"))
-    drop = None
+    drops = []
     if engine == "sqlite":
         url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-        limit = raw_sqlite_rate(tmp / "raw.sqlite3", n)
+        raw_url = f"sqlite:///{tmp / 'raw.sqlite3'}"
     else:
         url, drop = pg_create_database()
-        limit = None
+        raw_url, drop_raw = pg_create_database()
+        drops += [drop, drop_raw]
     try:
+        _, sample_id = _raw_target(raw_url)
+        if engine == "sqlite":
+            limit = raw_sqlite_rate(tmp / "raw.sqlite3", n, sample_id)
+        else:
+            limit = raw_pg_rate(raw_url, n, sample_id)
         app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
-        if engine == "postgresql":
-            limit = raw_pg_rate(url, n)
         dom = domain_rate(app, n)
         tc = test_client_rate(app, n)
         ht = http_rate(app, n)
         rack = rack_receive_ms(app)
         app.extensions["lims"]["engine"].dispose()
     finally:
-        if drop:
+        for drop in drops:
             drop()
     return {
         "engine": engine,
@@ -227,8 +298,17 @@ def main() -> None:
             print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it", file=sys.stderr)
             continue
         rows.append(run_engine(eng, args.n))
-    cols = ["engine", "raw SQL limit /s", "domain /s", "domain % of limit", "test client /s",
-            "test client % of limit", "HTTP /s", "HTTP % of limit", "rack of 96, ms"]
+    cols = [
+        "engine",
+        "raw SQL limit /s",
+        "domain /s",
+        "domain % of limit",
+        "test client /s",
+        "test client % of limit",
+        "HTTP /s",
+        "HTTP % of limit",
+        "rack of 96, ms",
+    ]
     print_table("Custody transitions (one commit each)", rows, cols)
     print("\nTargets: domain >= 50% of the raw limit, test client >= 25%, rack of 96 <= 150 ms.")
     write_json(args.json, {"custody": rows})

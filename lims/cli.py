@@ -251,6 +251,7 @@ def lots_expire_due() -> None:
 @click.option("--printer", "printer_names", multiple=True, help="only this printer (repeatable)")
 @click.option("--station", default=None, help="only the printers of this bench station")
 @click.option("--poll", default=1.0, show_default=True, type=float, help="seconds between polls")
+@with_appcontext
 def print_worker(
     once: bool, printer_names: tuple[str, ...], station: str | None, poll: float
 ) -> None:

@@ -200,7 +200,9 @@ def test_reprint_needs_reason_says_reprint_and_links(app, client, tech, sim, zeb
     job_id = queue(client, tech, barcodes).json["id"]
     worker(app, zebra).run_once()
 
-    assert client.post(f"/api/print-jobs/{job_id}/reprint", json={}, headers=tech).status_code == 400
+    assert (
+        client.post(f"/api/print-jobs/{job_id}/reprint", json={}, headers=tech).status_code == 400
+    )
     blank = client.post(f"/api/print-jobs/{job_id}/reprint", json={"reason": "  "}, headers=tech)
     assert blank.status_code == 422 and blank.json["error"] == "reason_required"
 
