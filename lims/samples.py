@@ -6,6 +6,7 @@ import weakref
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -84,9 +85,13 @@ def next_serial(session: Session, name: str) -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
+# Built once: building and hashing a statement per call cost more than running it.
+_BY_BARCODE = select(Sample).where(Sample.barcode == bindparam("barcode"))
+
+
 def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     """Return a sample the actor may see; another organisation's sample does not exist (404)."""
-    sample = session.exec(select(Sample).where(Sample.barcode == barcode)).first()
+    sample = session.exec(_BY_BARCODE, params={"barcode": barcode}).first()
     if sample is None or not actor.can_see(sample.org_id):
         raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
     return sample
@@ -296,14 +301,23 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
     return s
 
 
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
 def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
     """Write changes with the optimistic lock: 409 if anyone changed the sample meanwhile."""
     old = s.version
     changes = {**changes, "version": old + 1, "updated_at": utcnow()}
-    table = Sample.__table__
-    res = session.connection().execute(
-        table.update().where(table.c.id == s.id, table.c.version == old).values(**changes)
-    )
+    keys = tuple(sorted(changes))
+    stmt = _UPDATES.get(keys)
+    if stmt is None:
+        table = Sample.__table__
+        stmt = _UPDATES[keys] = (
+            table.update()
+            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_old"))
+            .values({k: bindparam(k) for k in keys})
+        )
+    res = session.connection().execute(stmt, {**changes, "_id": s.id, "_old": old})
     if res.rowcount != 1:
         raise Conflict(
             f"sample {s.barcode} was changed by someone else; reload it and try again",
