@@ -10,6 +10,7 @@ from typing import Any
 from apiflask import APIFlask, HTTPError
 from flask import Request, g, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.routing import IntegerConverter
 
 from lims import config as config_mod
 from lims.db import make_engine, set_read_only
@@ -38,6 +39,18 @@ class LimsRequest(Request):
         raise HTTPError(400, f"the request body is not valid JSON: {e}")
 
 
+class DbIntConverter(IntegerConverter):
+    """An <int:...> path part that fits an INTEGER id column; a larger number matches no route.
+
+    Without the bound, /api/print-jobs/99999999999999999999 reached the database and failed
+    there (SQLite: int overflow -> 500; PostgreSQL: 'integer out of range' -> 503) instead of
+    answering 404.
+    """
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def _secret_key(instance: Path) -> str:
     """Return the instance's secret key, creating it on first start (never in the repo)."""
     path = instance / "secret_key"
@@ -58,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         docs_path="/docs",
     )
     app.request_class = LimsRequest
+    app.url_map.converters["int"] = DbIntConverter  # before any route is added
     app.config.update(config_mod.DEFAULTS)
     app.config.update(config_mod.from_env())
     app.config.update(config or {})

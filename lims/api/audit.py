@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from apiflask import APIBlueprint
+from apiflask.schemas import FileSchema
 from flask import Response, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +67,11 @@ def list_events(q: AuditQuery):
 
 
 @bp.get("/export.csv")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="text/csv",
+    description="the matching events as CSV",
+)
 @bp.input(AuditQuery, location="query", arg_name="q")
 def export_csv(q: AuditQuery):
     """Stream matching events as CSV (constant memory, any size)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from apiflask.schemas import FileSchema
 from flask import Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -193,6 +194,11 @@ def _sample_content(barcode: str, actor: Actor, name: str | None) -> tuple[Label
 
 
 @bp.get("/samples/<barcode>/label.png")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="image/png",
+    description="a preview of the label",
+)
 @bp.input(LabelFileQuery, location="query", arg_name="q")
 def label_preview(barcode: str, q: LabelFileQuery):
     """Return a PNG preview of a sample's label (same layout as the printer's bytes)."""
@@ -203,6 +209,11 @@ def label_preview(barcode: str, q: LabelFileQuery):
 
 
 @bp.get("/samples/<barcode>/label.pdf")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the label as a PDF page",
+)
 @bp.input(LabelFileQuery, location="query", arg_name="q")
 def label_file(barcode: str, q: LabelFileQuery):
     """Return a sample's label as a PDF page the size of the label (recorded in the audit)."""
@@ -224,6 +235,11 @@ def label_file(barcode: str, q: LabelFileQuery):
 
 
 @bp.post("/labels/sheet.pdf")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="an A4 sheet of labels",
+)
 @bp.input(SheetIn, arg_name="data")
 def label_sheet(data: SheetIn):
     """Return a PDF sheet of labels (A4) for an office printer (recorded in the audit)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from apiflask.schemas import FileSchema
 from flask import Response
 
 from lims import reports, samples
@@ -22,6 +23,11 @@ def _pdf(data: bytes, name: str) -> Response:
 
 
 @bp.get("/samples/<barcode>/report.pdf")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the chain-of-custody report",
+)
 def sample_report(barcode: str):
     """Return the chain-of-custody PDF of a sample and its lineage (QA, admin, client viewer)."""
     actor = require(*READERS)
@@ -29,6 +35,11 @@ def sample_report(barcode: str):
 
 
 @bp.get("/lots/<lot>/report.pdf")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the chain-of-custody report",
+)
 def lot_report(lot: str):
     """Return the chain-of-custody PDF of a lot and its vials (QA, admin, client viewer)."""
     actor = require(*READERS)
