@@ -148,13 +148,9 @@ def check(url: str, acked: list[tuple[str, int, str]], barcodes: list[str]) -> d
         else:
             lost += 1
             lost_examples.append((barcode, version))
-    duplicated = sum(
-        n - 1 for b in barcodes for n in Counter(versions[b]).values() if n > 1
-    )
+    duplicated = sum(n - 1 for b in barcodes for n in Counter(versions[b]).values() if n > 1)
     acked_twice = sum(n - 1 for n in Counter((b, v) for b, v, _ in acked).values() if n > 1)
-    gaps = [
-        b for b in barcodes if sorted(versions[b]) != list(range(1, final[b] + 1))
-    ]
+    gaps = [b for b in barcodes if sorted(versions[b]) != list(range(1, final[b] + 1))]
     return {
         "present": present,
         "lost": lost,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,9 +59,30 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # Writer threads of this process queue on a lock before BEGIN IMMEDIATE. Without it they
+        # all poll SQLite's busy handler, whose sleeps grow to 100 ms: one unlucky writer could
+        # wait a second behind a stream of others. Other processes still meet the busy handler.
+        writers = threading.RLock()
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
+            if _read_only.get():
+                conn.exec_driver_sql("BEGIN")
+                return
+            # Bounded: a leaked lock degrades to busy-handler waits, never to a hang.
+            if writers.acquire(timeout=30):
+                conn.info["lims_writer"] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _release(conn):  # noqa: ANN001
+            if conn.info.pop("lims_writer", False):
+                writers.release()
 
         return engine
 

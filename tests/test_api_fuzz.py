@@ -5,9 +5,10 @@ the WSGI app on a copy of the demo centre, signed in as an admin. Whatever is se
 answer with a documented content type, a body that matches the schema declared for that status,
 a 4xx (not a 2xx) for data the schema forbids, and never a 5xx.
 
-Random path parameters only ever reach "404 not found", so about half of the cases whose path
-was generated as valid get a real one from the demo (a sample barcode, a lot number, a box, a
-station, a print job, a token): the handlers behind the 404 are fuzzed too.
+Random path parameters and names only ever reach "404 not found", so in about half of the cases
+whose path (or body) was generated as valid, a path parameter (or a body field naming a record)
+gets a real value from the demo: a sample barcode, a lot number, a box, a station, a printer, a
+user, a print job, a token, a custody action. The handlers behind the 404 are fuzzed too.
 
 One pytest test per operation, each on its own fresh database, so a failure names the operation.
 (Schemathesis' own lazy pytest loader does not work with this pytest version, so the strategies
@@ -17,6 +18,7 @@ are driven with Hypothesis directly.)
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,17 +26,28 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.core.parameters import ParameterLocation
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
 )
+from sqlmodel import select
 
-from lims import create_app
+from lims import create_app, custody, lots
 from lims.db import new_session
-from lims.models import Location, PrintJob, Sample, Station, VectorLot
+from lims.models import (
+    Location,
+    Printer,
+    PrintJob,
+    Project,
+    Sample,
+    SampleType,
+    Station,
+    User,
+    VectorLot,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -81,15 +94,52 @@ def _known_values(app, auth) -> dict[str, list]:  # noqa: ANN001
     assert token.status_code == 201, token.json
     with new_session(app.extensions["lims"]["engine"]) as db:
         values = {
-            "barcode": [s.barcode for s in db.query(Sample).limit(5)],
-            "lot": [v.lot_number for v in db.query(VectorLot)],
-            "code": [c.code for c in db.query(Location).limit(8)],
-            "name": [s.name for s in db.query(Station)],
-            "job_id": [j.id for j in db.query(PrintJob).limit(3)],
+            "barcode": list(db.exec(select(Sample.barcode).limit(5))),
+            "lot": list(db.exec(select(VectorLot.lot_number))),
+            "code": list(db.exec(select(Location.code).limit(8))),
+            "name": list(db.exec(select(Station.name))),
+            "job_id": list(db.exec(select(PrintJob.id).limit(3))),
         }
     values["token_id"] = [token.json["id"]]
     assert all(values.values()), values
     return values
+
+
+def _known_body_values(app, known: dict[str, list]) -> dict[str, list]:  # noqa: ANN001
+    """Return real values for body fields that name records (same demo database)."""
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        users = list(db.exec(select(User.username).where(User.username != "system")))
+        return {
+            "sample_type": list(db.exec(select(SampleType.code))),
+            "project": list(db.exec(select(Project.code))),
+            "lot": known["lot"],
+            "parent": known["barcode"],
+            "station": known["name"],
+            "printer": list(db.exec(select(Printer.name))),
+            "username": users,
+            "custodian": users,
+            "location": known["code"],
+            "action": sorted(set(custody.TRANSITIONS) | set(lots.LOT_TRANSITIONS)),
+            "data": known["barcode"] + ["BADGE-0002", "CMD:RECEIVE", "CMD:STORE", "BOX-0002"],
+            "barcodes": [[b] for b in known["barcode"]] + [known["barcode"][:2]],
+        }
+
+
+def _swap_in_real_values(case, known: dict, known_body: dict, data) -> None:  # noqa: ANN001
+    """Replace some generated names with real ones, only where they were generated as valid."""
+    meta = case._meta.components if case._meta else {}
+    path_info = meta.get(ParameterLocation.PATH)
+    # A case that is invalid because of its path (or body) must stay invalid.
+    if path_info is not None and path_info.mode == GenerationMode.POSITIVE:
+        for name in case.path_parameters or {}:
+            if name in known and data.draw(st.booleans(), label=f"real {name}"):
+                case.path_parameters[name] = data.draw(st.sampled_from(known[name]))
+    body_info = meta.get(ParameterLocation.BODY)
+    if body_info is not None and body_info.mode == GenerationMode.POSITIVE:
+        if isinstance(case.body, dict):
+            for name in list(case.body):
+                if name in known_body and data.draw(st.booleans(), label=f"real {name}"):
+                    case.body[name] = data.draw(st.sampled_from(known_body[name]))
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -98,6 +148,7 @@ def test_operation_never_fails_or_breaks_its_schema(app, auth, method: str, path
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operation = schema[path][method]
     known = _known_values(app, auth)
+    known_body = _known_body_values(app, known)
     headers = auth("admin")
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
@@ -113,13 +164,10 @@ def test_operation_never_fails_or_breaks_its_schema(app, auth, method: str, path
         suppress_health_check=list(HealthCheck),
     )
     def run(case, data) -> None:  # noqa: ANN001
-        path_info = case._meta.components.get(ParameterLocation.PATH) if case._meta else None
-        # Only a path generated as valid may be swapped for a real one: a case that is invalid
-        # because of its path must stay invalid.
-        if path_info is not None and path_info.mode == GenerationMode.POSITIVE:
-            for name in case.path_parameters or {}:
-                if name in known and data.draw(st.booleans(), label=f"real {name}"):
-                    case.path_parameters[name] = data.draw(st.sampled_from(known[name]))
-        case.call_and_validate(headers=headers, checks=CHECKS)
+        _swap_in_real_values(case, known, known_body, data)
+        response = case.call_and_validate(headers=headers, checks=CHECKS)
+        statuses.append(response.status_code)
 
+    statuses: list[int] = []
     run()
+    print(method, path, sorted(Counter(statuses).items()))

@@ -1,0 +1,426 @@
+"""Load: 50 bench stations scanning (and printing labels) against gunicorn + PostgreSQL.
+
+Each simulated station is a station agent with its own bound token: it signs an operator in
+with a badge, then cycles CMD:CHECKOUT + its tubes, CMD:CHECKIN + its box + the same tubes,
+CMD:DONE, all through `POST /api/scans` (a fresh scan_id each), with a think time between
+scans; every few cycles it also queues a label job for its tubes (`POST /api/labels`).
+Reported: requests/s, scans/s, p50/p99 latency, errors (non-2xx or no answer; target zero),
+refused scans (the flow is valid, so also zero), and the server's memory (RSS of the gunicorn
+master + workers from /proc, peak and end).
+
+The limit, measured in the same run: the same number of raw psycopg connections doing one
+UPDATE + one INSERT + COMMIT per "scan" as fast as they can (no think time).
+
+`--sweep 1,2,4,8` measures custody transitions/s (POST /api/samples/<b>/transitions, no think
+time) with that many concurrent clients, to see where the server flattens (docs/scale-out.md).
+
+    python bench/load.py [--engine postgresql|sqlite] [--stations 50] [--seconds 30]
+                         [--think 0.5] [--workers 4] [--sweep 1,2,4,8] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import percentile, pg_available, print_table, write_json  # noqa: E402
+from bench._server import (  # noqa: E402
+    Client,
+    Gunicorn,
+    gunicorn_version,
+    make_available_samples,
+    make_token,
+    prepare_database,
+)
+from lims import create_app, users  # noqa: E402
+from lims.db import new_session  # noqa: E402
+from lims.fixtures import _add, _locations  # noqa: E402
+from lims.models import Location, Station  # noqa: E402
+
+BADGE = "BADGE-0002"  # tech1 in the demo centre
+PRINTER = "ZEBRA-B1"
+
+
+def add_stations(url: str, n: int) -> list[tuple[str, str]]:
+    """Create n benches and one 9x9 box each (audited like the demo's); return (station, box)."""
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
+    engine = app.extensions["lims"]["engine"]
+    out = []
+    with new_session(engine) as db:
+        system = users.system_actor(db)
+        room = db.exec(users.select(Location).where(Location.code == "RM-B1")).one()
+        rack = db.exec(users.select(Location).where(Location.code == "FRZ-80-1-R1")).one()
+        for i in range(n):
+            name, box = f"LOAD-{i:03d}", f"LOAD-BOX-{i:03d}"
+            _add(db, system, Station(name=name, room_id=room.id), "station", name, {"name": name})
+            _locations(
+                db,
+                system,
+                [{"code": box, "name": f"Load box {i}", "kind": "box", "rows": 9, "cols": 9}],
+                rack.id,
+            )
+            out.append((name, box))
+        db.commit()
+    engine.dispose()
+    return out
+
+
+class Stats:
+    """Latencies and outcomes shared by all client threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latency: dict[str, list[float]] = {"scan": [], "label": [], "transition": []}
+        self.errors: list[str] = []
+        self.refused: list[str] = []
+        self.requests = 0
+
+    def add(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.latency[kind].append(seconds)
+            self.requests += 1
+
+    def error(self, text: str) -> None:
+        with self.lock:
+            self.errors.append(text)
+
+
+def station_loop(
+    port: int,
+    station: str,
+    box: str,
+    tubes: list[str],
+    token: str,
+    label_token: str,
+    think: float,
+    label_every: int,
+    stats: Stats,
+    stop: threading.Event,
+) -> None:
+    """Drive one bench until stop: badge, then check-out / check-in cycles, labels now and then."""
+    agent = Client(port, token)
+    printer = Client(port, label_token)
+
+    def scan(data: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            status, body = agent.request(
+                "POST",
+                "/api/scans",
+                {"station": station, "data": data, "scan_id": uuid.uuid4().hex},
+            )
+        except ConnectionError as exc:
+            stats.error(f"{station} {data}: no answer ({exc})")
+            return
+        stats.add("scan", time.perf_counter() - t0)
+        if status != 200:
+            stats.error(f"{station} {data}: HTTP {status} {str(body)[:120]}")
+        elif body.get("outcome") != "accepted":
+            with stats.lock:
+                stats.refused.append(f"{station} {data}: {body.get('outcome')} {body.get('code')}")
+        if think:
+            time.sleep(think)
+
+    scan(BADGE)
+    cycle = 0
+    while not stop.is_set():
+        for data in ["CMD:CHECKOUT", *tubes, "CMD:CHECKIN", box, *tubes, "CMD:DONE"]:
+            if stop.is_set():
+                return
+            scan(data)
+        cycle += 1
+        if label_every and cycle % label_every == 0:
+            t0 = time.perf_counter()
+            try:
+                status, body = printer.request(
+                    "POST", "/api/labels", {"barcodes": tubes, "printer": PRINTER}
+                )
+                stats.add("label", time.perf_counter() - t0)
+                if status >= 300:
+                    stats.error(f"{station} labels: HTTP {status} {str(body)[:120]}")
+            except ConnectionError as exc:
+                stats.error(f"{station} labels: no answer ({exc})")
+
+
+def raw_pg_concurrent(url: str, clients: int, seconds: float) -> float:
+    """UPDATE + INSERT + COMMIT per operation from `clients` connections at once; ops/s."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS raw_load_s, raw_load_e")
+        con.execute("CREATE TABLE raw_load_s (id INT PRIMARY KEY, state TEXT, version INT)")
+        con.execute("CREATE TABLE raw_load_e (seq BIGSERIAL PRIMARY KEY, body TEXT, hash TEXT)")
+        con.execute(
+            "INSERT INTO raw_load_s SELECT g, 'available', 1 FROM generate_series(0, %s) g",
+            (clients,),
+        )
+    counts = [0] * clients
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        with psycopg.connect(dsn) as con:
+            while not stop.is_set():
+                con.execute("UPDATE raw_load_s SET version = version + 1 WHERE id = %s", (i,))
+                con.execute(
+                    "INSERT INTO raw_load_e (body, hash) VALUES (%s, %s)", ("x" * 300, "h" * 64)
+                )
+                con.commit()
+                counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
+def raw_sqlite_concurrent(clients: int, seconds: float) -> float:
+    """The same on a SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE); ops/s."""
+    import sqlite3
+
+    path = Path(tempfile.mkdtemp(prefix="lims-raw-")) / "raw.sqlite3"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE s (id INTEGER PRIMARY KEY, version INT)")
+    con.execute("CREATE TABLE e (seq INTEGER PRIMARY KEY, body TEXT, hash TEXT)")
+    con.executemany("INSERT INTO s VALUES (?, 1)", [(i,) for i in range(clients)])
+    con.close()
+    counts = [0] * clients
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        c = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        c.execute("PRAGMA synchronous=FULL")
+        while not stop.is_set():
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("UPDATE s SET version = version + 1 WHERE id = ?", (i,))
+            c.execute("INSERT INTO e (body, hash) VALUES (?, ?)", ("x" * 300, "h" * 64))
+            c.execute("COMMIT")
+            counts[i] += 1
+        c.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
+def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
+    """Drive `args.stations` benches for `args.seconds`; return the row."""
+    benches = add_stations(url, args.stations)
+    tubes = [b for b, _ in make_available_samples(url, args.stations * args.tubes)]
+    tokens = [make_token(url, "admin", station=name) for name, _ in benches]
+    label_token = make_token(url, "tech1")
+    stats = Stats()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=station_loop,
+            args=(
+                server.port,
+                name,
+                box,
+                tubes[i * args.tubes : (i + 1) * args.tubes],
+                tokens[i],
+                label_token,
+                args.think,
+                args.label_every,
+                stats,
+                stop,
+            ),
+            daemon=True,
+        )
+        for i, (name, box) in enumerate(benches)
+    ]
+    rss = []
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    while time.monotonic() - t0 < args.seconds:
+        time.sleep(1)
+        rss.append(server.rss_mb())
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - t0
+    scans = stats.latency["scan"]
+    every = scans + stats.latency["label"]
+    return {
+        "engine": args.engine,
+        "stations": args.stations,
+        "workers": args.workers,
+        "think s": args.think,
+        "seconds": round(elapsed, 1),
+        "requests": stats.requests,
+        "requests /s": stats.requests / elapsed,
+        "scans /s": len(scans) / elapsed,
+        "label jobs": len(stats.latency["label"]),
+        "p50 ms": 1000 * percentile(every, 50) if every else None,
+        "p99 ms": 1000 * percentile(every, 99) if every else None,
+        "scan p99 ms": 1000 * percentile(scans, 99) if scans else None,
+        "label p99 ms": (
+            1000 * percentile(stats.latency["label"], 99) if stats.latency["label"] else None
+        ),
+        "errors": len(stats.errors),
+        "refused scans": len(stats.refused),
+        "RSS peak MiB": max(rss) if rss else None,
+        "RSS end MiB": rss[-1] if rss else None,
+        "error_examples": stats.errors[:5],
+        "refused_examples": stats.refused[:5],
+    }
+
+
+def run_sweep(url: str, server: Gunicorn, counts: list[int], seconds: float) -> list[dict]:
+    """Transitions/s with 1, 2, 4, ... concurrent clients (each on its own sample)."""
+    token = make_token(url, "tech1")
+    pool = make_available_samples(url, max(counts))
+    rows = []
+    for n in counts:
+        done = [0] * n
+        lat: list[float] = []
+        errors = []
+        stop = threading.Event()
+
+        def client(i: int) -> None:
+            c = Client(server.port, token)
+            barcode, state = pool[i][0], "available"
+            while not stop.is_set():
+                body = (
+                    {"action": "check_out", "custodian": "tech1"}
+                    if state == "available"
+                    else {"action": "check_in"}
+                )
+                t0 = time.perf_counter()
+                try:
+                    status, data = c.request("POST", f"/api/samples/{barcode}/transitions", body)
+                except ConnectionError as exc:
+                    errors.append(str(exc))
+                    continue
+                lat.append(time.perf_counter() - t0)
+                if status != 200:
+                    errors.append(f"{status} {data}")
+                    continue
+                state = data["state"]
+                done[i] += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+        rows.append(
+            {
+                "clients": n,
+                "transitions /s": sum(done) / seconds,
+                "p50 ms": 1000 * percentile(lat, 50) if lat else None,
+                "p99 ms": 1000 * percentile(lat, 99) if lat else None,
+                "errors": len(errors),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engine", choices=["postgresql", "sqlite"], default="postgresql")
+    ap.add_argument("--stations", type=int, default=50)
+    ap.add_argument("--tubes", type=int, default=6, help="tubes per station")
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--think", type=float, default=0.5, help="seconds between a bench's scans")
+    ap.add_argument("--label-every", type=int, default=3, help="a label job every N cycles")
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    ap.add_argument("--sweep", default="", help="e.g. 1,2,4,8: transitions/s per client count")
+    ap.add_argument("--sweep-seconds", type=float, default=8)
+    ap.add_argument("--no-load", action="store_true", help="only the sweep")
+    ap.add_argument("--json", default=None, help="also write the results as JSON here")
+    args = ap.parse_args()
+    if args.engine == "postgresql" and not pg_available():
+        sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432")
+    url, drop = prepare_database(args.engine)
+    log = Path(tempfile.mkdtemp(prefix="lims-load-")) / "gunicorn.log"
+    server = Gunicorn(url, workers=args.workers, log=log)
+    out: dict = {"gunicorn": gunicorn_version(), "engine": args.engine}
+    try:
+        server.start()
+        if not args.no_load:
+            row = run_load(args, url, server)
+            clients = args.stations
+            limit_s = min(args.seconds, 10)
+            row["raw SQL limit /s"] = (
+                raw_pg_concurrent(url, clients, limit_s)
+                if args.engine == "postgresql"
+                else raw_sqlite_concurrent(clients, limit_s)
+            )
+            row["% of limit"] = 100 * row["requests /s"] / row["raw SQL limit /s"]
+            out["load"] = row
+            print_table(
+                f"Load: {args.stations} stations, think {args.think}s, gunicorn -w {args.workers}"
+                f" on {args.engine}",
+                [row],
+                [
+                    "requests /s",
+                    "scans /s",
+                    "label jobs",
+                    "p50 ms",
+                    "p99 ms",
+                    "scan p99 ms",
+                    "label p99 ms",
+                    "errors",
+                    "refused scans",
+                    "RSS peak MiB",
+                    "RSS end MiB",
+                    "raw SQL limit /s",
+                    "% of limit",
+                ],
+            )
+            for e in row["error_examples"] + row["refused_examples"]:
+                print(f"  {e}")
+        if args.sweep:
+            counts = [int(x) for x in args.sweep.split(",")]
+            rows = run_sweep(url, server, counts, args.sweep_seconds)
+            for r in rows:
+                r["raw SQL limit /s"] = (
+                    raw_pg_concurrent(url, r["clients"], min(args.sweep_seconds, 5))
+                    if args.engine == "postgresql"
+                    else raw_sqlite_concurrent(r["clients"], min(args.sweep_seconds, 5))
+                )
+                r["% of limit"] = 100 * r["transitions /s"] / r["raw SQL limit /s"]
+            out["sweep"] = rows
+            print_table(
+                f"Transitions/s by concurrent clients, gunicorn -w {args.workers} on {args.engine}",
+                rows,
+                [
+                    "clients",
+                    "transitions /s",
+                    "p50 ms",
+                    "p99 ms",
+                    "errors",
+                    "raw SQL limit /s",
+                    "% of limit",
+                ],
+            )
+    finally:
+        server.stop()
+        drop()
+    write_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()
