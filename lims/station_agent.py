@@ -12,9 +12,9 @@ logged: accepted / refused / duplicate with the message for the operator and the
 
 This module uses only the standard library and `scanners`; it never imports the Flask app.
 
-Not wired yet: claiming this bench's print jobs. `StationAgent(print_worker=...)` is the hook for
-it (a callable run in its own thread with the agent's stop event); lims/printing.py, which will
-provide the worker, is being built separately.
+With `--printer NAME=URL` the agent also prints the bench's label jobs: it claims them over HTTP
+(`POST /api/print-jobs/claim`), checks the printer, starts, sends and reports the outcome
+(lims.printing.agent_print_loop); printer NAME is reached at the local pyserial URL.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class StationAgent:
     ) -> None:
         """Configure the agent; nothing runs until `start()`.
 
-        print_worker: hook for claiming this bench's print jobs (run in a thread until stop);
-        None until lims/printing.py provides one.
+        print_worker: claims and prints this bench's label jobs (run in a thread until stop);
+        `printer_worker()` builds one from local printer URLs.
         """
         self.server = server.rstrip("/")
         self.token = token
@@ -226,6 +226,37 @@ class StationAgent:
             # have been processed, which is why the retry carries the same scan_id.
             return None, None, str(getattr(exc, "reason", exc)) or type(exc).__name__
 
+    def call(self, method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
+        """Call the server's API; answer (status, json) and raise OSError only when unreachable."""
+        req = urllib.request.Request(
+            f"{self.server}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {self.token}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+                return resp.status, _json(resp.read())
+        except urllib.error.HTTPError as exc:
+            # A refusal is an answer, not an outage (HTTPError is also an OSError).
+            with exc:
+                return exc.code, _json(exc.read())
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError) as exc:
+            raise OSError(f"server {self.server} did not answer: {exc}") from exc
+
+    def printer_worker(self, printers: dict[str, str]) -> Callable[[threading.Event], None]:
+        """Return a print worker for this bench's printers (name -> local pyserial URL)."""
+        from lims import printing
+
+        def work(stop: threading.Event) -> None:
+            printing.agent_print_loop(self.call, stop, station=self.station, url_map=printers)
+
+        return work
+
     def station_state(self) -> dict[str, Any] | None:
         """Return GET /api/stations/<station>, or None when the server does not answer."""
         url = f"{self.server}/api/stations/{urllib.parse.quote(self.station, safe='')}"
@@ -279,23 +310,54 @@ def station_cli() -> None:
 @click.option("--scanner", "scanners", multiple=True, help="pyserial URL of a scanner (repeat)")
 @click.option("--suffix", default="CR", show_default=True, help="CR, LF, CRLF or TAB")
 @click.option("--baud", default=9600, show_default=True, type=int)
+@click.option(
+    "--printer",
+    "printers",
+    multiple=True,
+    help="NAME=URL: print this bench's jobs for printer NAME on a local pyserial URL (repeat)",
+)
 def station_run(
-    station: str, server: str, token: str, scanners: tuple[str, ...], suffix: str, baud: int
+    station: str,
+    server: str,
+    token: str,
+    scanners: tuple[str, ...],
+    suffix: str,
+    baud: int,
+    printers: tuple[str, ...],
 ) -> None:
-    """Read the bench's scanners and post each scan to the server until Ctrl-C."""
-    run(station, server, token, scanners, suffix, baud)
+    """Read the bench's scanners (and print its label jobs) until Ctrl-C."""
+    run(station, server, token, scanners, suffix, baud, printers)
+
+
+def _printer_map(specs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url:
+            raise click.UsageError(f"--printer takes NAME=URL (e.g. ZEBRA-B1=/dev/ttyUSB0): {spec}")
+        out[name] = url
+    return out
 
 
 def run(
-    station: str, server: str, token: str, scanners: Sequence[str], suffix: str, baud: int
+    station: str,
+    server: str,
+    token: str,
+    scanners: Sequence[str],
+    suffix: str,
+    baud: int,
+    printers: Sequence[str] = (),
 ) -> None:
     """Run the agent in the foreground until interrupted."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    if not scanners:
-        raise click.UsageError("give at least one --scanner URL (e.g. /dev/ttyACM0)")
+    if not scanners and not printers:
+        raise click.UsageError("give at least one --scanner URL (e.g. /dev/ttyACM0) or --printer")
+    printer_urls = _printer_map(printers)
     agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud)
+    if printer_urls:
+        agent.print_worker = agent.printer_worker(printer_urls)
     state = agent.station_state()
     if state is None:
         click.echo(f"server {server} does not answer yet; scans will wait and be retried")
@@ -303,7 +365,11 @@ def run(
         click.echo(f"station {station}: {state['prompt']}")
     else:
         click.echo(f"station {station}: {state.get('error')}: {state.get('message')}")
-    click.echo(f"reading {', '.join(scanners)} (suffix {suffix}); Ctrl-C to stop")
+    if scanners:
+        click.echo(f"reading {', '.join(scanners)} (suffix {suffix})")
+    for name, url in printer_urls.items():
+        click.echo(f"printing {station}'s jobs for {name} on {url}")
+    click.echo("Ctrl-C to stop")
     agent.start()
     try:
         while True:

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlmodel import select
 
-from lims import create_app, custody, lots
+from lims import audit, create_app, custody, lots
 from lims.db import new_session
 from lims.models import (
     Location,
@@ -79,6 +79,12 @@ def _operations() -> list[tuple[str, str]]:
 
 
 OPERATIONS = _operations()
+
+
+def audit_count_of(app) -> int:  # noqa: ANN001
+    """Return how many audit events the app's database holds."""
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        return audit.count_events(db)
 
 
 def _known_values(app, auth) -> dict[str, list]:  # noqa: ANN001
@@ -171,3 +177,30 @@ def test_operation_never_fails_or_breaks_its_schema(app, auth, method: str, path
     statuses: list[int] = []
     run()
     print(method, path, sorted(Counter(statuses).items()))
+
+
+def test_nul_characters_are_refused_before_the_database(client, auth) -> None:  # noqa: ANN001
+    """A NUL in a JSON string, a query or a path is a 400 on both engines (was a 503 on PG)."""
+    h = auth("tech1")
+    before = audit_count_of(client.application)
+    bad_body = client.post(
+        "/api/samples", json={"sample_type": "PBMC\u0000", "project": "CART-001"}, headers=h
+    )
+    bad_query = client.get("/api/samples?state=avail%00able", headers=h)
+    bad_path = client.get("/api/samples/S26-0%00001", headers=h)
+    for r in (bad_body, bad_query, bad_path):
+        assert r.status_code == 400, r.json
+        assert r.json["error"] == "malformed"
+        assert "NUL" in r.json["message"]
+    assert audit_count_of(client.application) == before
+
+
+def test_ids_and_cursors_beyond_the_integer_columns_are_client_errors(client, auth) -> None:  # noqa: ANN001
+    """Huge ids are 404 and huge cursors 400, not a database overflow (was 500/503)."""
+    h = auth("admin")
+    assert client.get("/api/print-jobs/69894282338396812934643712", headers=h).status_code == 404
+    assert client.delete("/api/tokens/3000000000", headers=h).status_code == 404
+    for path in ("/api/samples", "/api/audit", "/api/print-jobs"):
+        r = client.get(f"{path}?cursor=3562567499", headers=h)
+        assert r.status_code == 400, (path, r.json)
+    assert client.get("/api/samples?cursor=2147483647", headers=h).status_code == 200

@@ -33,7 +33,7 @@ class AuditQuery(BaseModel):
     location: str | None = Field(default=None, max_length=64)
     since: datetime | None = None
     until: datetime | None = None
-    cursor: int | None = Field(default=None, ge=0, le=2**62)
+    cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
     limit: int = Field(default=100, ge=1, le=1000)
 
 

@@ -37,7 +37,7 @@ class JobQuery(BaseModel):
     printer: str | None = Field(default=None, max_length=64)
     state: str | None = Field(default=None, max_length=16)
     station: str | None = Field(default=None, max_length=64)
-    cursor: int | None = Field(default=None, ge=0, le=2**62)
+    cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
     limit: int = Field(default=50, ge=1, le=500)
 
 

@@ -18,7 +18,7 @@ class SampleQuery(BaseModel):
     lot: str | None = Field(default=None, max_length=64)
     project: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=64)
-    cursor: int | None = Field(default=None, ge=0, le=2**62)
+    cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
     limit: int = Field(default=100, ge=1, le=1000)
 
 
