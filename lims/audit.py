@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, literal_column, select
+from sqlalchemy import String, bindparam, event, func, literal_column, select
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
@@ -87,13 +88,7 @@ def record(
 ) -> dict[str, Any]:
     """Append one event to the chain inside the caller's transaction and return it."""
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        # Serialise appends so the chain never forks: the head row's lock is held until commit
-        # or rollback, and a waiting writer then reads the new head (one round trip).
-        head_seq, head_hash, last_ts = conn.execute(_HEAD_LOCK).one()
-    else:
-        # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
-        head_seq, head_hash, last_ts = conn.execute(_HEAD_SELECT).one()
+    head_seq, head_hash, last_ts = _read_head(session, conn)
     now = utcnow()
     if last_ts is not None and last_ts > now:
         # The clock stepped back: times never decrease along the chain, which lets
@@ -124,7 +119,33 @@ def record(
     conn.execute(
         _HEAD_UPDATE, {"new_seq": fields["seq"], "new_hash": fields["hash"], "new_ts": now}
     )
+    session.info[_HEAD_KEY] = (session.get_transaction(), (fields["seq"], fields["hash"], now))
     return fields
+
+
+_HEAD_KEY = "lims_audit_head"
+
+
+def _read_head(session: Session, conn: Any) -> tuple[int, str, datetime | None]:
+    """Return the chain head, locking it for this transaction on first use."""
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is session.get_transaction():
+        # This transaction holds the lock and wrote the head itself: no need to read it again
+        # (a many-sample request appends dozens of events).
+        return cached[1]
+    if conn.dialect.name == "postgresql":
+        # Serialise appends so the chain never forks: the head row's lock is held until commit
+        # or rollback, and a waiting writer then reads the new head (one round trip).
+        return tuple(conn.execute(_HEAD_LOCK).one())
+    # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
+    return tuple(conn.execute(_HEAD_SELECT).one())
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+@event.listens_for(OrmSession, "after_commit")
+def _forget_head(session: OrmSession, *_args: Any) -> None:
+    # Any rollback (a savepoint too) may have undone appends: read the head again next time.
+    session.info.pop(_HEAD_KEY, None)
 
 
 @dataclass

@@ -406,12 +406,21 @@ def transition_many(
 ) -> list[Sample]:
     """Apply moves to many samples in one transaction: all of them or none."""
     seen: set[str] = set()
-    out = []
-    for barcode, data in items:
+    for barcode, _ in items:
         if barcode in seen:
             raise Refused(f"{barcode} appears twice in the request", code="duplicate_barcode")
         seen.add(barcode)
-        out.append(transition(session, barcode=barcode, data=data, actor=actor))
+    # One query for the whole rack instead of one per tube.
+    loaded = {
+        s.barcode: s
+        for s in session.exec(select(Sample).where(Sample.barcode.in_(sorted(seen)))).all()
+        if actor.can_see(s.org_id)
+    }
+    out = []
+    for barcode, data in items:
+        if barcode not in loaded:
+            raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
+        out.append(apply_transition(session, sample=loaded[barcode], data=data, actor=actor))
     return out
 
 
