@@ -155,7 +155,8 @@ def _register_boundary(app: APIFlask) -> None:
     def _refuse_nul() -> None:
         # PostgreSQL text cannot hold NUL (the insert failed as a 503); no real input has one,
         # so both engines answer 400 before anything is read or written.
-        if _has_nul(request):
+        view = app.view_functions.get(request.endpoint or "")
+        if not getattr(view, "accepts_nul", False) and _has_nul(request):
             raise HTTPError(400, "text must not contain NUL (\\u0000) characters")
 
     @app.teardown_request

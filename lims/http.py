@@ -118,6 +118,12 @@ def _record_refusal(err: LimsError) -> None:
         get_db().rollback()
 
 
+def accepts_nul(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Let NUL characters through to a view that records raw device input safely itself."""
+    view.accepts_nul = True  # type: ignore[attr-defined]
+    return view
+
+
 def write(view: Callable[..., Any]) -> Callable[..., Any]:
     """Run a writing view as one transaction, with Idempotency-Key replay."""
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lims import scanning, stations
-from lims.http import current_actor, get_db, write
+from lims.http import accepts_nul, current_actor, get_db, write
 
 bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
 
@@ -50,6 +50,14 @@ class ScanIn(BaseModel):
         default=None, max_length=100, description="the reader could not frame the scan"
     )
 
+    @field_validator("station", "scan_id", "symbology", "device", "error")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # Only `data` is raw device input (escaped when stored); the rest are names and ids.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class ScanQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +66,7 @@ class ScanQuery(BaseModel):
 
 
 @bp.post("/scans")
+@accepts_nul  # a scanner's garbage is refused and recorded (escaped), not a 400
 @bp.input(ScanIn, arg_name="data")
 @write
 def post_scan(data: ScanIn):
