@@ -268,6 +268,7 @@ def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
         "seconds": round(elapsed, 1),
         "requests": stats.requests,
         "requests /s": stats.requests / elapsed,
+        "offered max /s": args.stations / args.think if args.think else None,
         "scans /s": len(scans) / elapsed,
         "label jobs": len(stats.latency["label"]),
         "p50 ms": 1000 * percentile(every, 50) if every else None,
@@ -285,53 +286,68 @@ def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
     }
 
 
+def _sweep_client(
+    port: int, token: str, sample: list, stop: threading.Event, lat: list, errors: list
+) -> None:
+    """Move one sample back and forth as fast as the server answers (sample: [barcode, state])."""
+    c = Client(port, token)
+    while not stop.is_set():
+        if sample[1] == "available":
+            body = {"action": "check_out", "custodian": "tech1"}
+        else:
+            body = {"action": "check_in"}
+        t0 = time.perf_counter()
+        try:
+            status, data = c.request("POST", f"/api/samples/{sample[0]}/transitions", body)
+        except ConnectionError as exc:
+            errors.append(str(exc))
+            continue
+        if status != 200:
+            errors.append(f"{status} {data}")
+            continue
+        lat.append(time.perf_counter() - t0)
+        sample[1] = data["state"]
+
+
+def _cpu_times() -> tuple[int, int]:
+    """Return (busy, total) jiffies of the whole machine from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def run_sweep(url: str, server: Gunicorn, counts: list[int], seconds: float) -> list[dict]:
     """Transitions/s with 1, 2, 4, ... concurrent clients (each on its own sample)."""
     token = make_token(url, "tech1")
-    pool = make_available_samples(url, max(counts))
+    pool = [[b, "available"] for b, _ in make_available_samples(url, max(counts))]
     rows = []
     for n in counts:
-        done = [0] * n
         lat: list[float] = []
-        errors = []
+        errors: list[str] = []
         stop = threading.Event()
-
-        def client(i: int) -> None:
-            c = Client(server.port, token)
-            barcode, state = pool[i][0], "available"
-            while not stop.is_set():
-                body = (
-                    {"action": "check_out", "custodian": "tech1"}
-                    if state == "available"
-                    else {"action": "check_in"}
-                )
-                t0 = time.perf_counter()
-                try:
-                    status, data = c.request("POST", f"/api/samples/{barcode}/transitions", body)
-                except ConnectionError as exc:
-                    errors.append(str(exc))
-                    continue
-                lat.append(time.perf_counter() - t0)
-                if status != 200:
-                    errors.append(f"{status} {data}")
-                    continue
-                state = data["state"]
-                done[i] += 1
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        threads = [
+            threading.Thread(
+                target=_sweep_client, args=(server.port, token, pool[i], stop, lat, errors)
+            )
+            for i in range(n)
+        ]
+        busy0, total0 = _cpu_times()
         for t in threads:
             t.start()
         time.sleep(seconds)
         stop.set()
         for t in threads:
             t.join()
+        busy1, total1 = _cpu_times()
         rows.append(
             {
                 "clients": n,
-                "transitions /s": sum(done) / seconds,
+                "CPU busy %": 100 * (busy1 - busy0) / max(1, total1 - total0),
+                "transitions /s": len(lat) / seconds,
                 "p50 ms": 1000 * percentile(lat, 50) if lat else None,
                 "p99 ms": 1000 * percentile(lat, 99) if lat else None,
                 "errors": len(errors),
+                "error_examples": errors[:3],
             }
         )
     return rows
@@ -376,6 +392,7 @@ def main() -> None:
                 [row],
                 [
                     "requests /s",
+                    "offered max /s",
                     "scans /s",
                     "label jobs",
                     "p50 ms",
@@ -412,6 +429,7 @@ def main() -> None:
                     "p50 ms",
                     "p99 ms",
                     "errors",
+                    "CPU busy %",
                     "raw SQL limit /s",
                     "% of limit",
                 ],
