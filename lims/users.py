@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from lims import audit
@@ -189,16 +190,19 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     return tok
 
 
+# One query, built once: every API request pays for this lookup.
+_BY_TOKEN = (
+    select(ApiToken, User, Organisation, Station.name)
+    .join(User, User.id == ApiToken.user_id)
+    .join(Organisation, Organisation.id == User.org_id)
+    .outerjoin(Station, Station.id == ApiToken.station_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate_token(session: Session, token: str) -> Actor:
     """Return who a bearer token acts for (user, organisation, station), or refuse with 401."""
-    # One query: every API request pays for this lookup.
-    row = session.exec(
-        select(ApiToken, User, Organisation, Station.name)
-        .join(User, User.id == ApiToken.user_id)
-        .join(Organisation, Organisation.id == User.org_id)
-        .outerjoin(Station, Station.id == ApiToken.station_id)
-        .where(ApiToken.token_hash == _token_hash(token))
-    ).first()
+    row = session.exec(_BY_TOKEN, params={"token_hash": _token_hash(token)}).first()
     if row is None or row[0].revoked_at is not None:
         raise Unauthorized("the token is unknown or revoked; create one with `token create`")
     _tok, user, org, station_name = row
