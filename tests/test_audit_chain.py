@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import move, register, verify
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-
-from helpers import move, register, verify
 
 
 def _exec(engine, sql: str, **params) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from helpers import verify
 from sqlalchemy import inspect, text
 
-from helpers import verify
 from lims import create_app
 from lims.migrate import current_revision, head_revision
 
@@ -39,8 +39,10 @@ def test_load_fixtures_then_refuses_to_load_twice(empty_db_url):
 
 
 def test_user_create_reads_the_password_from_stdin_and_the_token_works(runner, client):
-    r = runner.invoke(args=["user", "create", "ines", "--role", "technician", "--org",
-                            "helix-bio"], input="a long enough password\n")
+    r = runner.invoke(
+        args=["user", "create", "ines", "--role", "technician", "--org", "helix-bio"],
+        input="a long enough password\n",
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(args=["token", "create", "ines"])
     assert r.exit_code == 0
@@ -54,8 +56,9 @@ def test_user_create_refuses_bad_input_with_a_clear_message(runner):
     assert r.exit_code == 1 and "at least" in r.output
     r = runner.invoke(args=["user", "create", "tech1", "--role", "qa"], input="long enough pw\n")
     assert r.exit_code == 1 and "exists already" in r.output
-    r = runner.invoke(args=["user", "create", "y", "--role", "qa", "--org", "nowhere"],
-                      input="long enough pw\n")
+    r = runner.invoke(
+        args=["user", "create", "y", "--role", "qa", "--org", "nowhere"], input="long enough pw\n"
+    )
     assert r.exit_code == 1 and "no organisation" in r.output
     r = runner.invoke(args=["token", "create", "nobody"])
     assert r.exit_code == 1 and "no user" in r.output
@@ -71,20 +74,32 @@ def test_revoked_token_is_refused(runner, client):
 
 
 def test_printer_add_lists_it(runner, client, auth):
-    r = runner.invoke(args=["printer", "add", "ZD-QC", "socket://127.0.0.1:9100", "--baud",
-                            "19200", "--station", "BENCH-QC"])
+    r = runner.invoke(
+        args=[
+            "printer",
+            "add",
+            "ZD-QC",
+            "socket://127.0.0.1:9100",
+            "--baud",
+            "19200",
+            "--station",
+            "BENCH-QC",
+        ]
+    )
     assert r.exit_code == 0, r.output
     printers = client.get("/api/printers", headers=auth("tech1")).json["printers"]
     assert {"name": "ZD-QC", "station": "BENCH-QC", "baud": 19200}.items() <= next(
-        p for p in printers if p["name"] == "ZD-QC").items()
+        p for p in printers if p["name"] == "ZD-QC"
+    ).items()
     r = runner.invoke(args=["printer", "add", "ZD-QC", "loop://"])
     assert r.exit_code == 1 and "exists" in r.output
 
 
 def test_audit_export_csv(runner, tmp_path):
     out = tmp_path / "lot.csv"
-    r = runner.invoke(args=["audit", "export", "--format", "csv", "--lot", "LV-2611-002",
-                            "--output", str(out)])
+    r = runner.invoke(
+        args=["audit", "export", "--format", "csv", "--lot", "LV-2611-002", "--output", str(out)]
+    )
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
     assert lines[0].startswith("seq,ts,actor,action")

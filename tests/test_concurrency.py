@@ -6,9 +6,9 @@ import threading
 from collections import Counter
 
 import pytest
-
 from conftest import PgDatabases, _pg_url_for
 from helpers import audit_count, register, verify
+
 from lims import create_app, users
 from lims.db import new_session
 
@@ -99,7 +99,6 @@ def test_sixteen_different_samples_at_once_keep_one_unforked_chain(race_app):
 
 def test_same_idempotency_key_at_once_writes_one_event(race_app):
     tech = _token(race_app, "tech1")
-    client = race_app.test_client()
     before = audit_count(race_app)
 
     def fire(c, _i):

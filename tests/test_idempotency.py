@@ -1,4 +1,4 @@
-"""Idempotency-Key: a retried write replays the first answer; a reused key with another body is 422."""
+"""Idempotency-Key: a retry replays the first answer; the key reused with another body is 422."""
 
 from __future__ import annotations
 

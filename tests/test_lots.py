@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from helpers import audit_count, verify
+from sqlmodel import select
+
 from lims import lots, signatures
 from lims.db import new_session
 from lims.models import Signature, VectorLot
 from lims.users import actor_for
-from sqlmodel import select
 
 LOT = "AAV9-2611-001"  # demo: quarantine, mycoplasma QC missing
 SIGN = {"password": "demo-password", "meaning": "release"}
@@ -150,7 +150,6 @@ def test_hold_lift_and_expire(client, auth, app):
     r = client.post(url, json={"action": "expire"}, headers=qa)
     assert r.status_code == 422 and r.json["error"] == "not_expired"
     with new_session(app.extensions["lims"]["engine"]) as db:
-        lot = db.exec(select(VectorLot).where(VectorLot.lot_number == "LV-2611-002")).one()
         actor = actor_for(db, lot_user(db))
         done = lots.expire_due(db, actor=actor, today=date(2027, 10, 20))
         db.commit()

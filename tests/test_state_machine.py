@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import hypothesis.strategies as st
+from conftest import ENGINE
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     Bundle,
@@ -16,7 +17,6 @@ from hypothesis.stateful import (
 )
 from sqlmodel import select
 
-from conftest import ENGINE
 from lims import audit, create_app, custody, lots, users
 from lims.db import new_session
 from lims.models import AuditEvent, Sample

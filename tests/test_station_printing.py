@@ -6,11 +6,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from printing_util import aliquots, job_events, printed_barcodes
+from test_station_agent import Server
 
 from lims.station_agent import StationAgent, station_cli
 from printers.mock import PrinterSimulator
-from printing_util import aliquots, job_events, printed_barcodes
-from test_station_agent import Server
 
 STATION = "BENCH-B1"  # the demo printer ZEBRA-B1 belongs to this bench
 
@@ -63,8 +63,9 @@ def test_agent_claims_prints_and_reports_its_benchs_jobs(app, client, auth, serv
 def test_agent_does_not_send_while_the_printer_is_silent(app, client, auth, server, printer):
     tech = auth("tech1")
     tubes = aliquots(client, tech, 2)
-    job_id = client.post("/api/labels", json={"barcodes": tubes, "printer": "ZEBRA-B1"},
-                         headers=tech).json["id"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": tubes, "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
     printer.head_open(True)
     token = auth("admin", STATION)["Authorization"].split()[-1]
     agent = StationAgent(server.url, token, STATION)
@@ -86,6 +87,8 @@ def test_agent_does_not_send_while_the_printer_is_silent(app, client, auth, serv
 
 
 def test_printer_option_needs_name_equals_url():
-    result = CliRunner().invoke(station_cli, ["run", STATION, "--server", "http://127.0.0.1:1",
-                                              "--token", "t", "--printer", "ZEBRA-B1"])
+    result = CliRunner().invoke(
+        station_cli,
+        ["run", STATION, "--server", "http://127.0.0.1:1", "--token", "t", "--printer", "ZEBRA-B1"],
+    )
     assert result.exit_code == 2 and "NAME=URL" in result.output
