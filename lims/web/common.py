@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from apiflask import HTTPError
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -222,6 +223,12 @@ def _lims_error(err: LimsError) -> tuple[str, int]:
 def _http_error(err: HTTPException) -> tuple[str, int]:
     code = err.code or 500
     return _error_page(code, _TITLES.get(code, "Error"), err.description or "")
+
+
+@bp.errorhandler(HTTPError)
+def _api_http_error(err: HTTPError) -> tuple[str, int]:
+    # APIFlask's own HTTPError (e.g. the app-wide NUL refusal) is not a werkzeug HTTPException.
+    return _error_page(err.status_code, _TITLES.get(err.status_code, "Error"), err.message or "")
 
 
 @bp.errorhandler(DBAPIError)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, flash, redirect, request, url_for
 from sqlmodel import select
 
-from lims import audit, custody, exports, lots, storage
+from lims import audit, custody, exports, labels, lots, printing, storage
 from lims import samples as samples_mod
 from lims.errors import BadRequest, NotFound
 from lims.http import get_db
@@ -30,6 +29,9 @@ from lims.models import (
     VectorLot,
 )
 from lims.web.common import AUDIT_READERS, LAB, actor, bp, page, perform, render
+from printers import LabelContent, LabelError, get_template
+from printers.preview import label_png
+from printers.zpl import TEMPLATES
 
 # --- bench -----------------------------------------------------------------------------------
 
@@ -536,33 +538,12 @@ def _tojson_pretty(value: Any) -> str:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def _label_content(db, s: Sample, reprint: bool = False):  # noqa: ANN001, ANN202
-    """Return what the label of a sample carries (lims.labels when it is there)."""
-    try:
-        from lims import labels
-
-        return labels.sample_label(db, s, reprint=reprint)
-    except (ImportError, AttributeError, TypeError):
-        pass
-    from printers.zpl import LabelContent
-
-    lot = db.get(VectorLot, s.lot_id) if s.lot_id else None
-    stype = db.get(SampleType, s.sample_type_id)
-    return LabelContent(
-        barcode=s.barcode,
-        title=stype.name,
-        lot=lot.lot_number if lot else None,
-        date=s.created_at.strftime("%Y-%m-%d"),
-        coi_short=s.coi,
-        extra=tuple(x for x in (f"{s.volume:g} {s.unit}" if s.volume and s.unit else "",) if x),
-        reprint=reprint,
-    )
+def _label_content(db, s: Sample) -> LabelContent:  # noqa: ANN001
+    return labels.sample_label(db, s)
 
 
-def _template_for(db, s: Sample) -> str:  # noqa: ANN001
-    if s.container == "bag":
-        return "bag"
-    return "cryovial"
+def _template_names() -> list[str]:
+    return sorted({name.rsplit("-", 1)[0] for name in TEMPLATES})
 
 
 @bp.get("/labels/preview/<barcode>")
@@ -571,19 +552,10 @@ def label_preview(barcode: str):  # noqa: ANN201
     """Show the label of a sample as it will print."""
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
-    template = request.args.get("template") or _template_for(db, s)
+    template = request.args.get("template") or labels.default_template(s.container)
     content = _label_content(db, s)
-    lines = [text for _, text in content.text_lines()] if hasattr(content, "text_lines") else []
+    lines = [text for _, text in content.text_lines()]
     return render("label.html", s=s, template=template, lines=lines, templates=_template_names())
-
-
-def _template_names() -> list[str]:
-    try:
-        from printers.zpl import TEMPLATES
-
-        return sorted({name.rsplit("-", 1)[0] for name in TEMPLATES})
-    except ImportError:
-        return ["cryovial"]
 
 
 @bp.get("/labels/preview/<barcode>.png")
@@ -592,49 +564,26 @@ def label_preview_png(barcode: str) -> Response:
     """Return a PNG of the label as it will print (same layout as the printer's bytes)."""
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
-    name = request.args.get("template") or _template_for(db, s)
+    name = request.args.get("template") or labels.default_template(s.container)
     if name not in _template_names():
         raise NotFound(f"no label template {name!r}")
     content = _label_content(db, s)
+    template = get_template(name)
     try:
-        from dataclasses import replace
-
-        from printers.errors import LabelError
-        from printers.preview import label_png
-        from printers.zpl import get_template
-    except ImportError:
-        png = _fallback_png(s.barcode)
-    else:
-        template = get_template(name)
-        try:
-            png = label_png(content, template, scale=2)
-        except LabelError:
-            # The small templates hold fewer lines: drop the optional ones, as the printer would.
-            try:
-                png = label_png(replace(content, extra=()), template, scale=2)
-            except LabelError:
-                png = _fallback_png(s.barcode)
+        png = label_png(content, template, scale=2)
+    except LabelError:
+        # The small templates hold fewer lines: drop the optional ones, as the printer would.
+        png = label_png(replace(content, extra=()), template, scale=2)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 
-def _fallback_png(value: str) -> bytes:
-    import barcode
-    from barcode.writer import ImageWriter
-
-    buf = io.BytesIO()
-    barcode.get("code128", value, writer=ImageWriter()).write(buf)
-    return buf.getvalue()
-
-
 # --- print queue -----------------------------------------------------------------------------
-
-REPRINTABLE = ("sent", "failed", "voided")
 
 
 @bp.get("/print-queue")
 @page(*LAB)
 def print_queue():  # noqa: ANN201
-    """Show print jobs per printer with their state; sent or failed jobs can be reprinted."""
+    """Show print jobs per printer with their state, and what the operator can do with each."""
     db = get_db()
     who = actor()
     printers = db.exec(select(Printer).order_by(Printer.name)).all()
@@ -648,67 +597,65 @@ def print_queue():  # noqa: ANN201
         ).all()
         rows = []
         for j in jobs:
-            labels = db.exec(
+            job_labels = db.exec(
                 select(PrintJobLabel)
                 .where(PrintJobLabel.job_id == j.id)
                 .order_by(PrintJobLabel.idx)
             ).all()
             if not who.sees_all:
-                orgs = {db.get(Sample, lab.sample_id).org_id for lab in labels if lab.sample_id}
+                orgs = {db.get(Sample, lab.sample_id).org_id for lab in job_labels if lab.sample_id}
                 if orgs != {who.org.id}:
                     continue
             rows.append(
                 {
                     "job": j,
-                    "labels": labels,
+                    "labels": job_labels,
                     "by": db.get(User, j.created_by_id),
-                    "reprintable": j.state in REPRINTABLE,
+                    # The same rules as lims.printing: reprint what printed (or may have),
+                    # resume what never printed, void what has not been sent.
+                    "reprintable": j.state in ("sent", "failed")
+                    and j.labels_printed + j.labels_unconfirmed > 0,
+                    "resumable": j.state == "failed"
+                    and j.labels_total > j.labels_printed + j.labels_unconfirmed,
+                    "voidable": j.state == "queued",
                 }
             )
         station = db.get(Station, p.station_id) if p.station_id else None
         per_printer.append({"printer": p, "station": station, "jobs": rows})
-    return render("print_queue.html", printers=per_printer, can_reprint=_reprint_fn() is not None)
+    return render("print_queue.html", printers=per_printer)
 
 
-def _reprint_fn():  # noqa: ANN202
-    """Return lims.printing.reprint when the printing module provides one we can call."""
-    try:
-        from lims import printing
-    except ImportError:
-        return None
-    fn = getattr(printing, "reprint", None)
-    if fn is None:
-        return None
-    params = inspect.signature(fn).parameters
-    if "reason" not in params or not ({"job_id", "job"} & set(params)):
-        return None
-    return fn
-
-
-def _reprint_args(fn, job_id: int, reason: str) -> dict[str, Any]:  # noqa: ANN001
-    params = inspect.signature(fn).parameters
-    args: dict[str, Any] = {"reason": reason}
-    args["job_id" if "job_id" in params else "job"] = job_id
-    if "actor" in params:
-        args["actor"] = actor()
-    return args
+def _job_action(job_id: int, verb: str, fn, needs_reason: bool) -> Response:  # noqa: ANN001
+    reason = (request.form.get("reason") or "").strip()[:2000]
+    if needs_reason and not reason:
+        flash(f"To {verb} a job, give a reason.", "error")
+        return redirect(url_for("web.print_queue"))
+    job, err = perform(lambda: fn(get_db(), job_id=job_id, reason=reason or None, actor=actor()))
+    if err is not None:
+        flash(f"Job {job_id}: {err.message}", "error")
+    elif verb == "void":
+        flash(f"Job {job_id} voided; it will not print.", "ok")
+    else:
+        flash(f"{verb.capitalize()} of job {job_id} queued as job {job.id}.", "ok")
+    return redirect(url_for("web.print_queue"))
 
 
 @bp.post("/print-queue/<int:job_id>/reprint")
 @page(*LAB)
 def reprint(job_id: int):  # noqa: ANN201
     """Queue a reprint of a job, with the operator's reason (the label says REPRINT)."""
-    fn = _reprint_fn()
-    if fn is None:
-        flash("Reprinting is not available on this server yet.", "error")
-        return redirect(url_for("web.print_queue"))
-    reason = (request.form.get("reason") or "").strip()[:2000]
-    if not reason:
-        flash("A reprint needs a reason.", "error")
-        return redirect(url_for("web.print_queue"))
-    job, err = perform(lambda: fn(get_db(), **_reprint_args(fn, job_id, reason)))
-    if err is not None:
-        flash(f"Job {job_id}: {err.message}", "error")
-    else:
-        flash(f"Reprint of job {job_id} queued as job {getattr(job, 'id', '?')}.", "ok")
-    return redirect(url_for("web.print_queue"))
+    return _job_action(job_id, "reprint", printing.reprint, needs_reason=True)
+
+
+@bp.post("/print-queue/<int:job_id>/resume")
+@page(*LAB)
+def resume(job_id: int):  # noqa: ANN201
+    """Queue the labels of a failed job that never printed (no REPRINT: they never printed)."""
+    return _job_action(job_id, "resume", printing.resume, needs_reason=False)
+
+
+@bp.post("/print-queue/<int:job_id>/void")
+@page(*LAB)
+def void(job_id: int):  # noqa: ANN201
+    """Void a queued job, with a reason."""
+    return _job_action(job_id, "void", printing.void, needs_reason=True)
