@@ -159,6 +159,13 @@ def _register_boundary(app: APIFlask) -> None:
         if not getattr(view, "accepts_nul", False) and _has_nul(request):
             raise HTTPError(400, "text must not contain NUL (\\u0000) characters")
 
+    @app.before_request
+    def _refuse_repeated_parameters() -> None:
+        # Only the first of `?lot=a&lot=b` would be read: say so instead of guessing.
+        repeated = sorted(k for k, v in request.args.lists() if len(v) > 1)
+        if repeated and request.path.startswith("/api/"):
+            raise HTTPError(400, f"query parameter given more than once: {', '.join(repeated)}")
+
     @app.teardown_request
     def _end(exc: BaseException | None) -> None:
         close_db(exc)

@@ -8,9 +8,10 @@ from datetime import datetime
 from apiflask import APIBlueprint
 from apiflask.schemas import FileSchema
 from flask import Response, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lims import audit, exports
+from lims.api.query import QueryModel
 from lims.db import read_only
 from lims.http import get_db, require
 from lims.users import Actor
@@ -19,7 +20,7 @@ bp = APIBlueprint("audit", __name__, url_prefix="/api/audit", tag="Audit")
 READERS = ("qa", "admin", "client_viewer")
 
 
-class AuditQuery(BaseModel):
+class AuditQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     entity_type: str | None = Field(default=None, max_length=32)
     entity: str | None = Field(default=None, max_length=64, description="id, e.g. a barcode")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from apiflask.schemas import FileSchema
 from flask import Response, current_app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlmodel import Session
 
 from lims import audit, labels, printing, samples
+from lims.api.query import QueryModel
 from lims.db import _read_only, new_session, set_read_only
 from lims.errors import Refused
 from lims.http import current_actor, get_db, require, write
@@ -32,7 +33,7 @@ bp = APIBlueprint("printing", __name__, url_prefix="/api", tag="Label printing")
 LAB = printing.LAB_ROLES
 
 
-class JobQuery(BaseModel):
+class JobQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     printer: str | None = Field(default=None, max_length=64)
     state: str | None = Field(default=None, max_length=16)
@@ -41,7 +42,7 @@ class JobQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500)
 
 
-class LabelFileQuery(BaseModel):
+class LabelFileQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     template: str | None = Field(default=None, min_length=1, max_length=32)
     scale: int = Field(default=2, ge=1, le=4)

@@ -6,13 +6,14 @@ from apiflask import APIBlueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from lims import samples
+from lims.api.query import QueryModel
 from lims.http import current_actor, get_db, write
 from lims.samples import AliquotIn, SampleCreate, TransitionIn
 
 bp = APIBlueprint("samples", __name__, url_prefix="/api", tag="Samples")
 
 
-class SampleQuery(BaseModel):
+class SampleQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     state: str | None = Field(default=None, max_length=32)
     lot: str | None = Field(default=None, max_length=64)

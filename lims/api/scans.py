@@ -30,6 +30,7 @@ from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lims import scanning, stations
+from lims.api.query import QueryModel
 from lims.http import accepts_nul, current_actor, get_db, write
 
 bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
@@ -59,7 +60,7 @@ class ScanIn(BaseModel):
         return value
 
 
-class ScanQuery(BaseModel):
+class ScanQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     station: str = Field(min_length=1, max_length=64)
     limit: int = Field(default=50, ge=1, le=500)
