@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -975,16 +975,16 @@ def claim_for_api(session: Session, *, data: ClaimIn, actor: Actor) -> Claim | N
 # --- the device side: one claimed job through the driver -----------------------------------
 
 
-class Backend:
+class Backend(Protocol):
     """Where a worker reports: the database (local worker) or the server's API (agent)."""
 
-    def start(self, job_id: int) -> bool:  # pragma: no cover - interface
+    def start(self, job_id: int) -> bool:
         """Mark the job sending; tell whether it may be sent."""
-        raise NotImplementedError
+        ...
 
-    def outcome(self, job_id: int, body: dict[str, Any]) -> None:  # pragma: no cover
+    def outcome(self, job_id: int, body: dict[str, Any]) -> None:
         """Report the outcome (body: OutcomeIn fields without worker)."""
-        raise NotImplementedError
+        ...
 
 
 def _outcome_body(o: BatchOutcome) -> dict[str, Any]:
@@ -1106,7 +1106,7 @@ def _worker_actor(db: Session, worker: str, printer: Printer | None = None) -> A
     return Actor(user=base.user, org=base.org, station=station, device=f"print-worker {worker}")
 
 
-class _DbBackend(Backend):
+class _DbBackend:
     def __init__(self, engine: Engine, worker: str) -> None:
         self.engine = engine
         self.worker = worker
@@ -1295,7 +1295,7 @@ def start_device_worker(app: Any) -> PrintWorker | None:
 Call = Callable[[str, str, dict | None], tuple[int, dict | None]]
 
 
-class HttpBackend(Backend):
+class HttpBackend:
     """Report to the server's print-job API; outcomes are retried until answered."""
 
     def __init__(
