@@ -63,3 +63,59 @@ def test_failed_batch_resume_reprint_and_void_from_the_page(app, client, runner,
         assert printed_barcodes(sim) == tubes[:2] + tubes[:2]
     finally:
         sim.stop()
+
+
+def test_a_rack_of_labels_is_printed_from_the_samples_page(app, client, runner, auth):
+    tech = auth("tech1")
+    sim = PrinterSimulator()
+    sim.start()
+    try:
+        add_printer(runner, "ZQ-RACK", sim.port)
+        tubes = aliquots(client, tech, 12)
+        web = app.test_client()
+        sign_in(web, "tech1")
+        listing = web.get("/samples?state=available").text
+        assert 'name="barcodes"' in listing and "ZQ-RACK" in listing and "Print labels" in listing
+        token = page_csrf(web)
+        r = web.post(
+            "/labels/print",
+            data={
+                "csrf_token": token,
+                "barcodes": tubes,
+                "printer": "ZQ-RACK",
+                "template": "cryovial",
+                "copies": "1",
+                "back": "/samples",
+            },
+        )
+        assert r.status_code == 302 and "/print-queue#job-" in r.location
+        job_id = int(r.location.rsplit("-", 1)[1])
+        assert job_row(app, job_id).labels_total == 12
+        worker(app, "ZQ-RACK").run_once()
+        assert job_row(app, job_id).state == "sent"
+        assert printed_barcodes(sim) == tubes  # every label, in order, once
+
+        # Nothing ticked, or an unknown printer: a clear message, nothing queued.
+        before = len(client.get("/api/print-jobs?printer=ZQ-RACK", headers=tech).json["jobs"])
+        web.post("/labels/print", data={"csrf_token": token, "printer": "ZQ-RACK"})
+        assert "Tick the samples" in web.get("/samples").text
+        web.post(
+            "/labels/print", data={"csrf_token": token, "barcodes": tubes[:1], "printer": "NOPE"}
+        )
+        assert "Nothing was queued" in web.get("/samples").text
+        after = len(client.get("/api/print-jobs?printer=ZQ-RACK", headers=tech).json["jobs"])
+        assert after == before
+
+        # The sample page prints its own label too.
+        page = web.get(f"/samples/{tubes[0]}").text
+        assert 'action="/labels/print"' in page
+        viewer = app.test_client()
+        sign_in(viewer, "helix_viewer")
+        assert 'name="barcodes"' not in viewer.get("/samples").text
+        r = viewer.post(
+            "/labels/print",
+            data={"csrf_token": page_csrf(viewer), "barcodes": tubes[:1], "printer": "ZQ-RACK"},
+        )
+        assert r.status_code in (403, 404)
+    finally:
+        sim.stop()

@@ -9,9 +9,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, flash, redirect, request, url_for
+from pydantic import ValidationError
 from sqlmodel import select
 
-from lims import audit, custody, exports, labels, lots, printing, storage
+from lims import audit, custody, exports, lots, printing, storage
+from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.errors import BadRequest, NotFound
 from lims.http import get_db
@@ -28,7 +30,7 @@ from lims.models import (
     User,
     VectorLot,
 )
-from lims.web.common import AUDIT_READERS, LAB, actor, bp, page, perform, render
+from lims.web.common import AUDIT_READERS, LAB, actor, bp, page, perform, render, safe_next
 from printers import LabelContent, LabelError, get_template
 from printers.preview import label_png
 from printers.zpl import TEMPLATES
@@ -89,6 +91,8 @@ def samples_list():  # noqa: ANN201
         )
     return render(
         "samples.html",
+        printers=_printers(db) if actor().role in LAB else [],
+        templates=_template_names(),
         rows=rows,
         types=types,
         projects=projects,
@@ -150,6 +154,9 @@ def _sample_context(barcode: str) -> dict[str, Any]:
         "lineage_tree": tree,
         "actions": actions,
         "labels": labels,
+        "printers": _printers(db) if who.role in LAB else [],
+        "templates": _template_names(),
+        "default_template": labels_mod.default_template(s.container),
         "type_name": db.get(SampleType, s.sample_type_id).name,
         "custodian": db.get(User, s.custodian_id) if s.custodian_id else None,
         "conditions": _preset("CONDITIONS"),
@@ -539,7 +546,7 @@ def _tojson_pretty(value: Any) -> str:
 
 
 def _label_content(db, s: Sample) -> LabelContent:  # noqa: ANN001
-    return labels.sample_label(db, s)
+    return labels_mod.sample_label(db, s)
 
 
 def _template_names() -> list[str]:
@@ -552,7 +559,7 @@ def label_preview(barcode: str):  # noqa: ANN201
     """Show the label of a sample as it will print."""
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
-    template = request.args.get("template") or labels.default_template(s.container)
+    template = request.args.get("template") or labels_mod.default_template(s.container)
     content = _label_content(db, s)
     lines = [text for _, text in content.text_lines()]
     return render("label.html", s=s, template=template, lines=lines, templates=_template_names())
@@ -564,7 +571,7 @@ def label_preview_png(barcode: str) -> Response:
     """Return a PNG of the label as it will print (same layout as the printer's bytes)."""
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
-    name = request.args.get("template") or labels.default_template(s.container)
+    name = request.args.get("template") or labels_mod.default_template(s.container)
     if name not in _template_names():
         raise NotFound(f"no label template {name!r}")
     content = _label_content(db, s)
@@ -575,6 +582,41 @@ def label_preview_png(barcode: str) -> Response:
         # The small templates hold fewer lines: drop the optional ones, as the printer would.
         png = label_png(replace(content, extra=()), template, scale=2)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _printers(db) -> list[dict[str, Any]]:  # noqa: ANN001
+    rows = db.exec(select(Printer).where(Printer.active).order_by(Printer.name)).all()
+    return [
+        {"name": p.name, "station": db.get(Station, p.station_id).name if p.station_id else None}
+        for p in rows
+    ]
+
+
+@bp.post("/labels/print")
+@page(*LAB)
+def print_labels():  # noqa: ANN201
+    """Queue labels for the ticked samples on a printer (one job), then show the queue."""
+    barcodes = [b.strip() for b in request.form.getlist("barcodes") if b.strip()]
+    back = request.form.get("back") or url_for("web.samples")
+    if not barcodes:
+        flash("Tick the samples whose labels you want to print.", "error")
+        return redirect(safe_next(back))
+    try:
+        data = printing.PrintRequest(
+            barcodes=barcodes,
+            printer=request.form.get("printer", ""),
+            template=request.form.get("template") or None,
+            copies=int(request.form.get("copies") or 1),
+        )
+    except (ValidationError, ValueError):
+        flash("Choose a printer, a label stock and 1 to 10 copies.", "error")
+        return redirect(safe_next(back))
+    job, err = perform(lambda: printing.queue_labels(get_db(), data=data, actor=actor()))
+    if err is not None:
+        flash(f"Nothing was queued: {err.message}", "error")
+        return redirect(safe_next(back))
+    flash(f"Job #{job.id} queued: {job.labels_total} label(s) on {data.printer}.", "ok")
+    return redirect(url_for("web.print_queue") + f"#job-{job.id}")
 
 
 # --- print queue -----------------------------------------------------------------------------

@@ -19,3 +19,13 @@ window.addEventListener("pageshow", function () {
     f.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
   });
 });
+
+// "Tick all" on a list: one tap instead of ninety-six with gloves on.
+document.addEventListener("change", function (e) {
+  if (!e.target.classList || !e.target.classList.contains("tick-all")) return;
+  var form = e.target.closest("form");
+  if (!form) return;
+  form.querySelectorAll('input[type=checkbox][name=barcodes]').forEach(function (box) {
+    box.checked = e.target.checked;
+  });
+});
