@@ -96,7 +96,8 @@ TRANSITIONS: dict[str, Transition] = {
             "check_in",
             {"in_use"},
             "available",
-            optional=("location", "position"),
+            requires=("location",),
+            optional=("position",),
             desc="return to storage",
         ),
         _t(
@@ -149,6 +150,7 @@ def check(
     role: str,
     fields: dict[str, object],
     lot_state: str | None = None,
+    lot_expired: bool = False,
 ) -> Transition:
     """Return the transition for action from state, or refuse with the reason and allowed moves."""
     t = TRANSITIONS.get(action)
@@ -160,6 +162,12 @@ def check(
             state=state,
             allowed=allowed,
         )
+    # The role first: someone who may never do this learns nothing from the sample's state.
+    if role not in t.roles:
+        raise Forbidden(
+            f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}",
+            code="role_required",
+        )
     if state not in t.sources:
         raise Refused(
             f"cannot {action} a sample that is {state}; "
@@ -167,11 +175,6 @@ def check(
             code="illegal_transition",
             state=state,
             allowed=allowed,
-        )
-    if role not in t.roles:
-        raise Forbidden(
-            f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}",
-            code="role_required",
         )
     missing = [f for f in t.requires if fields.get(f) in (None, "")]
     if missing:
@@ -184,4 +187,6 @@ def check(
             code="lot_not_released",
             lot_state=lot_state,
         )
+    if t.needs_released_lot and lot_expired:
+        raise Refused(f"cannot {action} a vial of a lot past its expiry date", code="lot_expired")
     return t

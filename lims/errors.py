@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -12,14 +13,22 @@ class LimsError(Exception):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, code: str | None = None, audit: dict | None = None, **extra: Any
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        audit: dict | None = None,
+        after_rollback: Callable[[Any, Any], None] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
-        # An event to record after the refused change is rolled back (e.g. a failed signature).
+        # An event to record after the refused change is rolled back (e.g. a failed signature),
+        # and work that must survive the rollback (fn(session, app_config), same transaction).
         self.audit = audit
+        self.after_rollback = after_rollback
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:

@@ -171,12 +171,19 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
                 db, barcode=s.barcode, actor=who, data=samples.TransitionIn(action=action, **fields)
             )
         if spec.get("aliquots"):
-            count, volume, unit = spec["aliquots"]
+            count, volume, unit, box = spec["aliquots"]
             samples.aliquot(
                 db,
                 barcode=s.barcode,
                 actor=tech,
-                data=samples.AliquotIn(count=count, volume=volume, unit=unit),
+                data=samples.AliquotIn(count=count, volume=volume, unit=unit, location=box),
+            )
+        for action, fields in spec.get("after", []):
+            samples.transition(
+                db,
+                barcode=s.barcode,
+                actor=tech,
+                data=samples.TransitionIn(action=action, **fields),
             )
     return {
         "users": len(data["users"]),

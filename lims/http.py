@@ -100,18 +100,21 @@ def _body_hash() -> str:
 
 def _record_refusal(err: LimsError) -> None:
     """Write the audit event a refusal asks for, in a transaction of its own."""
-    if not err.audit:
+    if not err.audit and err.after_rollback is None:
         return
     try:
         actor = g.get("actor")
         db = get_db()
-        audit.record(
-            db,
-            actor=actor.username if actor else "anonymous",
-            station=actor.station if actor else None,
-            org_id=actor.org.id if actor else None,
-            **err.audit,
-        )
+        if err.audit:
+            audit.record(
+                db,
+                actor=actor.username if actor else "anonymous",
+                station=actor.station if actor else None,
+                org_id=actor.org.id if actor else None,
+                **err.audit,
+            )
+        if err.after_rollback is not None:
+            err.after_rollback(db, current_app.config)
         db.commit()
     except Exception:  # the refusal itself must still reach the user
         log.exception("could not record the audit event of a refusal")

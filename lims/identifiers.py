@@ -37,6 +37,19 @@ def check_sample_barcode(barcode: str) -> bool:
     return mod37_2(f"S{m.group(1)}{m.group(2)}") == m.group(3)
 
 
+COI_RE = re.compile(r"^COI-(\d{2})-(\d{6})-([0-9A-Z*])$")
+# ISBT 128 identifiers are upper-case letters and digits; only the shape is checked here.
+ISBT_COI_RE = re.compile(r"^[A-Z0-9]{6,64}$")
+
+
+def check_coi(coi: str, scheme: str = "local") -> bool:
+    """Tell whether a Chain of Identity id is well formed (our own ids: check character too)."""
+    if scheme == "isbt128":
+        return bool(ISBT_COI_RE.match(coi))
+    m = COI_RE.match(coi)
+    return bool(m) and mod37_2(f"COI{m.group(1)}{m.group(2)}") == m.group(3)
+
+
 def coi_id(year: int, serial: int) -> str:
     """Build a Chain of Identity id (our own format): COI-26-000123-K."""
     body = f"COI{year % 100:02d}{serial:06d}"

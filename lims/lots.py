@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -112,6 +113,9 @@ def evaluate_spec(spec: str, result: str) -> bool | None:
         limit, value = float(m.group(2)), float(r.group(1))
     except ValueError:
         return None
+    if not (math.isfinite(limit) and math.isfinite(value)):
+        # '1e999' overflows to infinity, which would meet any '>=' spec.
+        raise BadRequest("numbers in a spec or result must be finite", code="bad_number")
     return {
         ">=": value >= limit,
         "<=": value <= limit,
@@ -198,8 +202,17 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     project = session.exec(select(Project).where(Project.code == data.project)).first()
     if project is None or not actor.can_see(project.org_id):
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
-    if session.exec(select(VectorLot).where(VectorLot.lot_number == data.lot_number)).first():
-        raise Conflict(f"lot {data.lot_number} exists already", code="lot_exists")
+    existing = session.exec(
+        select(VectorLot).where(VectorLot.lot_number == data.lot_number)
+    ).first()
+    if existing is not None:
+        # Lot numbers are unique across the centre; another organisation's lot is not named.
+        message = (
+            f"lot {data.lot_number} exists already"
+            if actor.can_see(existing.org_id)
+            else f"lot number {data.lot_number} cannot be used; choose another"
+        )
+        raise Conflict(message, code="lot_exists")
     if data.manufactured_on and data.expires_on and data.expires_on <= data.manufactured_on:
         raise BadRequest("expires_on must be after manufactured_on")
     lot = VectorLot(
@@ -312,6 +325,12 @@ def transition_lot(
         )
     t = LOT_TRANSITIONS.get(data.action)
     allowed = [a for a, x in LOT_TRANSITIONS.items() if lot.state in x.sources]
+    if t is not None and actor.role not in t.roles:
+        # The role first: someone who may never do this learns nothing from the lot's state.
+        raise Forbidden(
+            f"{data.action} needs the role {' or '.join(sorted(t.roles))}",
+            code="role_required",
+        )
     if t is None or lot.state not in t.sources:
         raise Refused(
             f"cannot {data.action} a lot that is {lot.state}; "
@@ -319,10 +338,6 @@ def transition_lot(
             code="illegal_transition" if t else "unknown_action",
             state=lot.state,
             allowed=allowed,
-        )
-    if actor.role not in t.roles:
-        raise Forbidden(
-            f"{data.action} needs the role {' or '.join(sorted(t.roles))}", code="role_required"
         )
     if t.needs_reason and not data.reason:
         raise Refused(f"{data.action} needs a reason", code="missing_fields", missing=["reason"])
@@ -340,8 +355,13 @@ def transition_lot(
                 code="qc_failed",
                 failed=failed,
             )
+    today = today or utcnow().date()
+    if t.target == "released" and lot.expires_on is not None and lot.expires_on <= today:
+        raise Refused(
+            f"lot {lot_number} expired on {lot.expires_on}; it cannot be released",
+            code="lot_expired",
+        )
     if data.action == "expire":
-        today = today or utcnow().date()
         if lot.expires_on is None or lot.expires_on > today:
             raise Refused(
                 f"lot {lot_number} expires on {lot.expires_on}; not yet", code="not_expired"

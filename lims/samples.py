@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from lims import audit, custody, storage
 from lims.errors import Conflict, Forbidden, NotFound, Refused
-from lims.identifiers import coi_id, sample_barcode
+from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.models import (
     Counter,
     Location,
@@ -67,6 +68,9 @@ class AliquotIn(BaseModel):
     volume: float = Field(gt=0, lt=1e7)
     unit: str = Field(min_length=1, max_length=16)
     container: str | None = Field(default=None, max_length=32)
+    location: str | None = Field(
+        default=None, max_length=64, description="a box: the aliquots go to its next free positions"
+    )
     version: int | None = Field(default=None, ge=1)
 
 
@@ -270,6 +274,7 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
         coi, scheme = parent.coi, parent.coi_scheme
     elif data.coi:
         coi, scheme = data.coi, data.coi_scheme
+        _check_new_coi(session, coi, scheme, project.org_id)
     else:
         coi, scheme = coi_id(year, next_serial(session, f"coi-{year}")), "local"
     s = Sample(
@@ -302,6 +307,21 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
 
 
 _UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _check_new_coi(session: Session, coi: str, scheme: str, org_id: int) -> None:
+    """Refuse a given COI that is malformed or already another organisation's patient."""
+    if not check_coi(coi, scheme):
+        raise Refused(
+            f"COI {coi!r} is not a valid {scheme} Chain of Identity id (format or check character)",
+            code="bad_coi",
+        )
+    other = session.exec(
+        select(Sample.id).where(Sample.coi == coi, Sample.org_id != org_id).limit(1)
+    ).first()
+    if other is not None:
+        # Do not confirm another organisation's identity exists: refuse without details.
+        raise Refused(f"COI {coi} cannot be used for this project", code="coi_refused")
 
 
 def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
@@ -352,6 +372,7 @@ def apply_transition(
         role=actor.role,
         fields=fields,
         lot_state=lot.state if lot else None,
+        lot_expired=lot_is_expired(lot),
     )
     for name, value in fields.items():
         if value not in (None, "") and name not in t.requires and name not in t.optional:
@@ -361,16 +382,19 @@ def apply_transition(
     if t.target is not None:
         changes["state"] = t.target
     if data.location:
-        loc, pos = storage.place(session, data.location, data.position)
+        loc, pos = storage.place(session, data.location, data.position, actor=actor)
         changes["location_id"], changes["position"] = loc.id, pos
     if data.condition:
         changes["condition"] = data.condition
     if data.custodian:
         user = session.exec(select(User).where(User.username == data.custodian)).first()
-        if user is None or not user.active:
+        # The system account acts for jobs; it cannot hold a tube.
+        if user is None or not user.active or user.username == "system":
             raise NotFound(f"no active user {data.custodian!r}", code="unknown_user")
         if not (user.org_id == s.org_id or _is_centre(session, user.org_id)):
             raise Refused(f"{user.username} may not hold this organisation's material")
+        if data.action == "hand_over" and user.id == s.custodian_id:
+            raise Refused(f"{s.barcode} is already in {user.username}'s custody", code="no_change")
         changes["custodian_id"] = user.id
     if data.action == "hand_over" and data.coi != s.coi:
         raise Refused(
@@ -384,7 +408,8 @@ def apply_transition(
         ):
             changes["freeze_thaw_count"] = s.freeze_thaw_count + 1
         changes["location_id"], changes["position"] = None, None
-    if data.action in ("check_in", "ship", "receive") or t.target in custody.TERMINAL:
+    if data.action in ("check_in", "store", "ship", "receive") or t.target in custody.TERMINAL:
+        # In a box, in transit or gone: nobody holds it any more.
         changes.setdefault("custodian_id", None)
     if data.action == "receive" and s.state == "in_transit" and not data.location:
         changes["location_id"], changes["position"] = None, None
@@ -394,6 +419,13 @@ def apply_transition(
         after["destination"] = data.destination
     _record(session, actor, f"sample.{data.action}", s, before, after, reason=data.reason)
     return s
+
+
+def lot_is_expired(lot: VectorLot | None, today: date | None = None) -> bool:
+    """Tell whether a lot's expiry date has come (whether or not `lots expire-due` ran yet)."""
+    if lot is None or lot.expires_on is None:
+        return False
+    return lot.expires_on <= (today or utcnow().date())
 
 
 def _is_centre(session: Session, org_id: int) -> bool:
@@ -434,11 +466,27 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
             code="version_conflict",
             current_version=parent.version,
         )
-    if parent.state not in ("quarantine", "available", "in_use"):
+    # Aliquoting happens in someone's hands: a checked-out tube, or quarantined material
+    # sampled for QC. A tube sitting in a box is checked out first (that counts its thaw).
+    if parent.state not in ("quarantine", "in_use"):
+        hint = "; check it out first" if parent.state == "available" else ""
         raise Refused(
-            f"cannot aliquot a sample that is {parent.state}",
+            f"cannot aliquot a sample that is {parent.state}{hint}",
             code="illegal_transition",
             state=parent.state,
+        )
+    lot = session.get(VectorLot, parent.lot_id) if parent.lot_id else None
+    if lot is not None and (lot.state in ("on_hold", "rejected", "expired") or lot_is_expired(lot)):
+        raise Refused(
+            f"lot {lot.lot_number} is {lot.state if lot.state != 'released' else 'expired'}; "
+            "its vials are not split",
+            code="lot_closed",
+        )
+    if parent.state == "quarantine" and not data.location:
+        raise Refused(
+            "aliquots of quarantined material stay in quarantine: give the box they go into",
+            code="missing_fields",
+            missing=["location"],
         )
     total = data.count * data.volume
     new_volume = parent.volume
@@ -455,12 +503,27 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
                 code="insufficient_volume",
             )
         new_volume = round(parent.volume - total, 9)
+    places: list[tuple[int | None, str | None]] = [(None, None)] * data.count
+    if data.location:
+        box = storage.get_location(session, data.location)
+        places = [(box.id, p) for p in storage.free_positions(session, box, data.count)]
     before = snapshot(session, parent)
-    _save(session, parent, {"volume": new_volume})
+    parent_changes: dict[str, Any] = {"volume": new_volume}
+    if parent.state == "quarantine" and storage.is_frozen(
+        session, session.get(Location, parent.location_id) if parent.location_id else None
+    ):
+        parent_changes["freeze_thaw_count"] = parent.freeze_thaw_count + 1
+    _save(session, parent, parent_changes)
     children = []
     year = utcnow().year
-    child_state = "quarantine" if parent.state == "quarantine" else "available"
-    for _ in range(data.count):
+    if parent.state == "quarantine":
+        child_state, holder = "quarantine", None
+    elif data.location:
+        child_state, holder = "available", None
+    else:
+        # Made at the bench and not stored yet: in the operator's hands.
+        child_state, holder = "in_use", actor.user.id
+    for location_id, position in places:
         child = Sample(
             barcode=sample_barcode(year, next_serial(session, f"sample-{year}")),
             sample_type_id=parent.sample_type_id,
@@ -475,7 +538,9 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
             coi=parent.coi,
             coi_scheme=parent.coi_scheme,
             state=child_state,
-            custodian_id=actor.user.id,
+            custodian_id=holder,
+            location_id=location_id,
+            position=position,
         )
         children.append(child)
     session.add_all(children)

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
 from lims.models import Signature, User, utcnow
-from lims.users import Actor, check_password
+from lims.users import Actor, check_password, count_password_failure
 
 MEANINGS = ("review", "approval", "release", "rejection", "responsibility")
 
@@ -63,7 +63,26 @@ def sign(
         # A signature is executed only by its genuine owner (11.200(a)(3)).
         raise SignatureRefused("you can only sign as yourself")
     user: User = actor.user
+    if user.locked_until is not None and user.locked_until > utcnow():
+        raise SignatureRefused(
+            "signature refused: your account is locked after repeated wrong passwords; "
+            "wait, or ask an administrator to unlock it",
+            code="account_locked",
+        )
     if not check_password(user, password):
+        user_id = user.id
+
+        def count_failure(db: Session, config: dict[str, Any]) -> None:
+            # Guessing a password through the signature dialog locks the account like sign-in
+            # does (21 CFR 11.300(d)); this runs after the refused change was rolled back.
+            count_password_failure(
+                db,
+                user_id,
+                max_failures=int(config.get("LOGIN_MAX_FAILURES", 5)),
+                lockout_minutes=float(config.get("LOGIN_LOCKOUT_MINUTES", 15)),
+                what="e-signature",
+            )
+
         raise SignatureRefused(
             "signature refused: the password is wrong; nothing was changed",
             audit={
@@ -72,7 +91,11 @@ def sign(
                 "entity_id": record_id,
                 "reason": f"wrong password for {meaning} signature",
             },
+            after_rollback=count_failure,
         )
+    if user.failed_logins:
+        user.failed_logins = 0  # a right password ends the run of failures, as at sign-in
+        session.add(user)
     sig = Signature(
         user_id=user.id,
         username=user.username,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -49,6 +50,25 @@ def occupied(session: Session, box_id: int) -> dict[str, str]:
     return {p: b for p, b in rows}
 
 
+def free_positions(session: Session, box: Location, count: int) -> list[str]:
+    """Return the first count free positions of a box (row by row), locking the box."""
+    if box.kind != "box":
+        raise Refused(f"{box.code} is not a box", code="bad_position")
+    session.exec(select(Location.id).where(Location.id == box.id).with_for_update()).one()
+    taken = occupied(session, box.id)
+    free = [
+        position_label(r, c)
+        for r in range(box.rows or 0)
+        for c in range(box.cols or 0)
+        if position_label(r, c) not in taken
+    ]
+    if len(free) < count:
+        raise Refused(
+            f"box {box.code} has {len(free)} free positions, not {count}", code="box_full"
+        )
+    return free[:count]
+
+
 def next_free_position(session: Session, box: Location) -> str:
     """Return the first free position of a box, row by row."""
     taken = occupied(session, box.id)
@@ -60,8 +80,13 @@ def next_free_position(session: Session, box: Location) -> str:
     raise Refused(f"box {box.code} is full", code="box_full")
 
 
-def place(session: Session, code: str, position: str | None) -> tuple[Location, str | None]:
-    """Resolve where a sample goes: a box position (the next free one if none given) or a place."""
+def place(
+    session: Session, code: str, position: str | None, *, actor: Any = None
+) -> tuple[Location, str | None]:
+    """Resolve where a sample goes: a box position (the next free one if none given) or a place.
+
+    actor (a lims.users.Actor) decides whether an occupied position may name its tube.
+    """
     loc = get_location(session, code)
     if loc.kind in ("site", "room") and position:
         raise Refused(f"{loc.code} is a {loc.kind}; positions exist only in boxes")
@@ -71,12 +96,22 @@ def place(session: Session, code: str, position: str | None) -> tuple[Location, 
         session.exec(select(Location.id).where(Location.id == loc.id).with_for_update()).one()
         if position:
             pos = parse_position(loc, position)
-            holder = occupied(session, loc.id).get(pos)
+            holder = session.exec(
+                select(Sample.barcode, Sample.org_id).where(
+                    Sample.location_id == loc.id, Sample.position == pos
+                )
+            ).first()
             if holder:
+                barcode, org_id = holder
+                if actor is not None and not actor.can_see(org_id):
+                    # Another organisation's tube: occupied, without its identity.
+                    raise Refused(
+                        f"position {pos} of {loc.code} is occupied", code="position_occupied"
+                    )
                 raise Refused(
-                    f"position {pos} of {loc.code} already holds {holder}",
+                    f"position {pos} of {loc.code} already holds {barcode}",
                     code="position_occupied",
-                    holder=holder,
+                    holder=barcode,
                 )
             return loc, pos
         return loc, next_free_position(session, loc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -136,6 +137,29 @@ def create_user(
         station=actor.station,
     )
     return user
+
+
+def count_password_failure(
+    session: Session, user_id: int, *, max_failures: int, lockout_minutes: float, what: str
+) -> None:
+    """Count a wrong password (sign-in or e-signature); lock the account at the limit."""
+    user = session.get(User, user_id)
+    if user is None:
+        return
+    user.failed_logins += 1
+    session.add(user)
+    if user.failed_logins >= max_failures and user.locked_until is None:
+        user.locked_until = utcnow() + timedelta(minutes=lockout_minutes)
+        audit.record(
+            session,
+            actor=user.username,
+            action="auth.locked",
+            entity_type="user",
+            entity_id=user.username,
+            after={"locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            reason=f"{user.failed_logins} wrong passwords in a row ({what})",
+            org_id=user.org_id,
+        )
 
 
 def _token_hash(token: str) -> str:

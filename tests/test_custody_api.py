@@ -185,12 +185,21 @@ def test_aliquots_inherit_coi_lot_and_take_the_parents_volume(client, tech, qa, 
     move(client, tech, b, "receive", condition="ok")
     move(client, tech, b, "quarantine")
     move(client, qa, b, "release")
-    r = client.post(
-        f"/api/samples/{b}/aliquots", json={"count": 4, "volume": 2, "unit": "mL"}, headers=tech
-    )
+    move(client, tech, b, "store", location="BOX-0002")
+    body = {"count": 4, "volume": 2, "unit": "mL"}
+    r = client.post(f"/api/samples/{b}/aliquots", json=body, headers=tech)
+    assert r.status_code == 422 and "check it out first" in r.json["message"]
+    move(client, tech, b, "check_out", custodian="tech1")
+    # Out of the -80 box into the hand: one thaw.
+    assert client.get(f"/api/samples/{b}", headers=tech).json["freeze_thaw_count"] == 1
+    r = client.post(f"/api/samples/{b}/aliquots", json=body, headers=tech)
     assert r.status_code == 201
     kids = r.json["aliquots"]
     assert len(kids) == 4
+    # Made at the bench and not stored: in the operator's hands, not "available" nowhere.
+    assert {(k["state"], k["custodian"], k["location"]) for k in kids} == {
+        ("in_use", "tech1", None)
+    }
     assert {k["coi"] for k in kids} == {parent["coi"]}
     assert {k["parent"] for k in kids} == {b} and {k["lineage"] for k in kids} == {"aliquot"}
     assert client.get(f"/api/samples/{b}", headers=tech).json["volume"] == pytest.approx(2)
@@ -198,10 +207,22 @@ def test_aliquots_inherit_coi_lot_and_take_the_parents_volume(client, tech, qa, 
         f"/api/samples/{b}/aliquots", json={"count": 2, "volume": 2, "unit": "mL"}, headers=tech
     )
     assert r.status_code == 422 and r.json["error"] == "insufficient_volume"
+    r = client.post(
+        f"/api/samples/{b}/aliquots",
+        json={"count": 2, "volume": 0.5, "unit": "mL", "location": "BOX-0003"},
+        headers=tech,
+    )
+    stored = r.json["aliquots"]
+    assert [(k["state"], k["location"], k["position"], k["custodian"]) for k in stored] == [
+        ("available", "BOX-0003", "A1", None),
+        ("available", "BOX-0003", "A2", None),
+    ]
     gen = client.get(f"/api/samples/{kids[0]['barcode']}/genealogy", headers=tech).json
     assert [a["barcode"] for a in gen["ancestors"]] == [b]
     tree = client.get(f"/api/samples/{b}/genealogy", headers=tech).json["tree"]
-    assert sorted(c["barcode"] for c in tree["children"]) == sorted(k["barcode"] for k in kids)
+    assert sorted(c["barcode"] for c in tree["children"]) == sorted(
+        k["barcode"] for k in kids + stored
+    )
     # A derivative of an aliquot keeps the COI; claiming another COI is refused.
     d = register(client, tech, parent=kids[0]["barcode"], sample_type="TCELL")
     assert d["coi"] == parent["coi"] and d["lineage"] == "derivative"
@@ -285,3 +306,99 @@ def test_openapi_lists_the_contract(client):
         "/api/audit/export.csv",
     ):
         assert path in spec["paths"], path
+
+
+def _available(client, tech, qa, **fields) -> str:
+    b = register(client, tech, **fields)["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    move(client, qa, b, "release")
+    return b
+
+
+def test_check_in_needs_a_place_and_storing_ends_custody(client, tech, qa):
+    b = _available(client, tech, qa)
+    move(client, tech, b, "check_out", custodian="tech1")
+    r = move(client, tech, b, "check_in")
+    assert r.status_code == 422 and r.json["missing"] == ["location"]
+    r = move(client, tech, b, "check_in", location="BOX-0002")
+    assert (r.json["state"], r.json["location"], r.json["custodian"]) == (
+        "available",
+        "BOX-0002",
+        None,
+    )
+    c = register(client, tech)["barcode"]
+    move(client, tech, c, "receive", condition="ok")
+    move(client, tech, c, "quarantine")
+    r = move(client, tech, c, "store", location="BOX-0002")
+    assert r.json["custodian"] is None
+
+
+def test_hand_over_to_the_holder_and_to_the_system_account_are_refused(client, tech, qa):
+    s = register(client, tech)
+    b = s["barcode"]
+    move(client, tech, s["barcode"], "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    move(client, qa, b, "release")
+    assert move(client, tech, b, "check_out", custodian="system").status_code == 404
+    move(client, tech, b, "check_out", custodian="tech1")
+    r = move(client, tech, b, "hand_over", custodian="tech1", coi=s["coi"])
+    assert r.status_code == 422 and r.json["error"] == "no_change"
+
+
+def test_an_occupied_position_does_not_name_another_organisations_tube(client, auth):
+    admin, helix = auth("admin"), auth("helix_tech")
+    nova = client.get("/api/samples?lot=LV-2611-002", headers=admin).json["samples"][0]
+    helix_vial = client.get("/api/samples?lot=AAV9-2611-001", headers=admin).json["samples"][0]
+    move(client, helix, helix_vial["barcode"], "quarantine")
+    r = move(
+        client,
+        helix,
+        helix_vial["barcode"],
+        "store",
+        location=nova["location"],
+        position=nova["position"],
+    )
+    assert r.status_code == 422 and r.json["error"] == "position_occupied"
+    assert nova["barcode"] not in r.json["message"] and "holder" not in r.json
+    r = move(
+        client,
+        admin,
+        helix_vial["barcode"],
+        "store",
+        location=nova["location"],
+        position=nova["position"],
+    )
+    assert r.json["holder"] == nova["barcode"]  # the centre sees whose tube it is
+
+
+def test_a_viewer_is_refused_for_its_role_before_anything_about_the_sample(client, auth):
+    vial = client.get("/api/samples?lot=AAV9-2611-001", headers=auth("admin")).json["samples"][0]
+    r = move(client, auth("helix_viewer"), vial["barcode"], "consume")
+    assert r.status_code == 403 and r.json["error"] == "role_required"
+
+
+def test_a_given_coi_must_be_well_formed_and_not_another_organisations(client, auth, tech):
+    helix = auth("helix_tech")
+    nova = client.get("/api/samples?lot=LV-2611-002", headers=auth("admin")).json["samples"][0]
+    body = {"sample_type": "PLASMID", "project": "HX-AAV9"}
+    for coi, code in (
+        ("COI-26-000001-A", "bad_coi"),
+        ("hello world", "bad_coi"),
+        (nova["coi"], "coi_refused"),
+    ):
+        r = client.post("/api/samples", json={**body, "coi": coi}, headers=helix)
+        assert r.status_code == 422 and r.json["error"] == code, (coi, r.json)
+    own = register(client, tech)["coi"]  # a second collection from the same patient is fine
+    r = client.post(
+        "/api/samples",
+        json={"sample_type": "APHERESIS", "project": "CART-001", "coi": own},
+        headers=tech,
+    )
+    assert r.status_code == 201 and r.json["coi"] == own
+    r = client.post(
+        "/api/samples",
+        json={**body, "coi": "W1234ABC00123", "coi_scheme": "isbt128"},
+        headers=helix,
+    )
+    assert r.status_code == 201

@@ -211,3 +211,110 @@ def test_create_lot_and_bad_input(client, auth):
     assert client.post("/api/lots", json=bad, headers=tech).status_code == 400
     assert client.get("/api/lots/NOPE", headers=tech).status_code == 404
     assert client.get("/api/lots/LV-2611-002", headers=auth("helix_viewer")).status_code == 404
+
+
+def _qc_complete_lot(client, tech, lot_number: str, expires_on: str) -> None:
+    body = {
+        "lot_number": lot_number,
+        "vector_type": "AAV",
+        "vector": "AAV2-CAG-GFP",
+        "project": "CART-001",
+        "manufactured_on": "2020-01-01",
+        "expires_on": expires_on,
+    }
+    assert client.post("/api/lots", json=body, headers=tech).status_code == 201
+    url = f"/api/lots/{lot_number}"
+    client.post(f"{url}/transitions", json={"action": "start_production"}, headers=tech)
+    for test, spec, result in (
+        ("titer", ">= 1e13", "2e13"),
+        ("endotoxin", "< 5", "1"),
+        ("sterility", "no growth", "no growth"),
+        ("mycoplasma", "not detected", "not detected"),
+    ):
+        r = client.post(
+            f"{url}/qc",
+            json={"test": test, "spec": spec, "result": result, "passed": True},
+            headers=tech,
+        )
+        assert r.status_code == 201, r.json
+    client.post(f"{url}/transitions", json={"action": "complete"}, headers=tech)
+
+
+def test_a_lot_past_its_expiry_date_cannot_be_released(client, auth):
+    tech, qa = auth("tech1"), auth("qa1")
+    _qc_complete_lot(client, tech, "OLD-2001", "2021-01-01")
+    r = client.post(
+        "/api/lots/OLD-2001/transitions", json={"action": "release", "signature": SIGN}, headers=qa
+    )
+    assert r.status_code == 422 and r.json["error"] == "lot_expired"
+    assert client.get("/api/lots/OLD-2001", headers=qa).json["state"] == "quarantine"
+
+
+def test_a_vial_cannot_be_checked_out_once_its_lot_expired_even_before_the_batch_job(
+    client, auth, app
+):
+    tech, qa = auth("tech1"), auth("qa1")
+    _qc_complete_lot(client, tech, "SOON-2601", "2099-01-01")
+    r = client.post(
+        "/api/lots/SOON-2601/transitions", json={"action": "release", "signature": SIGN}, headers=qa
+    )
+    assert r.status_code == 200
+    vial = client.post(
+        "/api/samples", json={"sample_type": "VECTOR_VIAL", "lot": "SOON-2601"}, headers=tech
+    ).json["barcode"]
+    for action, who, extra in (
+        ("receive", tech, {"condition": "ok"}),
+        ("quarantine", tech, {}),
+        ("release", qa, {}),
+    ):
+        client.post(
+            f"/api/samples/{vial}/transitions", json={"action": action, **extra}, headers=who
+        )
+    # The expiry date comes (set directly: time does not pass in a test).
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        lot = db.exec(select(VectorLot).where(VectorLot.lot_number == "SOON-2601")).one()
+        lot.expires_on = date(2021, 1, 1)
+        db.add(lot)
+        db.commit()
+    r = client.post(
+        f"/api/samples/{vial}/transitions",
+        json={"action": "check_out", "custodian": "tech1"},
+        headers=tech,
+    )
+    assert r.status_code == 422 and r.json["error"] == "lot_expired"
+
+
+def test_an_overflowing_number_is_not_a_pass(client, auth):
+    r = client.post(
+        f"/api/lots/{LOT}/qc",
+        json={"test": "mycoplasma", "spec": ">= 1e13", "result": "1e999"},
+        headers=auth("tech1"),
+    )
+    assert r.status_code == 400 and r.json["error"] == "bad_number"
+
+
+def test_another_organisations_lot_number_is_not_confirmed(client, auth):
+    body = {"lot_number": "LV-2611-002", "vector_type": "AAV", "vector": "x", "project": "HX-AAV9"}
+    r = client.post("/api/lots", json=body, headers=auth("helix_tech"))
+    assert r.status_code == 409 and "exists" not in r.json["message"]
+    r = client.post("/api/lots", json={**body, "project": "CART-001"}, headers=auth("tech1"))
+    assert r.status_code == 409 and "exists already" in r.json["message"]
+
+
+def test_wrong_signature_passwords_lock_the_account_like_sign_in(client, auth, app):
+    qa = auth("qa1")
+    _myco(client, auth("tech1"))
+    url = f"/api/lots/{LOT}/transitions"
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for i in range(limit):
+        r = client.post(
+            url,
+            json={"action": "release", "signature": {**SIGN, "password": f"guess-{i}"}},
+            headers=qa,
+        )
+        assert r.status_code == 422 and r.json["error"] == "signature_refused"
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "account_locked"
+    assert client.get(f"/api/lots/{LOT}", headers=qa).json["state"] == "quarantine"
+    locked = client.get("/api/audit?action=auth.locked", headers=qa).json["events"]
+    assert [e["entity_id"] for e in locked] == ["qa1"]

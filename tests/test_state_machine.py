@@ -147,21 +147,26 @@ def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path):
             barcode=samples,
             count=st.integers(min_value=1, max_value=4),
             volume=st.sampled_from([0.5, 2.0, 50.0]),
+            box=st.sampled_from([None, "BOX-0002"]),
         )
-        def aliquot(self, barcode, count, volume):
+        def aliquot(self, barcode, count, volume, box):
             m = self.model[barcode]
+            body = {"count": count, "volume": volume, "unit": "mL"}
+            if box:
+                body["location"] = box
             r = self.client.post(
-                f"/api/samples/{barcode}/aliquots",
-                json={"count": count, "volume": volume, "unit": "mL"},
-                headers=self.headers["tech1"],
+                f"/api/samples/{barcode}/aliquots", json=body, headers=self.headers["tech1"]
             )
             if r.status_code != 201:
                 assert r.status_code == 422, r.json
                 return
-            assert m["state"] in ("quarantine", "available", "in_use")
+            # Only material in someone's hands (or quarantined, into a box) is split.
+            assert m["state"] == "in_use" or (m["state"] == "quarantine" and box)
             m["version"] += 1
             for kid in r.json["aliquots"]:
                 assert kid["coi"] == m["coi"] and kid["parent"] == barcode
+                assert (kid["location"] is None) == (box is None)
+                assert (kid["custodian"] is not None) == (kid["state"] == "in_use")
                 self.model[kid["barcode"]] = {
                     "state": kid["state"],
                     "version": 1,
