@@ -44,7 +44,7 @@ def lineage_barcodes(db: Session, s: Sample) -> list[str]:
     return sorted({x.barcode for x in chain})
 
 
-def _as_utc(t: datetime | None, name: str) -> datetime | None:
+def as_utc(t: datetime | None, name: str) -> datetime | None:
     """Read a time without an offset as UTC (the trail's clock); refuse unrepresentable ones."""
     if t is None:
         return None
@@ -71,7 +71,7 @@ def filters_for(
 ) -> dict[str, Any]:
     """Turn user-facing filters into audit.query arguments, limited to what actor may see."""
     f: dict[str, Any] = {}
-    since, until = _as_utc(since, "since"), _as_utc(until, "until")
+    since, until = as_utc(since, "since"), as_utc(until, "until")
     if since and until and until <= since:
         raise BadRequest("until must be after since")
     if entity_type:

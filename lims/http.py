@@ -50,6 +50,9 @@ def current_actor() -> Actor:
         return g.actor
     user = _session_user(db)
     if user is None:
+        # Keep what the session check recorded (a session that just timed out, and its audit
+        # event) although this request is refused.
+        db.commit()
         raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
     _check_session_csrf()
     g.actor = Actor(user=user, org=db.get(Organisation, user.org_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import hypothesis.strategies as st
-from conftest import ENGINE
+from conftest import ENGINE, _pg_url_for
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     Bundle,
@@ -33,27 +33,26 @@ FIELD_VALUES = {
 }
 
 
-def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path):
-    if ENGINE == "postgresql":
-        import pytest
-
-        pytest.skip(
-            "the state machine copies an SQLite file per example; PostgreSQL runs the "
-            "same operations in the other suites"
-        )
+def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path, request):
     counter = {"n": 0}
+
+    def fresh_database() -> tuple[str, str | None]:
+        """Return a fresh copy of the demo centre for one example (and its PostgreSQL name)."""
+        counter["n"] += 1
+        if ENGINE == "postgresql":
+            name = request.getfixturevalue("pg_databases").create(template=demo_template)
+            return _pg_url_for(name), name
+        path = tmp_path / f"sm{counter['n']}.sqlite3"
+        shutil.copyfile(demo_template, path)
+        return f"sqlite:///{path}", None
 
     class CustodyMachine(RuleBasedStateMachine):
         samples = Bundle("samples")
 
         def __init__(self) -> None:
             super().__init__()
-            counter["n"] += 1
-            path = tmp_path / f"sm{counter['n']}.sqlite3"
-            shutil.copyfile(demo_template, path)
-            self.app = create_app(
-                {"DATABASE_URL": f"sqlite:///{path}", "TESTING": True, "SECRET_KEY": "t"}
-            )
+            url, self.pg_name = fresh_database()
+            self.app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "t"})
             self.engine = self.app.extensions["lims"]["engine"]
             self.client = self.app.test_client()
             self.headers = {}
@@ -68,6 +67,8 @@ def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path):
 
         def teardown(self) -> None:
             self.engine.dispose()
+            if self.pg_name:
+                request.getfixturevalue("pg_databases").drop(self.pg_name)
 
         def _expect_events(self, n: int) -> None:
             self.events += n
@@ -140,6 +141,8 @@ def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path):
                 assert r.json["error"] and r.json["message"]
                 if version != m["version"]:
                     assert r.status_code == 409
+                elif t is not None and ROLE[who] not in t.roles:
+                    assert r.status_code == 403  # the role is checked before the state
                 elif not legal:
                     assert r.status_code == 422
 

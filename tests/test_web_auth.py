@@ -183,6 +183,24 @@ def test_idle_timeout_ends_the_session_and_says_why(app, client):  # noqa: ANN00
     assert client.get("/api/lots").status_code == 401
 
 
+def test_a_timed_out_session_is_recorded_even_when_a_write_finds_it(app, client):  # noqa: ANN001
+    app.config["SESSION_IDLE_MINUTES"] = 1
+    sign_in(client, "tech1")
+    csrf = page_csrf(client)
+    registered = len(events(app, "sample.register"))
+    _shift(app, "last_seen_at", timedelta(minutes=2))
+    r = client.post(
+        "/api/samples",
+        json={"sample_type": "PBMC", "project": "CART-001"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.status_code == 401
+    [ws] = sessions_of(app, "tech1")
+    assert ws.end_reason == "idle_timeout"
+    assert len(events(app, "auth.session_expired")) == 1
+    assert len(events(app, "sample.register")) == registered  # nothing was written
+
+
 def test_activity_keeps_a_session_alive_but_background_polls_do_not(app, client):  # noqa: ANN001
     app.config["SESSION_IDLE_MINUTES"] = 1
     sign_in(client, "tech1")
