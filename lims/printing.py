@@ -9,6 +9,13 @@ operator checks the printer and reprints with a reason (the label then says REPR
 A printer that is not ready (silent, head open, paper out, port missing) gets nothing: its
 job stays queued with the reason in `error`, and is sent when a later poll finds it ready.
 
+One original label per sample: a sample whose label is waiting in a job, printed, or may have
+printed (outcome unknown) is refused by queue_labels (409 already_printed); another label of it
+is a reprint, with a reason, marked REPRINT. Labels a failed job certainly never printed are
+free again: resume prints them on the same printer, or queue_labels on another one (resume
+then leaves out those a later job took). `copies` is the one way to get several identical
+originals, in one job. Lot and box labels identify no specimen: they are not restricted.
+
 Two kinds of worker run the same steps (claim -> status -> start -> print_batch -> outcome):
 `PrintWorker` in the server process or `flask print-worker` (database access), and the station
 agent over HTTP (`agent_print_once` with POST /api/print-jobs/claim, .../start, .../outcome).
@@ -376,6 +383,78 @@ def list_jobs(
 # --- creating jobs ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LabelInUse:
+    """A sample's label that is waiting, printed or of unknown fate in a job."""
+
+    barcode: str
+    job_id: int
+    job_state: str
+    status: str  # pending | printed | unknown
+
+
+def labels_in_use(
+    session: Session, sample_ids: list[int], *, exclude_jobs: set[int] | None = None
+) -> dict[int, LabelInUse]:
+    """Return, per sample, the newest job whose label of it is pending, printed or unknown."""
+    if not sample_ids:
+        return {}
+    rows = session.exec(
+        select(PrintJobLabel, PrintJob)
+        .join(PrintJob, col(PrintJob.id) == col(PrintJobLabel.job_id))
+        .where(col(PrintJobLabel.sample_id).in_(sample_ids), PrintJob.state != "voided")
+        .order_by(col(PrintJob.id), col(PrintJobLabel.idx))
+    ).all()
+    out: dict[int, LabelInUse] = {}
+    for row, job in rows:
+        if exclude_jobs and job.id in exclude_jobs:
+            continue
+        status = label_status(job, row)
+        if status != "not_printed":
+            out[row.sample_id] = LabelInUse(row.barcode, job.id, job.state, status)
+    return out
+
+
+def _lock_samples(session: Session, sample_ids: list[int]) -> None:
+    """Lock the samples' rows (PostgreSQL; SQLite holds the write lock)."""
+    # Without it two requests at once both find a sample's label free and both queue it.
+    if sample_ids:
+        session.exec(
+            select(Sample.id)
+            .where(col(Sample.id).in_(sorted(set(sample_ids))))
+            .order_by(col(Sample.id))
+            .with_for_update()
+        ).all()
+
+
+def _already_printed(found: list[LabelInUse]) -> Conflict:
+    first = found[0]
+    what = {
+        "pending": f"is waiting to print in print job {first.job_id} ({first.job_state})",
+        "printed": f"was printed in print job {first.job_id}",
+        "unknown": f"may have printed in print job {first.job_id} (outcome unknown)",
+    }[first.status]
+    then = (
+        f"once it has printed, reprint job {first.job_id} with a reason (the label says "
+        f"REPRINT), or void job {first.job_id} if it is not wanted"
+        if first.status == "pending"
+        else f"reprint job {first.job_id} with a reason (POST /api/print-jobs/{first.job_id}"
+        "/reprint; the label says REPRINT)"
+    )
+    more = f" ({len(found) - 1} more listed in conflicts)" if len(found) > 1 else ""
+    return Conflict(
+        f"{first.barcode} {what}: a second original would be a duplicate id label. For another "
+        f"label, {then}{more}",
+        code="already_printed",
+        barcode=first.barcode,
+        job=first.job_id,
+        conflicts=[
+            {"barcode": f.barcode, "job": f.job_id, "state": f.job_state, "status": f.status}
+            for f in found
+        ],
+    )
+
+
 def _create(
     session: Session,
     *,
@@ -388,6 +467,7 @@ def _create(
     reason: str | None = None,
     reprint_of: PrintJob | None = None,
     resume_of: PrintJob | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> PrintJob:
     if not printer.active:
         raise Refused(f"printer {printer.name} is inactive", code="printer_inactive")
@@ -431,6 +511,7 @@ def _create(
             "barcodes": [c.barcode for c, _ in items],
             "reprint_of": job.reprint_of_id,
             "resume_of": job.resume_of_id,
+            **(extra or {}),
         },
         reason=reason,
     )
@@ -438,7 +519,11 @@ def _create(
 
 
 def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> PrintJob:
-    """Queue labels for samples, lots or boxes on a printer (one job, all or nothing)."""
+    """Queue labels for samples, lots or boxes on a printer (one job, all or nothing).
+
+    A sample whose label is queued, printed or of unknown fate in another job is refused (409
+    already_printed): another label of it is a reprint. Lot and box labels are not restricted.
+    """
     _require_lab(actor, "printing labels")
     printer = get_printer(session, data.printer)
     seen: set[str] = set()
@@ -455,6 +540,11 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         src = labels.resolve(session, barcode, actor)
         items.append((src.content, src.sample_id))
     template = template_for(printer, data.template)
+    sample_ids = [sid for _, sid in items if sid is not None]
+    _lock_samples(session, sample_ids)
+    in_use = labels_in_use(session, sample_ids)
+    if in_use:
+        raise _already_printed([in_use[sid] for sid in sample_ids if sid in in_use])
     return _create(
         session,
         printer=printer,
@@ -525,9 +615,14 @@ def reprint(
 
 
 def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = None) -> PrintJob:
-    """Queue, as a new job, the labels of a failed job that certainly never printed."""
+    """Queue, as a new job, the labels of a failed job that certainly never printed.
+
+    Labels that another job has taken since (queued on another printer, say) are left out.
+    """
     _require_lab(actor, "printing labels")
-    job = get_job(session, job_id, actor)
+    # Lock the job before asking whether it was resumed: two resumes at once (PostgreSQL) would
+    # otherwise both find none and both print the rest.
+    job = _lock(session, get_job(session, job_id, actor).id)
     if job.state != "failed":
         raise Refused(
             f"job {job.id} is {job.state}; only a failed job can be resumed", code="not_resumable"
@@ -551,6 +646,27 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
             else "every label printed"
         )
         raise Refused(f"job {job.id} has nothing left to print: {why}", code="nothing_to_resume")
+    sample_ids = [r.sample_id for r in rows if r.sample_id is not None]
+    _lock_samples(session, sample_ids)
+    # This job's own printed copies and its reprints do not make its other copies duplicates.
+    mine = {job.id} | set(
+        session.exec(select(PrintJob.id).where(PrintJob.reprint_of_id == job.id)).all()
+    )
+    taken = labels_in_use(session, sample_ids, exclude_jobs=mine)
+    skipped = [
+        {"barcode": r.barcode, "job": taken[r.sample_id].job_id}
+        for r in rows
+        if r.sample_id in taken
+    ]
+    rows = [r for r in rows if r.sample_id not in taken]
+    if not rows:
+        jobs = ", ".join(sorted({str(s["job"]) for s in skipped}))
+        raise Refused(
+            f"job {job.id} has nothing left to print: its unprinted labels were queued again "
+            f"in job {jobs}",
+            code="nothing_to_resume",
+            skipped=skipped,
+        )
     printer = session.get(Printer, job.printer_id)
     template = template_for(printer, job.template)
     items = [(labels.content_from_json(r.content), r.sample_id) for r in rows]
@@ -564,6 +680,7 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
         action="print_job.resume",
         reason=reason or f"rest of job {job.id} after: {job.error}",
         resume_of=job,
+        extra={"skipped": skipped} if skipped else None,
     )
 
 
@@ -722,11 +839,36 @@ def _send_lease_s(job: PrintJob, printer: Printer) -> float:
     return 3 * link_seconds(est, printer.baud or 9600) + 2.0 * job.labels_total + 120.0
 
 
+def _require_worker(actor: Actor) -> None:
+    # The printers are the centre's; a client organisation's user does not run its workers.
+    if not actor.sees_all:
+        raise Forbidden(
+            "print jobs are claimed and reported by the centre's print workers",
+            code="centre_only",
+        )
+
+
+def _worker_job(session: Session, job_id: int, actor: Actor) -> PrintJob:
+    """Return the job locked for a worker's report: one the actor sees, of its station."""
+    job = get_job(session, job_id, actor)
+    _require_worker(actor)
+    if actor.station:
+        printer = session.get(Printer, job.printer_id)
+        station = session.get(Station, printer.station_id) if printer.station_id else None
+        if station is None or station.name != actor.station:
+            raise Forbidden(
+                f"this token belongs to station {actor.station}; job {job.id} is for printer "
+                f"{printer.name}, not one of that station's",
+                code="wrong_station",
+            )
+    return _lock(session, job.id)
+
+
 def start_sending(
     session: Session, *, job_id: int, worker: str, actor: Actor, device: str | None = None
 ) -> PrintJob:
     """Mark a claimed job 'sending' (committed before any byte leaves); 409 if it is gone."""
-    job = _lock(session, job_id)
+    job = _worker_job(session, job_id, actor)
     if job.state == "sending" and job.claimed_by == worker:
         return job  # a retried request: already started by this worker
     if job.state != "queued":
@@ -734,9 +876,9 @@ def start_sending(
             f"job {job.id} is {job.state}; do not send it", code="not_claimable", state=job.state
         )
     if job.claimed_by != worker:
+        # Never name the holder: a worker id is all it takes to report for that worker.
         raise Conflict(
-            f"job {job.id} is not claimed by {worker} (claimed by {job.claimed_by})",
-            code="claim_lost",
+            f"job {job.id} is not claimed by {worker}; do not send it", code="claim_lost"
         )
     printer = session.get(Printer, job.printer_id)
     before = _snap(job)
@@ -800,11 +942,9 @@ def record_outcome(
     session: Session, *, job_id: int, data: OutcomeIn, actor: Actor, device: str | None = None
 ) -> PrintJob:
     """Record what the driver reported for a job: sent, failed at a known point, or unknown."""
-    job = _lock(session, job_id)
+    job = _worker_job(session, job_id, actor)
     if job.claimed_by != data.worker:
-        raise Conflict(
-            f"job {job.id} is claimed by {job.claimed_by}, not {data.worker}", code="claim_lost"
-        )
+        raise Conflict(f"job {job.id} is not claimed by {data.worker}", code="claim_lost")
     total = job.labels_total
     if not (data.printed <= data.sent <= total and data.printed + data.unconfirmed <= data.sent):
         raise BadRequest(
@@ -955,6 +1095,7 @@ def render_claim(session: Session, job: PrintJob) -> Claim:
 def claim_for_api(session: Session, *, data: ClaimIn, actor: Actor) -> Claim | None:
     """Claim the next job for a station's (or one named) printer, for a remote worker."""
     _require_lab(actor, "claiming print jobs")
+    _require_worker(actor)
     station = data.station or actor.station
     if actor.station and station != actor.station:
         raise Forbidden(
@@ -1296,7 +1437,7 @@ Call = Callable[[str, str, dict | None], tuple[int, dict | None]]
 
 
 class HttpBackend:
-    """Report to the server's print-job API; outcomes are retried until answered."""
+    """Report to the server's print-job API; start and outcome are retried until answered."""
 
     def __init__(
         self,
@@ -1305,25 +1446,37 @@ class HttpBackend:
         retry_s: float = 1.0,
         give_up_s: float = 600.0,
         stop: threading.Event | None = None,
+        start_give_up_s: float = 4 * CLAIM_LEASE_S,
     ) -> None:
         self.call = call
         self.worker = worker
         self.retry_s = retry_s
         self.give_up_s = give_up_s
+        self.start_give_up_s = start_give_up_s
         self.stop = stop or threading.Event()
 
     def start(self, job_id: int) -> bool:
-        try:
-            status, body = self.call(
-                "POST", f"/api/print-jobs/{job_id}/start", {"worker": self.worker}
-            )
-        except OSError as exc:
-            # Unknown whether the server marked it sending: do not send; its lease decides.
-            log.warning("job %s: could not start (%s); not sent", job_id, exc)
-            return False
-        if status != 200:
-            log.info("job %s: server refused start (%s): %s", job_id, status, body)
-        return status == 200
+        """Mark the job sending; tell whether it may be sent (only after a 200)."""
+        waited = 0.0
+        while True:
+            try:
+                status, body = self.call(
+                    "POST", f"/api/print-jobs/{job_id}/start", {"worker": self.worker}
+                )
+            except OSError as exc:
+                status, body = None, {"message": str(exc)}
+            busy = status == 409 and (body or {}).get("error") == "conflict"
+            if status is not None and status < 500 and not busy:
+                if status != 200:
+                    log.info("job %s: server refused start (%s): %s", job_id, status, body)
+                return status == 200
+            # Lost reply or server down: the server may have marked the job sending already.
+            # Giving up here would leave it to fail as 'outcome unknown' although nothing
+            # printed; asking again is safe (start is idempotent for the same worker).
+            if waited >= self.start_give_up_s or self.stop.wait(self.retry_s):
+                log.warning("job %s: could not start (%s); not sent", job_id, body)
+                return False
+            waited += self.retry_s
 
     def outcome(self, job_id: int, body: dict[str, Any]) -> None:
         payload = {"worker": self.worker, **body}

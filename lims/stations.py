@@ -2,22 +2,31 @@
 
 A station is driven by scans alone, in this order (each step answers with a prompt for the next):
 
-1. a badge signs the operator in. Every change made by a later scan is the operator's (the agent's
-   token only says which machine posted it); a scan with no operator is refused.
+1. a badge signs the operator in. Every change made by a later scan is the operator's; a scan
+   with no operator is refused, and so is every scan but a badge while the operator's account
+   is disabled (disabling an account also signs it off every bench).
+
+   Who may post a scan (see handle_scan): the bench's station agent, with a token bound to that
+   station and belonging to the centre, posts for whoever badged in (the token only says which
+   machine posted it). A person (personal token or browser session) always acts as themselves:
+   the only badge they may scan is their own, and it signs them in, replacing whoever was
+   signed in, exactly as a new badge at the scanner does. While someone else is the operator,
+   their other scans are refused (operator_elsewhere).
 2. a command sets the mode: CMD:RECEIVE, CMD:QUARANTINE, CMD:STORE, CMD:CHECKOUT, CMD:CHECKIN,
    CMD:HANDOVER, CMD:DISPOSE. A new mode starts a clean task: it clears the target and the
    settings of the previous one, so a box chosen for one task never catches tubes of the next.
    CMD:DONE ends the task; CMD:LOGOUT also signs the operator off. A different badge signs the
    next person in and also starts clean.
 3. settings of the task, when it needs them:
-   - a location (BOX-0002, or BOX-0002:C4 for an exact position) is the target of STORE (needed),
-     RECEIVE, QUARANTINE and CHECKIN (optional). Tubes go to the next free position of a box;
+   - a location (BOX-0002, or BOX-0002:C4 for an exact position) is the target of STORE and
+     CHECKIN (needed: a tube checked in goes back to a place, never to nowhere), RECEIVE and
+     QUARANTINE (optional). Tubes go to the next free position of a box;
      a scanned position takes the next tube only.
    - a lot number (or a GS1 code carrying AI 10) restricts the task to vials of that lot: a vial
      of another lot, or a tube with no lot, is refused.
    - HANDOVER needs the expected COI label first (the patient or order label the tubes must match);
      each tube then passes into the operator's custody only if it carries that COI. A mismatch is
-     refused loudly and recorded.
+     refused loudly and recorded; so is a tube the operator holds already (no_change).
    - DISPOSE needs a reason first: CMD:REASON:EXPIRED (presets in scanning.REASONS) or any text.
    - RECEIVE records the condition scanned with CMD:CONDITION:... (presets in scanning.CONDITIONS);
      without one it records DEFAULT_CONDITION. A lab receiving a rack checks it as a whole and
@@ -28,11 +37,15 @@ A station is driven by scans alone, in this order (each step answers with a prom
    is a lookup and changes nothing.
 
 Station state changes are audited (station.operator, station.mode, station.target,
-station.setting): they are part of who did what. Every scan, whatever its outcome, is a ScanEvent
-row; a refusal changes no GMP data and is recorded as one audit event "scan.refused".
-A scan_id seen before on the station returns the first answer verbatim; the same data scanned
-again within SCAN_DUPLICATE_WINDOW_S of an accepted scan is a double read: outcome "duplicate",
-nothing done.
+station.setting): they are part of who did what. They are filed with no organisation (centre
+only): a bench is shared, and the state before a change holds the previous task's lot and COI,
+which may be another client's. For the same reason station_view shows a client's staff the
+settings of a bench only while one of their own organisation is the operator.
+Every scan, whatever its outcome, is a ScanEvent row; a refusal changes no GMP data and is
+recorded as one audit event "scan.refused".
+A scan_id seen before on the station returns the first answer verbatim to the same sender (any
+other sender is refused: 422 scan_id_taken); the same data scanned again within
+SCAN_DUPLICATE_WINDOW_S of an accepted scan is a double read: outcome "duplicate", nothing done.
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ from sqlmodel import Session, select
 
 from lims import audit, samples, scanning, storage
 from lims.custody import LAB
-from lims.errors import Forbidden, LimsError, NotFound
+from lims.errors import Forbidden, LimsError, NotFound, Refused
 from lims.models import (
     Location,
     Organisation,
@@ -66,13 +79,28 @@ __all__ = [
     "handle_scan",
     "recent_scans",
     "scan_dict",
+    "sign_off_everywhere",
     "station_state",
+    "station_view",
 ]
 
 MODES = tuple(m for m in scanning.COMMANDS.values() if m)
 DEFAULT_CONDITION = "intact; default at bench receipt, no exception scanned"
-# Modes whose tubes may go to a scanned location, and the one that needs it.
+# Modes whose tubes may go to a scanned location, and those that need one.
 _TARGET_MODES = frozenset({"receive", "quarantine", "store", "check_in"})
+_NEEDS_TARGET = frozenset({"store", "check_in"})
+# What a client's staff see of a bench while another organisation's task runs there.
+_HIDDEN = (
+    "operator",
+    "operator_name",
+    "mode",
+    "target",
+    "position",
+    "lot",
+    "coi",
+    "reason",
+    "condition",
+)
 _MODE_WORDS = {
     "receive": "receive",
     "quarantine": "quarantine",
@@ -134,6 +162,27 @@ def station_state(session: Session, st: Station) -> dict[str, Any]:
     }
 
 
+def station_view(session: Session, st: Station, viewer: Actor) -> dict[str, Any]:
+    """Return the station's state as viewer may see it (a client sees only its own tasks).
+
+    A bench is shared: while another organisation's person is signed in, its task (lot, COI,
+    target box, operator) is theirs, so a client's staff see only that the bench is in use.
+    """
+    state = station_state(session, st)
+    state["redacted"] = False
+    if viewer.sees_all:
+        return state
+    operator = session.get(User, st.operator_id) if st.operator_id else None
+    if operator is not None and operator.org_id == viewer.org.id:
+        return state
+    for key in _HIDDEN:
+        state[key] = None
+    if operator is not None:
+        state["redacted"] = True
+        state["prompt"] = "in use by another operator: scan your own badge to take over"
+    return state
+
+
 def _prompt(st: Station, ctx: dict[str, Any], target: Location | None) -> str:
     if st.operator_id is None:
         return "scan your badge"
@@ -141,6 +190,8 @@ def _prompt(st: Station, ctx: dict[str, Any], target: Location | None) -> str:
         return "scan a command (CMD:RECEIVE, CMD:STORE, ...) or a tube to look it up"
     if st.mode == "store" and target is None:
         return "scan the box (or location) to store into"
+    if st.mode == "check_in" and target is None:
+        return "scan the box (or location) to check the tubes in to"
     if st.mode == "hand_over" and not ctx.get("coi"):
         return "scan the expected COI label first"
     if st.mode == "dispose" and not ctx.get("reason"):
@@ -160,6 +211,7 @@ def _change(
     mode: Any = ...,
     target_id: Any = ...,
     context: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> None:
     """Change the station's state: one audit event with the state before and after."""
     before = station_state(session, st)
@@ -187,11 +239,37 @@ def _change(
         entity_id=st.name,
         before=before,
         after=after,
-        org_id=actor.org.id,
+        reason=reason,
+        # Centre only: `before` holds the previous task's settings, maybe another client's.
+        org_id=None,
         location_id=st.target_location_id,
         station=st.name,
         device=actor.device,
     )
+
+
+def sign_off_everywhere(session: Session, user: User, *, actor: Actor, reason: str) -> int:
+    """Sign user off every bench they are signed in at (one audit event each); return how many.
+
+    Called when an account is disabled, in the same transaction: nothing may go on being done
+    in the name of someone who may no longer work here.
+    """
+    rows = session.exec(
+        select(Station).where(Station.operator_id == user.id).order_by(Station.id).with_for_update()
+    ).all()
+    for st in rows:
+        _change(
+            session,
+            st,
+            actor,
+            "station.operator",
+            operator_id=None,
+            mode=None,
+            target_id=None,
+            context={},
+            reason=reason,
+        )
+    return len(rows)
 
 
 # --- scans ---------------------------------------------------------------------------------
@@ -220,26 +298,62 @@ def handle_scan(
     error: str | None = None,
     window_s: float = 3.0,
 ) -> dict[str, Any]:
-    """Resolve one scan at a station and do what it means there; return the answer as JSON."""
+    """Resolve one scan at a station and do what it means there; return the answer as JSON.
+
+    agent is who posted it. A token bound to this station is the bench's agent: it posts for the
+    signed-in operator. Anyone else (personal token, browser session) is a person acting as
+    themselves: see _poster_block.
+    """
     if agent.role not in LAB:
         raise Forbidden("only lab staff and station agents post scans", code="role_required")
-    if agent.station is not None and agent.station != station:
-        raise Forbidden(
-            f"this token belongs to station {agent.station}, not {station}", code="wrong_station"
-        )
+    if agent.station is not None:
+        if agent.station != station:
+            raise Forbidden(
+                f"this token belongs to station {agent.station}, not {station}",
+                code="wrong_station",
+            )
+        if not agent.sees_all:
+            # An agent acts for whoever badges in, so only the centre may run one on its benches.
+            raise Forbidden(
+                "a client organisation's station token cannot drive a centre bench; "
+                "scan from the bench page signed in as yourself",
+                code="client_station_token",
+            )
     st = get_station(session, station, lock=True)
+    poster = _poster_key(agent)
     done = session.exec(
         select(ScanEvent).where(ScanEvent.station_id == st.id, ScanEvent.scan_id == scan_id)
     ).first()
     if done is not None:
+        first = json.loads(done.result or "{}")
+        if first.pop("_poster", None) != poster:
+            # Only the poster's own retry replays: the answer may show a sample they cannot see.
+            raise Refused(
+                f"scan_id {scan_id!r} was used at {st.name} by another sender; use a new one",
+                code="scan_id_taken",
+            )
         # A retry of a scan we already answered (the agent lost the reply): same answer, no redo.
-        return {**json.loads(done.result or "{}"), "replayed": True}
+        return {**first, "replayed": True}
     stored = storable(data)
+    dev = _device(agent, device)
     operator = session.get(User, st.operator_id) if st.operator_id else None
-    actor = None
-    if operator is not None:
+    person = agent.station is None
+    actor: Actor | None = None
+    if person:
+        actor = Actor(user=agent.user, org=agent.org, station=st.name, device=dev)
+        block = _poster_block(session, agent, operator)
+    elif operator is None:
+        block = _Refusal("no_operator", "scan your badge first: nobody is signed in at this bench")
+    elif not operator.active:
+        block = _Refusal(
+            "user_disabled",
+            f"the account of the signed-in operator {operator.username} is disabled: "
+            "nothing is done in their name; scan your badge",
+        )
+    else:
         org = session.get(Organisation, operator.org_id)
-        actor = Actor(user=operator, org=org, station=st.name, device=_device(agent, device))
+        actor = Actor(user=operator, org=org, station=st.name, device=dev)
+        block = None
     result: dict[str, Any] = {
         "scan_id": scan_id,
         "station": st.name,
@@ -268,9 +382,9 @@ def handle_scan(
                 raise _Refusal(
                     "scanner_error", f"the scanner sent an unreadable scan ({error}); scan again"
                 )
-            resolved = _resolve(session, st, parsed, actor, result)
+            resolved = _resolve(session, parsed, actor, block, agent if person else None, result)
             with session.begin_nested():
-                _act(session, st, resolved, actor, result)
+                _act(session, st, resolved, actor, operator, dev, result)
         except _Refusal as ref:
             result.update(outcome="refused", code=ref.code, message=ref.message)
         except LimsError as err:
@@ -278,7 +392,13 @@ def handle_scan(
             result.update(outcome="refused", code=err.code, message=err.message)
     session.expire(st)
     st = get_station(session, station)
-    result["station_state"] = station_state(session, st)
+    result["station_state"] = station_view(session, st, agent)
+    if person:
+        # The person scanned it, whoever was (or now is) signed in: the log is theirs.
+        by = agent.user.id
+    else:
+        # Who was at the bench: the operator after the scan (a badge signs in), else before.
+        by = st.operator_id or (operator.id if operator else None)
     ev = ScanEvent(
         station_id=st.id,
         scan_id=scan_id,
@@ -288,8 +408,7 @@ def handle_scan(
         resolved_ref=((result["resolved"] or {}).get("ref") or "")[:200] or None,
         outcome=result["outcome"],
         message=result["message"],
-        # Who was at the bench: the operator after the scan (a badge signs in), else the one before.
-        user_id=st.operator_id or (operator.id if operator else None),
+        user_id=by,
     )
     session.add(ev)
     session.flush()
@@ -310,12 +429,37 @@ def handle_scan(
             reason=result["message"],
             org_id=(actor or agent).org.id,
             station=st.name,
-            device=_device(agent, device),
+            device=dev,
         )
-    ev.result = json.dumps(result)
+    ev.result = json.dumps({**result, "_poster": poster})
     session.add(ev)
     session.flush()
     return result
+
+
+def _poster_key(agent: Actor) -> str:
+    """Return who sent a scan (user and bound station): only they may replay its answer."""
+    return f"{agent.user.id}@{agent.station or ''}"
+
+
+def _poster_block(session: Session, poster: Actor, operator: User | None) -> _Refusal | None:
+    """Return why a person's scans (other than their own badge) are refused now, if they are.
+
+    A person acts as themselves, never as whoever is signed in: until they scan their own badge
+    (which signs them in in place of the operator) their other scans are refused.
+    """
+    if operator is None:
+        return _Refusal(
+            "no_operator", "scan your own badge first: nobody is signed in at this bench"
+        )
+    if operator.id == poster.user.id:
+        return None
+    who = operator.full_name if poster.can_see(operator.org_id) else "another operator"
+    return _Refusal(
+        "operator_elsewhere",
+        f"{who} is signed in at this bench, not you: scan your own badge to take over "
+        "(or wait until they sign off); nothing done",
+    )
 
 
 def _earlier_read(session: Session, st: Station, data: str, window_s: float) -> ScanEvent | None:
@@ -343,23 +487,32 @@ def _earlier_read(session: Session, st: Station, data: str, window_s: float) -> 
 
 def _resolve(
     session: Session,
-    st: Station,
     parsed: scanning.Parsed,
     actor: Actor | None,
+    block: _Refusal | None,
+    person: Actor | None,
     result: dict[str, Any],
 ) -> scanning.Resolved:
     if not parsed.ok:
         raise _Refusal(parsed.code or "unreadable", parsed.message or "unreadable scan")
-    if actor is None and parsed.kind != "code":
+    if block is not None and parsed.kind != "code":
         # Only a bare code can be a badge. Say what the shape is, not whether the record exists.
         result["resolved"] = {"kind": parsed.kind, "ref": parsed.value}
-        raise _Refusal("no_operator", "scan your badge first: nobody is signed in at this bench")
+        raise block
     resolved = scanning.resolve(session, parsed, actor)
     result["resolved"] = resolved.to_dict()
     if not resolved.ok:
         raise _Refusal(resolved.code or "unknown_code", resolved.message or "unknown code")
-    if actor is None and resolved.kind != "badge":
-        raise _Refusal("no_operator", "scan your badge first: nobody is signed in at this bench")
+    if resolved.kind == "badge" and person is not None and resolved.obj.id != person.user.id:
+        # A personal sign-in is one person: it never becomes whoever's badge it has typed.
+        result["resolved"] = {"kind": "badge", "ref": resolved.ref}
+        raise _Refusal(
+            "not_your_badge",
+            "this is not your badge: signed in as yourself you can only scan your own; "
+            "nothing done",
+        )
+    if block is not None and resolved.kind != "badge":
+        raise block
     return resolved
 
 
@@ -368,10 +521,12 @@ def _act(
     st: Station,
     r: scanning.Resolved,
     actor: Actor | None,
+    operator: User | None,
+    device: str,
     result: dict[str, Any],
 ) -> None:
     if r.kind == "badge":
-        _badge(session, st, r.obj, actor, result)
+        _badge(session, st, r.obj, operator, device, result)
         return
     assert actor is not None  # _resolve refused every other kind without an operator
     if r.kind == "command":
@@ -393,7 +548,12 @@ def _act(
 
 
 def _badge(
-    session: Session, st: Station, user: User, actor: Actor | None, result: dict[str, Any]
+    session: Session,
+    st: Station,
+    user: User,
+    previous: User | None,
+    device: str,
+    result: dict[str, Any],
 ) -> None:
     if not user.active:
         raise _Refusal("user_disabled", f"badge of {user.username}: the account is disabled")
@@ -406,7 +566,7 @@ def _badge(
         result["message"] = f"{user.full_name} is signed in already"
         return
     org = session.get(Organisation, user.org_id)
-    who = Actor(user=user, org=org, station=st.name, device=actor.device if actor else None)
+    who = Actor(user=user, org=org, station=st.name, device=device)
     _change(
         session,
         st,
@@ -417,8 +577,10 @@ def _badge(
         target_id=None,
         context={},
     )
-    previous = f" (after {actor.username})" if actor else ""
-    result["message"] = f"signed in: {user.full_name}{previous}; scan a command"
+    after = ""
+    if previous is not None and who.can_see(previous.org_id):
+        after = f" (after {previous.username})"
+    result["message"] = f"signed in: {user.full_name}{after}; scan a command"
 
 
 def _command(
@@ -491,9 +653,15 @@ def _location(
         if loc.kind != "box":
             raise _Refusal("bad_position", f"{loc.code} is a {loc.kind}; positions exist in boxes")
         position = storage.parse_position(loc, position)
-        holder = storage.occupied(session, loc.id).get(position)
+        holder = session.exec(
+            select(Sample.barcode, Sample.org_id).where(
+                Sample.location_id == loc.id, Sample.position == position
+            )
+        ).first()
         if holder:
-            raise _Refusal("position_occupied", f"{loc.code} {position} already holds {holder}")
+            # Boxes are shared: another organisation's tube is "occupied", never named.
+            what = f"already holds {holder[0]}" if actor.can_see(holder[1]) else "is occupied"
+            raise _Refusal("position_occupied", f"{loc.code} {position} {what}")
     ctx = _context(st)
     ctx.pop("position", None)
     if position:
@@ -574,8 +742,10 @@ def _sample(session: Session, st: Station, s: Sample, actor: Actor, result: dict
             )
         fields["location"] = target.code
         fields["position"] = position
-    if mode == "store" and target is None:
-        raise _Refusal("no_target", "scan the box to store into first")
+    if mode in _NEEDS_TARGET and target is None:
+        # A tube checked in goes back to a place: never "available" nowhere, with nobody.
+        into = "store into" if mode == "store" else "check the tubes in to"
+        raise _Refusal("no_target", f"scan the box to {into} first")
     if mode in ("check_out", "hand_over"):
         fields["custodian"] = actor.username
     if mode == "hand_over":
@@ -587,6 +757,11 @@ def _sample(session: Session, st: Station, s: Sample, actor: Actor, result: dict
                 "coi_mismatch",
                 f"COI MISMATCH - STOP: {s.barcode} carries {s.coi}, not the expected {expected}; "
                 "hand-over refused, set the tube aside and call QA",
+            )
+        if s.custodian_id == actor.user.id:
+            # Taking over what one holds already would record a hand-over that never happened.
+            raise _Refusal(
+                "no_change", f"{s.barcode} is in your custody already: nothing to hand over"
             )
         fields["coi"] = expected
     if mode == "dispose":

@@ -179,6 +179,14 @@ def create_token(
         st = session.exec(select(Station).where(Station.name == station)).first()
         if st is None:
             raise NotFound(f"no station {station!r}", code="unknown_station")
+        org = session.get(Organisation, user.org_id)
+        if org is None or org.kind != "centre" or user.role not in ("technician", "qa", "admin"):
+            # A bench agent acts for whoever badges in: only centre lab accounts may run one.
+            raise BadRequest(
+                f"{username} cannot hold a station token: a bench agent runs as a centre "
+                "technician, QA or admin account",
+                code="station_token_refused",
+            )
         station_id = st.id
     secret = "lims_" + secrets.token_urlsafe(32)
     tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))

@@ -17,7 +17,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from lims import audit
+from lims import audit, stations
 from lims.db import new_session, set_read_only
 from lims.errors import Forbidden, LimsError, NotFound, Refused
 from lims.models import User, WebSession, utcnow
@@ -365,6 +365,10 @@ def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Us
     db.add(user)
     db.flush()
     n = end_all_sessions(db, user.id, "user_disabled")
+    # A bench agent posts for whoever badged in: sign them off there too (one event per bench).
+    benches = stations.sign_off_everywhere(
+        db, user, actor=actor, reason=f"account of {user.username} disabled: {reason.strip()}"
+    )
     audit.record(
         db,
         actor=actor.username,
@@ -372,7 +376,7 @@ def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Us
         entity_type="user",
         entity_id=user.username,
         before={"active": True},
-        after={"active": False, "sessions_ended": n},
+        after={"active": False, "sessions_ended": n, "benches_signed_off": benches},
         reason=reason.strip(),
         org_id=user.org_id,
         device=_client(),

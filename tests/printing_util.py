@@ -49,12 +49,27 @@ def job_events(app, job_id: int) -> list[AuditEvent]:  # noqa: ANN001
 
 
 def aliquots(client, headers, n: int) -> list[str]:  # noqa: ANN001
-    """Register a parent sample and split it into n aliquots; return their barcodes."""
+    """Register a parent sample and split it into n aliquots; return their barcodes.
+
+    The parent is received, released by QA and checked out: split in hand, the aliquots need
+    no box (a 96-tube split does not fit one).
+    """
     from helpers import move, register
 
+    from lims import users
+
+    with new_session(client.application.extensions["lims"]["engine"]) as db:
+        secret, _ = users.create_token(db, username="qa1", actor=users.system_actor(db))
+        db.commit()
+    qa = {"Authorization": f"Bearer {secret}"}
     parent = register(client, headers, volume=500, unit="mL")
-    for action, fields in (("receive", {"condition": "intact"}), ("quarantine", {})):
-        r = move(client, headers, parent["barcode"], action, **fields)
+    for who, action, fields in (
+        (headers, "receive", {"condition": "intact"}),
+        (headers, "quarantine", {}),
+        (qa, "release", {}),
+        (headers, "check_out", {"custodian": "tech1"}),
+    ):
+        r = move(client, who, parent["barcode"], action, **fields)
         assert r.status_code == 200, r.json
     r = client.post(
         f"/api/samples/{parent['barcode']}/aliquots",

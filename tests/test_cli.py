@@ -107,3 +107,10 @@ def test_audit_export_csv(runner, tmp_path):
     assert all("AAV9-2611-001" not in line for line in lines[1:])
     r = runner.invoke(args=["audit", "export", "--lot", "NOPE"])
     assert r.exit_code == 1 and "no lot" in r.output
+
+
+def test_a_station_token_is_only_for_a_centre_lab_account(runner):
+    r = runner.invoke(args=["token", "create", "helix_tech", "--station", "BENCH-B1"])
+    assert r.exit_code == 1 and "cannot hold a station token" in r.output
+    r = runner.invoke(args=["token", "create", "tech1", "--station", "BENCH-B1"])
+    assert r.exit_code == 0

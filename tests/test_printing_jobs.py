@@ -297,3 +297,19 @@ def test_other_org_job_is_404_and_list_filters(app, client, auth, tech, sim, zeb
     assert [j["id"] for j in listed] == [job_id]
     assert client.get("/api/print-jobs?state=printing", headers=tech).status_code == 400
     assert job_row(app, job_id).state == "queued"
+
+
+def test_printer_addresses_are_shown_to_centre_lab_staff_only(client, runner, auth):
+    add_printer(runner, "ZNET", "socket://10.20.30.40:9100", station="BENCH-QC")
+    for user in ("tech1", "qa1", "admin"):
+        printers = client.get("/api/printers", headers=auth(user)).json["printers"]
+        znet = next(p for p in printers if p["name"] == "ZNET")
+        assert znet["url"] == "socket://10.20.30.40:9100" and znet["baud"] == 9600
+    for user in ("helix_viewer", "nova_viewer", "helix_tech"):
+        r = client.get("/api/printers", headers=auth(user))
+        assert r.status_code == 200
+        assert "10.20.30.40" not in r.get_data(as_text=True)
+        znet = next(p for p in r.json["printers"] if p["name"] == "ZNET")
+        # Enough to choose a printer: its name, bench and resolution.
+        assert (znet["station"], znet["dpi"], znet["active"]) == ("BENCH-QC", 203, True)
+        assert not {"url", "baud", "flow"} & znet.keys()

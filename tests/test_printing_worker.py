@@ -263,3 +263,133 @@ def test_python_app_runs_worker_with_demo_simulator(db_url):
     assert not any(
         t.name.startswith("print-worker") and t.is_alive() for t in threading.enumerate()
     )
+
+
+def _sample_of(app, org: str) -> str:  # noqa: ANN001
+    from lims.models import Organisation, Sample
+
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        org_id = db.exec(printing.select(Organisation.id).where(Organisation.name == org)).one()
+        return db.exec(printing.select(Sample.barcode).where(Sample.org_id == org_id)).first()
+
+
+def test_only_the_centre_and_the_job_station_drive_a_job(app, client, auth):
+    tech = auth("tech1")
+    bench = auth("tech1", "BENCH-B1")
+    nova_job = client.post(
+        "/api/labels",
+        json={"barcodes": [_sample_of(app, "novacell")], "printer": "ZEBRA-B1"},
+        headers=tech,
+    ).json["id"]
+    r = client.post("/api/print-jobs/claim", json={"worker": "agent-b1-7f3a"}, headers=bench)
+    assert r.json["job"]["id"] == nova_job
+    report = {"worker": "agent-b1-7f3a", "sent": 0, "printed": 0, "error": "paper out"}
+
+    # Another organisation's job does not exist for a client technician, whatever it posts.
+    helix = auth("helix_tech")
+    for path, body in (("start", {"worker": "agent-b1-7f3a"}), ("outcome", report)):
+        r = client.post(f"/api/print-jobs/{nova_job}/{path}", json=body, headers=helix)
+        assert r.status_code == 404 and r.json["error"] == "unknown_print_job", r.json
+    # Another bench's token cannot drive this bench's job.
+    other_bench = auth("tech1", "BENCH-QC")
+    for path, body in (("start", {"worker": "agent-b1-7f3a"}), ("outcome", report)):
+        r = client.post(f"/api/print-jobs/{nova_job}/{path}", json=body, headers=other_bench)
+        assert r.status_code == 403 and r.json["error"] == "wrong_station", r.json
+    # A wrong worker id is refused without being told the right one.
+    r = client.post(f"/api/print-jobs/{nova_job}/start", json={"worker": "guess"}, headers=tech)
+    assert r.status_code == 409 and r.json["error"] == "claim_lost"
+    assert "agent-b1-7f3a" not in r.get_data(as_text=True)
+    r = client.post(
+        f"/api/print-jobs/{nova_job}/start", json={"worker": "agent-b1-7f3a"}, headers=bench
+    )
+    assert r.status_code == 200 and r.json["state"] == "sending"
+    r = client.post(
+        f"/api/print-jobs/{nova_job}/outcome", json={**report, "worker": "guess"}, headers=tech
+    )
+    assert r.status_code == 409 and "agent-b1-7f3a" not in r.get_data(as_text=True)
+    assert job_row(app, nova_job).state == "sending"
+    assert [e.action for e in job_events(app, nova_job)] == ["print_job.queue", "print_job.send"]
+
+    # A client organisation's own job is still the centre's printer's business.
+    helix_job = client.post(
+        "/api/labels",
+        json={"barcodes": [_sample_of(app, "helix-bio")], "printer": "ZEBRA-B1"},
+        headers=helix,
+    )
+    assert helix_job.status_code == 201, helix_job.json
+    r = client.post(
+        "/api/print-jobs/claim", json={"worker": "h", "station": "BENCH-B1"}, headers=helix
+    )
+    assert r.status_code == 403 and r.json["error"] == "centre_only"
+    r = client.post(
+        f"/api/print-jobs/{helix_job.json['id']}/start", json={"worker": "h"}, headers=helix
+    )
+    assert r.status_code == 403 and r.json["error"] == "centre_only"
+    assert job_row(app, helix_job.json["id"]).claimed_by is None
+
+
+def test_agent_asks_again_when_the_start_reply_is_lost(app, client, auth, sim):
+    tech = auth("tech1")
+    barcodes = [register(client, tech)["barcode"] for _ in range(2)]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": barcodes, "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
+    real = http_call(client, auth("tech1", "BENCH-B1"))
+    starts: list[int] = []
+
+    def lossy(method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
+        answer = real(method, path, body)
+        if path.endswith("/start"):
+            starts.append(answer[0])
+            if len(starts) == 1:
+                # The server committed 'sending'; its reply never reached the agent.
+                raise ConnectionResetError("connection reset by peer")
+        return answer
+
+    done = printing.agent_print_once(
+        lossy, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}, timeout=0.5
+    )
+
+    assert starts == [200, 200]
+    assert done["job"] == job_id and done["error"] is None and done["printed"] == 2
+    assert printed_barcodes(sim) == barcodes  # printed once, not left to fail as unknown
+    assert job_row(app, job_id).state == "sent"
+    assert [e.action for e in job_events(app, job_id)] == [
+        "print_job.queue",
+        "print_job.send",
+        "print_job.print",
+    ]
+
+
+def test_agent_gives_up_start_on_a_refusal_without_sending(app, client, auth, sim):
+    tech = auth("tech1")
+    job_id = client.post(
+        "/api/labels",
+        json={"barcodes": [register(client, tech)["barcode"]], "printer": "ZEBRA-B1"},
+        headers=tech,
+    ).json["id"]
+    real = http_call(client, auth("tech1", "BENCH-B1"))
+    calls: list[str] = []
+
+    def unreachable_then_voided(method: str, path: str, body: dict | None):  # noqa: ANN202
+        calls.append(path)
+        if path.endswith("/start"):
+            if calls.count(path) == 1:
+                raise ConnectionRefusedError("server restarting")
+            # Meanwhile the operator voided the job: the retry is refused and nothing is sent.
+            client.post(
+                f"/api/print-jobs/{job_id}/void", json={"reason": "not needed"}, headers=tech
+            )
+        return real(method, path, body)
+
+    done = printing.agent_print_once(
+        unreachable_then_voided,
+        station="BENCH-B1",
+        worker="agent-1",
+        url_map={"ZEBRA-B1": sim.port},
+        timeout=0.5,
+    )
+
+    assert done["code"] == "not_started"
+    assert calls.count(f"/api/print-jobs/{job_id}/start") == 2
+    assert sim.formats_received == 0 and job_row(app, job_id).state == "voided"

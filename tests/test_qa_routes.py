@@ -83,8 +83,8 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("GET", "/api/sample-types"): (ANY, None),
     ("GET", "/api/locations"): (ANY, None),
     ("GET", "/api/locations/<code>"): (ANY, None),
-    ("GET", "/api/stations"): (ANY, None),
-    ("GET", "/api/stations/<name>"): (ANY, None),
+    ("GET", "/api/stations"): (LAB, None),
+    ("GET", "/api/stations/<name>"): (LAB, None),
     ("GET", "/api/printers"): (ANY, None),
     ("GET", "/api/users"): (ADMIN, None),
     ("POST", "/api/users"): (

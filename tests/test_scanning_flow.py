@@ -379,6 +379,7 @@ def test_who_may_post_scans(client, auth):
     missing = client.post("/api/scans", json={**body, "station": "NO-SUCH"}, headers=auth("tech1"))
     assert (missing.status_code, missing.json["error"]) == (404, "unknown_station")
     assert client.get("/api/stations/NO-SUCH", headers=auth("tech1")).status_code == 404
-    # A technician's own (unbound) token may drive any bench, e.g. from the bench web page.
+    # A technician's own (unbound) token may sign its holder in at any bench with their own
+    # badge, e.g. from the bench web page (tests/test_station_security.py: anyone else's badge).
     ok = client.post("/api/scans", json=body, headers=auth("tech1"))
     assert ok.status_code == 200 and ok.json["outcome"] == "accepted"

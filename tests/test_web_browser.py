@@ -248,11 +248,16 @@ def test_box_grid_and_sample_page(app, page: Page) -> None:  # noqa: ANN001
     page.click("text=Box 1")
     expect(page.locator("#boxgrid td.cell")).to_have_count(81)
     with _db(app) as db:
-        stored = db.exec(
-            select(Sample).where(Sample.position == "A1", Sample.location_id.is_not(None))
-        ).all()
-    box1 = [s for s in stored if s.state == "available"][0]
-    cell = page.locator("#pos-A1")
+        # The demo's PBMC parent: back in Box 1 after its three aliquots were stored there.
+        box1 = db.exec(
+            select(Sample).where(
+                Sample.parent_id.is_(None),
+                Sample.position.is_not(None),
+                Sample.container == "cryovial",
+                Sample.lot_id.is_(None),
+            )
+        ).one()
+    cell = page.locator(f"#pos-{box1.position}")
     expect(cell).to_have_class(re.compile("cell-available"))
     shot(page, "box-grid")
     cell.locator("a").click()

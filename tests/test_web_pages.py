@@ -234,3 +234,16 @@ def test_find_opens_what_a_code_names_but_not_another_organisations_lot(client):
     other = client.get("/find?q=LV-2611-002&back=/samples")
     assert other.location == "/samples"
     assert "Nothing is known" in client.get("/samples").text
+
+
+def test_out_of_range_times_and_cursors_are_clear_400s(app, client):  # noqa: ANN001
+    sign_in(client, "qa1")
+    for path in (
+        "/audit?since=0001-01-01T00:00%2B01:00",
+        "/audit?since=9999-12-31T23:59-01:00",
+        "/samples?cursor=99999999999999999999",
+        "/samples?cursor=-1",
+        "/audit?cursor=1.5",
+    ):
+        r = client.get(path)
+        assert r.status_code == 400, (path, r.status_code)

@@ -6,7 +6,9 @@ from apiflask import APIBlueprint
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
+from lims import stations as benches
 from lims import storage, users
+from lims.custody import LAB
 from lims.http import current_actor, get_db, require, write
 from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
 
@@ -103,19 +105,20 @@ def location(code: str):
 @bp.get("/stations")
 def stations():
     """List bench stations with their current operator and mode."""
-    current_actor()
+    actor = require(*LAB)
     db = get_db()
     out = []
     for st in db.exec(select(Station).order_by(Station.id)).all():
+        # A client's staff see another organisation's task only as "in use" (redacted: true).
+        view = benches.station_view(db, st, actor)
         out.append(
             {
                 "name": st.name,
                 "room": db.get(Location, st.room_id).code if st.room_id else None,
-                "mode": st.mode,
-                "operator": db.get(User, st.operator_id).username if st.operator_id else None,
-                "target": db.get(Location, st.target_location_id).code
-                if st.target_location_id
-                else None,
+                "mode": view["mode"],
+                "operator": view["operator"],
+                "target": view["target"],
+                "redacted": view["redacted"],
             }
         )
     return {"stations": out}
@@ -123,23 +126,24 @@ def stations():
 
 @bp.get("/printers")
 def printers():
-    """List label printers."""
-    current_actor()
+    """List label printers (where each is plugged in only for the centre's lab staff)."""
+    actor = current_actor()
+    # A printer's URL is a device path or a network address inside the centre: not for clients.
+    wiring = actor.sees_all and actor.role in ("technician", "qa", "admin")
     db = get_db()
-    return {
-        "printers": [
-            {
-                "name": p.name,
-                "url": p.url,
-                "baud": p.baud,
-                "language": p.language,
-                "dpi": p.dpi,
-                "station": db.get(Station, p.station_id).name if p.station_id else None,
-                "active": p.active,
-            }
-            for p in db.exec(select(Printer).order_by(Printer.id)).all()
-        ]
-    }
+    out = []
+    for p in db.exec(select(Printer).order_by(Printer.id)).all():
+        row = {
+            "name": p.name,
+            "language": p.language,
+            "dpi": p.dpi,
+            "station": db.get(Station, p.station_id).name if p.station_id else None,
+            "active": p.active,
+        }
+        if wiring:
+            row.update(url=p.url, baud=p.baud, flow=p.flow)
+        out.append(row)
+    return {"printers": out}
 
 
 class UserIn(BaseModel):

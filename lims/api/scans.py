@@ -7,7 +7,14 @@ mismatch, wrong lot, illegal custody move ...) is answered with HTTP 200 and
 (2xx: log it, show it to the operator, never resend) from "the server did not answer" (network
 error, 5xx, 409 busy: resend with the same scan_id). 4xx is kept for requests that are themselves
 wrong: 400 malformed body (data longer than 512 characters, missing scan_id), 401 no or bad
-token, 403 a token bound to another station or a client viewer, 404 unknown station.
+token, 403 a token bound to another station, a client organisation's station token or a client
+viewer, 404 unknown station, 422 a scan_id another sender used at this station already.
+
+Who posts: the bench's station agent (a centre token bound to the station) posts for whoever
+badged in there. A person (personal token or browser session) acts only as themselves: their
+own badge signs them in (in place of whoever was signed in), another's badge is refused
+(not_your_badge), and while someone else is signed in their other scans are refused
+(operator_elsewhere). Both are 200 + refused, recorded.
 
 POST /api/scans ``{"station": "BENCH-B1", "data": "S26-000123-E", "scan_id": "sc1-...",
 "symbology": "]C0", "device": "scanner:/dev/ttyACM0", "error": null}`` answers::
@@ -19,7 +26,7 @@ POST /api/scans ``{"station": "BENCH-B1", "data": "S26-000123-E", "scan_id": "sc
      "resolved": {"kind": "sample|coi|location|badge|lot|command|gs1", "ref": ..., ...} | null,
      "message": "what to tell the operator", "sample": {sample JSON} | null,
      "station_state": {"name", "operator", "mode", "target", "position", "lot", "coi",
-                       "reason", "condition", "version", "prompt", ...},
+                       "reason", "condition", "version", "prompt", "redacted", ...},
      "time": "...Z", "replayed": true (only when the scan_id was answered before)}
 """
 
@@ -31,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lims import scanning, stations
 from lims.api.query import QueryModel
-from lims.http import accepts_nul, current_actor, get_db, write
+from lims.custody import LAB
+from lims.http import accepts_nul, current_actor, get_db, require, write
 
 bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
 
@@ -99,6 +107,7 @@ def list_scans(q: ScanQuery):
 @bp.get("/stations/<name>")
 def get_station(name: str):
     """Return a station's state: operator, mode, target, settings and what to scan next."""
-    current_actor()
+    actor = require(*LAB)
     db = get_db()
-    return stations.station_state(db, stations.get_station(db, name))
+    # A client's staff see another organisation's task only as "in use" (redacted: true).
+    return stations.station_view(db, stations.get_station(db, name), actor)

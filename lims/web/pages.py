@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,10 +42,14 @@ from printers.zpl import TEMPLATES
 @page(*LAB)
 def benches():  # noqa: ANN201
     """List the bench stations to open one."""
+    from lims import stations
+
     db = get_db()
     rows = db.exec(select(Station).order_by(Station.name)).all()
     rooms = {loc.id: loc for loc in db.exec(select(Location).where(Location.kind == "room"))}
-    return render("benches.html", stations=rows, rooms=rooms)
+    # A client's staff see another organisation's task only as "in use".
+    views = {st.name: stations.station_view(db, st, actor()) for st in rows}
+    return render("benches.html", stations=rows, rooms=rooms, views=views)
 
 
 @bp.get("/bench/<station>")
@@ -56,7 +60,7 @@ def bench(station: str):  # noqa: ANN201
 
     db = get_db()
     st = stations.get_station(db, station)
-    state = stations.station_state(db, st)
+    state = stations.station_view(db, st, actor())
     scans = stations.recent_scans(db, station=st.name, actor=actor(), limit=15)
     return render("bench.html", station=st, state=state, scans=scans)
 
@@ -73,10 +77,7 @@ def samples_list():  # noqa: ANN201
         k: (request.args.get(k) or "").strip()[:64] or None for k in ("state", "project", "lot")
     }
     location = (request.args.get("location") or "").strip()[:64] or None
-    try:
-        cursor = int(request.args.get("cursor") or 0) or None
-    except ValueError:
-        raise BadRequest("cursor must be a number") from None
+    cursor = _cursor()
     rows = samples_mod.list_samples(
         db, actor(), location=location, after_id=cursor, limit=50, **args
     )
@@ -450,7 +451,15 @@ def _when(raw: str | None, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be a date and time like 2026-11-02T14:30") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return exports.as_utc(value, name)
+
+
+def _cursor() -> int | None:
+    """Read the page cursor: a whole number within the ids' range, else a clear 400."""
+    raw = request.args.get("cursor") or "0"
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise BadRequest("cursor must be a page number this list gave you")
+    return int(raw) or None
 
 
 @bp.get("/audit")
@@ -459,10 +468,7 @@ def audit_search():  # noqa: ANN201
     """Search the audit trail with the API's filters, page by page, with export links."""
     db = get_db()
     raw = {k: (request.args.get(k) or "").strip()[:64] for k in _AUDIT_FILTERS}
-    try:
-        cursor = int(request.args.get("cursor") or 0) or None
-    except ValueError:
-        raise BadRequest("cursor must be a number") from None
+    cursor = _cursor()
     since, until = _when(raw["since"], "since"), _when(raw["until"], "until")
     filters = exports.filters_for(
         db,

@@ -84,8 +84,9 @@
     banner.className = "banner mode-" + (st.mode || "none");
     document.getElementById("mode").textContent =
       (st.mode ? st.mode.replace(/_/g, " ") : "no mode").toUpperCase();
-    document.getElementById("operator").textContent =
-      st.operator_name || st.operator || "\u2014 scan your badge";
+    // redacted: another organisation's task runs here; the server sent none of its details.
+    document.getElementById("operator").textContent = st.redacted ? "another operator"
+      : (st.operator_name || st.operator || "\u2014 scan your badge");
     document.getElementById("target").textContent =
       (st.target || "\u2014") + (st.position ? " at " + st.position : "");
     var settings = [];
