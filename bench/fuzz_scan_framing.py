@@ -9,12 +9,13 @@ time runs out with no finding; a finding makes atheris exit non-zero with a cras
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import _fuzz  # noqa: E402
+from bench._fuzz import repeat_for  # noqa: E402
 
 SUFFIXES = ("CR", "LF", "CRLF", "TAB")
 
@@ -81,8 +82,6 @@ def run_hypothesis(seconds: int) -> int:
     from hypothesis import strategies as st
 
     op = st.tuples(st.one_of(st.none(), st.binary(max_size=256)), st.floats(0, 0.1))
-    deadline = time.monotonic() + seconds
-    rounds = 0
 
     @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
@@ -94,27 +93,12 @@ def run_hypothesis(seconds: int) -> int:
     def fuzz(suffix: str, max_len: int, aim: bool | None, ops: list) -> None:
         check_stream(suffix, max_len, aim, ops)
 
-    while time.monotonic() < deadline:
-        fuzz()
-        rounds += 1
-    print(f"hypothesis fuzz: {rounds * 500} examples in {seconds}s, no exception escaped")
-    return 0
+    return repeat_for(seconds, fuzz, 500, "no exception escaped")
 
 
 def main() -> int:
     """Parse arguments and fuzz for a bounded time."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=30, help="stop after this long")
-    parser.add_argument("--hypothesis", action="store_true", help="use Hypothesis, not atheris")
-    args, rest = parser.parse_known_args()
-    if not args.hypothesis:
-        try:
-            import atheris  # noqa: F401
-        except ImportError:
-            print("atheris not installed: falling back to Hypothesis", file=sys.stderr)
-        else:
-            return run_atheris(args.seconds, rest)
-    return run_hypothesis(args.seconds)
+    return _fuzz.main(__doc__.splitlines()[0], run_atheris, run_hypothesis)
 
 
 if __name__ == "__main__":

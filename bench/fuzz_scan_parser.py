@@ -11,12 +11,13 @@ finding; a finding makes atheris exit non-zero and write a crash file.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import _fuzz  # noqa: E402
+from bench._fuzz import repeat_for  # noqa: E402
 
 KINDS = {"sample", "coi", "location", "command", "gs1", "code", "refused"}
 SYMBOLOGIES = (None, "]C0", "]C1", "]d2", "]Q3", "]E0", "x", "")
@@ -77,8 +78,6 @@ def run_hypothesis(seconds: int) -> int:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    deadline = time.monotonic() + seconds
-    rounds = 0
     text = st.one_of(
         st.text(st.characters(codec=None, exclude_categories=()), max_size=600),
         st.binary(max_size=600).map(_decode),
@@ -91,27 +90,12 @@ def run_hypothesis(seconds: int) -> int:
     def fuzz(value: str, symbology: str | None) -> None:
         check_one(value, symbology)
 
-    while time.monotonic() < deadline:
-        fuzz()
-        rounds += 1
-    print(f"hypothesis fuzz: {rounds * 500} examples in {seconds}s, no invariant broken")
-    return 0
+    return repeat_for(seconds, fuzz, 500, "no invariant broken")
 
 
 def main() -> int:
     """Parse arguments and fuzz for a bounded time."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=30, help="stop after this long")
-    parser.add_argument("--hypothesis", action="store_true", help="use Hypothesis, not atheris")
-    args, rest = parser.parse_known_args()
-    if not args.hypothesis:
-        try:
-            import atheris  # noqa: F401
-        except ImportError:
-            print("atheris not installed: falling back to Hypothesis", file=sys.stderr)
-        else:
-            return run_atheris(args.seconds, rest)
-    return run_hypothesis(args.seconds)
+    return _fuzz.main(__doc__.splitlines()[0], run_atheris, run_hypothesis)
 
 
 if __name__ == "__main__":
