@@ -377,6 +377,23 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
     if pg:
         out.append(
             (
+                "audit_pg",
+                [
+                    PY,
+                    "bench/audit.py",
+                    "--json",
+                    "--drop",
+                    "--database-url",
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test?schema=bench_audit_all",
+                ]
+                + ["--generate", "20000" if q else "1000000", "--samples", "100" if q else "300"],
+                120 if q else 480,
+                "stdout",
+                rows_audit,
+            )
+        )
+        out.append(
+            (
                 "load",
                 [PY, "bench/load.py", "--json", str(tmp / "load.json")]
                 + (
