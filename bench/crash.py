@@ -63,7 +63,7 @@ class Tally:
 def _body(state: str, version: int) -> dict:
     if state == "available":
         return {"action": "check_out", "custodian": "tech1", "version": version}
-    return {"action": "check_in", "version": version}
+    return {"action": "check_in", "location": "RM-B1", "version": version}
 
 
 def client_thread(

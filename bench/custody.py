@@ -127,7 +127,9 @@ def _available_sample(app, actor_name: str = "tech1") -> str:
 
 
 def _cycle_body(i: int) -> dict:
-    return {"action": "check_out", "custodian": "tech1"} if i % 2 == 0 else {"action": "check_in"}
+    if i % 2 == 0:
+        return {"action": "check_out", "custodian": "tech1"}
+    return {"action": "check_in", "location": "RM-B1"}  # back onto the bench (a room: no box)
 
 
 def domain_rate(app, n: int) -> float:

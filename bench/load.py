@@ -295,7 +295,7 @@ def _sweep_client(
         if sample[1] == "available":
             body = {"action": "check_out", "custodian": "tech1"}
         else:
-            body = {"action": "check_in"}
+            body = {"action": "check_in", "location": "RM-B1"}
         t0 = time.perf_counter()
         try:
             status, data = c.request("POST", f"/api/samples/{sample[0]}/transitions", body)
