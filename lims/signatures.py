@@ -10,7 +10,7 @@ from sqlmodel import Session
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
 from lims.models import Signature, User, utcnow
-from lims.users import Actor, check_password, count_password_failure
+from lims.users import Actor, check_password, clear_expired_lock, count_password_failure
 
 MEANINGS = ("review", "approval", "release", "rejection", "responsibility")
 
@@ -63,7 +63,8 @@ def sign(
         # A signature is executed only by its genuine owner (11.200(a)(3)).
         raise SignatureRefused("you can only sign as yourself")
     user: User = actor.user
-    if user.locked_until is not None and user.locked_until > utcnow():
+    clear_expired_lock(user)
+    if user.locked_until is not None:
         raise SignatureRefused(
             "signature refused: your account is locked after repeated wrong passwords; "
             "wait, or ask an administrator to unlock it",

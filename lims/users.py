@@ -139,13 +139,27 @@ def create_user(
     return user
 
 
+def clear_expired_lock(user: User) -> None:
+    """Start a clean count once a lockout has run out."""
+    if user.locked_until is not None and user.locked_until <= utcnow():
+        user.locked_until = None
+        user.failed_logins = 0
+
+
 def count_password_failure(
-    session: Session, user_id: int, *, max_failures: int, lockout_minutes: float, what: str
+    session: Session,
+    user_id: int,
+    *,
+    max_failures: int,
+    lockout_minutes: float,
+    what: str,
+    device: str | None = None,
 ) -> None:
     """Count a wrong password (sign-in or e-signature); lock the account at the limit."""
     user = session.get(User, user_id)
     if user is None:
         return
+    clear_expired_lock(user)
     user.failed_logins += 1
     session.add(user)
     if user.failed_logins >= max_failures and user.locked_until is None:
@@ -159,6 +173,7 @@ def count_password_failure(
             after={"locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")},
             reason=f"{user.failed_logins} wrong passwords in a row ({what})",
             org_id=user.org_id,
+            device=device,
         )
 
 

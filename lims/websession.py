@@ -21,7 +21,7 @@ from lims import audit, stations
 from lims.db import new_session, set_read_only
 from lims.errors import Forbidden, LimsError, NotFound, Refused
 from lims.models import User, WebSession, utcnow
-from lims.users import Actor, check_password
+from lims.users import Actor, check_password, clear_expired_lock, count_password_failure
 
 COOKIE = "lims_session"
 LOGIN_CSRF_COOKIE = "lims_login_csrf"
@@ -110,10 +110,7 @@ def sign_in(
     if user is None:
         _user_event(db, None, username, "auth.login_failed", reason="unknown user")
         return SignIn(ok=False)
-    if user.locked_until is not None and user.locked_until <= now:
-        # The lock has run out: the user starts with a clean count.
-        user.locked_until = None
-        user.failed_logins = 0
+    clear_expired_lock(user)
     if not user.active:
         _user_event(db, user, username, "auth.login_failed", reason="account disabled")
         db.add(user)
@@ -123,26 +120,21 @@ def sign_in(
         _user_event(db, user, username, "auth.login_failed", reason=f"account locked until {until}")
         return SignIn(ok=False)
     if not password_ok:
-        user.failed_logins += 1
-        db.add(user)
         _user_event(
             db,
             user,
             username,
             "auth.login_failed",
-            reason=f"wrong password (failure {user.failed_logins} of {max_failures})",
+            reason=f"wrong password (failure {user.failed_logins + 1} of {max_failures})",
         )
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(minutes=lockout_minutes)
-            db.add(user)
-            _user_event(
-                db,
-                user,
-                username,
-                "auth.locked",
-                after={"locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                reason=f"{user.failed_logins} failed sign-ins in a row",
-            )
+        count_password_failure(
+            db,
+            user.id,
+            max_failures=max_failures,
+            lockout_minutes=lockout_minutes,
+            what="sign-in",
+            device=_client(),
+        )
         db.flush()
         return SignIn(ok=False)
     user.failed_logins = 0

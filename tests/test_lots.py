@@ -318,3 +318,27 @@ def test_wrong_signature_passwords_lock_the_account_like_sign_in(client, auth, a
     assert client.get(f"/api/lots/{LOT}", headers=qa).json["state"] == "quarantine"
     locked = client.get("/api/audit?action=auth.locked", headers=qa).json["events"]
     assert [e["entity_id"] for e in locked] == ["qa1"]
+
+
+def test_a_run_out_signature_lock_counts_afresh_and_locks_again(client, auth, app):
+    from datetime import timedelta
+
+    from lims.models import User, utcnow
+
+    qa = auth("qa1")
+    _myco(client, auth("tech1"))
+    url = f"/api/lots/{LOT}/transitions"
+    wrong = {"action": "release", "signature": {**SIGN, "password": "guess"}}
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post(url, json=wrong, headers=qa)
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        user = db.exec(select(User).where(User.username == "qa1")).one()
+        user.locked_until = utcnow() - timedelta(seconds=1)  # the lockout has run out
+        db.add(user)
+        db.commit()
+    # Counting starts again from zero, and a new run of wrong passwords locks again.
+    for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
+        assert client.post(url, json=wrong, headers=qa).json["error"] == "signature_refused"
+    assert client.post(url, json=wrong, headers=qa).json["error"] == "signature_refused"
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "account_locked"
