@@ -50,11 +50,17 @@ def occupied(session: Session, box_id: int) -> dict[str, str]:
     return {p: b for p, b in rows}
 
 
+def _lock_box(session: Session, box: Location) -> None:
+    # Writers placing tubes in the same box take turns (row lock on PostgreSQL; SQLite's
+    # writer already holds the database lock), so two never pick the same position.
+    session.exec(select(Location.id).where(Location.id == box.id).with_for_update()).one()
+
+
 def free_positions(session: Session, box: Location, count: int) -> list[str]:
     """Return the first count free positions of a box (row by row), locking the box."""
     if box.kind != "box":
         raise Refused(f"{box.code} is not a box", code="bad_position")
-    session.exec(select(Location.id).where(Location.id == box.id).with_for_update()).one()
+    _lock_box(session, box)
     taken = occupied(session, box.id)
     free = [
         position_label(r, c)
@@ -63,21 +69,14 @@ def free_positions(session: Session, box: Location, count: int) -> list[str]:
         if position_label(r, c) not in taken
     ]
     if len(free) < count:
-        raise Refused(
-            f"box {box.code} has {len(free)} free positions, not {count}", code="box_full"
-        )
+        have = f"has {len(free)} free positions, not {count}" if free else "is full"
+        raise Refused(f"box {box.code} {have}", code="box_full")
     return free[:count]
 
 
 def next_free_position(session: Session, box: Location) -> str:
-    """Return the first free position of a box, row by row."""
-    taken = occupied(session, box.id)
-    for r in range(box.rows or 0):
-        for c in range(box.cols or 0):
-            label = position_label(r, c)
-            if label not in taken:
-                return label
-    raise Refused(f"box {box.code} is full", code="box_full")
+    """Return the first free position of a box, row by row (locking the box)."""
+    return free_positions(session, box, 1)[0]
 
 
 def place(
@@ -91,30 +90,26 @@ def place(
     if loc.kind in ("site", "room") and position:
         raise Refused(f"{loc.code} is a {loc.kind}; positions exist only in boxes")
     if loc.kind == "box":
-        # Writers placing tubes in the same box take turns (row lock on PostgreSQL; SQLite's
-        # writer already holds the database lock), so two never pick the same free position.
-        session.exec(select(Location.id).where(Location.id == loc.id).with_for_update()).one()
-        if position:
-            pos = parse_position(loc, position)
-            holder = session.exec(
-                select(Sample.barcode, Sample.org_id).where(
-                    Sample.location_id == loc.id, Sample.position == pos
-                )
-            ).first()
-            if holder:
-                barcode, org_id = holder
-                if actor is not None and not actor.can_see(org_id):
-                    # Another organisation's tube: occupied, without its identity.
-                    raise Refused(
-                        f"position {pos} of {loc.code} is occupied", code="position_occupied"
-                    )
-                raise Refused(
-                    f"position {pos} of {loc.code} already holds {barcode}",
-                    code="position_occupied",
-                    holder=barcode,
-                )
-            return loc, pos
-        return loc, next_free_position(session, loc)
+        if not position:
+            return loc, next_free_position(session, loc)
+        _lock_box(session, loc)
+        pos = parse_position(loc, position)
+        holder = session.exec(
+            select(Sample.barcode, Sample.org_id).where(
+                Sample.location_id == loc.id, Sample.position == pos
+            )
+        ).first()
+        if holder:
+            barcode, org_id = holder
+            if actor is not None and not actor.can_see(org_id):
+                # Another organisation's tube: occupied, without its identity.
+                raise Refused(f"position {pos} of {loc.code} is occupied", code="position_occupied")
+            raise Refused(
+                f"position {pos} of {loc.code} already holds {barcode}",
+                code="position_occupied",
+                holder=barcode,
+            )
+        return loc, pos
     if position:
         raise Refused(f"{loc.code} is not a box; give no position", code="bad_position")
     return loc, None
