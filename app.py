@@ -6,9 +6,6 @@ import os
 
 from lims import create_app
 
-# `flask --app app ...` uses this app (the database from LIMS_DATABASE_URL or the instance folder).
-app = create_app()
-
 
 def main() -> None:
     """Serve the demo centre: demo fixtures on first start, simulated devices."""
@@ -21,3 +18,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+else:
+    # `flask --app app ...` and `gunicorn app:app` use this one (the database from
+    # LIMS_DATABASE_URL or the instance folder); `python app.py` builds only the demo app.
+    app = create_app()
