@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, event, func, literal_column, select
+from sqlalchemy import String, event, func, literal_column, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
+from lims.db import driver_connection, driver_sql, from_db_time, to_db_time
 from lims.models import AuditEvent, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -58,14 +59,15 @@ def event_hash(fields: dict[str, Any]) -> str:
 
 
 _HEAD = AuditHead.__table__
-_HEAD_SELECT = select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.ts).where(_HEAD.c.id == 1)
-_HEAD_LOCK = _HEAD_SELECT.with_for_update()
-_EVENT_INSERT = AuditEvent.__table__.insert()
-_HEAD_UPDATE = (
-    _HEAD.update()
-    .where(_HEAD.c.id == 1)
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), ts=bindparam("new_ts"))
+_INSERT_COLUMNS = (*HASHED_FIELDS, "hash")
+# Written for the driver (see lims.db.driver_connection): the append runs on every change.
+_INSERT_SQL = "INSERT INTO audit_event ({}) VALUES ({})".format(
+    ", ".join(f'"{c}"' for c in _INSERT_COLUMNS), ", ".join("?" for _ in _INSERT_COLUMNS)
 )
+_HEAD_UPDATE_SQL = "UPDATE audit_head SET seq = ?, hash = ?, ts = ? WHERE id = 1"
+# PostgreSQL: the event and the new head in one round trip.
+_APPEND_SQL_PG = f"WITH appended AS ({_INSERT_SQL}) {_HEAD_UPDATE_SQL}"
+_HEAD_SELECT_SQL = "SELECT seq, hash, ts FROM audit_head WHERE id = 1"
 
 
 def record(
@@ -87,8 +89,8 @@ def record(
     corrects_seq: int | None = None,
 ) -> dict[str, Any]:
     """Append one event to the chain inside the caller's transaction and return it."""
-    conn = session.connection()
-    head_seq, head_hash, last_ts = _read_head(session, conn)
+    dbapi, dialect = driver_connection(session)
+    head_seq, head_hash, last_ts = _read_head(session, dbapi, dialect)
     now = utcnow()
     if last_ts is not None and last_ts > now:
         # The clock stepped back: times never decrease along the chain, which lets
@@ -114,11 +116,14 @@ def record(
         "prev_hash": head_hash,
     }
     fields["hash"] = event_hash(fields)
-    # Core statements built once: the ORM's per-call statement building cost more than the SQL.
-    conn.execute(_EVENT_INSERT, fields)
-    conn.execute(
-        _HEAD_UPDATE, {"new_seq": fields["seq"], "new_hash": fields["hash"], "new_ts": now}
-    )
+    row = [fields[c] for c in _INSERT_COLUMNS]
+    row[1] = db_ts = to_db_time(dialect, now)
+    head = (fields["seq"], fields["hash"], db_ts)
+    if dialect == "postgresql":
+        dbapi.execute(driver_sql(dialect, _APPEND_SQL_PG), (*row, *head))
+    else:
+        dbapi.execute(_INSERT_SQL, row)
+        dbapi.execute(_HEAD_UPDATE_SQL, head)
     session.info[_HEAD_KEY] = (session.get_transaction(), (fields["seq"], fields["hash"], now))
     return fields
 
@@ -126,19 +131,21 @@ def record(
 _HEAD_KEY = "lims_audit_head"
 
 
-def _read_head(session: Session, conn: Any) -> tuple[int, str, datetime | None]:
+def _read_head(session: Session, dbapi: Any, dialect: str) -> tuple[int, str, datetime | None]:
     """Return the chain head, locking it for this transaction on first use."""
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is session.get_transaction():
         # This transaction holds the lock and wrote the head itself: no need to read it again
         # (a many-sample request appends dozens of events).
         return cached[1]
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         # Serialise appends so the chain never forks: the head row's lock is held until commit
         # or rollback, and a waiting writer then reads the new head (one round trip).
-        return tuple(conn.execute(_HEAD_LOCK).one())
-    # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
-    return tuple(conn.execute(_HEAD_SELECT).one())
+        row = dbapi.execute(_HEAD_SELECT_SQL + " FOR UPDATE").fetchone()
+    else:
+        # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
+        row = dbapi.execute(_HEAD_SELECT_SQL).fetchone()
+    return row[0], row[1], from_db_time(row[2])
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")

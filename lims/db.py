@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, create_engine
 
 # Writers on SQLite take the write lock at BEGIN (BEGIN IMMEDIATE) so that a transaction that
@@ -98,3 +101,88 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 def new_session(engine: Engine) -> Session:
     """Open a session that keeps objects usable after commit (responses serialise them)."""
     return Session(engine, expire_on_commit=False)
+
+
+# --- the driver's own connection, for the few statements every change runs --------------------
+# A custody move runs a handful of fixed statements. Through SQLAlchemy each costs tens of
+# microseconds of Python before the database sees it, several times the statement itself; the
+# hot ones (the audit append, the sample update) go straight to the driver inside the session's
+# transaction. Everything else stays on SQLAlchemy.
+
+_driver_sql: dict[tuple[str, str], str] = {}
+
+
+def driver_sql(dialect: str, sql: str) -> str:
+    """Return sql written with ? placeholders in the paramstyle of the dialect's driver."""
+    key = (dialect, sql)
+    out = _driver_sql.get(key)
+    if out is None:
+        # psycopg uses %s; no statement passed here contains a literal ? or %.
+        out = _driver_sql[key] = sql.replace("?", "%s") if dialect == "postgresql" else sql
+    return out
+
+
+def driver_connection(session: Session) -> tuple[Any, str]:
+    """Return the driver connection of the session's transaction (begun if needed), dialect."""
+    conn = session.connection()
+    return conn.connection.dbapi_connection, conn.dialect.name
+
+
+def to_db_time(dialect: str, t: datetime) -> Any:
+    """Convert an aware time to what the column stores (as SQLModel's UTCDateTime does)."""
+    t = t.astimezone(UTC)
+    if dialect == "sqlite":
+        # SQLAlchemy's SQLite DATETIME text format, which verify's SQL payload also reads.
+        return t.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return t
+
+
+def from_db_time(value: Any) -> datetime | None:
+    """Convert a time read through the driver to an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+def _as_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+# Conversions the column types would apply on load: SQLite returns times as text and booleans
+# as integers.
+_CONVERTERS = {datetime: from_db_time, bool: _as_bool}
+_shapes: dict[type, tuple[tuple[str, ...], dict[str, Callable[[Any], Any]], str]] = {}
+
+
+def row_shape(model: type) -> tuple[tuple[str, ...], dict[str, Callable[[Any], Any]], str]:
+    """Return a table model's column names, their load conversions and its primary key column."""
+    shape = _shapes.get(model)
+    if shape is None:
+        table = model.__table__
+        names = tuple(table.columns.keys())
+        # A TypeDecorator (SQLModel's UTCDateTime) names its Python type on its impl.
+        kinds = {c.name: getattr(c.type, "impl", c.type).python_type for c in table.columns}
+        convert = {name: _CONVERTERS[k] for name, k in kinds.items() if k in _CONVERTERS}
+        shape = _shapes[model] = (names, convert, table.primary_key.columns.values()[0].name)
+    return shape
+
+
+def adopt(session: Session, model: type, row: Sequence[Any]) -> Any:
+    """Return the session's instance of a row read through the driver (row_shape's columns).
+
+    The instance is what the ORM would have loaded (persistent, nothing to flush), built without
+    the ORM's load machinery or model validation; an instance already in the session wins.
+    """
+    names, convert, pk = row_shape(model)
+    values = dict(zip(names, row, strict=True))
+    obj = session.identity_map.get(session.identity_key(model, values[pk]))
+    if obj is None:
+        for name, fn in convert.items():
+            values[name] = fn(values[name])
+        obj = model._sa_class_manager.new_instance()
+        obj.__dict__.update(values)
+        make_transient_to_detached(obj)
+        session.add(obj)
+    return obj

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import weakref
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, custody, storage
+from lims.db import adopt, driver_connection, driver_sql, row_shape, to_db_time
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.models import (
@@ -89,13 +89,17 @@ def next_serial(session: Session, name: str) -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
-# Built once: building and hashing a statement per call cost more than running it.
-_BY_BARCODE = select(Sample).where(Sample.barcode == bindparam("barcode"))
+_BY_BARCODE = "SELECT {} FROM sample WHERE barcode = ?".format(
+    ", ".join(f'"{c}"' for c in row_shape(Sample)[0])
+)
 
 
 def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     """Return a sample the actor may see; another organisation's sample does not exist (404)."""
-    sample = session.exec(_BY_BARCODE, params={"barcode": barcode}).first()
+    # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
+    dbapi, dialect = driver_connection(session)
+    row = dbapi.execute(driver_sql(dialect, _BY_BARCODE), (barcode,)).fetchone()
+    sample = None if row is None else adopt(session, Sample, row)
     if sample is None or not actor.can_see(sample.org_id):
         raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
     return sample
@@ -306,7 +310,7 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
     return s
 
 
-_UPDATES: dict[tuple[str, ...], Any] = {}
+_UPDATES: dict[tuple[str, ...], str] = {}
 
 
 def _check_new_coi(session: Session, coi: str, scheme: str, org_id: int) -> None:
@@ -329,16 +333,17 @@ def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
     old = s.version
     changes = {**changes, "version": old + 1, "updated_at": utcnow()}
     keys = tuple(sorted(changes))
-    stmt = _UPDATES.get(keys)
-    if stmt is None:
-        table = Sample.__table__
-        stmt = _UPDATES[keys] = (
-            table.update()
-            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_old"))
-            .values({k: bindparam(k) for k in keys})
-        )
-    res = session.connection().execute(stmt, {**changes, "_id": s.id, "_old": old})
-    if res.rowcount != 1:
+    sql = _UPDATES.get(keys)
+    if sql is None:
+        # Column names come from this module's own code, never from a request.
+        sets = ", ".join(f'"{k}" = ?' for k in keys)
+        sql = _UPDATES[keys] = f"UPDATE sample SET {sets} WHERE id = ? AND version = ?"
+    dbapi, dialect = driver_connection(session)
+    values = [
+        to_db_time(dialect, v) if isinstance(v, datetime) else v for v in map(changes.get, keys)
+    ]
+    cur = dbapi.execute(driver_sql(dialect, sql), (*values, s.id, old))
+    if cur.rowcount != 1:
         raise Conflict(
             f"sample {s.barcode} was changed by someone else; reload it and try again",
             code="version_conflict",
@@ -351,6 +356,9 @@ def transition(session: Session, *, barcode: str, data: TransitionIn, actor: Act
     """Apply one custody move to a sample: guards, optimistic lock, one audit event."""
     s = get_sample(session, barcode, actor)
     return apply_transition(session, sample=s, data=data, actor=actor)
+
+
+_CUSTODIAN = "SELECT id, active, org_id FROM app_user WHERE username = ?"
 
 
 def apply_transition(
@@ -387,15 +395,17 @@ def apply_transition(
     if data.condition:
         changes["condition"] = data.condition
     if data.custodian:
-        user = session.exec(select(User).where(User.username == data.custodian)).first()
+        dbapi, dialect = driver_connection(session)
+        user = dbapi.execute(driver_sql(dialect, _CUSTODIAN), (data.custodian,)).fetchone()
         # The system account acts for jobs; it cannot hold a tube.
-        if user is None or not user.active or user.username == "system":
+        if user is None or not user[1] or data.custodian == "system":
             raise NotFound(f"no active user {data.custodian!r}", code="unknown_user")
-        if not (user.org_id == s.org_id or _is_centre(session, user.org_id)):
-            raise Refused(f"{user.username} may not hold this organisation's material")
-        if data.action == "hand_over" and user.id == s.custodian_id:
-            raise Refused(f"{s.barcode} is already in {user.username}'s custody", code="no_change")
-        changes["custodian_id"] = user.id
+        user_id, _, user_org = user
+        if not (user_org == s.org_id or _is_centre(session, user_org)):
+            raise Refused(f"{data.custodian} may not hold this organisation's material")
+        if data.action == "hand_over" and user_id == s.custodian_id:
+            raise Refused(f"{s.barcode} is already in {data.custodian}'s custody", code="no_change")
+        changes["custodian_id"] = user_id
     if data.action == "hand_over" and data.coi != s.coi:
         raise Refused(
             f"COI mismatch: {s.barcode} carries {s.coi}, not {data.coi}; hand-over refused",
@@ -404,7 +414,7 @@ def apply_transition(
         )
     if data.action in ("check_out", "ship") or (t.target in custody.TERMINAL):
         if data.action == "check_out" and storage.is_frozen(
-            session, session.get(Location, s.location_id) if s.location_id else None
+            session, storage.location_by_id(session, s.location_id)
         ):
             changes["freeze_thaw_count"] = s.freeze_thaw_count + 1
         changes["location_id"], changes["position"] = None, None
@@ -510,7 +520,7 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
     before = snapshot(session, parent)
     parent_changes: dict[str, Any] = {"volume": new_volume}
     if parent.state == "quarantine" and storage.is_frozen(
-        session, session.get(Location, parent.location_id) if parent.location_id else None
+        session, storage.location_by_id(session, parent.location_id)
     ):
         parent_changes["freeze_thaw_count"] = parent.freeze_thaw_count + 1
     _save(session, parent, parent_changes)

@@ -144,7 +144,7 @@ def station_state(session: Session, st: Station) -> dict[str, Any]:
     """Return the station's state as JSON, with a prompt saying what to scan next."""
     ctx = _context(st)
     operator = session.get(User, st.operator_id) if st.operator_id else None
-    target = session.get(Location, st.target_location_id) if st.target_location_id else None
+    target = storage.location_by_id(session, st.target_location_id)
     return {
         "name": st.name,
         "operator": operator.username if operator else None,
@@ -714,7 +714,7 @@ def _coi(
 
 def _sample(session: Session, st: Station, s: Sample, actor: Actor, result: dict[str, Any]) -> None:
     ctx = _context(st)
-    target = session.get(Location, st.target_location_id) if st.target_location_id else None
+    target = storage.location_by_id(session, st.target_location_id)
     if st.mode is None:
         result["action"] = "lookup"
         result["sample"] = samples.sample_dict(session, s)
@@ -782,7 +782,7 @@ def _where(session: Session, s: Sample) -> str:
     if s.location_id is None:
         holder = session.get(User, s.custodian_id) if s.custodian_id else None
         return f" with {holder.username}" if holder else ""
-    loc = session.get(Location, s.location_id)
+    loc = storage.location_by_id(session, s.location_id)
     return f" in {loc.code}" + (f" at {s.position}" if s.position else "")
 
 

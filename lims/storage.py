@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import weakref
 from typing import Any
 
 from sqlmodel import Session, select
@@ -32,12 +33,39 @@ def parse_position(box: Location, label: str) -> str:
     return position_label(row, col)
 
 
+# Locations are written once (by the fixtures) and never changed or removed, so every move
+# does not need to read them again: they are cached per database engine, as read-only copies
+# that belong to no session. Unknown codes are not cached (a location may be added later).
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _remember(session: Session, loc: Location) -> Location:
+    copy = Location(**loc.model_dump())
+    cache = _cache.setdefault(session.get_bind(), {})
+    cache[("code", copy.code)] = cache[("id", copy.id)] = copy
+    return copy
+
+
 def get_location(session: Session, code: str) -> Location:
     """Return the location with this scannable code."""
+    hit = _cache.get(session.get_bind(), {}).get(("code", code))
+    if hit is not None:
+        return hit
     loc = session.exec(select(Location).where(Location.code == code)).first()
     if loc is None:
         raise NotFound(f"no location {code!r}", code="unknown_location")
-    return loc
+    return _remember(session, loc)
+
+
+def location_by_id(session: Session, id_: int | None) -> Location | None:
+    """Return the location with this id, or None (also for no id)."""
+    if id_ is None:
+        return None
+    hit = _cache.get(session.get_bind(), {}).get(("id", id_))
+    if hit is not None:
+        return hit
+    loc = session.get(Location, id_)
+    return None if loc is None else _remember(session, loc)
 
 
 def occupied(session: Session, box_id: int) -> dict[str, str]:
@@ -119,7 +147,7 @@ def ancestors(session: Session, loc: Location) -> list[Location]:
     """Return loc and its parents up to the site, nearest first."""
     chain = [loc]
     while chain[-1].parent_id is not None:
-        chain.append(session.get(Location, chain[-1].parent_id))
+        chain.append(location_by_id(session, chain[-1].parent_id))
     return chain
 
 

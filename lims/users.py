@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from lims import audit
+from lims.db import adopt, driver_connection, driver_sql, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Unauthorized
 from lims.models import ApiToken, Organisation, Station, User, utcnow
 
@@ -237,22 +237,29 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     return tok
 
 
-# One query, built once: every API request pays for this lookup.
+def _cols(model: type, alias: str) -> str:
+    return ", ".join(f'{alias}."{c}"' for c in row_shape(model)[0])
+
+
+# One query through the driver: every API request pays for this lookup.
 _BY_TOKEN = (
-    select(ApiToken, User, Organisation, Station.name)
-    .join(User, User.id == ApiToken.user_id)
-    .join(Organisation, Organisation.id == User.org_id)
-    .outerjoin(Station, Station.id == ApiToken.station_id)
-    .where(ApiToken.token_hash == bindparam("token_hash"))
+    f"SELECT t.revoked_at, s.name, {_cols(User, 'u')}, {_cols(Organisation, 'o')} "
+    "FROM api_token t JOIN app_user u ON u.id = t.user_id "
+    "JOIN organisation o ON o.id = u.org_id "
+    "LEFT JOIN station s ON s.id = t.station_id "
+    "WHERE t.token_hash = ?"
 )
+_USER_WIDTH = len(row_shape(User)[0])
 
 
 def authenticate_token(session: Session, token: str) -> Actor:
     """Return who a bearer token acts for (user, organisation, station), or refuse with 401."""
-    row = session.exec(_BY_TOKEN, params={"token_hash": _token_hash(token)}).first()
-    if row is None or row[0].revoked_at is not None:
+    dbapi, dialect = driver_connection(session)
+    row = dbapi.execute(driver_sql(dialect, _BY_TOKEN), (_token_hash(token),)).fetchone()
+    if row is None or row[0] is not None:
         raise Unauthorized("the token is unknown or revoked; create one with `token create`")
-    _tok, user, org, station_name = row
+    user = adopt(session, User, row[2 : 2 + _USER_WIDTH])
+    org = adopt(session, Organisation, row[2 + _USER_WIDTH :])
     if not user.active:
         raise Unauthorized("the token's user is disabled")
-    return Actor(user=user, org=org, station=station_name)
+    return Actor(user=user, org=org, station=row[1])
