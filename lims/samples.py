@@ -97,6 +97,8 @@ _BY_BARCODE = "SELECT {} FROM sample WHERE barcode = ?".format(
 def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     """Return a sample the actor may see; another organisation's sample does not exist (404)."""
     # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
+    if session.autoflush:
+        session.flush()  # as an ORM query would: changes pending in this session are seen
     dbapi, dialect = driver_connection(session)
     row = dbapi.execute(driver_sql(dialect, _BY_BARCODE), (barcode,)).fetchone()
     sample = None if row is None else adopt(session, Sample, row)

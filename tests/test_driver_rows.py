@@ -84,3 +84,21 @@ def test_cached_locations_belong_to_no_session_and_are_complete(engine):
         }
         assert storage.location_by_id(db, box.id) is box
         assert storage.is_frozen(db, box)  # BOX-0001 sits in the -80 freezer
+
+
+def test_a_change_pending_in_the_session_is_seen_as_an_orm_query_would(engine):
+    with new_session(engine) as db:
+        tech = users.actor_for(
+            db, db.exec(users.select(User).where(User.username == "tech1")).one()
+        )
+        s = samples.register_sample(
+            db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
+        )
+        db.commit()
+        s.condition = "label smudged"  # not flushed yet
+        assert samples.get_sample(db, s.barcode, tech).condition == "label smudged"
+        dbapi, dialect = driver_connection(db)
+        row = dbapi.execute(
+            driver_sql(dialect, "SELECT condition FROM sample WHERE id = ?"), (s.id,)
+        ).fetchone()
+        assert row[0] == "label smudged"
