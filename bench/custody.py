@@ -12,6 +12,7 @@ rack received in one request (target <= 150 ms).
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import http.client
 import json
@@ -63,42 +64,59 @@ def _raw_rows(n: int, first_seq: int, sample_id: int, version: int):
         )
 
 
-def raw_sqlite_rate(path: Path, n: int, sample_id: int) -> float:
-    """The limit on SQLite: sqlite3 with the app's pragmas and BEGIN IMMEDIATE."""
+def _sqlite(path: Path) -> sqlite3.Connection:
+    """Open the raw sqlite3 connection with the app's pragmas (we issue BEGIN ourselves)."""
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    seq = con.execute("SELECT MAX(seq) FROM audit_event").fetchone()[0] + 1_000_000
-    version = con.execute("SELECT version FROM sample WHERE id = ?", (sample_id,)).fetchone()[0]
-    upd, ins = _RAW_UPDATE.format(p="?"), _RAW_INSERT.format(p="?")
+    return con
+
+
+def _pg(url: str):  # noqa: ANN202
+    """Open a raw psycopg connection to the database of url."""
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def _timed(con, n: int, one, begin: str | None) -> float:  # noqa: ANN001
+    """Run one(i) n times, one transaction each; return transactions per second."""
     t0 = time.perf_counter()
-    for u, e in _raw_rows(n, seq, sample_id, version):
-        con.execute("BEGIN IMMEDIATE")
-        con.execute(upd, u)
-        con.execute(ins, e)
-        con.execute("COMMIT")
+    for i in range(n):
+        if begin:
+            con.execute(begin)
+        one(i)
+        if begin:
+            con.execute("COMMIT")
+        else:
+            con.commit()
     rate = n / (time.perf_counter() - t0)
     con.close()
     return rate
+
+
+def _raw_limit(con, p: str, n: int, sample_id: int, begin: str | None) -> float:  # noqa: ANN001
+    seq = con.execute("SELECT MAX(seq) FROM audit_event").fetchone()[0] + 1_000_000
+    version = con.execute(f"SELECT version FROM sample WHERE id = {p}", (sample_id,)).fetchone()[0]
+    con.commit()
+    upd, ins = _RAW_UPDATE.format(p=p), _RAW_INSERT.format(p=p)
+    rows = list(_raw_rows(n, seq, sample_id, version))
+
+    def one(i: int) -> None:
+        con.execute(upd, rows[i][0])
+        con.execute(ins, rows[i][1])
+
+    return _timed(con, n, one, begin)
+
+
+def raw_sqlite_rate(path: Path, n: int, sample_id: int) -> float:
+    """The limit on SQLite: sqlite3 with the app's pragmas and BEGIN IMMEDIATE."""
+    return _raw_limit(_sqlite(path), "?", n, sample_id, "BEGIN IMMEDIATE")
 
 
 def raw_pg_rate(url: str, n: int, sample_id: int) -> float:
     """The limit on PostgreSQL: psycopg with the same statements."""
-    import psycopg
-
-    con = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
-    seq = con.execute("SELECT MAX(seq) FROM audit_event").fetchone()[0] + 1_000_000
-    version = con.execute("SELECT version FROM sample WHERE id = %s", (sample_id,)).fetchone()[0]
-    con.commit()
-    upd, ins = _RAW_UPDATE.format(p="%s"), _RAW_INSERT.format(p="%s")
-    t0 = time.perf_counter()
-    for u, e in _raw_rows(n, seq, sample_id, version):
-        con.execute(upd, u)
-        con.execute(ins, e)
-        con.commit()
-    rate = n / (time.perf_counter() - t0)
-    con.close()
-    return rate
+    return _raw_limit(_pg(url), "%s", n, sample_id, None)
 
 
 # For the reader, not a target: the same database doing every statement a custody move must run
@@ -124,39 +142,25 @@ def _raw_move(con, p: str, barcode: str, i: int, ts: object, lock: str = "") -> 
     con.execute(_MOVE_HEAD_UPDATE.format(p=p), (seq + 1, h, ts))
 
 
+def _raw_moves(con, p: str, n: int, sample_id: int, ts: object, begin: str | None) -> float:  # noqa: ANN001
+    barcode = con.execute(f"SELECT barcode FROM sample WHERE id = {p}", (sample_id,)).fetchone()[0]
+    con.commit()
+    # On PostgreSQL the head row is locked as the app does; SQLite's BEGIN IMMEDIATE does that.
+    lock = "" if begin else " FOR UPDATE"
+    return _timed(con, n, lambda i: _raw_move(con, p, barcode, i, ts, lock), begin)
+
+
 def raw_sqlite_move_rate(path: Path, n: int, sample_id: int) -> float:
     """Every statement of a move, in raw sqlite3 (same pragmas, BEGIN IMMEDIATE)."""
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    barcode = con.execute("SELECT barcode FROM sample WHERE id = ?", (sample_id,)).fetchone()[0]
-    t0 = time.perf_counter()
-    for i in range(n):
-        con.execute("BEGIN IMMEDIATE")
-        _raw_move(con, "?", barcode, i, "2026-01-01 00:00:00.000000")
-        con.execute("COMMIT")
-    rate = n / (time.perf_counter() - t0)
-    con.close()
-    return rate
+    return _raw_moves(
+        _sqlite(path), "?", n, sample_id, "2026-01-01 00:00:00.000000", "BEGIN IMMEDIATE"
+    )
 
 
 def raw_pg_move_rate(url: str, n: int, sample_id: int) -> float:
-    """Every statement of a move, in raw psycopg (the head row locked as the app does)."""
-    import datetime as dt
-
-    import psycopg
-
-    con = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
-    barcode = con.execute("SELECT barcode FROM sample WHERE id = %s", (sample_id,)).fetchone()[0]
-    con.commit()
-    ts = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    t0 = time.perf_counter()
-    for i in range(n):
-        _raw_move(con, "%s", barcode, i, ts, lock=" FOR UPDATE")
-        con.commit()
-    rate = n / (time.perf_counter() - t0)
-    con.close()
-    return rate
+    """Every statement of a move, in raw psycopg."""
+    ts = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    return _raw_moves(_pg(url), "%s", n, sample_id, ts, None)
 
 
 def _available_sample(app, actor_name: str = "tech1") -> str:
