@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
-from lims.db import driver_connection, driver_sql, from_db_time, to_db_time
+from lims.db import dialect_name, driver_execute, from_db_time, to_db_time
 from lims.models import AuditEvent, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -63,7 +63,7 @@ def event_hash(fields: dict[str, Any]) -> str:
 
 _HEAD = AuditHead.__table__
 _INSERT_COLUMNS = (*HASHED_FIELDS, "hash")
-# Written for the driver (see lims.db.driver_connection): the append runs on every change.
+# Written for the driver (see lims.db.driver_execute): the append runs on every change.
 _INSERT_SQL = "INSERT INTO audit_event ({}) VALUES ({})".format(
     ", ".join(f'"{c}"' for c in _INSERT_COLUMNS), ", ".join("?" for _ in _INSERT_COLUMNS)
 )
@@ -92,8 +92,8 @@ def record(
     corrects_seq: int | None = None,
 ) -> dict[str, Any]:
     """Append one event to the chain inside the caller's transaction and return it."""
-    dbapi, dialect = driver_connection(session)
-    head_seq, head_hash, last_ts = _read_head(session, dbapi, dialect)
+    dialect = dialect_name(session)
+    head_seq, head_hash, last_ts = _read_head(session, dialect)
     now = utcnow()
     if last_ts is not None and last_ts > now:
         # The clock stepped back: times never decrease along the chain, which lets
@@ -123,10 +123,10 @@ def record(
     row[1] = db_ts = to_db_time(dialect, now)
     head = (fields["seq"], fields["hash"], db_ts)
     if dialect == "postgresql":
-        dbapi.execute(driver_sql(dialect, _APPEND_SQL_PG), (*row, *head))
+        driver_execute(session, _APPEND_SQL_PG, (*row, *head))
     else:
-        dbapi.execute(_INSERT_SQL, row)
-        dbapi.execute(_HEAD_UPDATE_SQL, head)
+        driver_execute(session, _INSERT_SQL, row)
+        driver_execute(session, _HEAD_UPDATE_SQL, head)
     session.info[_HEAD_KEY] = (session.get_transaction(), (fields["seq"], fields["hash"], now))
     return fields
 
@@ -134,7 +134,7 @@ def record(
 _HEAD_KEY = "lims_audit_head"
 
 
-def _read_head(session: Session, dbapi: Any, dialect: str) -> tuple[int, str, datetime | None]:
+def _read_head(session: Session, dialect: str) -> tuple[int, str, datetime | None]:
     """Return the chain head, locking it for this transaction on first use."""
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is session.get_transaction():
@@ -144,10 +144,10 @@ def _read_head(session: Session, dbapi: Any, dialect: str) -> tuple[int, str, da
     if dialect == "postgresql":
         # Serialise appends so the chain never forks: the head row's lock is held until commit
         # or rollback, and a waiting writer then reads the new head (one round trip).
-        row = dbapi.execute(_HEAD_SELECT_SQL + " FOR UPDATE").fetchone()
+        row = driver_execute(session, _HEAD_SELECT_SQL + " FOR UPDATE").fetchone()
     else:
         # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
-        row = dbapi.execute(_HEAD_SELECT_SQL).fetchone()
+        row = driver_execute(session, _HEAD_SELECT_SQL).fetchone()
     return row[0], row[1], from_db_time(row[2])
 
 

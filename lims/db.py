@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, create_engine
 
@@ -122,10 +123,25 @@ def driver_sql(dialect: str, sql: str) -> str:
     return out
 
 
-def driver_connection(session: Session) -> tuple[Any, str]:
-    """Return the driver connection of the session's transaction (begun if needed), dialect."""
+def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run sql (? placeholders) on the driver connection of the session's transaction.
+
+    The transaction is begun if needed. Driver errors arrive as SQLAlchemy's DBAPIError family
+    (IntegrityError, OperationalError...), as they would through SQLAlchemy, so the request
+    boundary answers them (409, 503) and the session rolls back as usual.
+    """
     conn = session.connection()
-    return conn.connection.dbapi_connection, conn.dialect.name
+    dialect = conn.dialect
+    statement = driver_sql(dialect.name, sql)
+    try:
+        return conn.connection.dbapi_connection.execute(statement, params)
+    except dialect.loaded_dbapi.Error as err:
+        raise DBAPIError.instance(statement, params, err, dialect.loaded_dbapi.Error) from err
+
+
+def dialect_name(session: Session) -> str:
+    """Return the name of the database dialect the session talks to (sqlite, postgresql)."""
+    return session.get_bind().dialect.name
 
 
 def to_db_time(dialect: str, t: datetime) -> Any:

@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, custody, storage
-from lims.db import adopt, driver_connection, driver_sql, row_shape, to_db_time
+from lims.db import adopt, dialect_name, driver_execute, row_shape, to_db_time
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.models import (
@@ -99,8 +99,7 @@ def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
     if session.autoflush:
         session.flush()  # as an ORM query would: changes pending in this session are seen
-    dbapi, dialect = driver_connection(session)
-    row = dbapi.execute(driver_sql(dialect, _BY_BARCODE), (barcode,)).fetchone()
+    row = driver_execute(session, _BY_BARCODE, (barcode,)).fetchone()
     sample = None if row is None else adopt(session, Sample, row)
     if sample is None or not actor.can_see(sample.org_id):
         raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
@@ -340,11 +339,11 @@ def _save(session: Session, s: Sample, changes: dict[str, Any]) -> None:
         # Column names come from this module's own code, never from a request.
         sets = ", ".join(f'"{k}" = ?' for k in keys)
         sql = _UPDATES[keys] = f"UPDATE sample SET {sets} WHERE id = ? AND version = ?"
-    dbapi, dialect = driver_connection(session)
+    dialect = dialect_name(session)
     values = [
         to_db_time(dialect, v) if isinstance(v, datetime) else v for v in map(changes.get, keys)
     ]
-    cur = dbapi.execute(driver_sql(dialect, sql), (*values, s.id, old))
+    cur = driver_execute(session, sql, (*values, s.id, old))
     if cur.rowcount != 1:
         raise Conflict(
             f"sample {s.barcode} was changed by someone else; reload it and try again",
@@ -397,8 +396,7 @@ def apply_transition(
     if data.condition:
         changes["condition"] = data.condition
     if data.custodian:
-        dbapi, dialect = driver_connection(session)
-        user = dbapi.execute(driver_sql(dialect, _CUSTODIAN), (data.custodian,)).fetchone()
+        user = driver_execute(session, _CUSTODIAN, (data.custodian,)).fetchone()
         # The system account acts for jobs; it cannot hold a tube.
         if user is None or not user[1] or data.custodian == "system":
             raise NotFound(f"no active user {data.custodian!r}", code="unknown_user")

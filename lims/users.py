@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from lims import audit
-from lims.db import adopt, driver_connection, driver_sql, row_shape
+from lims.db import adopt, driver_execute, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Unauthorized
 from lims.models import ApiToken, Organisation, Station, User, utcnow
 
@@ -254,8 +254,7 @@ _USER_WIDTH = len(row_shape(User)[0])
 
 def authenticate_token(session: Session, token: str) -> Actor:
     """Return who a bearer token acts for (user, organisation, station), or refuse with 401."""
-    dbapi, dialect = driver_connection(session)
-    row = dbapi.execute(driver_sql(dialect, _BY_TOKEN), (_token_hash(token),)).fetchone()
+    row = driver_execute(session, _BY_TOKEN, (_token_hash(token),)).fetchone()
     if row is None or row[0] is not None:
         raise Unauthorized("the token is unknown or revoked; create one with `token create`")
     user = adopt(session, User, row[2 : 2 + _USER_WIDTH])

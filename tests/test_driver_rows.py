@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lims import samples, storage, users
-from lims.db import adopt, driver_connection, driver_sql, new_session, row_shape
+from lims.db import adopt, driver_execute, new_session, row_shape
 from lims.models import Location, Organisation, Sample, User
 from tests.helpers import move, register
 
@@ -18,10 +20,9 @@ def _orm_and_driver(engine, model, pk):  # noqa: ANN001, ANN202
         orm = a.get(model, pk)
         expected = {name: getattr(orm, name) for name in row_shape(model)[0]}
     with new_session(engine) as b:
-        dbapi, dialect = driver_connection(b)
         cols = ", ".join(f'"{c}"' for c in row_shape(model)[0])
-        row = dbapi.execute(
-            driver_sql(dialect, f"SELECT {cols} FROM {model.__tablename__} WHERE id = ?"), (pk,)
+        row = driver_execute(
+            b, f"SELECT {cols} FROM {model.__tablename__} WHERE id = ?", (pk,)
         ).fetchone()
         obj = adopt(b, model, row)
         got = {name: getattr(obj, name) for name in row_shape(model)[0]}
@@ -97,8 +98,21 @@ def test_a_change_pending_in_the_session_is_seen_as_an_orm_query_would(engine):
         db.commit()
         s.condition = "label smudged"  # not flushed yet
         assert samples.get_sample(db, s.barcode, tech).condition == "label smudged"
-        dbapi, dialect = driver_connection(db)
-        row = dbapi.execute(
-            driver_sql(dialect, "SELECT condition FROM sample WHERE id = ?"), (s.id,)
-        ).fetchone()
+        row = driver_execute(db, "SELECT condition FROM sample WHERE id = ?", (s.id,)).fetchone()
         assert row[0] == "label smudged"
+
+
+def test_driver_errors_arrive_as_sqlalchemy_errors_and_the_session_recovers(engine):
+    with new_session(engine) as db:
+        taken = db.exec(samples.select(Sample.barcode)).first()
+        with pytest.raises(IntegrityError):
+            # The barcode is unique: the driver's own error comes back as SQLAlchemy's, which the
+            # request boundary answers with 409 instead of a 500.
+            driver_execute(db, "UPDATE sample SET barcode = ? WHERE barcode <> ?", (taken, taken))
+        db.rollback()
+        with pytest.raises(DBAPIError):
+            # The audit trail refuses changes (database trigger), whichever path asks.
+            driver_execute(db, "UPDATE audit_event SET actor = 'x' WHERE seq = 1")
+        db.rollback()
+        count = driver_execute(db, "SELECT count(*) FROM sample WHERE barcode = ?", (taken,))
+        assert count.fetchone()[0] == 1  # nothing half-written
