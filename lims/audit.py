@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
-from lims.db import dialect_name, driver_execute, from_db_time, to_db_time
+from lims.db import (
+    dialect_name,
+    driver_errors,
+    driver_execute,
+    from_db_time,
+    spare_connections,
+    to_db_time,
+)
 from lims.models import AuditEvent, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -262,24 +269,25 @@ def _batches(conn: Any, batch: int, after: int = 0) -> Iterator[list[tuple[int, 
         f"WHERE seq > {mark} ORDER BY seq LIMIT {int(batch)}"
     )
     # The raw DBAPI cursor of this session's connection: same transaction, no Row objects.
-    cur = conn.connection.cursor()
-    sha = hashlib.sha256
-    try:
-        while True:
-            cur.execute(sql, (after,))
-            rows = cur.fetchall()
-            if not rows:
-                return
-            out = []
-            for seq, prev_hash, stored, text in rows:
-                h = sha(text.encode()).hexdigest()
-                if h != stored:
-                    h = _python_hash(conn, seq)
-                out.append((seq, prev_hash, stored, h))
-            yield out
-            after = rows[-1][0]
-    finally:
-        cur.close()
+    with driver_errors(conn, sql):
+        cur = conn.connection.cursor()
+        sha = hashlib.sha256
+        try:
+            while True:
+                cur.execute(sql, (after,))
+                rows = cur.fetchall()
+                if not rows:
+                    return
+                out = []
+                for seq, prev_hash, stored, text in rows:
+                    h = sha(text.encode()).hexdigest()
+                    if h != stored:
+                        h = _python_hash(conn, seq)
+                    out.append((seq, prev_hash, stored, h))
+                yield out
+                after = rows[-1][0]
+        finally:
+            cur.close()
 
 
 class _Walk:
@@ -318,11 +326,11 @@ class _Walk:
         return None if bad is None else self.broken(*bad)
 
 
-def _check_head(conn: Any, walk: _Walk) -> VerifyResult:
+def _check_head(conn: Any, walk: _Walk, head: tuple[int, str] | None = None) -> VerifyResult:
     """Return the verdict on a chain walked to its end without a break, given the head row."""
-    head_seq, head_hash = conn.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
-    ).one()
+    if head is None:
+        head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    head_seq, head_hash = head
     if head_seq != walk.last_seq or head_hash != walk.prev:
         # The head is written with every append: a chain shorter than the head lost its tail.
         return walk.broken(
@@ -364,40 +372,46 @@ def _walk_in_postgres(
 ) -> VerifyResult | None:
     """Walk the chain up to seq until, PostgreSQL checking each batch; return the first break."""
     sql = _pg_batch_sql(batch)
-    cur = conn.connection.cursor()
-    try:
-        while stop is None or not stop.is_set():
-            cur.execute(sql, {"after": walk.last_seq, "prev": walk.prev, "until": until})
-            n, last_seq, last_hash, bad = cur.fetchone()
-            if n == 0:
-                return None
-            if bad:
-                # Re-walk the batch exactly: it names the first bad event with its problem, and
-                # a row the SQL renders differently from Python is judged by event_hash alone.
-                exact = _batches(conn, batch, walk.last_seq)
-                rows = [r for r in next(exact, []) if r[0] <= until]
-                exact.close()
-                broken = walk.check(rows)
-                if broken is not None or not rows:
-                    # No rows: deleted since the statement before (a read-committed walk); the
-                    # chain ends here and the head judges it.
-                    return broken
-                n = len(rows)
-            else:
-                walk.count += n
-                walk.last_seq = last_seq
-                walk.prev = last_hash
-            if progress is not None:
-                progress(n)
-        return None
-    finally:
-        cur.close()
+    with driver_errors(conn, sql):
+        cur = conn.connection.cursor()
+        try:
+            while stop is None or not stop.is_set():
+                cur.execute(sql, {"after": walk.last_seq, "prev": walk.prev, "until": until})
+                n, last_seq, last_hash, bad = cur.fetchone()
+                if n == 0:
+                    return None
+                if bad:
+                    # Re-walk the batch exactly: it names the first bad event with its problem, and
+                    # a row the SQL renders differently from Python is judged by event_hash alone.
+                    exact = _batches(conn, batch, walk.last_seq)
+                    rows = [r for r in next(exact, []) if r[0] <= until]
+                    exact.close()
+                    broken = walk.check(rows)
+                    if broken is not None or not rows:
+                        # No rows: deleted since the statement before (a read-committed walk); the
+                        # chain ends here and the head judges it.
+                        return broken
+                    n = len(rows)
+                else:
+                    walk.count += n
+                    walk.last_seq = last_seq
+                    walk.prev = last_hash
+                if progress is not None:
+                    progress(n)
+            return None
+        finally:
+            cur.close()
+
+
+_POOL_HEADROOM = 4
 
 
 def _snapshot_helpers(conn: Any) -> list[Any] | None:
     """Open two connections that see exactly what conn's transaction sees now, or return None."""
     if conn.in_nested_transaction():
         return None  # a savepoint cannot export its snapshot (and the error would abort it)
+    if spare_connections(conn.engine) < 2 + _POOL_HEADROOM:
+        return None  # never wait for the pool (nor starve requests): walk on one connection
     # Another session cannot see this transaction's own writes, and a standby exports nothing.
     snapshot = conn.exec_driver_sql(
         "SELECT CASE WHEN txid_current_if_assigned() IS NULL AND NOT pg_is_in_recovery()"
@@ -489,13 +503,41 @@ def _verify_split(first_conn: Any, second_conn: Any, batch: int, progress: Any) 
     return _check_head(first_conn, second)
 
 
+# The head row and the newest event, read by one statement: one snapshot even in READ COMMITTED.
+_HEAD_AND_TOP = select(
+    AuditHead.seq, AuditHead.hash, select(func.max(AuditEvent.seq)).scalar_subquery()
+).where(AuditHead.id == 1)
+
+
+def _verify_read_committed(conn: Any, batch: int, progress: Any) -> VerifyResult:
+    """Walk the chain on conn alone, where every statement may see newer commits.
+
+    Benches keep appending while QA verifies: an event committed after the walk's last batch
+    moves the head past the walk's end. That is no lost tail when the newest event is the head
+    (they commit together), so the walk goes on to it; judged against a head it has not
+    reached, verify would report tampering that never happened.
+    """
+    walk = _Walk()
+    for _ in range(_CATCH_UP_ROUNDS):
+        broken = _walk_in_postgres(conn, batch, walk, _MAX_SEQ, progress)
+        if broken is not None:
+            return broken
+        head_seq, head_hash, top = conn.execute(_HEAD_AND_TOP).one()
+        if not (head_seq > walk.last_seq and top == head_seq):
+            return _check_head(conn, walk, (head_seq, head_hash))
+    # Appends never stopped: what was walked verified, up to its own end.
+    return VerifyResult(True, walk.count, walk.last_seq, walk.prev)
+
+
+_CATCH_UP_ROUNDS = 100
+
+
 def _verify_postgres(conn: Any, batch: int, progress: Any) -> VerifyResult:
     """Verify the chain with PostgreSQL checking the batches; return the verdict."""
     last = conn.execute(select(func.max(AuditEvent.seq))).scalar() or 0
     helpers = _snapshot_helpers(conn) if last >= 2 * batch else None
     if helpers is None:
-        walk = _Walk()
-        return _walk_in_postgres(conn, batch, walk, _MAX_SEQ, progress) or _check_head(conn, walk)
+        return _verify_read_committed(conn, batch, progress)
     try:
         return _verify_split(helpers[0], helpers[1], batch, progress)
     finally:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, create_engine
@@ -40,6 +40,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# Connections per process: requests, print workers and verify's helpers share them.
+POOL_SIZE = 20
+MAX_OVERFLOW = 20
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine for url with the pragmas and locking the audit chain relies on."""
     u = make_url(url)
@@ -48,8 +53,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=20,
-            max_overflow=20,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
         )
 
         @event.listens_for(engine, "connect")
@@ -96,7 +101,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # Tests isolate themselves in a schema of their own; search_path puts everything there.
         u = u.difference_update_query(["schema"])
         connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(u, echo=echo, pool_size=20, max_overflow=20, connect_args=connect_args)
+    return create_engine(
+        u, echo=echo, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, connect_args=connect_args
+    )
+
+
+def spare_connections(engine: Engine) -> int:
+    """Return how many more connections the engine's pool can hand out without waiting."""
+    return POOL_SIZE + MAX_OVERFLOW - engine.pool.checkedout()
 
 
 def new_session(engine: Engine) -> Session:
@@ -123,20 +135,42 @@ def driver_sql(dialect: str, sql: str) -> str:
     return out
 
 
+@contextmanager
+def driver_errors(
+    conn: Connection, statement: str = "", params: Sequence[Any] = ()
+) -> Iterator[None]:
+    """Turn driver errors raised inside the block into SQLAlchemy's DBAPIError family.
+
+    Statements run on the driver connection then fail as they would through SQLAlchemy: the
+    request boundary answers them (409, 503), and a lost connection is invalidated so that the
+    rollback after it does not fail too.
+    """
+    dialect = conn.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as err:
+        lost = dialect.is_disconnect(err, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(err)
+        raise DBAPIError.instance(
+            statement,
+            params,
+            err,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from err
+
+
 def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> Any:
     """Run sql (? placeholders) on the driver connection of the session's transaction.
 
-    The transaction is begun if needed. Driver errors arrive as SQLAlchemy's DBAPIError family
-    (IntegrityError, OperationalError...), as they would through SQLAlchemy, so the request
-    boundary answers them (409, 503) and the session rolls back as usual.
+    The transaction is begun if needed; errors arrive as through SQLAlchemy (driver_errors).
     """
     conn = session.connection()
-    dialect = conn.dialect
-    statement = driver_sql(dialect.name, sql)
-    try:
+    statement = driver_sql(conn.dialect.name, sql)
+    with driver_errors(conn, statement, params):
         return conn.connection.dbapi_connection.execute(statement, params)
-    except dialect.loaded_dbapi.Error as err:
-        raise DBAPIError.instance(statement, params, err, dialect.loaded_dbapi.Error) from err
 
 
 def dialect_name(session: Session) -> str:

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from conftest import ENGINE
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from lims import audit
-from lims.db import new_session, read_only
+from lims.db import new_session, read_only, spare_connections
 from lims.models import AuditEvent, AuditHead
 
 # 1: every event its own batch; 4: the demo chain (92 events) in many batches, split at 46 on
@@ -295,3 +295,72 @@ def test_verify_walks_the_chain_its_transaction_sees(app, engine):
         result = audit.verify(db, batch=4)
     assert result.ok and result.events == before
     assert _verify(engine, 4)[0].events == before + 20
+
+
+def _append_committed(engine: Engine, n: int, action: str = "test.bench") -> None:
+    """Append n events from another session and commit them (a bench working meanwhile)."""
+    with new_session(engine) as other:
+        for i in range(n):
+            audit.record(other, actor="tech1", action=action, entity_type="test", entity_id=str(i))
+        other.commit()
+
+
+def test_appends_committed_after_the_walk_are_no_lost_tail(app, engine):
+    """A bench that commits between verify's last batch and its head read is no tampering."""
+    before = _reference(engine).events
+    fired: list[str] = []
+
+    def commit_between(conn, cursor, statement, *_args):  # noqa: ANN001
+        # The first statement after the walk that reads the head: another bench commits now.
+        if not fired and "audit_head" in statement and "FROM audit_event" not in statement[:60]:
+            fired.append(statement)
+            _append_committed(engine, 3)
+
+    # As GET /api/audit/verify runs it: a reader (on SQLite a deferred BEGIN, no write lock).
+    with read_only(), new_session(engine) as db:
+        conn = db.connection()
+        event.listen(conn, "before_cursor_execute", commit_between)
+        # One batch holds the whole chain: one connection, whatever the engine.
+        result = audit.verify(db, batch=10000)
+        event.remove(conn, "before_cursor_execute", commit_between)
+    assert fired
+    assert result.ok, result.to_dict()
+    # A transaction with its own snapshot (SQLite's reader, PostgreSQL after the catch-up walk)
+    # reports the chain it walked: either the events before or all of them, never a break.
+    assert result.events in (before, before + 3)
+    assert _verify(engine, 10000)[0].events == before + 3
+
+
+def test_a_lost_tail_is_still_named_while_benches_append(app, engine):
+    _drop_guards(engine)
+    before = _reference(engine).events
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": before})
+    result, _ = _verify(engine, 10000)
+    assert not result.ok and result.first_bad_seq == before
+    assert (
+        result.problem == f"the chain ends at event {before - 1} but {before} events were recorded"
+    )
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="the split over two connections is PostgreSQL's")
+def test_verify_takes_no_helper_connections_from_a_nearly_full_pool(app, engine):
+    checkouts: list[int] = []
+
+    def count(*_args) -> None:  # noqa: ANN002
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", count)
+    held = []
+    try:
+        while spare_connections(engine) > 4:
+            held.append(engine.connect())
+            held[-1].exec_driver_sql("SELECT 1")
+        checkouts.clear()
+        result, _ = _verify(engine, 4)  # a chain of 2 x 4 events or more would be split
+    finally:
+        for conn in held:
+            conn.close()
+        event.remove(engine, "checkout", count)
+    assert result.to_dict() == _reference(engine).to_dict()
+    assert len(checkouts) == 1  # its own session's connection only; it never waited for more

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import ENGINE
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -116,3 +117,45 @@ def test_driver_errors_arrive_as_sqlalchemy_errors_and_the_session_recovers(engi
         db.rollback()
         count = driver_execute(db, "SELECT count(*) FROM sample WHERE barcode = ?", (taken,))
         assert count.fetchone()[0] == 1  # nothing half-written
+
+
+def test_verify_failing_in_the_database_answers_503_not_500(app, client, auth, engine):
+    qa = auth("qa1")
+    # Break what verify's own driver statements read (as a botched migration could).
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_event RENAME COLUMN prev_hash TO prev_hash_old")
+    r = client.get("/api/audit/verify", headers=qa)
+    assert r.status_code == 503, r.json
+    assert r.json["error"] == "database_error"
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="a server connection to lose")
+def test_a_lost_connection_mid_move_is_invalidated_and_the_session_recovers(engine):
+    with new_session(engine) as db:
+        tech = users.actor_for(
+            db, db.exec(users.select(User).where(User.username == "tech1")).one()
+        )
+        s = samples.register_sample(
+            db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
+        )
+        db.commit()
+        pid = driver_execute(db, "SELECT pg_backend_pid()").fetchone()[0]
+        with engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(DBAPIError) as err:
+            samples.transition(
+                db,
+                barcode=s.barcode,
+                actor=tech,
+                data=samples.TransitionIn(action="receive", condition="ok"),
+            )
+        assert err.value.connection_invalidated
+        db.rollback()  # does not fail on the dead connection
+        moved = samples.transition(
+            db,
+            barcode=s.barcode,
+            actor=tech,
+            data=samples.TransitionIn(action="receive", condition="ok"),
+        )
+        db.commit()
+        assert moved.state == "received" and moved.version == 2
