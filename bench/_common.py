@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,15 @@ def pg_available() -> bool:
         return True
     except Exception:
         return False
+
+
+def engines_to_run(choice: str) -> list[str]:
+    """Return the engines a benchmark's --engine choice names, without an unreachable PostgreSQL."""
+    wanted = ["sqlite", "postgresql"] if choice == "both" else [choice]
+    if "postgresql" in wanted and not pg_available():
+        print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it", file=sys.stderr)
+        wanted.remove("postgresql")
+    return wanted
 
 
 def pg_create_database() -> tuple[str, Callable[[], None]]:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import pg_available, print_table, write_json  # noqa: E402
+from bench._common import engines_to_run, print_table, write_json  # noqa: E402
 from bench._server import (  # noqa: E402
     Client,
     Gunicorn,
@@ -260,12 +260,8 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
     print(f"gunicorn {gunicorn_version()}", file=sys.stderr)
-    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     rows = []
-    for eng in engines:
-        if eng == "postgresql" and not pg_available():
-            print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it", file=sys.stderr)
-            continue
+    for eng in engines_to_run(args.engine):
         rows.append(run_engine(eng, args))
     cols = [
         "engine",

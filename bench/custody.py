@@ -15,9 +15,9 @@ import argparse
 import datetime
 import hashlib
 import http.client
+import itertools
 import json
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading
@@ -26,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import pg_available, pg_create_database, print_table, write_json  # noqa: E402
+from bench._common import (  # noqa: E402
+    engines_to_run,
+    median,
+    pg_create_database,
+    print_table,
+    timed,
+    write_json,
+)
 from lims import create_app, samples, users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 
@@ -80,19 +87,22 @@ def _pg(url: str):  # noqa: ANN202
 
 
 def _timed(con, n: int, one, begin: str | None) -> float:  # noqa: ANN001
-    """Run one(i) n times, one transaction each; return transactions per second."""
-    t0 = time.perf_counter()
-    for i in range(n):
+    """Run one(i) for i in range(n), one transaction each; return transactions per second."""
+    i = itertools.count()
+
+    def transaction() -> None:
         if begin:
             con.execute(begin)
-        one(i)
+        one(next(i))
         if begin:
             con.execute("COMMIT")
         else:
             con.commit()
-    rate = n / (time.perf_counter() - t0)
-    con.close()
-    return rate
+
+    try:
+        return timed(transaction, n)
+    finally:
+        con.close()
 
 
 def _raw_limit(con, p: str, n: int, sample_id: int, begin: str | None) -> float:  # noqa: ANN001
@@ -347,10 +357,10 @@ def run_engine(engine: str, n: int, rounds: int = 5) -> dict:
     finally:
         for drop in drops:
             drop()
-    med = {k: statistics.median(v) for k, v in runs.items()}
+    med = {k: median(v) for k, v in runs.items()}
 
     def pct(key: str) -> float:
-        return 100 * statistics.median(a / b for a, b in zip(runs[key], runs["limit"], strict=True))
+        return 100 * median(a / b for a, b in zip(runs[key], runs["limit"], strict=True))
 
     return {
         "engine": engine,
@@ -376,12 +386,8 @@ def main() -> None:
     ap.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
-    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     rows = []
-    for eng in engines:
-        if eng == "postgresql" and not pg_available():
-            print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it", file=sys.stderr)
-            continue
+    for eng in engines_to_run(args.engine):
         rows.append(run_engine(eng, args.n, args.rounds))
     cols = [
         "engine",

@@ -509,6 +509,9 @@ _HEAD_AND_TOP = select(
 ).where(AuditHead.id == 1)
 
 
+_CATCH_UP_ROUNDS = 100
+
+
 def _verify_read_committed(conn: Any, batch: int, progress: Any) -> VerifyResult:
     """Walk the chain on conn alone, where every statement may see newer commits.
 
@@ -527,9 +530,6 @@ def _verify_read_committed(conn: Any, batch: int, progress: Any) -> VerifyResult
             return _check_head(conn, walk, (head_seq, head_hash))
     # Appends never stopped: what was walked verified, up to its own end.
     return VerifyResult(True, walk.count, walk.last_seq, walk.prev)
-
-
-_CATCH_UP_ROUNDS = 100
 
 
 def _verify_postgres(conn: Any, batch: int, progress: Any) -> VerifyResult:

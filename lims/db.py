@@ -165,8 +165,11 @@ def driver_errors(
 def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> Any:
     """Run sql (? placeholders) on the driver connection of the session's transaction.
 
-    The transaction is begun if needed; errors arrive as through SQLAlchemy (driver_errors).
+    Pending ORM changes are flushed first and the transaction is begun if needed; errors
+    arrive as through SQLAlchemy (driver_errors).
     """
+    if session.autoflush:
+        session.flush()  # as an ORM query would: changes pending in the session are seen
     conn = session.connection()
     statement = driver_sql(conn.dialect.name, sql)
     with driver_errors(conn, statement, params):
@@ -217,6 +220,12 @@ def row_shape(model: type) -> tuple[tuple[str, ...], dict[str, Callable[[Any], A
         convert = {name: _CONVERTERS[k] for name, k in kinds.items() if k in _CONVERTERS}
         shape = _shapes[model] = (names, convert, table.primary_key.columns.values()[0].name)
     return shape
+
+
+def column_list(model: type, alias: str = "") -> str:
+    """Return the model's columns in row_shape order, quoted, for a driver SELECT."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f'{prefix}"{c}"' for c in row_shape(model)[0])
 
 
 def adopt(session: Session, model: type, row: Sequence[Any]) -> Any:

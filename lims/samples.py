@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, custody, storage
-from lims.db import adopt, dialect_name, driver_execute, row_shape, to_db_time
+from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.models import (
@@ -89,16 +89,12 @@ def next_serial(session: Session, name: str) -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
-_BY_BARCODE = "SELECT {} FROM sample WHERE barcode = ?".format(
-    ", ".join(f'"{c}"' for c in row_shape(Sample)[0])
-)
+_BY_BARCODE = f"SELECT {column_list(Sample)} FROM sample WHERE barcode = ?"
 
 
 def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
     """Return a sample the actor may see; another organisation's sample does not exist (404)."""
     # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
-    if session.autoflush:
-        session.flush()  # as an ORM query would: changes pending in this session are seen
     row = driver_execute(session, _BY_BARCODE, (barcode,)).fetchone()
     sample = None if row is None else adopt(session, Sample, row)
     if sample is None or not actor.can_see(sample.org_id):

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lims import samples, storage, users
-from lims.db import adopt, driver_execute, new_session, row_shape
+from lims.db import adopt, column_list, driver_execute, new_session, row_shape
 from lims.models import Location, Organisation, Sample, User
 from tests.helpers import move, register
 
@@ -21,7 +21,7 @@ def _orm_and_driver(engine, model, pk):  # noqa: ANN001, ANN202
         orm = a.get(model, pk)
         expected = {name: getattr(orm, name) for name in row_shape(model)[0]}
     with new_session(engine) as b:
-        cols = ", ".join(f'"{c}"' for c in row_shape(model)[0])
+        cols = column_list(model)
         row = driver_execute(
             b, f"SELECT {cols} FROM {model.__tablename__} WHERE id = ?", (pk,)
         ).fetchone()
