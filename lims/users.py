@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from lims import audit
-from lims.db import adopt, driver_execute, row_shape
+from lims.db import adopt, column_list, driver_execute, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Unauthorized
 from lims.models import ApiToken, Organisation, Station, User, utcnow
 
@@ -139,6 +139,28 @@ def create_user(
     return user
 
 
+def record_user_event(
+    session: Session,
+    user: User,
+    *,
+    by: str,
+    action: str,
+    device: str | None = None,
+    **kw: object,
+) -> None:
+    """Record an audit event about an account (lockout, disable, enable, unlock)."""
+    audit.record(
+        session,
+        actor=by,
+        action=action,
+        entity_type="user",
+        entity_id=user.username,
+        org_id=user.org_id,
+        device=device,
+        **kw,
+    )
+
+
 def clear_expired_lock(user: User) -> None:
     """Start a clean count once a lockout has run out."""
     if user.locked_until is not None and user.locked_until <= utcnow():
@@ -164,16 +186,14 @@ def count_password_failure(
     session.add(user)
     if user.failed_logins >= max_failures and user.locked_until is None:
         user.locked_until = utcnow() + timedelta(minutes=lockout_minutes)
-        audit.record(
+        record_user_event(
             session,
-            actor=user.username,
+            user,
+            by=user.username,
             action="auth.locked",
-            entity_type="user",
-            entity_id=user.username,
+            device=device,
             after={"locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")},
             reason=f"{user.failed_logins} wrong passwords in a row ({what})",
-            org_id=user.org_id,
-            device=device,
         )
 
 
@@ -237,13 +257,9 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     return tok
 
 
-def _cols(model: type, alias: str) -> str:
-    return ", ".join(f'{alias}."{c}"' for c in row_shape(model)[0])
-
-
 # One query through the driver: every API request pays for this lookup.
 _BY_TOKEN = (
-    f"SELECT t.revoked_at, s.name, {_cols(User, 'u')}, {_cols(Organisation, 'o')} "
+    f"SELECT t.revoked_at, s.name, {column_list(User, 'u')}, {column_list(Organisation, 'o')} "
     "FROM api_token t JOIN app_user u ON u.id = t.user_id "
     "JOIN organisation o ON o.id = u.org_id "
     "LEFT JOIN station s ON s.id = t.station_id "

@@ -19,9 +19,15 @@ from sqlmodel import Session, select
 
 from lims import audit, stations
 from lims.db import new_session, set_read_only
-from lims.errors import Forbidden, LimsError, NotFound, Refused
+from lims.errors import BadRequest, Forbidden, NotFound, Refused
 from lims.models import User, WebSession, utcnow
-from lims.users import Actor, check_password, clear_expired_lock, count_password_failure
+from lims.users import (
+    Actor,
+    check_password,
+    clear_expired_lock,
+    count_password_failure,
+    record_user_event,
+)
 
 COOKIE = "lims_session"
 LOGIN_CSRF_COOKIE = "lims_login_csrf"
@@ -39,13 +45,11 @@ SIGN_IN_REFUSED = (
 )
 
 
-class CsrfMissing(LimsError):
-    status = 400
+class CsrfMissing(BadRequest):
     code = "csrf_missing"
 
 
-class CsrfInvalid(LimsError):
-    status = 403
+class CsrfInvalid(Forbidden):
     code = "csrf_invalid"
 
 
@@ -113,7 +117,6 @@ def sign_in(
     clear_expired_lock(user)
     if not user.active:
         _user_event(db, user, username, "auth.login_failed", reason="account disabled")
-        db.add(user)
         return SignIn(ok=False)
     if user.locked_until is not None:
         until = user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -331,26 +334,29 @@ def set_login_csrf_cookie(resp: Response, token: str) -> None:
 # --- administration ------------------------------------------------------------------------
 
 
-def _target(db: Session, username: str) -> User:
+def _admin_target(db: Session, actor: Actor, username: str) -> User:
+    """Return the account an admin acts on; refuse a non-admin (403) or an unknown name (404)."""
+    if actor.role != "admin":
+        raise Forbidden("managing accounts needs the admin role", code="role_required")
     user = db.exec(select(User).where(User.username == username)).first()
     if user is None or user.username == "system":
         raise NotFound(f"no user {username!r}", code="unknown_user")
     return user
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role != "admin":
-        raise Forbidden("managing accounts needs the admin role", code="role_required")
+def _reason(reason: str, doing: str) -> str:
+    """Return the stripped reason, or refuse an account change that has none."""
+    if not reason.strip():
+        raise Refused(f"{doing} an account needs a reason", code="missing_fields")
+    return reason.strip()
 
 
 def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> User:
     """Disable an account and end all its sessions (one audit event)."""
-    _require_admin(actor)
-    user = _target(db, username)
+    user = _admin_target(db, actor, username)
     if user.id == actor.user.id:
         raise Refused("you cannot disable your own account", code="self_disable")
-    if not reason.strip():
-        raise Refused("disabling an account needs a reason", code="missing_fields")
+    reason = _reason(reason, "disabling")
     if not user.active:
         raise Refused(f"{username} is disabled already", code="already_disabled")
     user.active = False
@@ -359,29 +365,25 @@ def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Us
     n = end_all_sessions(db, user.id, "user_disabled")
     # A bench agent posts for whoever badged in: sign them off there too (one event per bench).
     benches = stations.sign_off_everywhere(
-        db, user, actor=actor, reason=f"account of {user.username} disabled: {reason.strip()}"
+        db, user, actor=actor, reason=f"account of {user.username} disabled: {reason}"
     )
-    audit.record(
+    record_user_event(
         db,
-        actor=actor.username,
+        user,
+        by=actor.username,
         action="user.disable",
-        entity_type="user",
-        entity_id=user.username,
+        device=_client(),
         before={"active": True},
         after={"active": False, "sessions_ended": n, "benches_signed_off": benches},
-        reason=reason.strip(),
-        org_id=user.org_id,
-        device=_client(),
+        reason=reason,
     )
     return user
 
 
 def enable_user(db: Session, *, username: str, reason: str, actor: Actor) -> User:
     """Enable a disabled account again (one audit event); the password is unchanged."""
-    _require_admin(actor)
-    user = _target(db, username)
-    if not reason.strip():
-        raise Refused("enabling an account needs a reason", code="missing_fields")
+    user = _admin_target(db, actor, username)
+    reason = _reason(reason, "enabling")
     if user.active:
         raise Refused(f"{username} is enabled already", code="already_enabled")
     user.active = True
@@ -389,27 +391,23 @@ def enable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Use
     user.locked_until = None
     db.add(user)
     db.flush()
-    audit.record(
+    record_user_event(
         db,
-        actor=actor.username,
+        user,
+        by=actor.username,
         action="user.enable",
-        entity_type="user",
-        entity_id=user.username,
+        device=_client(),
         before={"active": False},
         after={"active": True},
-        reason=reason.strip(),
-        org_id=user.org_id,
-        device=_client(),
+        reason=reason,
     )
     return user
 
 
 def unlock_user(db: Session, *, username: str, reason: str, actor: Actor) -> User:
     """Lift a sign-in lockout before it runs out (one audit event)."""
-    _require_admin(actor)
-    user = _target(db, username)
-    if not reason.strip():
-        raise Refused("unlocking an account needs a reason", code="missing_fields")
+    user = _admin_target(db, actor, username)
+    reason = _reason(reason, "unlocking")
     if user.locked_until is None and user.failed_logins == 0:
         raise Refused(f"{username} is not locked", code="not_locked")
     before = {
@@ -422,16 +420,14 @@ def unlock_user(db: Session, *, username: str, reason: str, actor: Actor) -> Use
     user.locked_until = None
     db.add(user)
     db.flush()
-    audit.record(
+    record_user_event(
         db,
-        actor=actor.username,
+        user,
+        by=actor.username,
         action="user.unlock",
-        entity_type="user",
-        entity_id=user.username,
+        device=_client(),
         before=before,
         after={"failed_logins": 0, "locked_until": None},
-        reason=reason.strip(),
-        org_id=user.org_id,
-        device=_client(),
+        reason=reason,
     )
     return user

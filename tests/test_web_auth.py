@@ -22,13 +22,27 @@ def _db(app):  # noqa: ANN001, ANN202
     return new_session(app.extensions["lims"]["engine"])
 
 
-def sign_in(client, username: str, password: str = PASSWORD):  # noqa: ANN001, ANN201
+def sign_in(  # noqa: ANN201
+    client,  # noqa: ANN001
+    username: str,
+    password: str = PASSWORD,
+    *,
+    form_page: str = "/login",
+    next_url: str | None = None,
+    **request_kw: object,
+):
     """Post the sign-in form the way a browser does (token from the page and its cookie)."""
-    page = client.get("/login")
+    page = client.get(form_page, **request_kw)
     token = _TOKEN.search(page.text).group(1)
-    return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
+    data = {"username": username, "password": password, "csrf_token": token}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/login", data=data, **request_kw)
+
+
+def post_form(client, path: str, **fields: str):  # noqa: ANN001, ANN201
+    """Post a page's form with the session's CSRF token, as the browser does."""
+    return client.post(path, data={"csrf_token": page_csrf(client), **fields})
 
 
 def page_csrf(client) -> str:  # noqa: ANN001
@@ -82,13 +96,7 @@ def test_sign_in_opens_a_session_with_safe_cookie_flags(app, client):  # noqa: A
 
 
 def test_cookie_is_secure_over_https(client):  # noqa: ANN001
-    page = client.get("/login", base_url="https://lims.example")
-    token = _TOKEN.search(page.text).group(1)
-    r = client.post(
-        "/login",
-        data={"username": "tech1", "password": PASSWORD, "csrf_token": token},
-        base_url="https://lims.example",
-    )
+    r = sign_in(client, "tech1", base_url="https://lims.example")
     cookie = next(h for h in r.headers.getlist("Set-Cookie") if h.startswith(COOKIE + "="))
     assert "Secure" in cookie
 
@@ -330,16 +338,8 @@ def test_cookie_authenticated_api_writes_need_the_csrf_header(app, client):  # n
 
 
 def test_next_parameter_cannot_send_you_off_site(client):  # noqa: ANN001
-    page = client.get("/login?next=https://evil.example/x")
-    token = _TOKEN.search(page.text).group(1)
-    r = client.post(
-        "/login",
-        data={
-            "username": "tech1",
-            "password": PASSWORD,
-            "csrf_token": token,
-            "next": "//evil.example/x",
-        },
+    r = sign_in(
+        client, "tech1", form_page="/login?next=https://evil.example/x", next_url="//evil.example/x"
     )
     assert r.status_code == 302 and r.location == "/home"
 
@@ -347,17 +347,7 @@ def test_next_parameter_cannot_send_you_off_site(client):  # noqa: ANN001
 def test_a_page_asked_for_while_signed_out_comes_back_after_sign_in(client):  # noqa: ANN001
     r = client.get("/lots/AAV9-2611-001")
     assert r.status_code == 302 and r.location.startswith("/login?next=")
-    page = client.get(r.location)
-    token = _TOKEN.search(page.text).group(1)
-    r = client.post(
-        "/login",
-        data={
-            "username": "qa1",
-            "password": PASSWORD,
-            "csrf_token": token,
-            "next": "/lots/AAV9-2611-001",
-        },
-    )
+    r = sign_in(client, "qa1", form_page=r.location, next_url="/lots/AAV9-2611-001")
     assert r.location == "/lots/AAV9-2611-001"
 
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from lims.db import new_session
 from lims.models import AuditEvent, Sample, VectorLot
-from tests.test_web_auth import page_csrf, sign_in
+from tests.test_web_auth import page_csrf, post_form, sign_in
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
 
@@ -57,21 +57,13 @@ def test_a_refused_move_is_shown_on_the_page_and_changes_nothing(app, client):  
     with _db(app) as db:
         before = db.exec(select(Sample).where(Sample.barcode == vial)).one()
     # A vial of a lot that is not released cannot be checked out (the lot is in quarantine).
-    r = client.post(
-        f"/samples/{vial}/transition",
-        data={
-            "csrf_token": page_csrf(client),
-            "action": "quarantine",
-            "version": str(before.version),
-        },
+    r = post_form(
+        client, f"/samples/{vial}/transition", action="quarantine", version=str(before.version)
     )
     assert r.status_code == 302  # received -> quarantine is allowed
     with _db(app) as db:
         s = db.exec(select(Sample).where(Sample.barcode == vial)).one()
-    r = client.post(
-        f"/samples/{vial}/transition",
-        data={"csrf_token": page_csrf(client), "action": "consume", "version": str(s.version)},
-    )
+    r = post_form(client, f"/samples/{vial}/transition", action="consume", version=str(s.version))
     assert r.status_code == 422
     assert 'id="page-error"' in r.text and "cannot consume" in r.text
     with _db(app) as db:
@@ -103,10 +95,7 @@ def test_client_viewer_sees_no_action_forms_and_cannot_post_them(app, client):  
     page = client.get(f"/samples/{vial.barcode}")
     assert page.status_code == 200
     assert 'class="action-form' not in page.text
-    r = client.post(
-        f"/samples/{vial.barcode}/transition",
-        data={"csrf_token": page_csrf(client), "action": "quarantine"},
-    )
+    r = post_form(client, f"/samples/{vial.barcode}/transition", action="quarantine")
     assert r.status_code == 403
     lot_page = client.get("/lots/AAV9-2611-001").text
     assert 'id="lot-release"' not in lot_page
@@ -114,15 +103,13 @@ def test_client_viewer_sees_no_action_forms_and_cannot_post_them(app, client):  
 
 def test_wrong_signature_password_is_refused_and_audited(app, client):  # noqa: ANN001
     sign_in(client, "qa1")
-    r = client.post(
+    r = post_form(
+        client,
         "/lots/AAV9-2611-001/transition",
-        data={
-            "csrf_token": page_csrf(client),
-            "action": "reject",
-            "reason": "titer out of trend",
-            "meaning": "rejection",
-            "password": "not my password",
-        },
+        action="reject",
+        reason="titer out of trend",
+        meaning="rejection",
+        password="not my password",
     )
     assert r.status_code == 422 and "signature refused" in r.text
     with _db(app) as db:
@@ -136,15 +123,13 @@ def test_wrong_signature_password_is_refused_and_audited(app, client):  # noqa: 
 
 def test_qc_form_records_a_result_and_shows_it(app, client):  # noqa: ANN001
     sign_in(client, "tech1")
-    r = client.post(
+    r = post_form(
+        client,
         "/lots/AAV9-2611-001/qc",
-        data={
-            "csrf_token": page_csrf(client),
-            "test": "mycoplasma",
-            "spec": "not detected",
-            "result": "detected",
-            "passed": "no",
-        },
+        test="mycoplasma",
+        spec="not detected",
+        result="detected",
+        passed="no",
     )
     assert r.status_code == 302
     page = client.get("/lots/AAV9-2611-001").text
@@ -207,7 +192,7 @@ def test_print_jobs_show_on_the_queue_and_on_the_sample_page(app, client):  # no
     assert f'id="job-{job_id}"' in queue and "ribbon out" in queue and stored in queue
     page = client.get(f"/samples/{stored}").text
     assert f"#{job_id}" in page and "not printed" in page
-    client.post("/logout", data={"csrf_token": page_csrf(client)})
+    post_form(client, "/logout")
     # A client organisation's technician does not see the centre's label jobs.
     sign_in(client, "helix_tech")
     assert f'id="job-{job_id}"' not in client.get("/print-queue").text

@@ -11,7 +11,7 @@ from sqlmodel import select
 from lims import websession
 from lims.http import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE
-from lims.models import AuditEvent, Location, Organisation, User, VectorLot, utcnow
+from lims.models import AuditEvent, Location, Organisation, User, VectorLot, WebSession, utcnow
 from lims.web.common import actor, bp, page, perform, render, safe_next
 
 _HOME_TILES = {
@@ -107,7 +107,7 @@ def login():  # noqa: ANN201
     # A refusal is recorded too (failure count, lockout, audit events): commit either way.
     old = g.get("web_current")
     if result.ok and old is not None:
-        websession.end_session(db, db.get(type(old.session), old.session.id), "replaced")
+        websession.end_session(db, db.get(WebSession, old.session.id), "replaced")
     db.commit()
     if not result.ok:
         return _login_form(next_url, None, 401, error=websession.SIGN_IN_REFUSED, user=username)
@@ -187,10 +187,11 @@ def admin_users():  # noqa: ANN201
     return render("admin_users.html", accounts=accounts, events=events)
 
 
+# action -> (the change, what the confirmation says was done)
 _USER_ACTIONS = {
-    "disable": websession.disable_user,
-    "enable": websession.enable_user,
-    "unlock": websession.unlock_user,
+    "disable": (websession.disable_user, "disabled"),
+    "enable": (websession.enable_user, "enabled"),
+    "unlock": (websession.unlock_user, "unlocked"),
 }
 
 
@@ -198,7 +199,7 @@ _USER_ACTIONS = {
 @page("admin")
 def admin_user_action(username: str, action: str):  # noqa: ANN201
     """Disable (ending every session), enable or unlock an account, with a reason."""
-    fn = _USER_ACTIONS.get(action)
+    fn, done = _USER_ACTIONS.get(action, (None, ""))
     if fn is None or not re.fullmatch(r"[A-Za-z0-9._]{1,64}", username):
         return render(
             "error.html", 404, status=404, title="Not found", message="No such account action."
@@ -208,6 +209,5 @@ def admin_user_action(username: str, action: str):  # noqa: ANN201
     if err is not None:
         flash(err.message, "error")
     else:
-        done = {"disable": "disabled", "enable": "enabled", "unlock": "unlocked"}[action]
         flash(f"{username}: {done}.", "ok")
     return redirect(url_for("web.admin_users"))

@@ -10,9 +10,10 @@ from urllib.parse import urlencode
 
 from flask import Response, flash, redirect, request, url_for
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import Session, select
 
-from lims import audit, custody, exports, lots, printing, storage
+from lims import audit, custody, exports, lots, printing, scanning, stations, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.errors import BadRequest, NotFound
@@ -31,7 +32,7 @@ from lims.models import (
     VectorLot,
 )
 from lims.web.common import AUDIT_READERS, LAB, actor, bp, page, perform, render, safe_next
-from printers import LabelContent, LabelError, get_template
+from printers import LabelError, get_template
 from printers.preview import label_png
 from printers.zpl import TEMPLATES
 
@@ -42,8 +43,6 @@ from printers.zpl import TEMPLATES
 @page(*LAB)
 def benches():  # noqa: ANN201
     """List the bench stations to open one."""
-    from lims import stations
-
     db = get_db()
     rows = db.exec(select(Station).order_by(Station.name)).all()
     rooms = {loc.id: loc for loc in db.exec(select(Location).where(Location.kind == "room"))}
@@ -56,8 +55,6 @@ def benches():  # noqa: ANN201
 @page(*LAB)
 def bench(station: str):  # noqa: ANN201
     """Show a bench: mode banner, operator, target, the scan field and the last scans."""
-    from lims import stations
-
     db = get_db()
     st = stations.get_station(db, station)
     state = stations.station_view(db, st, actor())
@@ -160,20 +157,11 @@ def _sample_context(barcode: str) -> dict[str, Any]:
         "default_template": labels_mod.default_template(s.container),
         "type_name": db.get(SampleType, s.sample_type_id).name,
         "custodian": db.get(User, s.custodian_id) if s.custodian_id else None,
-        "conditions": _preset("CONDITIONS"),
-        "reasons": _preset("REASONS"),
+        "conditions": sorted(set(scanning.CONDITIONS.values())),
+        "reasons": sorted(set(scanning.REASONS.values())),
         "username": who.username,
         "can_report": who.role in AUDIT_READERS,
     }
-
-
-def _preset(name: str) -> list[str]:
-    try:
-        from lims import scanning
-
-        return sorted(set(getattr(scanning, name).values()))
-    except (ImportError, AttributeError):
-        return []
 
 
 def _state_track(events: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
@@ -257,12 +245,13 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
     who = actor()
     lot = lots.get_lot(db, lot_number, who)
     info = lots.lot_dict(db, lot)
-    vials = []
-    for v in db.exec(select(Sample).where(Sample.lot_id == lot.id).order_by(Sample.id)).all():
-        loc = db.get(Location, v.location_id) if v.location_id else None
-        vials.append(
-            {"s": v, "loc": loc, "holder": db.get(User, v.custodian_id) if v.custodian_id else None}
-        )
+    rows = db.exec(select(Sample).where(Sample.lot_id == lot.id).order_by(Sample.id)).all()
+    places = _by_id(db, Location, {v.location_id for v in rows})
+    holders = _by_id(db, User, {v.custodian_id for v in rows})
+    vials = [
+        {"s": v, "loc": places.get(v.location_id), "holder": holders.get(v.custodian_id)}
+        for v in rows
+    ]
     actions = []
     for name in info["allowed_actions"]:
         t = lots.LOT_TRANSITIONS[name]
@@ -383,9 +372,15 @@ def storage_page():  # noqa: ANN201
     return render("storage.html", tree=storage.tree(db), counts=_count_by_location(db))
 
 
-def _count_by_location(db) -> dict[str, int]:  # noqa: ANN001
-    from sqlalchemy import func
+def _by_id(db: Session, model: type, ids: set[int | None]) -> dict[int, Any]:
+    """Load the rows of model with these ids in one query (None ids are skipped)."""
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return {row.id: row for row in db.exec(select(model).where(model.id.in_(ids)))}
 
+
+def _count_by_location(db: Session) -> dict[str, int]:
     rows = db.exec(
         select(Location.code, func.count(Sample.id))
         .join(Sample, Sample.location_id == Location.id)
@@ -551,10 +546,6 @@ def _tojson_pretty(value: Any) -> str:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def _label_content(db, s: Sample) -> LabelContent:  # noqa: ANN001
-    return labels_mod.sample_label(db, s)
-
-
 def _template_names() -> list[str]:
     return sorted({name.rsplit("-", 1)[0] for name in TEMPLATES})
 
@@ -566,7 +557,7 @@ def label_preview(barcode: str):  # noqa: ANN201
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
     template = request.args.get("template") or labels_mod.default_template(s.container)
-    content = _label_content(db, s)
+    content = labels_mod.sample_label(db, s)
     lines = [text for _, text in content.text_lines()]
     return render("label.html", s=s, template=template, lines=lines, templates=_template_names())
 
@@ -580,7 +571,7 @@ def label_preview_png(barcode: str) -> Response:
     name = request.args.get("template") or labels_mod.default_template(s.container)
     if name not in _template_names():
         raise NotFound(f"no label template {name!r}")
-    content = _label_content(db, s)
+    content = labels_mod.sample_label(db, s)
     template = get_template(name)
     try:
         png = label_png(content, template, scale=2)
@@ -590,10 +581,11 @@ def label_preview_png(barcode: str) -> Response:
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 
-def _printers(db) -> list[dict[str, Any]]:  # noqa: ANN001
+def _printers(db: Session) -> list[dict[str, Any]]:
     rows = db.exec(select(Printer).where(Printer.active).order_by(Printer.name)).all()
+    benches = _by_id(db, Station, {p.station_id for p in rows})
     return [
-        {"name": p.name, "station": db.get(Station, p.station_id).name if p.station_id else None}
+        {"name": p.name, "station": benches[p.station_id].name if p.station_id else None}
         for p in rows
     ]
 
@@ -635,30 +627,46 @@ def print_queue():  # noqa: ANN201
     db = get_db()
     who = actor()
     printers = db.exec(select(Printer).order_by(Printer.name)).all()
-    per_printer = []
-    for p in printers:
-        jobs = db.exec(
+    jobs_of = {
+        p.id: db.exec(
             select(PrintJob)
             .where(PrintJob.printer_id == p.id)
             .order_by(PrintJob.id.desc())
             .limit(30)
         ).all()
+        for p in printers
+    }
+    # The labels, their samples' organisations and the job authors in one query each, not
+    # one query per job and per label.
+    labels_of: dict[int, list[PrintJobLabel]] = {j.id: [] for js in jobs_of.values() for j in js}
+    if labels_of:
+        for lab in db.exec(
+            select(PrintJobLabel)
+            .where(PrintJobLabel.job_id.in_(labels_of))
+            .order_by(PrintJobLabel.job_id, PrintJobLabel.idx)
+        ):
+            labels_of[lab.job_id].append(lab)
+    sample_ids = {lab.sample_id for labs in labels_of.values() for lab in labs if lab.sample_id}
+    sample_org = (
+        dict(db.exec(select(Sample.id, Sample.org_id).where(Sample.id.in_(sample_ids))).all())
+        if sample_ids and not who.sees_all
+        else {}
+    )
+    authors = _by_id(db, User, {j.created_by_id for js in jobs_of.values() for j in js})
+    per_printer = []
+    for p in printers:
         rows = []
-        for j in jobs:
-            job_labels = db.exec(
-                select(PrintJobLabel)
-                .where(PrintJobLabel.job_id == j.id)
-                .order_by(PrintJobLabel.idx)
-            ).all()
+        for j in jobs_of[p.id]:
+            job_labels = labels_of[j.id]
             if not who.sees_all:
-                orgs = {db.get(Sample, lab.sample_id).org_id for lab in job_labels if lab.sample_id}
+                orgs = {sample_org[lab.sample_id] for lab in job_labels if lab.sample_id}
                 if orgs != {who.org.id}:
                     continue
             rows.append(
                 {
                     "job": j,
                     "labels": job_labels,
-                    "by": db.get(User, j.created_by_id),
+                    "by": authors.get(j.created_by_id),
                     # The same rules as lims.printing: reprint what printed (or may have),
                     # resume what never printed, void what has not been sent.
                     "reprintable": j.state in ("sent", "failed")
