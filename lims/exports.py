@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from lims import audit, samples
+from lims import audit, lots, samples, storage
 from lims.errors import BadRequest
-from lims.models import AuditEvent, Location, Sample, VectorLot
+from lims.models import AuditEvent, Sample
 from lims.users import Actor, system_actor
 
 CSV_COLUMNS = (
@@ -82,14 +82,9 @@ def filters_for(
         f["entity_type"] = "sample"
         f["entity_ids"] = lineage_barcodes(db, samples.get_sample(db, sample, actor))
     if lot:
-        row = db.exec(select(VectorLot).where(VectorLot.lot_number == lot)).first()
-        if row is None or not actor.can_see(row.org_id):
-            from lims.errors import NotFound
-
-            raise NotFound(f"no lot {lot!r}", code="unknown_lot")
-        f["lot_id"] = row.id
+        f["lot_id"] = lots.get_lot(db, lot, actor).id
     if location:
-        loc = db.exec(select(Location).where(Location.code == location)).first()
+        loc = storage.find_location(db, location)
         f["location_id"] = loc.id if loc else -1
     for name, value in (
         ("actor", by),

@@ -137,12 +137,12 @@ def _event_row(ev: AuditEvent, names: dict[str, str], locs: dict[int, str]) -> d
 def _signature_rows(db: Session, events: list[dict[str, Any]], extra: list[Signature]) -> list:
     """Return the signatures of the events (and extra ones), each checked against its record."""
     by_id: dict[int, Signature] = {s.id: s for s in extra}
-    for ev in events:
-        sid = ev["signature_id"]
-        if sid is not None and sid not in by_id:
-            sig = db.get(Signature, sid)
-            if sig is not None:
-                by_id[sid] = sig
+    missing = {ev["signature_id"] for ev in events} - by_id.keys() - {None}
+    if missing:
+        # One query for all signed events, not one per event.
+        by_id.update(
+            (sig.id, sig) for sig in db.exec(select(Signature).where(Signature.id.in_(missing)))
+        )
     signed_event = {ev["signature_id"]: ev for ev in events if ev["signature_id"] is not None}
     out = []
     for sid in sorted(by_id):
@@ -169,6 +169,39 @@ def _events(db: Session, filters: dict[str, Any], names: dict, locs: dict) -> li
 def _who(actor: Actor) -> str:
     via = f", via {actor.device}" if actor.device else ""
     return f"{actor.user.full_name} ({actor.username}, {actor.role}, {actor.org.name}{via})"
+
+
+def _lot_signatures(db: Session, lot_number: str) -> list[Signature]:
+    """Return the signatures given on a lot's own record."""
+    on_lot = (Signature.record_type == "lot", Signature.record_id == lot_number)
+    return list(db.exec(select(Signature).where(*on_lot)).all())
+
+
+def _report(
+    db: Session,
+    actor: Actor,
+    *,
+    kind: str,
+    subject: str,
+    identity: list[tuple[str, Any]],
+    lineage: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    extra: list[Signature],
+    qc: list[dict[str, Any]] | None = None,
+) -> ReportData:
+    """Complete a report's data: signatures checked, audit chain verified, who made it when."""
+    return ReportData(
+        kind=kind,
+        subject=subject,
+        identity=[(k, _text(v)) for k, v in identity],
+        lineage=lineage,
+        events=events,
+        signatures=_signature_rows(db, events, extra),
+        verify=audit.verify(db),
+        generated_at=utcnow(),
+        generated_by=_who(actor),
+        qc=qc or [],
+    )
 
 
 def sample_data(db: Session, barcode: str, actor: Actor) -> ReportData:
@@ -226,23 +259,16 @@ def sample_data(db: Session, barcode: str, actor: Actor) -> ReportData:
             locs,
         )
         events = sorted(events + lot_events, key=lambda e: e["seq"])
-        extra = list(
-            db.exec(
-                select(Signature).where(
-                    Signature.record_type == "lot", Signature.record_id == lot.lot_number
-                )
-            ).all()
-        )
-    return ReportData(
+        extra = _lot_signatures(db, lot.lot_number)
+    return _report(
+        db,
+        actor,
         kind="sample",
         subject=s.barcode,
-        identity=[(k, _text(v)) for k, v in identity],
+        identity=identity,
         lineage=lineage,
         events=events,
-        signatures=_signature_rows(db, events, extra),
-        verify=audit.verify(db),
-        generated_at=utcnow(),
-        generated_by=_who(actor),
+        extra=extra,
     )
 
 
@@ -281,23 +307,15 @@ def lot_data(db: Session, lot_number: str, actor: Actor) -> ReportData:
         for v in vials
     ]
     events = _events(db, exports.filters_for(db, actor, lot=lot_number), names, locs)
-    extra = list(
-        db.exec(
-            select(Signature).where(
-                Signature.record_type == "lot", Signature.record_id == lot.lot_number
-            )
-        ).all()
-    )
-    return ReportData(
+    return _report(
+        db,
+        actor,
         kind="lot",
         subject=lot.lot_number,
-        identity=[(k, _text(v)) for k, v in identity],
+        identity=identity,
         lineage=lineage,
         events=events,
-        signatures=_signature_rows(db, events, extra),
-        verify=audit.verify(db),
-        generated_at=utcnow(),
-        generated_by=_who(actor),
+        extra=_lot_signatures(db, lot.lot_number),
         qc=d["qc"],
     )
 

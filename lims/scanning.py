@@ -40,8 +40,9 @@ import biip
 from biip.gs1_messages import GS1Message
 from sqlmodel import Session, select
 
+from lims import storage
 from lims.identifiers import check_sample_barcode, mod37_2
-from lims.models import Location, Sample, User, VectorLot
+from lims.models import Sample, User, VectorLot
 from lims.users import Actor
 
 __all__ = [
@@ -328,7 +329,7 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
     if parsed.kind == "coi":
         return _coi(session, parsed, actor) or _unknown(parsed, "no sample carries this COI")
     if parsed.kind == "location":
-        loc = session.exec(select(Location).where(Location.code == parsed.value)).first()
+        loc = storage.find_location(session, parsed.value)
         if loc is None:
             return _unknown(parsed, "no such location")
         return Resolved("location", loc.code, parsed, loc)
@@ -339,7 +340,7 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
         return Resolved("gs1", parsed.value, parsed)
     # A bare code: its shape does not say what it is, the tables do.
     code = parsed.value
-    loc = session.exec(select(Location).where(Location.code == code)).first()
+    loc = storage.find_location(session, code)
     if loc is not None:
         return Resolved("location", loc.code, parsed, loc)
     user = session.exec(select(User).where(User.badge == code)).first()

@@ -204,17 +204,21 @@ class StationAgent:
                 return PostResult(scan, scan_id, None, None, attempts, read_at, time.monotonic())
             delay = min(delay * 2, self.backoff_max_s)
 
-    def _post(self, payload: bytes) -> tuple[int | None, dict[str, Any] | None, str | None]:
-        req = urllib.request.Request(
-            f"{self.server}/api/scans",
-            data=payload,
-            method="POST",
+    def _request(self, method: str, path: str, data: bytes | None) -> urllib.request.Request:
+        """Build an authenticated JSON request to the server's API."""
+        return urllib.request.Request(
+            f"{self.server}{path}",
+            data=data,
+            method=method,
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "Authorization": f"Bearer {self.token}",
             },
         )
+
+    def _post(self, payload: bytes) -> tuple[int | None, dict[str, Any] | None, str | None]:
+        req = self._request("POST", "/api/scans", payload)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
                 return resp.status, _json(resp.read()), None
@@ -228,16 +232,7 @@ class StationAgent:
 
     def call(self, method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
         """Call the server's API; answer (status, json) and raise OSError only when unreachable."""
-        req = urllib.request.Request(
-            f"{self.server}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "Authorization": f"Bearer {self.token}",
-            },
-        )
+        req = self._request(method, path, None if body is None else json.dumps(body).encode())
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
                 return resp.status, _json(resp.read())

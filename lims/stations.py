@@ -248,6 +248,23 @@ def _change(
     )
 
 
+def _set_operator(
+    session: Session, st: Station, actor: Actor, user_id: int | None, reason: str | None = None
+) -> None:
+    """Sign user_id in (None: sign the operator off); a new operator starts with a clean task."""
+    _change(
+        session,
+        st,
+        actor,
+        "station.operator",
+        operator_id=user_id,
+        mode=None,
+        target_id=None,
+        context={},
+        reason=reason,
+    )
+
+
 def sign_off_everywhere(session: Session, user: User, *, actor: Actor, reason: str) -> int:
     """Sign user off every bench they are signed in at (one audit event each); return how many.
 
@@ -258,17 +275,7 @@ def sign_off_everywhere(session: Session, user: User, *, actor: Actor, reason: s
         select(Station).where(Station.operator_id == user.id).order_by(Station.id).with_for_update()
     ).all()
     for st in rows:
-        _change(
-            session,
-            st,
-            actor,
-            "station.operator",
-            operator_id=None,
-            mode=None,
-            target_id=None,
-            context={},
-            reason=reason,
-        )
+        _set_operator(session, st, actor, None, reason)
     return len(rows)
 
 
@@ -567,16 +574,7 @@ def _badge(
         return
     org = session.get(Organisation, user.org_id)
     who = Actor(user=user, org=org, station=st.name, device=device)
-    _change(
-        session,
-        st,
-        who,
-        "station.operator",
-        operator_id=user.id,
-        mode=None,
-        target_id=None,
-        context={},
-    )
+    _set_operator(session, st, who, user.id)
     after = ""
     if previous is not None and who.can_see(previous.org_id):
         after = f" (after {previous.username})"
@@ -605,16 +603,7 @@ def _command(
         return
     if name == "LOGOUT":
         result["action"] = "sign_out"
-        _change(
-            session,
-            st,
-            actor,
-            "station.operator",
-            operator_id=None,
-            mode=None,
-            target_id=None,
-            context={},
-        )
+        _set_operator(session, st, actor, None)
         result["message"] = f"signed off: {actor.user.full_name}"
         return
     if name == "DONE":
@@ -840,4 +829,11 @@ def recent_scans(
         # Another organisation's barcodes pass through a shared bench: show only your own scans.
         stmt = stmt.where(ScanEvent.user_id == actor.user.id)
     rows = session.exec(stmt.order_by(ScanEvent.id.desc()).limit(limit)).all()
-    return [scan_dict(session, ev) for ev in rows]
+    # One query for the operators' names, not one per scan.
+    user_ids = {ev.user_id for ev in rows if ev.user_id is not None}
+    users_by_id = (
+        dict(session.exec(select(User.id, User.username).where(User.id.in_(user_ids))).all())
+        if user_ids
+        else {}
+    )
+    return [scan_dict(session, ev, users_by_id) for ev in rows]

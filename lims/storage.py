@@ -46,15 +46,21 @@ def _remember(session: Session, loc: Location) -> Location:
     return copy
 
 
-def get_location(session: Session, code: str) -> Location:
-    """Return the location with this scannable code."""
+def find_location(session: Session, code: str) -> Location | None:
+    """Return the location with this scannable code, or None."""
     hit = _cache.get(session.get_bind(), {}).get(("code", code))
     if hit is not None:
         return hit
     loc = session.exec(select(Location).where(Location.code == code)).first()
+    return None if loc is None else _remember(session, loc)
+
+
+def get_location(session: Session, code: str) -> Location:
+    """Return the location with this scannable code (404 if there is none)."""
+    loc = find_location(session, code)
     if loc is None:
         raise NotFound(f"no location {code!r}", code="unknown_location")
-    return _remember(session, loc)
+    return loc
 
 
 def location_by_id(session: Session, id_: int | None) -> Location | None:

@@ -12,9 +12,16 @@ from lims.samples import CorrectionIn
 
 bp = APIBlueprint("reports", __name__, url_prefix="/api", tag="QA records")
 READERS = ("qa", "admin", "client_viewer")
+# Both report routes answer the same PDF body in the OpenAPI document.
+_pdf_output = bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the chain-of-custody report",
+)
 
 
 def _pdf(data: bytes, name: str) -> Response:
+    """Return a PDF response shown inline and kept out of caches."""
     return Response(
         data,
         mimetype="application/pdf",
@@ -23,11 +30,7 @@ def _pdf(data: bytes, name: str) -> Response:
 
 
 @bp.get("/samples/<barcode>/report.pdf")
-@bp.output(
-    FileSchema(type="string", format="binary"),
-    content_type="application/pdf",
-    description="the chain-of-custody report",
-)
+@_pdf_output
 def sample_report(barcode: str):
     """Return the chain-of-custody PDF of a sample and its lineage (QA, admin, client viewer)."""
     actor = require(*READERS)
@@ -35,11 +38,7 @@ def sample_report(barcode: str):
 
 
 @bp.get("/lots/<lot>/report.pdf")
-@bp.output(
-    FileSchema(type="string", format="binary"),
-    content_type="application/pdf",
-    description="the chain-of-custody report",
-)
+@_pdf_output
 def lot_report(lot: str):
     """Return the chain-of-custody PDF of a lot and its vials (QA, admin, client viewer)."""
     actor = require(*READERS)
