@@ -207,15 +207,38 @@ def _labels_of(session: Session, job: PrintJob) -> list[PrintJobLabel]:
     )
 
 
-def _scope(session: Session, rows: list[PrintJobLabel]) -> tuple[int | None, int | None]:
+def labels_by_job(session: Session, job_ids: list[int]) -> dict[int, list[PrintJobLabel]]:
+    """Return the labels of each job, in order, read in one query (for lists of jobs)."""
+    out: dict[int, list[PrintJobLabel]] = {i: [] for i in job_ids}
+    if job_ids:
+        rows = session.exec(
+            select(PrintJobLabel)
+            .where(col(PrintJobLabel.job_id).in_(job_ids))
+            .order_by(col(PrintJobLabel.job_id), col(PrintJobLabel.idx))
+        ).all()
+        for r in rows:
+            out[r.job_id].append(r)
+    return out
+
+
+def _sample_scopes(session: Session, job: PrintJob) -> list[tuple[int, int | None]]:
+    """Return the distinct (org_id, lot_id) of the samples a job labels, in one query."""
+    # One query, not one per label: an outcome of a 96-label job is recorded on the hot path.
+    return list(
+        session.exec(
+            select(Sample.org_id, Sample.lot_id)
+            .join(PrintJobLabel, col(PrintJobLabel.sample_id) == col(Sample.id))
+            .where(PrintJobLabel.job_id == job.id)
+            .distinct()
+        ).all()
+    )
+
+
+def _scope(session: Session, job: PrintJob) -> tuple[int | None, int | None]:
     """Return (org_id, lot_id) shared by every sample label of a job, for the audit event."""
-    orgs, lots = set(), set()
-    for r in rows:
-        if r.sample_id is None:
-            continue
-        s = session.get(Sample, r.sample_id)
-        orgs.add(s.org_id)
-        lots.add(s.lot_id)
+    scopes = _sample_scopes(session, job)
+    orgs = {org for org, _ in scopes}
+    lots = {lot for _, lot in scopes}
     org = orgs.pop() if len(orgs) == 1 else None
     lot = lots.pop() if len(lots) == 1 else None
     return org, lot
@@ -232,7 +255,7 @@ def _record(
     reason: str | None = None,
     device: str | None = None,
 ) -> None:
-    org_id, lot_id = _scope(session, _labels_of(session, job))
+    org_id, lot_id = _scope(session, job)
     audit.record(
         session,
         actor=actor.username,
@@ -274,15 +297,21 @@ def label_status(job: PrintJob, row: PrintJobLabel) -> str:
     return "not_printed"
 
 
-def _ts(value: datetime | None) -> str | None:
+def json_ts(value: datetime | None) -> str | None:
+    """Return value as the API's UTC timestamp (2026-01-31T12:00:00Z), or None."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def job_dict(session: Session, job: PrintJob, with_labels: bool = True) -> dict[str, Any]:
-    """Return the public JSON of a print job."""
+def job_dict(
+    session: Session,
+    job: PrintJob,
+    with_labels: bool = True,
+    rows: list[PrintJobLabel] | None = None,
+) -> dict[str, Any]:
+    """Return the public JSON of a print job (rows: its labels, if already read)."""
     printer = session.get(Printer, job.printer_id)
     by = session.get(User, job.created_by_id)
-    rows = _labels_of(session, job)
+    rows = _labels_of(session, job) if rows is None else rows
     now = utcnow()
     out: dict[str, Any] = {
         "id": job.id,
@@ -299,13 +328,13 @@ def job_dict(session: Session, job: PrintJob, with_labels: bool = True) -> dict[
         "reason": job.reason,
         "error": job.error,
         "created_by": by.username if by else None,
-        "created_at": _ts(job.created_at),
+        "created_at": json_ts(job.created_at),
         "claimed_by": job.claimed_by,
-        "lease_until": _ts(job.lease_until),
+        "lease_until": json_ts(job.lease_until),
         # A job still 'sending' after its lease: its worker stopped answering mid-batch.
         "stale": job.state == "sending" and job.lease_until is not None and job.lease_until < now,
-        "sent_at": _ts(job.sent_at),
-        "finished_at": _ts(job.finished_at),
+        "sent_at": json_ts(job.sent_at),
+        "finished_at": json_ts(job.finished_at),
         "version": job.version,
     }
     if with_labels:
@@ -328,12 +357,7 @@ def _visible(session: Session, job: PrintJob, actor: Actor) -> bool:
     creator = session.get(User, job.created_by_id)
     if creator is not None and creator.org_id == actor.org.id:
         return True
-    orgs = {
-        session.get(Sample, r.sample_id).org_id
-        for r in _labels_of(session, job)
-        if r.sample_id is not None
-    }
-    return orgs == {actor.org.id}
+    return {org for org, _ in _sample_scopes(session, job)} == {actor.org.id}
 
 
 def get_job(session: Session, job_id: int, actor: Actor) -> PrintJob:
@@ -577,10 +601,11 @@ def reprint(
             "voided": "it was voided before printing; queue new labels instead",
         }[job.state]
         raise Refused(f"job {job.id} is {job.state}: {hint}", code="not_reprintable")
-    rows = [r for r in _labels_of(session, job) if label_status(job, r) in ("printed", "unknown")]
+    every = _labels_of(session, job)
+    rows = [r for r in every if label_status(job, r) in ("printed", "unknown")]
     if barcodes is not None:
         wanted = set(barcodes)
-        unknown = wanted - {r.barcode for r in _labels_of(session, job)}
+        unknown = wanted - {r.barcode for r in every}
         if unknown:
             raise Refused(
                 f"not labels of job {job.id}: {', '.join(sorted(unknown))}", code="not_in_job"
@@ -757,7 +782,7 @@ def reap_expired(
         job.labels_unconfirmed = job.labels_total - job.labels_printed
         job.error = (
             f"{OUTCOME_UNKNOWN} (worker {job.claimed_by} stopped answering while sending; "
-            f"its lease ended {_ts(job.lease_until)})"
+            f"its lease ended {json_ts(job.lease_until)})"
         )
         job.finished_at = now
         _touch(job)
@@ -1565,6 +1590,8 @@ __all__ = [
     "claim_next",
     "get_job",
     "job_dict",
+    "json_ts",
+    "labels_by_job",
     "list_jobs",
     "print_claim",
     "queue_labels",

@@ -30,6 +30,13 @@ def worker(app, *names: str, timeout: float = 0.5) -> printing.PrintWorker:  # n
     )
 
 
+def queue(client, headers, barcodes, printer: str = "Z1", **extra):  # noqa: ANN001, ANN201
+    """Queue barcodes on printer through the API; return the response."""
+    return client.post(
+        "/api/labels", json={"barcodes": barcodes, "printer": printer, **extra}, headers=headers
+    )
+
+
 def job_row(app, job_id: int) -> PrintJob:  # noqa: ANN001
     """Read a job straight from the database."""
     with new_session(app.extensions["lims"]["engine"]) as db:

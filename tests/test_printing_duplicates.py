@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import register
-from printing_util import add_printer, job_events, printed_barcodes, worker
+from printing_util import add_printer, job_events, printed_barcodes, queue, worker
 
 from printers.mock import PrinterSimulator
 
@@ -19,12 +19,6 @@ def sim():
 @pytest.fixture
 def tech(auth):  # noqa: ANN001, ANN201
     return auth("tech1")
-
-
-def queue(client, headers, barcodes, printer="Z1", **extra):  # noqa: ANN001, ANN201
-    return client.post(
-        "/api/labels", json={"barcodes": barcodes, "printer": printer, **extra}, headers=headers
-    )
 
 
 def job_ids(client, headers) -> list[int]:  # noqa: ANN001

@@ -10,6 +10,7 @@ from printing_util import (
     job_events,
     job_row,
     printed_barcodes,
+    queue,
     worker,
 )
 
@@ -34,12 +35,6 @@ def zebra(runner, sim) -> str:
 @pytest.fixture
 def tech(auth):  # noqa: ANN001, ANN201
     return auth("tech1")
-
-
-def queue(client, headers, barcodes, printer="Z1", **extra):  # noqa: ANN001, ANN201
-    return client.post(
-        "/api/labels", json={"barcodes": barcodes, "printer": printer, **extra}, headers=headers
-    )
 
 
 def get(client, headers, job_id):  # noqa: ANN001, ANN201

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from conftest import PgDatabases, _pg_url_for
+from flask.testing import FlaskClient
 from sqlmodel import select
+from werkzeug.test import TestResponse
 
 from lims import create_app, printing, users
 from lims.db import new_session
@@ -86,6 +89,25 @@ def _tubes(app, n: int) -> list[str]:  # noqa: ANN001
     return out
 
 
+def _at_once(app, post: Callable[[FlaskClient], TestResponse]) -> list:  # noqa: ANN001
+    """Run post from THREADS clients released together; return each (status, error code)."""
+    barrier = threading.Barrier(THREADS)
+    codes: list = [None] * THREADS
+
+    def fire(i: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        r = post(client)
+        codes[i] = (r.status_code, r.json.get("error"))
+
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return codes
+
+
 def test_second_resume_waits_for_the_first_and_is_refused(race_app):
     job_id = _failed_job(race_app, _tubes(race_app, 2))
     first = new_session(_engine(race_app))
@@ -118,20 +140,11 @@ def test_second_resume_waits_for_the_first_and_is_refused(race_app):
 def test_resume_eight_times_at_once_makes_one_job(race_app):
     job_id = _failed_job(race_app, _tubes(race_app, 3))
     tech = _token(race_app, "tech1")
-    barrier = threading.Barrier(THREADS)
-    codes: list = [None] * THREADS
 
-    def fire(i: int) -> None:
-        client = race_app.test_client()
-        barrier.wait()
-        r = client.post(f"/api/print-jobs/{job_id}/resume", json={}, headers=tech)
-        codes[i] = (r.status_code, r.json.get("error"))
-
-    threads = [threading.Thread(target=fire, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    codes = _at_once(
+        race_app,
+        lambda client: client.post(f"/api/print-jobs/{job_id}/resume", json={}, headers=tech),
+    )
 
     assert Counter(codes) == {(201, None): 1, (409, "already_resumed"): THREADS - 1}
     assert len(_resumes_of(race_app, job_id)) == 1
@@ -140,22 +153,13 @@ def test_resume_eight_times_at_once_makes_one_job(race_app):
 def test_same_sample_queued_eight_times_at_once_prints_once(race_app):
     (tube,) = _tubes(race_app, 1)
     tech = _token(race_app, "tech1")
-    barrier = threading.Barrier(THREADS)
-    codes: list = [None] * THREADS
 
-    def fire(i: int) -> None:
-        client = race_app.test_client()
-        barrier.wait()
-        r = client.post(
+    codes = _at_once(
+        race_app,
+        lambda client: client.post(
             "/api/labels", json={"barcodes": [tube], "printer": "ZEBRA-B1"}, headers=tech
-        )
-        codes[i] = (r.status_code, r.json.get("error"))
-
-    threads = [threading.Thread(target=fire, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+        ),
+    )
 
     assert Counter(codes) == {(201, None): 1, (409, "already_printed"): THREADS - 1}
     with new_session(_engine(race_app)) as db:

@@ -77,8 +77,10 @@ def list_jobs(q: JobQuery):
         before_id=q.cursor,
         limit=q.limit,
     )
+    # One query for every listed job's labels, not one per job.
+    labels = printing.labels_by_job(db, [j.id for j in rows])
     return {
-        "jobs": [printing.job_dict(db, j, with_labels=False) for j in rows],
+        "jobs": [printing.job_dict(db, j, with_labels=False, rows=labels[j.id]) for j in rows],
         "next_cursor": rows[-1].id if len(rows) == q.limit else None,
     }
 
@@ -140,7 +142,7 @@ def claim(data: ClaimIn):
     return {
         "job": {
             **c.to_json(),
-            "lease_until": printing.job_dict(db, job)["lease_until"],
+            "lease_until": printing.json_ts(job.lease_until),
             "labels_total": job.labels_total,
             "template": job.template,
         }

@@ -638,14 +638,7 @@ def print_queue():  # noqa: ANN201
     }
     # The labels, their samples' organisations and the job authors in one query each, not
     # one query per job and per label.
-    labels_of: dict[int, list[PrintJobLabel]] = {j.id: [] for js in jobs_of.values() for j in js}
-    if labels_of:
-        for lab in db.exec(
-            select(PrintJobLabel)
-            .where(PrintJobLabel.job_id.in_(labels_of))
-            .order_by(PrintJobLabel.job_id, PrintJobLabel.idx)
-        ):
-            labels_of[lab.job_id].append(lab)
+    labels_of = printing.labels_by_job(db, [j.id for js in jobs_of.values() for j in js])
     sample_ids = {lab.sample_id for labs in labels_of.values() for lab in labs if lab.sample_id}
     sample_org = (
         dict(db.exec(select(Sample.id, Sample.org_id).where(Sample.id.in_(sample_ids))).all())
