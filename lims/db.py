@@ -6,12 +6,13 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, create_engine
 
@@ -75,14 +76,17 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # noqa: ANN001
+            # Straight to the driver (as driver_execute): every transaction pays for this.
             if _read_only.get():
-                conn.exec_driver_sql("BEGIN")
+                with driver_errors(conn, "BEGIN"):
+                    conn.connection.dbapi_connection.execute("BEGIN")
                 return
             # Bounded: a leaked lock degrades to busy-handler waits, never to a hang.
             if writers.acquire(timeout=30):
                 conn.info["lims_writer"] = True
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                with driver_errors(conn, "BEGIN IMMEDIATE"):
+                    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
             except BaseException:
                 _release(conn)
                 raise
@@ -170,10 +174,25 @@ def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> An
     """
     if session.autoflush:
         session.flush()  # as an ORM query would: changes pending in the session are seen
-    conn = session.connection()
-    statement = driver_sql(conn.dialect.name, sql)
+    # session.connection() costs more than a statement; the transaction keeps one connection.
+    tx = session.get_transaction()
+    cached = session.info.get(_DRIVER_KEY)
+    if tx is None or cached is None or cached[0] is not tx:
+        conn = session.connection()
+        cached = session.info[_DRIVER_KEY] = (session.get_transaction(), conn, conn.dialect.name)
+    conn = cached[1]
+    statement = driver_sql(cached[2], sql)
     with driver_errors(conn, statement, params):
         return conn.connection.dbapi_connection.execute(statement, params)
+
+
+_DRIVER_KEY = "lims_driver_connection"
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_connection(session: OrmSession, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_DRIVER_KEY, None)
 
 
 def dialect_name(session: Session) -> str:
@@ -203,9 +222,13 @@ def _as_bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-# Conversions the column types would apply on load: SQLite returns times as text and booleans
-# as integers.
-_CONVERTERS = {datetime: from_db_time, bool: _as_bool}
+def _as_date(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+# Conversions the column types would apply on load: SQLite returns times and dates as text and
+# booleans as integers.
+_CONVERTERS = {datetime: from_db_time, date: _as_date, bool: _as_bool}
 _shapes: dict[type, tuple[tuple[str, ...], dict[str, Callable[[Any], Any]], str]] = {}
 
 

@@ -351,13 +351,23 @@ def job_dict(
     return out
 
 
+def job_visible_to(actor: Actor, *, creator_org: int | None, sample_orgs: set[int]) -> bool:
+    """Tell whether the actor may see a job: made in their organisation, or only their samples.
+
+    The one rule for the API and the print-queue page (which loads the inputs in bulk).
+    """
+    return actor.sees_all or creator_org == actor.org.id or sample_orgs == {actor.org.id}
+
+
 def _visible(session: Session, job: PrintJob, actor: Actor) -> bool:
     if actor.sees_all:
         return True
     creator = session.get(User, job.created_by_id)
-    if creator is not None and creator.org_id == actor.org.id:
-        return True
-    return {org for org, _ in _sample_scopes(session, job)} == {actor.org.id}
+    return job_visible_to(
+        actor,
+        creator_org=creator.org_id if creator is not None else None,
+        sample_orgs={org for org, _ in _sample_scopes(session, job)},
+    )
 
 
 def get_job(session: Session, job_id: int, actor: Actor) -> PrintJob:
@@ -1480,51 +1490,46 @@ class HttpBackend:
         self.start_give_up_s = start_give_up_s
         self.stop = stop or threading.Event()
 
-    def start(self, job_id: int) -> bool:
-        """Mark the job sending; tell whether it may be sent (only after a 200)."""
+    def _post(self, path: str, payload: dict, give_up_s: float) -> tuple[int | None, dict | None]:
+        """POST until the server answers (not a 5xx, not busy); (None, last reply) on giving up."""
         waited = 0.0
         while True:
             try:
-                status, body = self.call(
-                    "POST", f"/api/print-jobs/{job_id}/start", {"worker": self.worker}
-                )
+                status, body = self.call("POST", path, payload)
             except OSError as exc:
                 status, body = None, {"message": str(exc)}
             busy = status == 409 and (body or {}).get("error") == "conflict"
             if status is not None and status < 500 and not busy:
-                if status != 200:
-                    log.info("job %s: server refused start (%s): %s", job_id, status, body)
-                return status == 200
-            # Lost reply or server down: the server may have marked the job sending already.
-            # Giving up here would leave it to fail as 'outcome unknown' although nothing
-            # printed; asking again is safe (start is idempotent for the same worker).
-            if waited >= self.start_give_up_s or self.stop.wait(self.retry_s):
-                log.warning("job %s: could not start (%s); not sent", job_id, body)
-                return False
+                return status, body
+            if waited >= give_up_s or self.stop.wait(self.retry_s):
+                return None, body
             waited += self.retry_s
 
+    def start(self, job_id: int) -> bool:
+        """Mark the job sending; tell whether it may be sent (only after a 200)."""
+        # A lost reply or a server that is down is asked again: the server may have marked the
+        # job sending already, and giving up would leave it to fail as 'outcome unknown'
+        # although nothing printed. Asking again is safe (start is idempotent for one worker).
+        status, body = self._post(
+            f"/api/print-jobs/{job_id}/start", {"worker": self.worker}, self.start_give_up_s
+        )
+        if status is None:
+            log.warning("job %s: could not start (%s); not sent", job_id, body)
+        elif status != 200:
+            log.info("job %s: server refused start (%s): %s", job_id, status, body)
+        return status == 200
+
     def outcome(self, job_id: int, body: dict[str, Any]) -> None:
-        payload = {"worker": self.worker, **body}
-        waited = 0.0
-        while True:
-            try:
-                status, answer = self.call("POST", f"/api/print-jobs/{job_id}/outcome", payload)
-            except OSError as exc:
-                status, answer = None, {"message": str(exc)}
-            busy = status == 409 and (answer or {}).get("error") == "conflict"
-            if status is not None and status < 500 and not busy:
-                if status != 200:
-                    log.error("job %s: outcome refused (%s): %s", job_id, status, answer)
-                return
-            # The server is down or busy: the outcome is the only record of what printed.
-            if waited >= self.give_up_s or self.stop.wait(self.retry_s):
-                log.error(
-                    "job %s: outcome NOT recorded (%s); it will show 'outcome unknown'",
-                    job_id,
-                    answer,
-                )
-                return
-            waited += self.retry_s
+        """Report what happened to the job; retried for give_up_s (it is the only record)."""
+        status, answer = self._post(
+            f"/api/print-jobs/{job_id}/outcome", {"worker": self.worker, **body}, self.give_up_s
+        )
+        if status is None:
+            log.error(
+                "job %s: outcome NOT recorded (%s); it will show 'outcome unknown'", job_id, answer
+            )
+        elif status != 200:
+            log.error("job %s: outcome refused (%s): %s", job_id, status, answer)
 
 
 def agent_print_once(
@@ -1590,6 +1595,7 @@ __all__ = [
     "claim_next",
     "get_job",
     "job_dict",
+    "job_visible_to",
     "json_ts",
     "labels_by_job",
     "list_jobs",

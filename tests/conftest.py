@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from lims import create_app, users
 from lims.db import new_session
+from printers.mock import PrinterSimulator
 
 ENGINE = os.environ.get("LIMS_TEST_ENGINE", "sqlite")
 PG_URL = os.environ.get("LIMS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -170,3 +171,17 @@ def auth(app) -> Callable[..., dict[str, str]]:  # noqa: ANN001
         return cache[key]
 
     return make
+
+
+@pytest.fixture
+def tech(auth) -> dict[str, str]:  # noqa: ANN001
+    """Return the bearer headers of the demo technician tech1."""
+    return auth("tech1")
+
+
+@pytest.fixture
+def sim() -> Iterator[PrinterSimulator]:
+    """Run a label printer simulator on 127.0.0.1 for the test (a scanner test may override)."""
+    simulator = PrinterSimulator().start()
+    yield simulator
+    simulator.stop()

@@ -7,11 +7,6 @@ from helpers import audit_count, move, register, verify
 
 
 @pytest.fixture
-def tech(auth):
-    return auth("tech1")
-
-
-@pytest.fixture
 def qa(auth):
     return auth("qa1")
 

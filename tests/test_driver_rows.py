@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lims import samples, storage, users
 from lims.db import adopt, column_list, driver_execute, new_session, row_shape
-from lims.models import Location, Organisation, Sample, User
+from lims.models import Location, Organisation, Sample, User, VectorLot
 from tests.helpers import move, register
 
 
@@ -38,7 +38,16 @@ def test_adopted_rows_equal_orm_loads_with_the_same_types(app, client, auth, eng
     with new_session(engine) as db:
         sample_id = db.exec(samples.select(Sample.id).where(Sample.barcode == s["barcode"])).one()
         user_id = db.exec(users.select(User.id).where(User.username == "tech1")).one()
-    for model, pk in ((Sample, sample_id), (User, user_id), (Organisation, 1)):
+        # A lot has date columns (expiry) beside times.
+        lot_id = db.exec(
+            users.select(VectorLot.id).where(VectorLot.expires_on.is_not(None)).limit(1)
+        ).one()
+    for model, pk in (
+        (Sample, sample_id),
+        (User, user_id),
+        (Organisation, 1),
+        (VectorLot, lot_id),
+    ):
         expected, got, persistent, dirty, new = _orm_and_driver(engine, model, pk)
         assert got == expected, model
         # Same Python types as the ORM gives: aware UTC times, real booleans.

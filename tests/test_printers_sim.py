@@ -17,13 +17,6 @@ TEMPLATE = get_template("cryovial-203")
 
 
 @pytest.fixture
-def sim():
-    simulator = PrinterSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
 def printer(sim):
     # The simulator is unthrottled here; baud only sizes the write timeouts.
     p = ZplPrinter(sim.port, baud=115200, timeout=1.0, stall_timeout=3.0)

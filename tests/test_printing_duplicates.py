@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from helpers import register
 from printing_util import add_printer, job_events, printed_barcodes, queue, worker
 
 from printers.mock import PrinterSimulator
-
-
-@pytest.fixture
-def sim():
-    s = PrinterSimulator().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def tech(auth):  # noqa: ANN001, ANN201
-    return auth("tech1")
 
 
 def job_ids(client, headers) -> list[int]:  # noqa: ANN001

@@ -14,15 +14,7 @@ from printing_util import (
     worker,
 )
 
-from printers.mock import PrinterSimulator
 from printers.zpl import TEMPLATES
-
-
-@pytest.fixture
-def sim():
-    s = PrinterSimulator().start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
@@ -30,11 +22,6 @@ def zebra(runner, sim) -> str:
     """A 203 dpi printer in the database whose URL is the simulator's pty."""
     add_printer(runner, "Z1", sim.port)
     return "Z1"
-
-
-@pytest.fixture
-def tech(auth):  # noqa: ANN001, ANN201
-    return auth("tech1")
 
 
 def get(client, headers, job_id):  # noqa: ANN001, ANN201

@@ -11,7 +11,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from helpers import register
 from printing_util import add_printer, aliquots, job_events, job_row, printed_barcodes, worker
 
@@ -21,13 +20,6 @@ from lims.models import Printer
 from printers.mock import PrinterSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def sim():
-    s = PrinterSimulator().start()
-    yield s
-    s.stop()
 
 
 def http_call(client, headers):  # noqa: ANN001, ANN201
@@ -393,3 +385,33 @@ def test_agent_gives_up_start_on_a_refusal_without_sending(app, client, auth, si
     assert done["code"] == "not_started"
     assert calls.count(f"/api/print-jobs/{job_id}/start") == 2
     assert sim.formats_received == 0 and job_row(app, job_id).state == "voided"
+
+
+def test_agent_reports_the_outcome_again_when_the_server_is_briefly_down(app, client, auth, sim):
+    tech = auth("tech1")
+    barcode = register(client, tech)["barcode"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
+    ).json["id"]
+    real = http_call(client, auth("tech1", "BENCH-B1"))
+    outcomes: list[int | None] = []
+
+    def down_once(method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
+        if path.endswith("/outcome") and not outcomes:
+            outcomes.append(None)
+            raise ConnectionRefusedError("server restarting")
+        answer = real(method, path, body)
+        if path.endswith("/outcome"):
+            outcomes.append(answer[0])
+        return answer
+
+    done = printing.agent_print_once(
+        down_once, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
+    )
+
+    assert outcomes == [None, 200]
+    assert done["job"] == job_id and done["printed"] == 1
+    assert printed_barcodes(sim) == [barcode]
+    # The label printed once and the record says so, not 'outcome unknown'.
+    assert job_row(app, job_id).state == "sent"
+    assert [e.action for e in job_events(app, job_id)][-1] == "print_job.print"

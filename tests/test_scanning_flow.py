@@ -48,11 +48,6 @@ def bench(client, auth) -> Bench:
     return Bench(client, auth("admin", STATION))
 
 
-@pytest.fixture
-def tech(auth):
-    return auth("tech1")
-
-
 def events(app, **filters) -> list:  # noqa: ANN001
     with new_session(app.extensions["lims"]["engine"]) as db:
         return audit.query(db, limit=10_000, **filters)

@@ -198,6 +198,49 @@ def test_print_jobs_show_on_the_queue_and_on_the_sample_page(app, client):  # no
     assert f'id="job-{job_id}"' not in client.get("/print-queue").text
 
 
+def test_client_user_sees_the_same_print_jobs_on_page_and_api(app, client, auth):  # noqa: ANN001
+    from lims.models import Location, Printer, PrintJob, PrintJobLabel, User
+
+    with _db(app) as db:
+        tech = db.exec(select(User).where(User.username == "tech1")).one()
+        helix_tech = db.exec(select(User).where(User.username == "helix_tech")).one()
+        theirs = db.exec(select(Sample).where(Sample.org_id == helix_tech.org_id)).first()
+        ours = db.exec(select(Sample).where(Sample.org_id == tech.org_id)).first()
+        box = db.exec(select(Location)).first()
+        printer = db.exec(select(Printer)).first()
+        jobs = {}
+        # (who queued it, what is on it)
+        for name, author, labels in (
+            ("centre_only", tech, [(ours.id, ours.barcode)]),
+            ("their_tubes", tech, [(theirs.id, theirs.barcode)]),
+            ("mixed", tech, [(ours.id, ours.barcode), (theirs.id, theirs.barcode)]),
+            ("their_box_label", helix_tech, [(None, box.code)]),
+        ):
+            job = PrintJob(
+                printer_id=printer.id,
+                state="queued",
+                template="cryovial",
+                labels_total=len(labels),
+                created_by_id=author.id,
+            )
+            db.add(job)
+            db.flush()
+            for idx, (sample_id, code) in enumerate(labels):
+                db.add(
+                    PrintJobLabel(
+                        job_id=job.id, idx=idx, sample_id=sample_id, barcode=code, content="{}"
+                    )
+                )
+            jobs[name] = job.id
+        db.commit()
+    api = client.get("/api/print-jobs?limit=200", headers=auth("helix_tech")).json["jobs"]
+    via_api = {j["id"] for j in api} & set(jobs.values())
+    sign_in(client, "helix_tech")
+    queue = client.get("/print-queue").text
+    on_page = {i for i in jobs.values() if f'id="job-{i}"' in queue}
+    assert on_page == via_api == {jobs["their_tubes"], jobs["their_box_label"]}
+
+
 def test_pages_stay_out_of_the_api_description(client):  # noqa: ANN001
     r = client.get("/openapi.json")
     assert r.status_code == 200

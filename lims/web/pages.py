@@ -651,15 +651,19 @@ def print_queue():  # noqa: ANN201
         rows = []
         for j in jobs_of[p.id]:
             job_labels = labels_of[j.id]
-            if not who.sees_all:
-                orgs = {sample_org[lab.sample_id] for lab in job_labels if lab.sample_id}
-                if orgs != {who.org.id}:
-                    continue
+            author = authors.get(j.created_by_id)
+            # (sample_org is only loaded for users who do not see every organisation)
+            if not who.sees_all and not printing.job_visible_to(
+                who,
+                creator_org=author.org_id if author is not None else None,
+                sample_orgs={sample_org[lab.sample_id] for lab in job_labels if lab.sample_id},
+            ):
+                continue
             rows.append(
                 {
                     "job": j,
                     "labels": job_labels,
-                    "by": authors.get(j.created_by_id),
+                    "by": author,
                     # The same rules as lims.printing: reprint what printed (or may have),
                     # resume what never printed, void what has not been sent.
                     "reprintable": j.state in ("sent", "failed")
