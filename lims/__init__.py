@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
-from flask import Request, g, request
+from flask import Request, Response, g, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DBAPIError
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.routing import IntegerConverter
 
 from lims import config as config_mod
@@ -31,6 +33,35 @@ _ERROR_CODES = {
     415: "unsupported_media_type",
     422: "refused",
 }
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        # {"action": "quarantine", "action": "dispose"} would otherwise dispose, silently.
+        raise ValueError(f"the key {twice!r} appears more than once in one object")
+    return out
+
+
+def loads_request_json(data: str | bytes) -> Any:
+    """Parse a request body: duplicate keys, deep nesting and giant numbers are ValueErrors."""
+    try:
+        return json.loads(data, object_pairs_hook=_refuse_duplicate_keys)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    except ValueError as e:
+        if "integer string conversion" in str(e):
+            raise ValueError("a number in the JSON has too many digits") from None
+        raise
+
+
+class LimsJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading with loads_request_json (Flask parses request bodies with app.json)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads_request_json(s)
 
 
 class LimsRequest(Request):
@@ -63,7 +94,7 @@ def _has_nul(req: Request) -> bool:
     if b"\x00" not in raw and b"\\u0000" not in raw:
         return False
     try:
-        stack = [json.loads(raw)]
+        stack = [loads_request_json(raw)]
     except ValueError:
         return False  # not JSON: the view answers 400 for that anyway
     while stack:
@@ -97,6 +128,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         docs_path="/docs",
     )
     app.request_class = LimsRequest
+    app.json = LimsJSONProvider(app)
     app.url_map.converters["int"] = DbIntConverter  # before any route is added
     app.config.update(config_mod.DEFAULTS)
     app.config.update(config_mod.from_env())
@@ -104,6 +136,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
     app.config["VALIDATION_ERROR_DESCRIPTION"] = "The request is malformed"
     app.config["SECURITY_SCHEMES"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    _serve_docs_locally(app)
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config["SECRET_KEY"]:
@@ -137,6 +170,25 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
 
         start_device_worker(app)  # python app.py: print worker + demo printer simulators
     return app
+
+
+def _serve_docs_locally(app: APIFlask) -> None:
+    """Serve the API docs page's Swagger UI from the installed bundle, not from a CDN.
+
+    A lab network is often offline, and every docs visit would tell a third party about it.
+    """
+    assets = Path(swagger_ui_path)
+    app.config.update(
+        SWAGGER_UI_CSS="/docs/assets/swagger-ui.css",
+        SWAGGER_UI_BUNDLE_JS="/docs/assets/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS="/docs/assets/swagger-ui-standalone-preset.js",
+        DOCS_FAVICON="/docs/assets/favicon-32x32.png",
+    )
+
+    @app.get("/docs/assets/<path:name>")
+    @app.doc(hide=True)
+    def docs_asset(name: str) -> Response:
+        return send_from_directory(assets, name, max_age=3600)
 
 
 def _register_boundary(app: APIFlask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lims.errors import Forbidden, Refused
+from lims.inputs import blank
 
 STATES = (
     "registered",
@@ -176,7 +177,8 @@ def check(
             state=state,
             allowed=allowed,
         )
-    missing = [f for f in t.requires if fields.get(f) in (None, "")]
+    # A reason of only spaces is no reason: required fields must hold something visible.
+    missing = [f for f in t.requires if blank(fields.get(f))]
     if missing:
         raise Refused(
             f"{action} needs {', '.join(missing)}", code="missing_fields", missing=missing

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
+from pydantic import Field
+from sqlalchemy import func, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, signatures
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.inputs import Day, Input, Line, Text, blank
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
 from lims.users import Actor
 
@@ -63,45 +64,43 @@ LOT_STATES = (
 )
 
 
-class LotCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lot_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    vector_type: str = Field(pattern="^(AAV|LV)$", description="AAV or LV (lentivirus)")
-    vector: str = Field(min_length=1, max_length=200, description="construct, e.g. AAV9-CMV-GFP")
-    serotype: str | None = Field(default=None, max_length=32)
-    project: str = Field(min_length=1, max_length=64)
+class LotCreate(Input):
+    lot_number: Line = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    vector_type: Line = Field(pattern="^(AAV|LV)$", description="AAV or LV (lentivirus)")
+    vector: Line = Field(min_length=1, max_length=200, description="construct, e.g. AAV9-CMV-GFP")
+    serotype: Line | None = Field(default=None, max_length=32)
+    project: Line = Field(min_length=1, max_length=64)
     titer_vg_per_ml: float | None = Field(default=None, gt=0, lt=1e20)
     volume_ml: float | None = Field(default=None, gt=0, lt=1e7)
-    manufactured_on: date | None = None
-    expires_on: date | None = None
+    # Dates arrive as JSON strings ("2026-01-31"): parsed, the rest of the body stays strict.
+    manufactured_on: Day | None = None
+    expires_on: Day | None = None
 
 
-class QcIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    test: str = Field(min_length=1, max_length=32, description="titer, sterility, endotoxin, ...")
-    spec: str = Field(min_length=1, max_length=200, description="e.g. '>= 1e13', 'no growth'")
-    result: str = Field(min_length=1, max_length=200)
+class QcIn(Input):
+    test: Line = Field(min_length=1, max_length=32, description="titer, sterility, endotoxin, ...")
+    spec: Line = Field(min_length=1, max_length=200, description="e.g. '>= 1e13', 'no growth'")
+    result: Text = Field(min_length=1, max_length=200)
     passed: bool | None = Field(default=None, description="needed unless the spec is numeric")
-    reason: str | None = Field(default=None, max_length=2000, description="why, for a correction")
+    reason: Text | None = Field(default=None, max_length=2000, description="why, for a correction")
 
 
-class SignatureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SignatureIn(Input):
+    # Compared, never stored as given: the password is checked, the meaning must match exactly.
     password: str = Field(min_length=1, max_length=500)
     meaning: str = Field(min_length=1, max_length=32)
     username: str | None = Field(default=None, max_length=64)
 
 
-class LotTransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    action: str = Field(min_length=1, max_length=32)
+class LotTransitionIn(Input):
+    action: Line = Field(min_length=1, max_length=32)
     version: int | None = Field(default=None, ge=1)
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
     signature: SignatureIn | None = None
 
 
-_NUMERIC_SPEC = re.compile(r"^\s*(>=|<=|>|<|=)\s*([0-9.eE+-]+)\s*\S*\s*$")
-_NUMBER = re.compile(r"^\s*([0-9.eE+-]+)\s*\S*\s*$")
+_NUMERIC_SPEC = re.compile(r"^\s*(>=|<=|>|<|=)\s*([0-9.eE+-]+)\s*(\S*)\s*$")
+_NUMBER = re.compile(r"^\s*([0-9.eE+-]+)\s*(\S*)\s*$")
 
 
 def evaluate_spec(spec: str, result: str) -> bool | None:
@@ -116,6 +115,17 @@ def evaluate_spec(spec: str, result: str) -> bool | None:
     if not (math.isfinite(limit) and math.isfinite(value)):
         # '1e999' overflows to infinity, which would meet any '>=' spec.
         raise BadRequest("numbers in a spec or result must be finite", code="bad_number")
+    if value < 0:
+        # Titers, endotoxin and counts are amounts: a negative one is a typing error.
+        raise Refused(f"a measured result cannot be negative ({result})", code="bad_number")
+    spec_unit, result_unit = m.group(3), r.group(2)
+    if spec_unit and result_unit and spec_unit.casefold() != result_unit.casefold():
+        # 0.5 mg/L read against '< 5 EU/mL' would pass on the number alone.
+        raise Refused(
+            f"the result is in {result_unit} but the spec is in {spec_unit}; "
+            "give the result in the spec's unit",
+            code="unit_mismatch",
+        )
     return {
         ">=": value >= limit,
         "<=": value <= limit,
@@ -202,13 +212,14 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     project = session.exec(select(Project).where(Project.code == data.project)).first()
     if project is None or not actor.can_see(project.org_id):
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
+    # Compared without case: AAV9-2611-001 and aav9-2611-001 would be one lot to a reader.
     existing = session.exec(
-        select(VectorLot).where(VectorLot.lot_number == data.lot_number)
+        select(VectorLot).where(func.lower(VectorLot.lot_number) == data.lot_number.lower())
     ).first()
     if existing is not None:
         # Lot numbers are unique across the centre; another organisation's lot is not named.
         message = (
-            f"lot {data.lot_number} exists already"
+            f"lot {existing.lot_number} exists already; choose another lot number"
             if actor.can_see(existing.org_id)
             else f"lot number {data.lot_number} cannot be used; choose another"
         )
@@ -261,7 +272,7 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
         )
     judged = evaluate_spec(data.spec, data.result)
     if judged is None and data.passed is None:
-        raise BadRequest(
+        raise Refused(
             "this spec is not numeric: say whether the result passed ('passed')",
             code="missing_fields",
             missing=["passed"],
@@ -274,7 +285,7 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
         )
     passed = judged if judged is not None else bool(data.passed)
     previous = {r.test: r for r in qc_results(session, lot)}.get(data.test)
-    if previous is not None and not data.reason:
+    if previous is not None and blank(data.reason):
         raise Refused(
             f"{data.test} is recorded already; a correction needs a reason", code="reason_required"
         )
@@ -299,7 +310,7 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
         entity_id=lot.lot_number,
         before=before,
         after=snapshot(session, lot),
-        reason=data.reason,
+        reason=None if blank(data.reason) else data.reason,
         org_id=lot.org_id,
         lot_id=lot.id,
         station=actor.station,
@@ -339,7 +350,7 @@ def transition_lot(
             state=lot.state,
             allowed=allowed,
         )
-    if t.needs_reason and not data.reason:
+    if t.needs_reason and blank(data.reason):
         raise Refused(f"{data.action} needs a reason", code="missing_fields", missing=["reason"])
     if t.needs_qc:
         results = qc_results(session, lot)
@@ -402,7 +413,7 @@ def transition_lot(
         entity_id=lot.lot_number,
         before=before,
         after=snapshot(session, lot),
-        reason=data.reason,
+        reason=None if blank(data.reason) else data.reason,
         org_id=lot.org_id,
         lot_id=lot.id,
         station=actor.station,

@@ -33,15 +33,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from lims import audit, labels
+from lims import audit, custody, labels
 from lims.db import _read_only, new_session, set_read_only
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.inputs import Input, Line, Text, blank
 from lims.models import (
     Printer,
     PrintJob,
@@ -85,58 +86,55 @@ _BYTES_PER_LABEL = 200
 # --- request bodies --------------------------------------------------------------------------
 
 
-class PrintRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    barcodes: list[str] = Field(min_length=1, max_length=MAX_BARCODES)
-    printer: str = Field(min_length=1, max_length=64)
-    template: str | None = Field(default=None, min_length=1, max_length=32)
+# One barcode of a label request: a sample, lot or location code (each at most 64 characters).
+Barcode = Annotated[Line, Field(min_length=1, max_length=64)]
+
+
+class PrintRequest(Input):
+    barcodes: list[Barcode] = Field(min_length=1, max_length=MAX_BARCODES)
+    printer: Line = Field(min_length=1, max_length=64)
+    template: Line | None = Field(default=None, min_length=1, max_length=32)
     copies: int = Field(default=1, ge=1, le=MAX_COPIES)
 
 
-class ReprintIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
+class ReprintIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
     # Only these labels of the job (default: every label that printed or may have printed).
-    barcodes: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BARCODES)
+    barcodes: list[Barcode] | None = Field(default=None, min_length=1, max_length=MAX_BARCODES)
 
 
-class ResumeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+class ResumeIn(Input):
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
-class VoidIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
+class VoidIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
 
 
-class SheetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    barcodes: list[str] = Field(min_length=1, max_length=MAX_BARCODES)
-    template: str | None = Field(default=None, min_length=1, max_length=32)
+class SheetIn(Input):
+    barcodes: list[Barcode] = Field(min_length=1, max_length=MAX_BARCODES)
+    template: Line | None = Field(default=None, min_length=1, max_length=32)
 
 
-class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    station: str | None = Field(default=None, min_length=1, max_length=64)
-    printer: str | None = Field(default=None, min_length=1, max_length=64)
-    worker: str = Field(min_length=1, max_length=200)
+class ClaimIn(Input):
+    station: Line | None = Field(default=None, min_length=1, max_length=64)
+    printer: Line | None = Field(default=None, min_length=1, max_length=64)
+    worker: Line = Field(min_length=1, max_length=200)
 
 
-class StartIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    worker: str = Field(min_length=1, max_length=200)
+class StartIn(Input):
+    worker: Line = Field(min_length=1, max_length=200)
 
 
-class OutcomeIn(BaseModel):
+class OutcomeIn(Input):
     """What the driver reported (printers.BatchOutcome fields)."""
 
-    model_config = ConfigDict(extra="forbid")
-    worker: str = Field(min_length=1, max_length=200)
+    worker: Line = Field(min_length=1, max_length=200)
     sent: int = Field(ge=0)
     printed: int = Field(ge=0)
     unconfirmed: int = Field(default=0, ge=0)
     cancelled: int = Field(default=0, ge=0)
+    # The driver's own words, whatever the printer sent: refusing them would lose the outcome.
     error: str | None = Field(default=None, max_length=4000)
     code: str | None = Field(default=None, max_length=32)
 
@@ -153,7 +151,11 @@ def get_printer(session: Session, name: str) -> Printer:
     """Return the printer called name (404 unknown_printer)."""
     p = session.exec(select(Printer).where(Printer.name == name)).first()
     if p is None:
-        raise NotFound(f"no printer {name!r}; see GET /api/printers", code="unknown_printer")
+        known = session.exec(select(Printer.name).where(Printer.active).order_by(Printer.name))
+        raise NotFound(
+            f"no printer {name[:64]!r}; the printers are {', '.join(known) or 'none yet'}",
+            code="unknown_printer",
+        )
     return p
 
 
@@ -359,7 +361,8 @@ def job_visible_to(actor: Actor, *, creator_org: int | None, sample_orgs: set[in
     return actor.sees_all or creator_org == actor.org.id or sample_orgs == {actor.org.id}
 
 
-def _visible(session: Session, job: PrintJob, actor: Actor) -> bool:
+def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:
+    """Tell whether the actor may see the job (see job_visible_to)."""
     if actor.sees_all:
         return True
     creator = session.get(User, job.created_by_id)
@@ -373,7 +376,7 @@ def _visible(session: Session, job: PrintJob, actor: Actor) -> bool:
 def get_job(session: Session, job_id: int, actor: Actor) -> PrintJob:
     """Return a print job the actor may see (another organisation's job is a 404)."""
     job = session.get(PrintJob, job_id)
-    if job is None or not _visible(session, job, actor):
+    if job is None or not job_visible(session, job, actor):
         raise NotFound(f"no print job {job_id}", code="unknown_print_job")
     return job
 
@@ -407,7 +410,7 @@ def list_jobs(
     out: list[PrintJob] = []
     # Client users see only their own jobs; filter in pages so `limit` still means something.
     for job in session.exec(stmt.order_by(col(PrintJob.id).desc())):
-        if _visible(session, job, actor):
+        if job_visible(session, job, actor):
             out.append(job)
             if len(out) >= limit:
                 break
@@ -472,8 +475,7 @@ def _already_printed(found: list[LabelInUse]) -> Conflict:
         f"once it has printed, reprint job {first.job_id} with a reason (the label says "
         f"REPRINT), or void job {first.job_id} if it is not wanted"
         if first.status == "pending"
-        else f"reprint job {first.job_id} with a reason (POST /api/print-jobs/{first.job_id}"
-        "/reprint; the label says REPRINT)"
+        else f"reprint job {first.job_id} with a reason (the label says REPRINT)"
     )
     more = f" ({len(found) - 1} more listed in conflicts)" if len(found) > 1 else ""
     return Conflict(
@@ -576,6 +578,18 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
     template = template_for(printer, data.template)
     sample_ids = [sid for _, sid in items if sid is not None]
     _lock_samples(session, sample_ids)
+    closed = session.exec(
+        select(Sample.barcode, Sample.state).where(
+            col(Sample.id).in_(sample_ids), col(Sample.state).in_(sorted(custody.TERMINAL))
+        )
+    ).first()
+    if closed is not None:
+        # Material that is gone gets no new identity label.
+        raise Refused(
+            f"{closed[0]} is {closed[1]}: no new label is printed for it",
+            code="sample_closed",
+            barcode=closed[0],
+        )
     in_use = labels_in_use(session, sample_ids)
     if in_use:
         raise _already_printed([in_use[sid] for sid in sample_ids if sid in in_use])
@@ -713,7 +727,7 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
         copies=1,
         actor=actor,
         action="print_job.resume",
-        reason=reason or f"rest of job {job.id} after: {job.error}",
+        reason=f"rest of job {job.id} after: {job.error}" if blank(reason) else reason,
         resume_of=job,
         extra={"skipped": skipped} if skipped else None,
     )
@@ -1595,6 +1609,7 @@ __all__ = [
     "claim_next",
     "get_job",
     "job_dict",
+    "job_visible",
     "job_visible_to",
     "json_ts",
     "labels_by_job",

@@ -6,7 +6,7 @@ import weakref
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -15,6 +15,7 @@ from lims import audit, custody, storage
 from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
+from lims.inputs import Input, Line, Text
 from lims.models import (
     Counter,
     Location,
@@ -32,43 +33,40 @@ LAB_ROLES = custody.LAB
 MAX_ALIQUOTS = 96
 
 
-class SampleCreate(BaseModel):
+class SampleCreate(Input):
     """What a technician gives to register a sample."""
 
-    model_config = ConfigDict(extra="forbid")
-    sample_type: str = Field(min_length=1, max_length=64, description="sample type code, e.g. PBMC")
-    project: str | None = Field(default=None, max_length=64, description="project code")
+    sample_type: Line = Field(min_length=1, max_length=64, description="sample type code: PBMC")
+    project: Line | None = Field(default=None, max_length=64, description="project code")
     volume: float | None = Field(default=None, gt=0, lt=1e7)
-    unit: str | None = Field(default=None, max_length=16)
-    container: str | None = Field(default=None, max_length=32)
-    lot: str | None = Field(default=None, max_length=64, description="vector lot of a vial")
-    parent: str | None = Field(default=None, max_length=64, description="parent barcode")
-    coi: str | None = Field(default=None, max_length=64, description="chain of identity id")
+    unit: Line | None = Field(default=None, max_length=16)
+    container: Line | None = Field(default=None, max_length=32)
+    lot: Line | None = Field(default=None, max_length=64, description="vector lot of a vial")
+    parent: Line | None = Field(default=None, max_length=64, description="parent barcode")
+    coi: Line | None = Field(default=None, max_length=64, description="chain of identity id")
     coi_scheme: str = Field(default="local", pattern="^(local|isbt128)$")
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(Input):
     """A custody move: the action plus the fields its row of the table needs."""
 
-    model_config = ConfigDict(extra="forbid")
-    action: str = Field(min_length=1, max_length=32)
+    action: Line = Field(min_length=1, max_length=32)
     version: int | None = Field(default=None, ge=1, description="the version you last saw")
-    condition: str | None = Field(default=None, max_length=200)
-    location: str | None = Field(default=None, max_length=64)
-    position: str | None = Field(default=None, max_length=8)
-    custodian: str | None = Field(default=None, max_length=64)
-    coi: str | None = Field(default=None, max_length=64)
-    destination: str | None = Field(default=None, max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    condition: Text | None = Field(default=None, max_length=200)
+    location: Line | None = Field(default=None, max_length=64)
+    position: Line | None = Field(default=None, max_length=8)
+    custodian: Line | None = Field(default=None, max_length=64)
+    coi: Line | None = Field(default=None, max_length=64)
+    destination: Text | None = Field(default=None, max_length=200)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
-class AliquotIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AliquotIn(Input):
     count: int = Field(ge=1, le=MAX_ALIQUOTS)
     volume: float = Field(gt=0, lt=1e7)
-    unit: str = Field(min_length=1, max_length=16)
-    container: str | None = Field(default=None, max_length=32)
-    location: str | None = Field(
+    unit: Line = Field(min_length=1, max_length=16)
+    container: Line | None = Field(default=None, max_length=32)
+    location: Line | None = Field(
         default=None, max_length=64, description="a box: the aliquots go to its next free positions"
     )
     version: int | None = Field(default=None, ge=1)
@@ -382,12 +380,25 @@ def apply_transition(
     for name, value in fields.items():
         if value not in (None, "") and name not in t.requires and name not in t.optional:
             raise Refused(f"{data.action} takes no {name}", code="unexpected_field", field=name)
+    if data.position and not data.location:
+        raise Refused(
+            "a position is in a box: give the box as location too",
+            code="missing_fields",
+            missing=["location"],
+        )
     before = snapshot(session, s)
     changes: dict[str, Any] = {}
     if t.target is not None:
         changes["state"] = t.target
     if data.location:
         loc, pos = storage.place(session, data.location, data.position, actor=actor)
+        if data.action == "store" and loc.kind in ("site", "room"):
+            # A room says where someone works with a tube, not where it is kept.
+            raise Refused(
+                f"{loc.code} is a {loc.kind}; store into a box, rack or storage unit "
+                "(freezer, LN2 tank, incubator)",
+                code="bad_location",
+            )
         changes["location_id"], changes["position"] = loc.id, pos
     if data.condition:
         changes["condition"] = data.condition
@@ -628,15 +639,14 @@ CORRECTABLE = ("volume", "unit", "condition", "container")
 _NOT_CORRECTABLE = ("state", "location", "position", "custodian", "coi", "lot", "parent")
 
 
-class CorrectionIn(BaseModel):
+class CorrectionIn(Input):
     """A correction of recorded sample data, with the reason for it."""
 
-    model_config = ConfigDict(extra="forbid")
     volume: float | None = Field(default=None, gt=0, lt=1e7)
-    unit: str | None = Field(default=None, min_length=1, max_length=16)
-    condition: str | None = Field(default=None, min_length=1, max_length=200)
-    container: str | None = Field(default=None, min_length=1, max_length=32)
-    reason: str | None = Field(default=None, max_length=2000, description="why (required)")
+    unit: Line | None = Field(default=None, min_length=1, max_length=16)
+    condition: Text | None = Field(default=None, min_length=1, max_length=200)
+    container: Line | None = Field(default=None, min_length=1, max_length=32)
+    reason: Text | None = Field(default=None, max_length=2000, description="why (required)")
     version: int | None = Field(default=None, ge=1, description="the version you last saw")
 
     @model_validator(mode="before")

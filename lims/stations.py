@@ -43,8 +43,9 @@ which may be another client's. For the same reason station_view shows a client's
 settings of a bench only while one of their own organisation is the operator.
 Every scan, whatever its outcome, is a ScanEvent row; a refusal changes no GMP data and is
 recorded as one audit event "scan.refused".
-A scan_id seen before on the station returns the first answer verbatim to the same sender (any
-other sender is refused: 422 scan_id_taken); the same data scanned again within
+A scan_id seen before on the station returns the first answer verbatim to the same sender with
+the same data (any other sender is refused: 422 scan_id_taken; other data from the same sender:
+422 scan_id_reused); the same data scanned again within
 SCAN_DUPLICATE_WINDOW_S of an accepted scan is a double read: outcome "duplicate", nothing done.
 """
 
@@ -132,7 +133,11 @@ def get_station(session: Session, name: str, *, lock: bool = False) -> Station:
         stmt = stmt.with_for_update()
     st = session.exec(stmt).first()
     if st is None:
-        raise NotFound(f"no station {name!r}; see GET /api/stations", code="unknown_station")
+        known = session.exec(select(Station.name).order_by(Station.name))
+        raise NotFound(
+            f"no station {name[:64]!r}; the stations are {', '.join(known) or 'none yet'}",
+            code="unknown_station",
+        )
     return st
 
 
@@ -338,6 +343,13 @@ def handle_scan(
             raise Refused(
                 f"scan_id {scan_id!r} was used at {st.name} by another sender; use a new one",
                 code="scan_id_taken",
+            )
+        if done.data != storable(data) or done.symbology != (symbology[:8] if symbology else None):
+            # Replaying the first answer would silently lose this scan.
+            raise Refused(
+                f"scan_id {scan_id!r} was used at {st.name} for another scan; "
+                "use a new scan_id for each scan (a retry sends the same data again)",
+                code="scan_id_reused",
             )
         # A retry of a scan we already answered (the agent lost the reply): same answer, no redo.
         return {**first, "replayed": True}

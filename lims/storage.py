@@ -22,7 +22,9 @@ def position_label(row: int, col: int) -> str:
 def parse_position(box: Location, label: str) -> str:
     """Validate a position label against a box's grid and return it normalised."""
     label = label.strip().upper()
-    if len(label) < 2 or label[0] not in ROW_LETTERS or not label[1:].isdigit():
+    # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits.
+    digits = label[1:]
+    if len(label) < 2 or label[0] not in ROW_LETTERS or not (digits.isascii() and digits.isdigit()):
         raise Refused(f"position {label!r} is not like A1", code="bad_position")
     row, col = ROW_LETTERS.index(label[0]), int(label[1:]) - 1
     if not (0 <= row < (box.rows or 0) and 0 <= col < (box.cols or 0)):

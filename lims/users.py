@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,10 +15,15 @@ from sqlmodel import Session, select
 
 from lims import audit
 from lims.db import adopt, column_list, driver_execute, row_shape
-from lims.errors import BadRequest, Conflict, NotFound, Unauthorized
+from lims.errors import BadRequest, Conflict, NotFound, Refused, Unauthorized
 from lims.models import ApiToken, Organisation, Station, User, utcnow
 
 ROLES = ("technician", "qa", "admin", "client_viewer")
+# QA disposition and account administration are the centre's: a client organisation's users are
+# technicians (working in a rented cleanroom) or viewers.
+CENTRE_ROLES = ("qa", "admin")
+# Lower-case ASCII only: 'Tech1', a full-width 'ｔｅｃｈ１' or a Cyrillic 'е' would read as tech1.
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._]{0,63}")
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # A hash to verify against when the user does not exist, so timing does not reveal usernames.
 _DUMMY_HASH = _hasher.hash("not a real password")
@@ -38,6 +45,9 @@ class Actor:
 
     @property
     def role(self) -> str:
+        # An older database may hold a client account with a centre role: it acts as a viewer.
+        if self.user.role in CENTRE_ROLES and self.org.kind != "centre":
+            return "client_viewer"
         return self.user.role
 
     @property
@@ -105,17 +115,27 @@ def create_user(
     """Create a user; the password (if any) is stored only as an argon2id hash."""
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-    if (
-        not username
-        or len(username) > 64
-        or not username.replace("_", "").replace(".", "").isalnum()
-    ):
-        raise BadRequest("usernames are 1-64 letters, digits, '.' or '_'")
-    if password is not None and len(password) < MIN_PASSWORD:
-        raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters")
+    if not _USERNAME.fullmatch(username):
+        raise BadRequest(
+            "usernames are 1-64 lower-case letters a-z, digits, '.' or '_', starting with a "
+            "letter or digit"
+        )
+    if full_name is not None:
+        full_name = full_name.strip()
+        if not full_name or any(unicodedata.category(c) in ("Cc", "Cf") for c in full_name):
+            # The name is printed on e-signatures: no line breaks, direction overrides or escapes.
+            raise BadRequest("a full name is one line of visible text")
+    if password is not None and len(password.strip()) < MIN_PASSWORD:
+        raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters besides spaces")
     if session.exec(select(User).where(User.username == username)).first():
         raise Conflict(f"user {username!r} exists already", code="user_exists")
     organisation = get_org(session, org)
+    if role in CENTRE_ROLES and organisation.kind != "centre":
+        raise Refused(
+            f"{role} is a centre role; a client organisation's users are technician or "
+            "client_viewer",
+            code="role_not_for_client",
+        )
     user = User(
         username=username,
         full_name=full_name or username,
@@ -209,6 +229,12 @@ def create_token(
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         raise NotFound(f"no user {username!r}; create it with `flask --app app user create`")
+    if user.username == "system":
+        # The LIMS's own jobs act as system; a person behind a token would be hidden by it.
+        raise BadRequest(
+            "the system account cannot hold a token; create one for the person who will use it",
+            code="system_account",
+        )
     station_id = None
     if station:
         st = session.exec(select(Station).where(Station.name == station)).first()

@@ -274,3 +274,24 @@ def test_box_grid_and_sample_page(app, page: Page) -> None:  # noqa: ANN001
     page.goto("/print-queue")
     expect(page.locator("h1")).to_have_text("Print queue")
     shot(page, "print-queue")
+
+
+def test_api_docs_render_with_nothing_fetched_from_other_hosts(page: Page, server: str) -> None:
+    hosts: set[str] = set()
+    page.on("request", lambda req: hosts.add(req.url.split("/")[2]))
+    page.goto("/docs")
+    # Swagger UI drew the API from /openapi.json: the title and an operation are on the page.
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Custody LIMS")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert hosts == {server.split("/")[2]}
+
+
+def test_a_long_misread_does_not_widen_the_bench_page(page: Page, app) -> None:  # noqa: ANN001
+    page.set_viewport_size({"width": 800, "height": 900})
+    sign_in(page, "tech1")
+    page.goto("/bench/BENCH-B1")
+    page.fill("#scan", "x" * 600)
+    page.keyboard.press("Enter")
+    expect(page.locator(".scan").first).to_contain_text("xxxx")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 800, width

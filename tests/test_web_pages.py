@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from sqlmodel import select
@@ -68,6 +69,65 @@ def test_a_refused_move_is_shown_on_the_page_and_changes_nothing(app, client):  
     assert 'id="page-error"' in r.text and "cannot consume" in r.text
     with _db(app) as db:
         assert db.exec(select(Sample.state).where(Sample.barcode == vial)).one() == "quarantine"
+
+
+def test_a_mistyped_place_or_person_is_shown_on_the_sample_page(app, client):  # noqa: ANN001
+    barcode = _barcodes(app)["stored"]
+    sign_in(client, "tech1")
+    with _db(app) as db:
+        s = db.exec(select(Sample).where(Sample.barcode == barcode)).one()
+    for fields, words in (
+        ({"action": "check_out", "custodian": "nobody"}, "no active user 'nobody'"),
+        ({"action": "store", "location": "BOX-00O1"}, "no location 'BOX-00O1'"),
+    ):
+        r = post_form(client, f"/samples/{barcode}/transition", version=str(s.version), **fields)
+        # The sample page with its forms and the message, not a bare 'Not found' page.
+        assert r.status_code == 404
+        assert 'id="page-error"' in r.text and words in html.unescape(r.text)
+        assert f"{barcode}" in r.text and 'action="/samples/' in r.text
+    with _db(app) as db:
+        assert db.exec(select(Sample.version).where(Sample.barcode == barcode)).one() == s.version
+    # A sample that does not exist is still a 404 page.
+    r = post_form(client, "/samples/S26-999999-X/transition", action="receive", condition="ok")
+    assert r.status_code == 404
+
+
+def test_a_sample_filter_that_names_nothing_says_so(client):  # noqa: ANN001
+    sign_in(client, "tech1")
+    page = html.unescape(client.get("/samples?state=bogus&location=NOPE").text)
+    assert 'id="page-error"' in page
+    assert "no state 'bogus'" in page and "no location 'NOPE'" in page
+    assert 'id="page-error"' not in client.get("/samples?state=available").text
+
+
+def test_a_label_preview_of_an_unknown_template_is_not_found(app, client):  # noqa: ANN001
+    barcode = _barcodes(app)["stored"]
+    sign_in(client, "tech1")
+    assert client.get(f"/labels/preview/{barcode}?template=bogus").status_code == 404
+    assert client.get(f"/labels/preview/{barcode}").status_code == 200
+
+
+def test_find_opens_the_sample_a_chain_of_identity_id_names(app, client):  # noqa: ANN001
+    barcode = _barcodes(app)["stored"]
+    with _db(app) as db:
+        s = db.exec(select(Sample).where(Sample.barcode == barcode)).one()
+        first = db.exec(select(Sample).where(Sample.coi == s.coi).order_by(Sample.id)).first()
+    sign_in(client, "qa1")
+    r = client.get(f"/find?q={s.coi.lower()}")
+    assert r.status_code == 302 and r.location.endswith(f"/samples/{first.barcode}")
+    # Another organisation's COI is as unknown as one nobody carries.
+    post_form(client, "/logout")
+    sign_in(client, "helix_viewer")
+    if first.org_id != _org_of(app, "helix_viewer"):
+        r = client.get(f"/find?q={s.coi}&back=/home")
+        assert r.status_code == 302 and r.location.endswith("/home")
+
+
+def _org_of(app, username: str) -> int:  # noqa: ANN001
+    from lims.models import User
+
+    with _db(app) as db:
+        return db.exec(select(User.org_id).where(User.username == username)).one()
 
 
 def test_a_stale_version_is_a_conflict_not_a_silent_overwrite(app, client):  # noqa: ANN001
@@ -147,8 +207,13 @@ def test_audit_page_filters_and_pages_with_the_cursor(app, client):  # noqa: ANN
     more = [int(x) for x in re.findall(r"<tr class=\"ev[^\"]*\">\s*<td>(\d+)</td>", second.text)]
     assert more and min(more) > max(seqs)
     assert "since=2000-01-01T00" in nxt
-    bad = client.get("/audit?since=yesterday")
+    bad = client.get("/audit?since=yesterday&actor=tech1")
     assert bad.status_code == 400 and "since must be" in bad.text
+    # The form stays as typed, to be mended, with no results or exports of a search not run.
+    assert 'id="audit-form"' in bad.text and 'value="tech1"' in bad.text
+    assert 'id="export-csv"' not in bad.text
+    unknown = client.get("/audit?sample=S26-999999-X")
+    assert unknown.status_code == 404 and 'id="audit-form"' in unknown.text
 
 
 def test_unknown_pages_and_bad_input_never_crash(app, client):  # noqa: ANN001
@@ -239,12 +304,25 @@ def test_client_user_sees_the_same_print_jobs_on_page_and_api(app, client, auth)
     queue = client.get("/print-queue").text
     on_page = {i for i in jobs.values() if f'id="job-{i}"' in queue}
     assert on_page == via_api == {jobs["their_tubes"], jobs["their_box_label"]}
+    # Their tube's page lists both jobs its label is in, but links only the one they can open.
+    page = client.get(f"/samples/{theirs.barcode}").text
+    assert f'#job-{jobs["their_tubes"]}"' in page and f'#job-{jobs["mixed"]}"' not in page
+    assert f"#{jobs['mixed']}</td>" in page
 
 
 def test_pages_stay_out_of_the_api_description(client):  # noqa: ANN001
     r = client.get("/openapi.json")
     assert r.status_code == 200
     assert all(path.startswith("/api") for path in r.json["paths"])
+
+
+def test_the_api_docs_page_loads_nothing_from_other_sites(client):  # noqa: ANN001
+    page = client.get("/docs").text
+    links = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert len(links) == 4 and all(link.startswith("/docs/assets/") for link in links), links
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    assert client.get("/docs/assets/../../lims/__init__.py").status_code == 404
 
 
 def test_sample_list_filters_by_state_and_links_places(app, client):  # noqa: ANN001

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlmodel import select
 
 from lims import stations as benches
 from lims import storage, users
 from lims.custody import LAB
 from lims.http import current_actor, get_db, require, write
+from lims.inputs import Input, Line
 from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
 
 bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
@@ -146,12 +147,11 @@ def printers():
     return {"printers": out}
 
 
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
-    role: str = Field(min_length=1, max_length=32)
-    org: str = Field(min_length=1, max_length=64)
-    full_name: str | None = Field(default=None, max_length=200)
+class UserIn(Input):
+    username: Line = Field(min_length=1, max_length=64)
+    role: Line = Field(min_length=1, max_length=32)
+    org: Line = Field(min_length=1, max_length=64)
+    full_name: Line | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=500)
 
 
@@ -192,10 +192,9 @@ def create_user(data: UserIn):
     return {"username": u.username, "role": u.role, "org": data.org}, 201
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
-    station: str | None = Field(default=None, max_length=64)
+class TokenIn(Input):
+    username: Line = Field(min_length=1, max_length=64)
+    station: Line | None = Field(default=None, max_length=64)
 
 
 @bp.post("/tokens")
@@ -204,10 +203,9 @@ class TokenIn(BaseModel):
 def create_token(data: TokenIn):
     """Create an API token (admin); the secret is shown once."""
     actor = require("admin")
-    secret, tok = users.create_token(
-        get_db(), username=data.username, station=data.station, actor=actor
-    )
-    return {"id": tok.id, "token": secret, "username": data.username, "station": data.station}, 201
+    station = data.station or None  # "" binds to no station, so say so
+    secret, tok = users.create_token(get_db(), username=data.username, station=station, actor=actor)
+    return {"id": tok.id, "token": secret, "username": data.username, "station": station}, 201
 
 
 @bp.delete("/tokens/<int:token_id>")

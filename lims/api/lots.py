@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from pydantic import ConfigDict
 from sqlmodel import select
 
 from lims import lots
+from lims.api.query import QueryModel
 from lims.http import current_actor, get_db, write
 from lims.lots import LotCreate, LotTransitionIn, QcIn
 from lims.models import VectorLot
 
 bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
+
+
+class LotQuery(QueryModel):
+    """The lot list takes no parameters: an unknown one (a filter, a limit) is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @bp.post("/lots")
@@ -24,7 +32,8 @@ def create_lot(data: LotCreate):
 
 
 @bp.get("/lots")
-def list_lots():
+@bp.input(LotQuery, location="query", arg_name="q")
+def list_lots(q: LotQuery):
     """List the lots you may see."""
     db = get_db()
     actor = current_actor()

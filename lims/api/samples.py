@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lims import samples
 from lims.api.query import QueryModel
 from lims.http import current_actor, get_db, write
+from lims.inputs import Input, Line, Text
 from lims.samples import AliquotIn, SampleCreate, TransitionIn
 
 bp = APIBlueprint("samples", __name__, url_prefix="/api", tag="Samples")
@@ -23,24 +24,22 @@ class SampleQuery(QueryModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class BulkItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    barcode: str = Field(min_length=1, max_length=64)
+class BulkItem(Input):
+    barcode: Line = Field(min_length=1, max_length=64)
     version: int | None = Field(default=None, ge=1)
-    position: str | None = Field(default=None, max_length=8)
+    position: Line | None = Field(default=None, max_length=8)
 
 
-class BulkTransitionIn(BaseModel):
+class BulkTransitionIn(Input):
     """One action applied to many samples (a rack at receipt): all or nothing."""
 
-    model_config = ConfigDict(extra="forbid")
-    action: str = Field(min_length=1, max_length=32)
+    action: Line = Field(min_length=1, max_length=32)
     samples: list[BulkItem] = Field(min_length=1, max_length=500)
-    condition: str | None = Field(default=None, max_length=200)
-    location: str | None = Field(default=None, max_length=64)
-    custodian: str | None = Field(default=None, max_length=64)
-    destination: str | None = Field(default=None, max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    condition: Text | None = Field(default=None, max_length=200)
+    location: Line | None = Field(default=None, max_length=64)
+    custodian: Line | None = Field(default=None, max_length=64)
+    destination: Text | None = Field(default=None, max_length=200)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 @bp.post("/samples")

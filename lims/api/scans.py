@@ -8,7 +8,8 @@ mismatch, wrong lot, illegal custody move ...) is answered with HTTP 200 and
 error, 5xx, 409 busy: resend with the same scan_id). 4xx is kept for requests that are themselves
 wrong: 400 malformed body (data longer than 512 characters, missing scan_id), 401 no or bad
 token, 403 a token bound to another station, a client organisation's station token or a client
-viewer, 404 unknown station, 422 a scan_id another sender used at this station already.
+viewer, 404 unknown station, 422 a scan_id another sender used at this station already
+(scan_id_taken) or one this sender used for another scan (scan_id_reused).
 
 Who posts: the bench's station agent (a centre token bound to the station) posts for whoever
 badged in there. A person (personal token or browser session) acts only as themselves: their
@@ -34,23 +35,23 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from lims import scanning, stations
 from lims.api.query import QueryModel
 from lims.custody import LAB
 from lims.http import accepts_nul, current_actor, get_db, require, write
+from lims.inputs import Input, Line
 
 bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
 
 
-class ScanIn(BaseModel):
+class ScanIn(Input):
     """One read of a scanner at a bench."""
 
-    model_config = ConfigDict(extra="forbid")
-    station: str = Field(min_length=1, max_length=64, description="station name, e.g. BENCH-B1")
+    station: Line = Field(min_length=1, max_length=64, description="station name, e.g. BENCH-B1")
     data: str = Field(max_length=scanning.MAX_SCAN_LENGTH, description="the scanned text")
-    scan_id: str = Field(
+    scan_id: Line = Field(
         min_length=1, max_length=100, description="unique per scan; a retry reuses it"
     )
     symbology: str | None = Field(default=None, max_length=8, description="AIM id, e.g. ]C1")
@@ -59,7 +60,7 @@ class ScanIn(BaseModel):
         default=None, max_length=100, description="the reader could not frame the scan"
     )
 
-    @field_validator("station", "scan_id", "symbology", "device", "error")
+    @field_validator("symbology", "device", "error")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         # Only `data` is raw device input (escaped when stored); the rest are names and ids.

@@ -10,8 +10,17 @@ from sqlmodel import select
 
 from lims import websession
 from lims.http import get_db
-from lims.identifiers import SAMPLE_BARCODE_RE
-from lims.models import AuditEvent, Location, Organisation, User, VectorLot, WebSession, utcnow
+from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
+from lims.models import (
+    AuditEvent,
+    Location,
+    Organisation,
+    Sample,
+    User,
+    VectorLot,
+    WebSession,
+    utcnow,
+)
 from lims.web.common import actor, bp, page, perform, render, safe_next
 
 _HOME_TILES = {
@@ -75,6 +84,15 @@ def find() -> Response:
         return redirect(url_for("web.home"))
     if SAMPLE_BARCODE_RE.match(q.upper()):
         return redirect(url_for("web.sample_page", barcode=q.upper()))
+    if check_coi(q.upper()):
+        # A Chain of Identity id: open the first sample that carries it (its page shows the
+        # genealogy down to every aliquot).
+        who = actor()
+        for barcode, org_id in db.exec(
+            select(Sample.barcode, Sample.org_id).where(Sample.coi == q.upper()).order_by(Sample.id)
+        ):
+            if who.can_see(org_id):
+                return redirect(url_for("web.sample_page", barcode=barcode))
     lot_org = db.exec(select(VectorLot.org_id).where(VectorLot.lot_number == q)).first()
     if lot_org is not None and actor().can_see(lot_org):
         return redirect(url_for("web.lot_page", lot=q))

@@ -103,9 +103,9 @@ def page(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if g.get("web_user") is None:
                 return to_sign_in()
-            if roles and g.web_user.role not in roles:
+            if roles and actor().role not in roles:
                 raise Forbidden(
-                    f"this page needs the role {' or '.join(roles)}; you are {g.web_user.role}",
+                    f"this page needs the role {' or '.join(roles)}; you are {actor().role}",
                     code="role_required",
                 )
             return view(*args, **kwargs)

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from lims import audit, custody, exports, lots, printing, scanning, stations, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
-from lims.errors import BadRequest, NotFound
+from lims.errors import BadRequest, LimsError, NotFound
 from lims.http import get_db
 from lims.models import (
     Location,
@@ -87,8 +87,15 @@ def samples_list():  # noqa: ANN201
             {**{k: v for k, v in args.items() if v}, "cursor": rows[-1].id}
             | ({"location": location} if location else {})
         )
+    # Say when a filter names nothing, so that "no samples match" is not taken for an answer.
+    unknown = []
+    if args["state"] and args["state"] not in custody.STATES:
+        unknown.append(f"no state {args['state']!r} (states: {', '.join(custody.STATES)})")
+    if location and location not in places.values():
+        unknown.append(f"no location {location!r}")
     return render(
         "samples.html",
+        error="; ".join(unknown) or None,
         printers=_printers(db) if actor().role in LAB else [],
         templates=_template_names(),
         rows=rows,
@@ -152,6 +159,10 @@ def _sample_context(barcode: str) -> dict[str, Any]:
         "lineage_tree": tree,
         "actions": actions,
         "labels": labels,
+        # A client user's tube may sit in a job they cannot open (it holds others' tubes too).
+        "openable_jobs": {
+            job.id for _, job, _ in labels if who.role in LAB and printing.job_visible(db, job, who)
+        },
         "printers": _printers(db) if who.role in LAB else [],
         "templates": _template_names(),
         "default_template": labels_mod.default_template(s.container),
@@ -208,8 +219,8 @@ def sample_transition(barcode: str):  # noqa: ANN201
         lambda: samples_mod.transition(get_db(), barcode=barcode, data=data, actor=actor())
     )
     if err is not None:
-        if err.status == 404:
-            raise err
+        if err.code == "unknown_sample":
+            raise err  # the page itself is gone; a mistyped place or person is shown inline
         ctx = _sample_context(barcode)
         return render("sample.html", err.status, error=err.message, failed=data.action, **ctx)
     flash(f"{s.barcode}: {data.action.replace('_', ' ')} done; now {s.state}.", "ok")
@@ -324,7 +335,7 @@ def lot_transition(lot: str):  # noqa: ANN201
         lambda: lots.transition_lot(get_db(), lot_number=lot, data=data, actor=actor())
     )
     if err is not None:
-        if err.status == 404:
+        if err.code == "unknown_lot":
             raise err
         ctx = _lot_context(lot)
         return render("lot.html", err.status, error=err.message, failed=action, **ctx)
@@ -353,7 +364,7 @@ def lot_qc(lot: str):  # noqa: ANN201
         )
     _, err = perform(lambda: lots.record_qc(get_db(), lot_number=lot, data=data, actor=actor()))
     if err is not None:
-        if err.status == 404:
+        if err.code == "unknown_lot":
             raise err
         ctx = _lot_context(lot)
         return render("lot.html", err.status, error=err.message, **ctx)
@@ -463,20 +474,36 @@ def audit_search():  # noqa: ANN201
     """Search the audit trail with the API's filters, page by page, with export links."""
     db = get_db()
     raw = {k: (request.args.get(k) or "").strip()[:64] for k in _AUDIT_FILTERS}
-    cursor = _cursor()
-    since, until = _when(raw["since"], "since"), _when(raw["until"], "until")
-    filters = exports.filters_for(
-        db,
-        actor(),
-        sample=raw["sample"] or None,
-        lot=raw["lot"] or None,
-        by=raw["actor"] or None,
-        action=raw["action"] or None,
-        station=raw["station"] or None,
-        location=raw["location"] or None,
-        since=since,
-        until=until,
-    )
+    try:
+        cursor = _cursor()
+        since, until = _when(raw["since"], "since"), _when(raw["until"], "until")
+        filters = exports.filters_for(
+            db,
+            actor(),
+            sample=raw["sample"] or None,
+            lot=raw["lot"] or None,
+            by=raw["actor"] or None,
+            action=raw["action"] or None,
+            station=raw["station"] or None,
+            location=raw["location"] or None,
+            since=since,
+            until=until,
+        )
+    except LimsError as err:
+        # A mistyped filter: keep the form as typed, with the message, instead of an error page.
+        return render(
+            "audit.html",
+            err.status,
+            error=err.message,
+            events=[],
+            filters=raw,
+            searched=False,
+            csv_url=None,
+            pdf_url=None,
+            next_url=None,
+            first_url=url_for("web.audit_search"),
+            paged=False,
+        )
     limit = 50
     events = [
         audit.event_dict(e) for e in audit.query(db, after_seq=cursor, limit=limit, **filters)
@@ -557,6 +584,8 @@ def label_preview(barcode: str):  # noqa: ANN201
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
     template = request.args.get("template") or labels_mod.default_template(s.container)
+    if template not in _template_names():
+        raise NotFound(f"no label template {template[:64]!r}; choose one from the list")
     content = labels_mod.sample_label(db, s)
     lines = [text for _, text in content.text_lines()]
     return render("label.html", s=s, template=template, lines=lines, templates=_template_names())
@@ -570,7 +599,7 @@ def label_preview_png(barcode: str) -> Response:
     s = samples_mod.get_sample(db, barcode, actor())
     name = request.args.get("template") or labels_mod.default_template(s.container)
     if name not in _template_names():
-        raise NotFound(f"no label template {name!r}")
+        raise NotFound(f"no label template {name[:64]!r}; choose one from the list")
     content = labels_mod.sample_label(db, s)
     template = get_template(name)
     try:

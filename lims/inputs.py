@@ -1,0 +1,64 @@
+"""Shared pieces of the JSON request models: exact types, and text a label or record can hold.
+
+Pydantic's default (lax) mode turns `true` into 1.0 and `"yes"` into True. In a GMP record a
+volume of `true` or a QC result of `"yes"` is a client bug, not data: request bodies are
+validated strictly (a JSON number may still fill a float field), and free text refuses control
+and invisible formatting characters, which print as nothing on a label and can make an audit
+line read differently from what it holds (a right-to-left override, a terminal escape).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict
+
+# Joiners shape letters in several scripts (Persian, Devanagari) and are fine in a name.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _check(value: str, allowed: frozenset[str]) -> str:
+    for ch in value:
+        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf"):
+            raise ValueError(
+                f"must not contain control or invisible formatting characters (found {ch!r})"
+            )
+    return value
+
+
+def _line(value: str) -> str:
+    return _check(value, _JOINERS)
+
+
+def _text(value: str) -> str:
+    return _check(value, _JOINERS | frozenset("\n\r\t"))
+
+
+# One line that is stored, shown and printed: names, codes, a lot's vector.
+Line = Annotated[str, AfterValidator(_line)]
+# Free text that may run over lines (a reason, a condition), otherwise as Line.
+Text = Annotated[str, AfterValidator(_text)]
+
+
+def _day_text(value: Any) -> Any:
+    if isinstance(value, date | str):
+        return value
+    # Lax parsing would read 0 as 1970-01-01.
+    raise ValueError("give a date as text, like 2027-06-30")
+
+
+# A calendar day, written in JSON as text (ISO 8601).
+Day = Annotated[date, Strict(False), BeforeValidator(_day_text)]
+
+
+class Input(BaseModel):
+    """Base of the request bodies: unknown fields refused, JSON types taken exactly."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def blank(value: object) -> bool:
+    """Tell whether a given value counts as not given (None, or text of only spaces)."""
+    return value is None or (isinstance(value, str) and not value.strip())
