@@ -61,6 +61,8 @@ class LimsJSONProvider(DefaultJSONProvider):
     """Flask's JSON, reading with loads_request_json (Flask parses request bodies with app.json)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if kwargs:  # a caller asking for something special gets Flask's own reading
+            return super().loads(s, **kwargs)
         return loads_request_json(s)
 
 
@@ -178,16 +180,21 @@ def _serve_docs_locally(app: APIFlask) -> None:
     A lab network is often offline, and every docs visit would tell a third party about it.
     """
     assets = Path(swagger_ui_path)
-    app.config.update(
-        SWAGGER_UI_CSS="/docs/assets/swagger-ui.css",
-        SWAGGER_UI_BUNDLE_JS="/docs/assets/swagger-ui-bundle.js",
-        SWAGGER_UI_STANDALONE_PRESET_JS="/docs/assets/swagger-ui-standalone-preset.js",
-        DOCS_FAVICON="/docs/assets/favicon-32x32.png",
-    )
+    used = {
+        "SWAGGER_UI_CSS": "swagger-ui.css",
+        "SWAGGER_UI_BUNDLE_JS": "swagger-ui-bundle.js",
+        "SWAGGER_UI_STANDALONE_PRESET_JS": "swagger-ui-standalone-preset.js",
+        "DOCS_FAVICON": "favicon-32x32.png",
+    }
+    app.config.update({key: f"/docs/assets/{name}" for key, name in used.items()})
+    # Only these: the bundle's own index.html would load a demo spec from the internet.
+    served = frozenset(used.values())
 
-    @app.get("/docs/assets/<path:name>")
+    @app.get("/docs/assets/<name>")
     @app.doc(hide=True)
     def docs_asset(name: str) -> Response:
+        if name not in served:
+            raise HTTPError(404, f"no docs asset {name[:64]!r}")
         return send_from_directory(assets, name, max_age=3600)
 
 

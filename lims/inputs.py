@@ -28,18 +28,20 @@ def _check(value: str, allowed: frozenset[str]) -> str:
     return value
 
 
-def _line(value: str) -> str:
+def check_line(value: str) -> str:
+    """Return value if it is one line of visible text, else raise ValueError saying why."""
     return _check(value, _JOINERS)
 
 
-def _text(value: str) -> str:
+def check_text(value: str) -> str:
+    """Return value if it is visible text (line breaks and tabs allowed), else ValueError."""
     return _check(value, _JOINERS | frozenset("\n\r\t"))
 
 
 # One line that is stored, shown and printed: names, codes, a lot's vector.
-Line = Annotated[str, AfterValidator(_line)]
+Line = Annotated[str, AfterValidator(check_line)]
 # Free text that may run over lines (a reason, a condition), otherwise as Line.
-Text = Annotated[str, AfterValidator(_text)]
+Text = Annotated[str, AfterValidator(check_text)]
 
 
 def _day_text(value: Any) -> Any:

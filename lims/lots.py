@@ -115,9 +115,10 @@ def evaluate_spec(spec: str, result: str) -> bool | None:
     if not (math.isfinite(limit) and math.isfinite(value)):
         # '1e999' overflows to infinity, which would meet any '>=' spec.
         raise BadRequest("numbers in a spec or result must be finite", code="bad_number")
-    if value < 0:
-        # Titers, endotoxin and counts are amounts: a negative one is a typing error.
-        raise Refused(f"a measured result cannot be negative ({result})", code="bad_number")
+    if value < 0 <= limit:
+        # Against a limit of zero or more (titer, endotoxin, counts) the result is an amount, and
+        # a negative amount is a typing error; a limit below zero (a temperature) allows one.
+        raise Refused(f"a measured amount cannot be negative ({result})", code="bad_number")
     spec_unit, result_unit = m.group(3), r.group(2)
     if spec_unit and result_unit and spec_unit.casefold() != result_unit.casefold():
         # 0.5 mg/L read against '< 5 EU/mL' would pass on the number alone.

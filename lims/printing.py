@@ -619,9 +619,13 @@ def reprint(
         raise Refused("a reprint needs a reason", code="reason_required")
     job = get_job(session, job_id, actor)
     if job.state not in ("sent", "failed"):
+        due = f"{job.lease_until:%H:%M} UTC" if job.lease_until else "the end of its lease"
         hint = {
             "queued": "it has not printed yet; void it if it is not wanted",
-            "sending": "it is printing now; wait for its outcome",
+            # A worker that died mid-job leaves it 'sending' until its lease runs out.
+            "sending": f"it is printing (worker {job.claimed_by}); wait for its outcome. If that "
+            f"worker stopped, the job is failed as 'outcome unknown' at {due} and can be "
+            "reprinted then",
             "voided": "it was voided before printing; queue new labels instead",
         }[job.state]
         raise Refused(f"job {job.id} is {job.state}: {hint}", code="not_reprintable")
@@ -1024,13 +1028,19 @@ def record_outcome(
         raise Conflict(f"job {job.id} is {job.state}", code="not_sending")
     before = _snap(job)
     rows = _labels_of(session, job)
-    ok = data.error is None and data.printed == total
+    # Every label confirmed printed is a job done, even when the printer faults right after
+    # (paper out on the last label): 'failed' would send the operator to reprint good labels.
+    ok = data.printed == total
     now = utcnow()
     if ok:
         job.state = "sent"
         job.labels_printed = total
         job.labels_unconfirmed = 0
-        job.error = None
+        job.error = (
+            None
+            if data.error is None
+            else f"all {total} printed; then the printer reported: {data.error}"[:2000]
+        )
         for r in rows:
             r.printed = True
             session.add(r)
@@ -1057,7 +1067,7 @@ def record_outcome(
         actor,
         before=before,
         after=after,
-        reason=None if ok else job.error,
+        reason=job.error,
         device=device,
     )
     return job
@@ -1141,8 +1151,13 @@ def render_claim(session: Session, job: PrintJob) -> Claim:
     )
 
 
-def claim_for_api(session: Session, *, data: ClaimIn, actor: Actor) -> Claim | None:
-    """Claim the next job for a station's (or one named) printer, for a remote worker."""
+def claim_for_api(
+    session: Session, *, data: ClaimIn, actor: Actor, local_worker: PrintWorker | None = None
+) -> Claim | None:
+    """Claim the next job for a station's (or one named) printer, for a remote worker.
+
+    local_worker, the app's own worker (python app.py), leaves these printers to the remote one.
+    """
     _require_lab(actor, "claiming print jobs")
     _require_worker(actor)
     station = data.station or actor.station
@@ -1158,6 +1173,8 @@ def claim_for_api(session: Session, *, data: ClaimIn, actor: Actor) -> Claim | N
     printers = printers_for(
         session, station=station, names=[data.printer] if data.printer else None
     )
+    if local_worker is not None:
+        local_worker.leave_to_agent(printers, station)
     job = claim_next(session, worker=data.worker, printers=printers, actor=actor)
     return render_claim(session, job) if job is not None else None
 
@@ -1348,6 +1365,22 @@ class PrintWorker:
     not_ready_backoff_s: float = 5.0
     simulate_demo: bool = True
     simulators: dict[str, Any] = field(default_factory=dict)
+    # Printers a station agent has claimed jobs for: that agent prints them, this worker not.
+    left_to_agents: set[int] = field(default_factory=set)
+
+    def leave_to_agent(self, printers: list[Printer], station: str | None) -> None:
+        """Stop printing these printers here: a station agent serves them from now on."""
+        new = [p for p in printers if p.id not in self.left_to_agents]
+        self.left_to_agents.update(p.id for p in new)
+        for p in new:
+            # Two workers on one printer would split its jobs between two devices.
+            log.warning(
+                "printer %s is printed by the agent of %s from now on, not by %s "
+                "(restart to print it here again)",
+                p.name,
+                station or "a remote worker",
+                self.worker_id,
+            )
 
     def _printers(self) -> list[Printer]:
         with new_session(self.engine) as db:
@@ -1365,6 +1398,8 @@ class PrintWorker:
 
     def step(self, printer: Printer) -> JobReport | None:
         """Claim and print at most one job of printer; return what happened, or None."""
+        if printer.id in self.left_to_agents:
+            return None
         with _tx(self.engine) as db:
             actor = _worker_actor(db, self.worker_id, printer)
             job = claim_next(db, worker=self.worker_id, printers=[printer], actor=actor)

@@ -42,6 +42,7 @@ from sqlmodel import Session, select
 
 from lims import storage
 from lims.identifiers import check_sample_barcode, mod37_2
+from lims.inputs import check_line
 from lims.models import Sample, User, VectorLot
 from lims.users import Actor
 
@@ -259,6 +260,11 @@ def _command(text: str) -> Parsed:
             return _refuse("bad_command", f"CMD:{name}: needs a value, e.g. CMD:{name}:...")
         if len(arg) > MAX_ARGUMENT:
             return _refuse("bad_command", f"CMD:{name} values are at most {MAX_ARGUMENT} chars")
+        try:
+            # The value goes into the record of every tube scanned after it.
+            check_line(arg)
+        except ValueError as exc:
+            return _refuse("bad_command", f"CMD:{name}: the value {exc}")
         presets = REASONS if name == "REASON" else CONDITIONS
         return Parsed("command", name, argument=presets.get(arg.upper(), arg))
     if name in COMMANDS and not sep:

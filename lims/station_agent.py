@@ -161,6 +161,7 @@ class StationAgent:
         while True:
             item = self._queue.get()
             if item is None or self._stop.is_set():
+                self._report_unsent(item)
                 return
             scan, scan_id, read_at = item
             try:
@@ -170,6 +171,24 @@ class StationAgent:
                 continue
             try:
                 self.on_result(result)
+            except Exception:  # noqa: BLE001
+                log.exception("station agent: on_result failed for %s", scan_id)
+
+    def _report_unsent(self, first: tuple[Scan, str, float] | None) -> None:
+        """Report every scan still waiting as not sent: the operator must scan it again."""
+        pending = [first]
+        while True:
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for item in pending:
+            if item is None:
+                continue
+            scan, scan_id, read_at = item
+            log.warning("station agent: stopping; scan %s was never sent", scan_id)
+            try:
+                self.on_result(PostResult(scan, scan_id, None, None, 0, read_at, time.monotonic()))
             except Exception:  # noqa: BLE001
                 log.exception("station agent: on_result failed for %s", scan_id)
 
@@ -283,7 +302,7 @@ def format_result(result: PostResult) -> str:
     body = result.body or {}
     shown = result.scan.data[:60] if result.scan.data else f"<{result.scan.error or 'empty'}>"
     if result.status is None:
-        return f"NOT SENT  {shown}  (agent stopped before the server answered)"
+        return f"NOT SENT  {shown}  (the agent stopped before the server answered: scan again)"
     if result.status != 200:
         return f"ERROR {result.status}  {shown}  {body.get('error')}: {body.get('message')}"
     outcome = str(body.get("outcome", "?")).upper()

@@ -55,6 +55,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from lims import audit, samples, scanning, storage
@@ -409,6 +410,17 @@ def handle_scan(
         except LimsError as err:
             # A domain rule refused the move; the savepoint took back whatever it had begun.
             result.update(outcome="refused", code=err.code, message=err.message)
+        except ValidationError as err:
+            # A bench setting (reason, condition) that the move's own checks refuse: a 500 here
+            # would have the agent retry the scan forever and hold up the bench behind it.
+            problem = err.errors()[0]
+            where = ".".join(str(x) for x in problem.get("loc", ())) or "a field"
+            result.update(
+                outcome="refused",
+                code="bad_field",
+                message=f"the bench's {where} cannot be used: {problem.get('msg', 'invalid')}; "
+                "scan it again",
+            )
     session.expire(st)
     st = get_station(session, station)
     result["station_state"] = station_view(session, st, agent)
@@ -576,16 +588,16 @@ def _badge(
 ) -> None:
     if not user.active:
         raise _Refusal("user_disabled", f"badge of {user.username}: the account is disabled")
-    if user.role not in LAB:
+    org = session.get(Organisation, user.org_id)
+    who = Actor(user=user, org=org, station=st.name, device=device)
+    if who.role not in LAB:
         raise _Refusal(
-            "role_required", f"{user.username} ({user.role}) may not work at a bench station"
+            "role_required", f"{user.username} ({who.role}) may not work at a bench station"
         )
     result["action"] = "sign_in"
     if st.operator_id == user.id:
         result["message"] = f"{user.full_name} is signed in already"
         return
-    org = session.get(Organisation, user.org_id)
-    who = Actor(user=user, org=org, station=st.name, device=device)
     _set_operator(session, st, who, user.id)
     after = ""
     if previous is not None and who.can_see(previous.org_id):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from sqlmodel import Session, select
 from lims import audit
 from lims.db import adopt, column_list, driver_execute, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Refused, Unauthorized
+from lims.inputs import check_line
 from lims.models import ApiToken, Organisation, Station, User, utcnow
 
 ROLES = ("technician", "qa", "admin", "client_viewer")
@@ -122,9 +122,13 @@ def create_user(
         )
     if full_name is not None:
         full_name = full_name.strip()
-        if not full_name or any(unicodedata.category(c) in ("Cc", "Cf") for c in full_name):
+        try:
             # The name is printed on e-signatures: no line breaks, direction overrides or escapes.
-            raise BadRequest("a full name is one line of visible text")
+            check_line(full_name)
+        except ValueError as exc:
+            raise BadRequest(f"a full name is one line of visible text; it {exc}") from None
+        if not full_name:
+            raise BadRequest("a full name is one line of visible text, not empty")
     if password is not None and len(password.strip()) < MIN_PASSWORD:
         raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters besides spaces")
     if session.exec(select(User).where(User.username == username)).first():

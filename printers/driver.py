@@ -10,6 +10,7 @@ from printers.errors import PrinterNotReady, PrinterUnreachable, StatusParseErro
 from printers.status import (
     PrinterInfo,
     PrinterStatus,
+    latest_reply,
     parse_host_identification,
     parse_host_status,
 )
@@ -91,7 +92,7 @@ class ZplPrinter:
         reply = self.transport.query(HOST_STATUS, frames=3, timeout=self.timeout)
         if not reply:
             return None
-        return parse_host_status(reply)
+        return parse_host_status(latest_reply(reply))
 
     def status(self) -> PrinterStatus:
         """Ask ~HS; raise PrinterNotReady when the printer stays silent (faulted)."""
@@ -194,6 +195,10 @@ class ZplPrinter:
             try:
                 acc.bytes_sent += len(HOST_STATUS)
                 st = self._query_status()
+                if st is None:
+                    # One late reply is not a fault: asking for the status again prints nothing.
+                    acc.bytes_sent += len(HOST_STATUS)
+                    st = self._query_status()
             except PrinterUnreachable as exc:
                 acc.unconfirmed = acc.sent - acc.printed
                 return acc.outcome(
@@ -205,7 +210,10 @@ class ZplPrinter:
                 return self._stop(acc, f"unintelligible ~HS reply: {exc}", "no_answer")
             if st is None:
                 return self._stop(
-                    acc, "printer went silent (faulted: head open, media out)", "no_answer"
+                    acc,
+                    f"the printer answered no status request (~HS) twice within "
+                    f"{self.timeout:g} s: it may be faulted (head open, media out) or off",
+                    "no_answer",
                 )
             acc.status = st
             remaining = st.formats_in_buffer

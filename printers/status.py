@@ -42,6 +42,18 @@ def split_frames(data: bytes) -> list[bytes]:
     return _FRAME_RE.findall(data)
 
 
+def latest_reply(data: bytes, frames: int = 3) -> bytes:
+    """Return the last whole reply of `frames` frames in data.
+
+    A late answer to an earlier request may arrive just before the answer to this one; both are
+    then in data, the newer last.
+    """
+    found = list(_FRAME_RE.finditer(data))
+    if len(found) > frames and len(found) % frames == 0:
+        return data[found[-frames].start() :]
+    return data
+
+
 def count_frames(data: bytes) -> int:
     """Count complete <STX>...<ETX> frames in data (to know when a reply is whole)."""
     return len(_FRAME_RE.findall(data))

@@ -1,7 +1,8 @@
 """Frame the byte stream of a serial barcode scanner into scans (pure: no I/O, no clock).
 
 A scanner sends each read as ``[AIM identifier] data suffix``. The framer cuts the stream on the
-configured suffix, falls back to an inter-byte gap for scanners configured without one, drops
+configured suffix, falls back to an inter-byte gap for scanners that send none (from one that
+has sent its suffix, a pause cuts a scan short: that comes back as an error, never as data), drops
 line noise, strips the AIM symbology identifier (``]C1``, ``]d2``, ...) into ``Scan.symbology``
 and keeps GS (0x1D) separators inside the data so GS1 element strings stay parseable.
 
@@ -130,6 +131,10 @@ class Framer:
         # True while skipping the rest of an over-long frame (already reported) up to its suffix.
         self._discarding = False
         self._last: float | None = None
+        # Once this scanner has ended a scan with the suffix, it is programmed to send one: a
+        # frame ended by a pause is then a scan cut short (a serial server's hiccup, a slow
+        # link), and must not act as a shorter code (BOX-0002 for BOX-0002:C4).
+        self._suffix_seen = False
 
     @property
     def pending(self) -> int:
@@ -141,6 +146,7 @@ class Framer:
         self._buf.clear()
         self._discarding = False
         self._last = None
+        self._suffix_seen = False  # another scanner may be plugged in
 
     def feed(self, data: bytes, now: float) -> list[Scan]:
         """Add bytes received at time `now`; return the scans they complete.
@@ -161,6 +167,7 @@ class Framer:
             end = buf.find(term, start)
             if end < 0:
                 break
+            self._suffix_seen = True
             if self._discarding:
                 # The suffix after an over-long frame: resynchronised, nothing to emit.
                 self._discarding = False
@@ -179,9 +186,29 @@ class Framer:
         return out
 
     def poll(self, now: float) -> list[Scan]:
-        """Return the pending frame as a scan when the line has been idle for `gap_s`."""
+        """Return the pending frame when the line has been idle for `gap_s`.
+
+        From a scanner that sends no suffix this is its scan; from one that has sent its suffix
+        before, it is a scan cut short, returned as an error (the operator scans again).
+        """
         if self.gap_s is None or self._last is None or now - self._last < self.gap_s:
             return []
+        if self._suffix_seen and self._buf and not self._discarding:
+            frame = bytes(self._buf[: self.max_len])
+            cut = []
+            if frame.translate(None, _CONTROL):  # not mere line noise
+                cut.append(
+                    Scan(
+                        self._decode_lenient(frame.strip(_EDGE_NOISE)),
+                        None,
+                        frame,
+                        "incomplete: the scanner stopped before the end of the scan",
+                    )
+                )
+            self._buf.clear()
+            self._discarding = False
+            self._last = None
+            return cut
         return self.flush()
 
     def flush(self) -> list[Scan]:

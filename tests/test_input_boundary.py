@@ -251,3 +251,14 @@ def test_store_puts_a_sample_into_storage_not_into_a_room(app, client, tech, pla
     assert audit_count(app) == before and _sample(app, s["barcode"]).location_id is None
     # A freezer shelf (no box) is storage; a room is still fine for work at a bench.
     assert move(client, tech, s["barcode"], "store", location="FRZ-80-1").status_code == 200
+
+
+def test_a_name_written_with_joiners_is_accepted(client, auth) -> None:  # noqa: ANN001
+    # Persian and Devanagari names use the zero-width (non-)joiner between letters.
+    r = client.post(
+        "/api/users",
+        json={"username": "fz1", "role": "technician", "org": "centre",
+              "full_name": "\u0641\u0627\u0637\u0645\u0647\u200c\u0632\u0647\u0631\u0627"},
+        headers=auth("admin"),
+    )  # fmt: skip
+    assert r.status_code == 201, r.json

@@ -329,14 +329,19 @@ def test_an_unknown_printer_or_station_names_the_known_ones(client, tech):  # no
 
 
 @pytest.mark.parametrize(
-    ("result", "code"),
-    [("-3 EU/mL", "bad_number"), ("0.5 mg/L", "unit_mismatch"), ("2 eu/ML", None)],
+    ("spec", "result", "code"),
+    [
+        ("< 5 EU/mL", "-3 EU/mL", "bad_number"),
+        ("< 5 EU/mL", "0.5 mg/L", "unit_mismatch"),
+        ("< 5 EU/mL", "2 eu/ML", None),
+        ("<= -60 C", "-72 C", None),  # a limit below zero: a negative result is a reading
+    ],
 )
-def test_a_numeric_qc_result_is_read_in_the_spec_unit(client, auth, tech, result, code):  # noqa: ANN001
+def test_a_numeric_qc_result_is_read_in_the_spec_unit(client, auth, tech, spec, result, code):  # noqa: ANN001
     before = events(client, auth)
     r = client.post(
         f"/api/lots/{LOT}/qc",
-        json={"test": "endotoxin", "spec": "< 5 EU/mL", "result": result, "reason": "retest"},
+        json={"test": "endotoxin", "spec": spec, "result": result, "reason": "retest"},
         headers=tech,
     )
     if code is None:  # the same unit written in another case

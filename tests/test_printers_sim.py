@@ -161,6 +161,35 @@ def test_silent_paper_out_cancels_and_reports_unconfirmed():
         simulator.stop()
 
 
+class _OneSlowStatus(PrinterSimulator):
+    """A printer that answers one status request (the n-th) late, and all others at once."""
+
+    def __init__(self, slow_reply: int, late_s: float, **kw: object) -> None:
+        super().__init__(**kw)
+        self.slow_reply, self.late_s, self.status_requests = slow_reply, late_s, 0
+
+    def _control(self, command: bytes) -> None:
+        if command == b"HS":
+            self.status_requests += 1
+            if self.status_requests == self.slow_reply:
+                time.sleep(self.late_s)
+        super()._control(command)
+
+
+def test_one_late_status_reply_does_not_abort_a_healthy_batch():
+    simulator = _OneSlowStatus(slow_reply=3, late_s=0.8, print_time=0.05).start()
+    try:
+        p = ZplPrinter(simulator.port, baud=115200, timeout=0.5)
+        batch = render_batch(sample_contents(8), TEMPLATE)
+        out = p.print_batch(batch.format_bytes, batch.labels)
+        p.close()
+        # Asked again, the printer answered: all 8 printed and are recorded so, none unknown.
+        assert (out.code, out.printed, out.unconfirmed) == (None, 8, 0), out
+        assert len(simulator.printed) == 8 and simulator.cancelled == 0
+    finally:
+        simulator.stop()
+
+
 def test_streaming_runs_at_the_link_limit():
     """At a throttled baud the batch takes at most 1.1x the raw link time of its bytes."""
     # 57600 baud keeps the test near 2 s while scheduling noise stays well under 10%.

@@ -7,6 +7,7 @@ import pytest
 from printers.errors import StatusParseError
 from printers.status import (
     format_host_status,
+    latest_reply,
     parse_host_identification,
     parse_host_status,
 )
@@ -100,3 +101,14 @@ def test_parse_identification():
 def test_malformed_identification_raises(reply, message):
     with pytest.raises(StatusParseError, match=message):
         parse_host_identification(reply)
+
+
+def test_a_late_reply_before_the_fresh_one_reads_as_the_fresh_one() -> None:
+    late = format_host_status(formats_in_buffer=5)
+    fresh = format_host_status(formats_in_buffer=1, paper_out=True)
+    assert latest_reply(late + fresh) == fresh
+    st = parse_host_status(latest_reply(late + fresh))
+    assert (st.formats_in_buffer, st.paper_out) == (1, True)
+    # One reply, or a torn one, is left as it is (the parser says what is wrong with it).
+    assert latest_reply(fresh) == fresh
+    assert latest_reply(late + fresh[:10]) == late + fresh[:10]

@@ -151,3 +151,19 @@ def test_resume_prints_the_missing_copy_of_a_partly_printed_sample(app, client, 
     sim.clear_fault()
     worker(app, "Z1").run_once()
     assert printed_barcodes(sim) == [barcode, barcode]
+
+
+def test_a_job_whose_last_label_emptied_the_roll_is_sent_not_failed(app, client, runner, tech, sim):
+    add_printer(runner, "Z1", sim.port)
+    barcodes = [register(client, tech)["barcode"] for _ in range(3)]
+    job_id = queue(client, tech, barcodes).json["id"]
+    sim.paper_out_after(3)  # the roll runs out with the third label
+    worker(app, "Z1").run_once()
+    job = client.get(f"/api/print-jobs/{job_id}", headers=tech).json
+    assert printed_barcodes(sim) == barcodes
+    # Done, with the printer's state for the next job; nothing invites a reprint.
+    assert job["state"] == "sent" and job["labels_printed"] == 3
+    assert job["error"].startswith("all 3 printed; then the printer reported:")
+    assert "paper out" in job["error"]
+    assert [lab["status"] for lab in job["labels"]] == ["printed"] * 3
+    assert [e.action for e in job_events(app, job_id)][-1] == "print_job.print"

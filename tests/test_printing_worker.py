@@ -177,6 +177,13 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
         # Before the lease ends nobody touches it; a worker pass does not send it.
         worker(app, "SLOW").run_once()
         assert job_row(app, job_id).state == "sending"
+        # An operator asking to reprint it is told why not yet, and from when.
+        r = client.post(
+            f"/api/print-jobs/{job_id}/reprint", json={"reason": "stuck?"}, headers=tech
+        )
+        assert r.status_code == 422 and r.json["error"] == "not_reprintable"
+        due = f"{job_row(app, job_id).lease_until:%H:%M} UTC"
+        assert "If that worker stopped" in r.json["message"] and due in r.json["message"]
         # Once the lease has run out, the next claim fails it as 'outcome unknown'.
         lease_end = job_row(app, job_id).lease_until
         with new_session(app.extensions["lims"]["engine"]) as db:
@@ -415,3 +422,32 @@ def test_agent_reports_the_outcome_again_when_the_server_is_briefly_down(app, cl
     # The label printed once and the record says so, not 'outcome unknown'.
     assert job_row(app, job_id).state == "sent"
     assert [e.action for e in job_events(app, job_id)][-1] == "print_job.print"
+
+
+def test_the_apps_own_worker_leaves_a_bench_printer_to_its_agent(app, client, auth, sim):
+    # python app.py prints the demo printers itself; once the bench's agent prints ZEBRA-B1,
+    # every later job must go to the agent's printer, not alternate with a hidden simulator.
+    tech = auth("tech1")
+    local = printing.PrintWorker(app.extensions["lims"]["engine"], simulate_demo=False)
+    app.extensions["lims"]["print_worker"] = {"worker": local}
+    barcodes = [register(client, tech)["barcode"] for _ in range(2)]
+    job_ids = [
+        client.post(
+            "/api/labels", json={"barcodes": [b], "printer": "ZEBRA-B1"}, headers=tech
+        ).json["id"]
+        for b in barcodes
+    ]
+    call = http_call(client, auth("tech1", "BENCH-B1"))
+    first = printing.agent_print_once(
+        call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
+    )
+    assert first["job"] == job_ids[0]
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        zebra = printing.get_printer(db, "ZEBRA-B1")
+    assert local.step(zebra) is None  # the queued job is left for the agent
+    second = printing.agent_print_once(
+        call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
+    )
+    assert second["job"] == job_ids[1]
+    assert printed_barcodes(sim) == barcodes
+    assert [job_row(app, j).state for j in job_ids] == ["sent", "sent"]

@@ -202,6 +202,24 @@ def test_gap_fallback_for_scanner_without_suffix() -> None:
     assert [s.data for s in framer.feed(b"CD\r", 25.0)] == ["ABCD"]
 
 
+def test_a_pause_inside_a_scan_from_a_suffixed_scanner_is_an_error_not_a_code() -> None:
+    framer = Framer("CR", gap_s=0.05)
+    assert [s.data for s in framer.feed(b"BOX-0001\r", 1.0)] == ["BOX-0001"]
+    # The next scan pauses mid-way (a serial server's hiccup): 'BOX-0002' must not act alone.
+    assert framer.feed(b"BOX-0002", 2.0) == []
+    (cut,) = framer.poll(2.1)
+    assert not cut.ok and cut.error.startswith("incomplete")
+    assert cut.data == "BOX-0002" and cut.raw == b"BOX-0002"
+    (rest,) = framer.feed(b":C4\r", 2.2)
+    assert rest.data == ":C4"  # refused downstream as no code; the operator scans again
+    # Line noise in a pause is still nothing; a replugged (reset) scanner starts afresh.
+    framer.feed(b"\x00\x00", 3.0)
+    assert framer.poll(3.1) == []
+    framer.reset()
+    framer.feed(b"S26-000123-K", 4.0)
+    assert [(s.data, s.ok) for s in framer.poll(4.1)] == [("S26-000123-K", True)]
+
+
 def test_gap_fallback_disabled() -> None:
     framer = Framer("CR", gap_s=None)
     framer.feed(b"ABC", 0.0)

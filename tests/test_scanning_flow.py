@@ -256,6 +256,42 @@ def test_dispose_needs_a_scanned_reason(app, client, bench, tech):
     assert events(app, entity_ids=[b], action="sample.dispose")[0].reason == "expired"
 
 
+@pytest.mark.parametrize("hidden", ["\u200b", "\u00ad", "\ufeff", "\u200e", "\x85"])
+def test_a_scanned_reason_with_hidden_characters_is_refused_at_the_scan(
+    app, client, bench, tech, hidden: str
+):
+    b = register(client, tech)["barcode"]
+    bench.ok("BADGE-0002")
+    bench.ok("CMD:DISPOSE")
+    out = bench.scan(f"CMD:REASON:broken{hidden}tube")
+    assert (out["outcome"], out["code"]) == ("refused", "bad_command"), out
+    # The bench is not stuck: the tube still waits for a reason, and a good one works.
+    assert bench.scan(b)["code"] == "no_reason"
+    bench.ok("CMD:REASON:broken tube")
+    assert bench.ok(b)["sample"]["state"] == "disposed"
+
+
+def test_a_bench_setting_the_move_refuses_is_a_refused_scan_not_a_500(app, client, bench, tech):
+    # A reason stored before the scan-time check existed (or by another path) must not make
+    # every later scan fail: the agent would retry a 500 for ever and hold up the bench.
+    from lims.models import Station
+
+    b = register(client, tech)["barcode"]
+    bench.ok("BADGE-0002")
+    bench.ok("CMD:DISPOSE")
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        st = db.exec(select(Station).where(Station.name == STATION)).one()
+        st.context = json.dumps({**json.loads(st.context or "{}"), "reason": "bad\u202ereason"})
+        db.add(st)
+        db.commit()
+    before = audit_count(app)
+    out = bench.scan(b)
+    assert (out["outcome"], out["code"]) == ("refused", "bad_field"), out
+    assert "scan it again" in out["message"]
+    assert sample(client, tech, b)["state"] == "registered"
+    assert audit_count(app) == before + 1  # the refusal itself, as for any refused scan
+
+
 def test_an_illegal_move_is_refused_with_what_is_allowed(client, bench, tech):
     b = register(client, tech)["barcode"]
     bench.ok("BADGE-0002")

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from helpers import register, verify
+from helpers import move, register, verify
 from werkzeug.serving import make_server
 
 from lims import audit
@@ -259,3 +259,52 @@ def test_scans_the_reader_could_not_frame_are_posted_as_refusals(app, client, au
     assert result.status == 200
     assert (result.body["outcome"], result.body["code"]) == ("refused", "scanner_error")
     assert json.dumps(result.body)  # the lenient text made it through as valid JSON
+
+
+def test_a_scan_cut_short_by_a_pause_never_acts_as_a_shorter_code(app, client, auth, server, sim):
+    # Storing into BOX-0002:C4, the scanner (or a serial server) pauses after 'BOX-0002':
+    # the half must not become the store target, or the tube lands in A1 instead of C4.
+    tech = auth("tech1")
+    tube = register(client, tech)["barcode"]
+    assert move(client, tech, tube, "receive", condition="ok").status_code == 200
+    results = Results()
+    agent = make_agent(server.url, token_of(auth("admin", STATION)), sim, results)
+    try:
+        assert scan_and_wait(sim, results, "BADGE-0002")["action"] == "sign_in"
+        assert scan_and_wait(sim, results, "CMD:STORE")["station_state"]["mode"] == "store"
+        sim.scan("BOX-0002:C4", split=[8], pause_s=0.2)
+        cut, rest = results.next(), results.next()
+        assert (cut.body["outcome"], cut.body["code"]) == ("refused", "scanner_error")
+        assert "incomplete" in cut.body["message"]
+        assert rest.body["outcome"] == "refused"
+        bench = client.get(f"/api/stations/{STATION}", headers=tech).json
+        assert bench["mode"] == "store" and bench["target"] is None
+        # Scanned again whole, it works: the tube goes to C4.
+        assert scan_and_wait(sim, results, "BOX-0002:C4")["outcome"] == "accepted"
+        body = scan_and_wait(sim, results, tube)
+        assert body["outcome"] == "accepted", body
+        assert (body["sample"]["location"], body["sample"]["position"]) == ("BOX-0002", "C4")
+    finally:
+        agent.stop()
+
+
+def test_scans_still_waiting_when_the_agent_stops_are_each_reported_not_sent(auth, sim):
+    # The server is gone (nothing listens on this port): three scans wait in the agent.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    results = Results()
+    agent = make_agent(gone, token_of(auth("admin", STATION)), sim, results)
+    try:
+        for code in ("BADGE-0002", "CMD:RECEIVE", "S26-000001-Y"):
+            sim.scan(code)
+        deadline = time.monotonic() + WAIT_S
+        while agent.retries < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the reader hands the other two to the queue
+    finally:
+        agent.stop()
+    reported = [results.next() for _ in range(3)]
+    assert [r.scan.data for r in reported] == ["BADGE-0002", "CMD:RECEIVE", "S26-000001-Y"]
+    assert all(r.status is None for r in reported)
+    assert all(format_result(r).startswith("NOT SENT") for r in reported)

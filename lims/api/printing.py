@@ -135,7 +135,10 @@ def claim(data: ClaimIn):
     """
     actor = require(*LAB)
     db = get_db()
-    c = printing.claim_for_api(db, data=data, actor=actor)
+    local = current_app.extensions["lims"].get("print_worker")
+    c = printing.claim_for_api(
+        db, data=data, actor=actor, local_worker=local["worker"] if local else None
+    )
     if c is None:
         return {"job": None}
     job = printing.get_job(db, c.job_id, actor)

@@ -11,6 +11,7 @@ from sqlmodel import select
 from lims import websession
 from lims.http import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
+from lims.inputs import check_text
 from lims.models import (
     AuditEvent,
     Location,
@@ -70,7 +71,7 @@ def index() -> Response:
 def home():  # noqa: ANN201
     """Show the links that fit the signed-in user's role."""
     org = get_db().get(Organisation, g.web_user.org_id)
-    tiles = [(t, url_for(ep), d) for t, ep, d in _HOME_TILES.get(g.web_user.role, [])]
+    tiles = [(t, url_for(ep), d) for t, ep, d in _HOME_TILES.get(actor().role, [])]
     return render("home.html", tiles=tiles, org=org)
 
 
@@ -223,6 +224,11 @@ def admin_user_action(username: str, action: str):  # noqa: ANN201
             "error.html", 404, status=404, title="Not found", message="No such account action."
         )
     reason = (request.form.get("reason") or "")[:2000]
+    try:
+        check_text(reason)  # it goes into the audit trail, as an API reason would
+    except ValueError as exc:
+        flash(f"The reason {exc}.", "error")
+        return redirect(url_for("web.admin_users"))
     _, err = perform(lambda: fn(get_db(), username=username, reason=reason, actor=actor()))
     if err is not None:
         flash(err.message, "error")

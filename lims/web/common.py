@@ -151,11 +151,14 @@ def render(template_name: str, status: int = 200, /, **ctx: Any) -> tuple[str, i
 def _page_context() -> dict[str, Any]:
     user = g.get("web_user")
     cur = g.get("web_current")
+    # The role the user acts with (lims.users.Actor.role), which is what every check uses.
+    role = actor().role if user else None
     return {
         "user": user,
+        "role": role,
         "csrf_token": cur.session.csrf_token if cur else "",
-        "nav": _nav(user.role if user else None),
-        "is_lab": bool(user and user.role in LAB),
+        "nav": _nav(role),
+        "is_lab": role in LAB,
     }
 
 

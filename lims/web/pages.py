@@ -18,6 +18,7 @@ from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.errors import BadRequest, LimsError, NotFound
 from lims.http import get_db
+from lims.inputs import check_text
 from lims.models import (
     Location,
     Organisation,
@@ -711,6 +712,11 @@ def _job_action(job_id: int, verb: str, fn, needs_reason: bool) -> Response:  # 
     reason = (request.form.get("reason") or "").strip()[:2000]
     if needs_reason and not reason:
         flash(f"To {verb} a job, give a reason.", "error")
+        return redirect(url_for("web.print_queue"))
+    try:
+        check_text(reason)  # as the API's models do: the reason goes into the audit trail
+    except ValueError as exc:
+        flash(f"The reason {exc}.", "error")
         return redirect(url_for("web.print_queue"))
     job, err = perform(lambda: fn(get_db(), job_id=job_id, reason=reason or None, actor=actor()))
     if err is not None:
