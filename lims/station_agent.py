@@ -322,7 +322,12 @@ def station_cli() -> None:
 @click.option("--server", required=True, help="LIMS base URL, e.g. http://127.0.0.1:5000")
 @click.option("--token", required=True, envvar="LIMS_STATION_TOKEN", help="bearer token")
 @click.option("--scanner", "scanners", multiple=True, help="pyserial URL of a scanner (repeat)")
-@click.option("--suffix", default="CR", show_default=True, help="CR, LF, CRLF or TAB")
+@click.option(
+    "--suffix",
+    default="CR",
+    show_default=True,
+    help="CR, LF or CRLF (any line end ends a scan), TAB",
+)
 @click.option("--baud", default=9600, show_default=True, type=int)
 @click.option(
     "--printer",

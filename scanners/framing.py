@@ -1,10 +1,11 @@
 """Frame the byte stream of a serial barcode scanner into scans (pure: no I/O, no clock).
 
 A scanner sends each read as ``[AIM identifier] data suffix``. The framer cuts the stream on the
-configured suffix, falls back to an inter-byte gap for scanners that send none (from one that
-has sent its suffix, a pause cuts a scan short: that comes back as an error, never as data), drops
-line noise, strips the AIM symbology identifier (``]C1``, ``]d2``, ...) into ``Scan.symbology``
-and keeps GS (0x1D) separators inside the data so GS1 element strings stay parseable.
+configured suffix (CR, LF and CRLF are one family: any line end ends a scan) and falls back to an
+inter-byte gap for scanners that send none; from one that has sent its suffix, a pause cuts a
+scan short, and that comes back as an error, never as data. It drops line noise, strips the AIM
+symbology identifier (``]C1``, ``]d2``, ...) into ``Scan.symbology`` and keeps GS (0x1D)
+separators inside the data so GS1 element strings stay parseable.
 
 It never raises on input: whatever arrives, bad frames come back as a ``Scan`` with ``error`` set.
 """
@@ -44,6 +45,11 @@ _CONTROL = bytes(range(0x20)) + b"\x7f"
 # Stripped from the ends of a frame. GS, RS and EOT are kept: they carry meaning in GS1 and in
 # ISO/IEC 15434 envelopes (``[)>RS06GS...RS EOT``), where a trailing EOT is part of the data.
 _EDGE_NOISE = bytes(b for b in _CONTROL if b not in (0x1D, 0x1E, 0x04))
+
+# The line-end suffixes: whichever of them the agent is set to, CR, LF and CRLF all end a scan,
+# so scanners programmed differently can share one bench (a CRLF leaves an empty frame: noise).
+_LINE_ENDS = frozenset({b"\r", b"\n", b"\r\n"})
+_LINE_END_RE = re.compile(rb"[\r\n]")
 
 # ``]`` + symbology code character + modifier character (ISO/IEC 15424).
 _AIM_RE = re.compile(rb"\][A-Za-z][0-9A-Za-z]")
@@ -123,6 +129,7 @@ class Framer:
         if gap_s is not None and gap_s <= 0:
             raise ValueError("gap_s must be positive or None")
         self.suffix = term
+        self._line_end = term in _LINE_ENDS
         self.gap_s = gap_s
         self.max_len = max_len
         self.aim = aim
@@ -161,10 +168,14 @@ class Framer:
         buf = self._buf
         buf += data
         term = self.suffix
-        tlen = len(term)
+        tlen = 1 if self._line_end else len(term)
         start = 0
         while True:
-            end = buf.find(term, start)
+            if self._line_end:
+                found = _LINE_END_RE.search(buf, start)
+                end = found.start() if found else -1
+            else:
+                end = buf.find(term, start)
             if end < 0:
                 break
             self._suffix_seen = True

@@ -220,6 +220,24 @@ def test_a_pause_inside_a_scan_from_a_suffixed_scanner_is_an_error_not_a_code() 
     assert [(s.data, s.ok) for s in framer.poll(4.1)] == [("S26-000123-K", True)]
 
 
+@pytest.mark.parametrize("suffix", ["CR", "LF", "CRLF"])
+def test_any_line_end_ends_a_scan_whatever_the_agent_is_set_to(suffix: str) -> None:
+    # Two scanners on one bench, one programmed for CR, one for LF, one for CRLF, read fast.
+    framer = Framer(suffix, gap_s=0.05)
+    scans = framer.feed(b"S26-000123-K\nS26-000124-H\r\nBOX-0001\rBOX-0002\n", 1.0)
+    assert [s.data for s in scans] == ["S26-000123-K", "S26-000124-H", "BOX-0001", "BOX-0002"]
+    assert all(s.ok for s in scans) and framer.pending == 0
+    # A CRLF split between two reads is still one end, not an empty scan.
+    assert [s.data for s in framer.feed(b"C1\r", 2.0)] == ["C1"]
+    assert framer.feed(b"\n", 2.001) == [] and framer.poll(3.0) == []
+
+
+def test_a_tab_suffix_keeps_line_ends_inside_nothing_else() -> None:
+    framer = Framer("TAB", gap_s=None)
+    (scan,) = framer.feed(b"AB\rCD\t", 0.0)
+    assert scan.raw == b"AB\rCD"  # a CR is not a TAB scanner's end (refused downstream)
+
+
 def test_gap_fallback_disabled() -> None:
     framer = Framer("CR", gap_s=None)
     framer.feed(b"ABC", 0.0)
