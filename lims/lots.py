@@ -406,6 +406,9 @@ def transition_lot(
     elif data.signature is not None:
         raise BadRequest(f"{data.action} takes no signature", code="unexpected_field")
     _save(session, lot, {"state": t.target})
+    after = snapshot(session, lot)
+    if sig is not None:
+        after["signature"] = signatures.manifestation(sig)
     audit.record(
         session,
         actor=actor.username,
@@ -413,7 +416,7 @@ def transition_lot(
         entity_type="lot",
         entity_id=lot.lot_number,
         before=before,
-        after=snapshot(session, lot),
+        after=after,
         reason=None if blank(data.reason) else data.reason,
         org_id=lot.org_id,
         lot_id=lot.id,

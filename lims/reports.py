@@ -76,7 +76,26 @@ def _text(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):
+        # e.g. what a correction corrects: 'volume=50', not a Python dict.
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_text(v) for v in value)
     return str(value)
+
+
+def _qc_changes(before: list | None, after: list | None) -> list[str]:
+    """Say which QC results an event recorded or corrected, with the value they replaced."""
+    old = {q.get("test"): q for q in before or [] if isinstance(q, dict)}
+    out = []
+    for q in after or []:
+        if not isinstance(q, dict) or old.get(q.get("test")) == q:
+            continue
+        prev = old.get(q.get("test"))
+        was = f"{_text(prev.get('result'))} -> " if prev else ""
+        verdict = "pass" if q.get("passed") else "FAIL"
+        out.append(f"QC {q.get('test')}: {was}{_text(q.get('result'))} ({verdict})")
+    return out
 
 
 def _user_names(db: Session) -> dict[str, str]:
@@ -96,11 +115,14 @@ def _changes(before: dict | None, after: dict | None) -> str:
         return "; ".join(f"{k}: {_text(after[k])}" for k in keys if after.get(k) is not None)
     out = []
     for k, v in after.items():
-        if k == "version" or k == "qc" or before.get(k) == v:
+        if k in ("version", "qc", "signature") or before.get(k) == v:
             continue
         out.append(f"{k}: {_text(before.get(k))} -> {_text(v)}")
     if before.get("qc") != after.get("qc") and "qc" in after:
-        out.append("QC results updated")
+        out += _qc_changes(before.get("qc"), after.get("qc"))
+    sig = after.get("signature")
+    if isinstance(sig, dict):
+        out.append(f"e-signature ({sig.get('meaning')}) by {sig.get('printed_name')}")
     return "; ".join(out)
 
 
@@ -148,15 +170,25 @@ def _signature_rows(db: Session, events: list[dict[str, Any]], extra: list[Signa
     for sid in sorted(by_id):
         sig = by_id[sid]
         ev = signed_event.get(sid)
+        after = (ev["after"] if ev else None) or {}
         # The signature binds the record content the signed event recorded as 'after'.
         bound = ev is not None and signatures.verify_signature(
-            sig, record_type=sig.record_type, record_id=sig.record_id, content=ev["after"] or {}
+            sig,
+            record_type=sig.record_type,
+            record_id=sig.record_id,
+            content=signatures.signed_content(after),
         )
+        # Since 2026-11-29 the event also holds the signature itself; an older event does not.
+        chained = after.get("signature")
+        if bound and chained is not None and chained != signatures.manifestation(sig):
+            binding = "ALTERED: differs from the audit trail"
+        else:
+            binding = "intact" if bound else "NOT VERIFIED"
         out.append(
             {
                 **signatures.signature_dict(sig),
                 "event_seq": ev["seq"] if ev else None,
-                "binding": "intact" if bound else "NOT VERIFIED",
+                "binding": binding,
             }
         )
     return out

@@ -114,6 +114,26 @@ def sign(
     return sig
 
 
+def manifestation(sig: Signature) -> dict[str, Any]:
+    """Return what the signed audit event records of its signature (chained with the event).
+
+    The signature row alone is only self-consistent: anyone able to edit it can recompute its
+    hash. Written into the hash-chained event, its name, meaning, time and hash are fixed.
+    """
+    return {
+        "hash": sig.hash,
+        "printed_name": sig.printed_name,
+        "username": sig.username,
+        "meaning": sig.meaning,
+        "signed_at": sig.signed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+
+
+def signed_content(after: dict[str, Any]) -> dict[str, Any]:
+    """Return the record content a signed event's 'after' holds (without the manifestation)."""
+    return {k: v for k, v in after.items() if k != "signature"}
+
+
 def verify_signature(
     sig: Signature, *, record_type: str, record_id: str, content: dict[str, Any]
 ) -> bool:

@@ -157,3 +157,22 @@ def test_client_viewer_sees_only_its_organisation(app, client, auth):
     all_csv = client.get("/api/audit/export.csv", headers=auth("qa1")).get_data(as_text=True)
     assert NOVA_LOT in all_csv and HELIX_LOT in all_csv
     assert verify(app).ok
+
+
+def test_lot_report_shows_a_corrected_qc_result_with_the_value_it_replaced(client, auth):
+    tech = auth("tech1")
+    r = client.post(
+        f"/api/lots/{HELIX_LOT}/qc",
+        json={
+            "test": "endotoxin",
+            "spec": "< 5 EU/mL",
+            "result": "1.2 EU/mL",
+            "reason": "re-read of the plate",
+        },
+        headers=tech,
+    )
+    assert r.status_code == 201, r.json
+    txt = pdf_text(client.get(f"/api/lots/{HELIX_LOT}/report.pdf", headers=auth("qa1")).data)
+    assert "QC endotoxin: 0.8 EU/mL -> 1.2 EU/mL (pass)" in txt
+    assert "re-read of the plate" in txt
+    assert "QC results updated" not in txt

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from helpers import audit_count, verify
+from sqlalchemy import text
 from sqlmodel import select
+from test_qa_reports import pdf_text
 
 from lims import lots, signatures
 from lims.db import new_session
@@ -20,7 +22,8 @@ def _release_signature(db):  # noqa: ANN001, ANN202
         select(Signature).where(Signature.record_type == "lot", Signature.record_id == NOVA_LOT)
     ).one()
     ev = db.exec(select(AuditEvent).where(AuditEvent.signature_id == sig.id)).one()
-    return sig, json.loads(ev.after)
+    # The event holds the signed lot content and, chained with it, the signature itself.
+    return sig, signatures.signed_content(json.loads(ev.after))
 
 
 def _copy(sig: Signature, **changes) -> Signature:  # noqa: ANN003
@@ -97,3 +100,33 @@ def test_wrong_password_at_signing_is_audited_and_changes_nothing(app, client, a
     with new_session(app.extensions["lims"]["engine"]) as db:
         assert db.exec(select(Signature).where(Signature.record_id == HELIX_LOT)).all() == []
     assert verify(app).ok
+
+
+def test_the_signed_event_holds_the_signature_itself(app):
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        sig = db.exec(
+            select(Signature).where(Signature.record_type == "lot", Signature.record_id == NOVA_LOT)
+        ).one()
+        ev = db.exec(select(AuditEvent).where(AuditEvent.signature_id == sig.id)).one()
+        chained = json.loads(ev.after)["signature"]
+    assert chained == signatures.manifestation(sig)
+    assert chained["printed_name"] == "Quinn Quality" and chained["meaning"] == "release"
+
+
+def test_a_signature_rewritten_with_a_recomputed_hash_is_reported_altered(app, client, auth):
+    # Someone with database access renames the signer and back-dates the signature, and
+    # recomputes the row's own hash: the row is self-consistent, the chained event is not.
+    engine = app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        sig, _ = _release_signature(db)
+        forged = _copy(sig, printed_name="Dr. Helen Senior QP")
+        forged_hash = signatures._signature_hash(forged)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE signature SET printed_name = :n, hash = :h WHERE id = :i"),
+            {"n": "Dr. Helen Senior QP", "h": forged_hash, "i": sig.id},
+        )
+    assert verify(app).ok  # the chain itself is untouched
+    r = client.get(f"/api/lots/{NOVA_LOT}/report.pdf", headers=auth("qa1"))
+    txt = pdf_text(r.data)
+    assert "Dr. Helen Senior QP" in txt and "ALTERED: differs from the audit trail" in txt
