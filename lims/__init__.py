@@ -11,7 +11,8 @@ from typing import Any
 from apiflask import APIFlask, HTTPError
 from flask import Request, Response, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.routing import IntegerConverter
 
@@ -140,24 +141,40 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     app.config["SECURITY_SCHEMES"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
     _serve_docs_locally(app)
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
-    if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = _secret_key(instance)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+        if not app.config["SECRET_KEY"]:
+            app.config["SECRET_KEY"] = _secret_key(instance)
+    except OSError as err:
+        raise StartupError(
+            f"cannot use the instance folder {instance}: {err.strerror or err}. The LIMS keeps "
+            "its secret key (and the default SQLite database) there: make it writable, or set "
+            "LIMS_SECRET_KEY and LIMS_DATABASE_URL"
+        ) from err
     url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'lims.sqlite3'}"
     app.config["DATABASE_URL"] = url
 
-    engine = make_engine(url)
-    app.extensions["lims"] = {"engine": engine}
-    if app.config["AUTO_MIGRATE"]:
-        from lims.bootstrap import ensure_base
-        from lims.migrate import migrate
+    try:
+        engine = make_engine(url)
+        app.extensions["lims"] = {"engine": engine}
+        if app.config["AUTO_MIGRATE"]:
+            from lims.bootstrap import ensure_base
+            from lims.migrate import migrate
 
-        migrate(engine)
-        ensure_base(engine)
-        if app.config["LOAD_DEMO"]:
-            from lims.fixtures import load_demo_if_empty
+            migrate(engine)
+            ensure_base(engine)
+            if app.config["LOAD_DEMO"]:
+                from lims.fixtures import load_demo_if_empty
 
-            load_demo_if_empty(engine)
+                load_demo_if_empty(engine)
+    except SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        raise StartupError(
+            f"cannot open the database {_shown_url(url)}: {str(cause).strip().splitlines()[0]}. "
+            "Check LIMS_DATABASE_URL (e.g. postgresql+psycopg://user@127.0.0.1:5432/lims: is "
+            "the server up, the name right?) or, for the default SQLite file, that the instance "
+            "folder is writable"
+        ) from err
 
     _register_boundary(app)
     from lims import api, cli
@@ -172,6 +189,17 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
 
         start_device_worker(app)  # python app.py: print worker + demo printer simulators
     return app
+
+
+class StartupError(RuntimeError):
+    """The app cannot start: its message says what to set or fix (no traceback needed)."""
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
+        return repr(url)
 
 
 def _serve_docs_locally(app: APIFlask) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import getpass
 import io
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -59,8 +64,15 @@ def load_fixtures() -> None:
     from lims.fixtures import load_demo
 
     with cli_session() as db:
-        if db.exec(select(users.User.id).where(users.User.username == "admin")).first():
-            raise click.ClickException("the demo centre is loaded already")
+        others = db.exec(
+            select(users.User.username).where(users.User.username != "system").limit(3)
+        ).all()
+        if others:
+            # The demo accounts share a published password: never into a database in use.
+            raise click.ClickException(
+                f"this database has users already ({', '.join(others)}, ...): the demo centre, "
+                "with its demo-only passwords, loads only into an empty database"
+            )
         counts = load_demo(db)
     click.echo(f"demo centre loaded: {counts}")
 
@@ -73,12 +85,25 @@ user_cli = AppGroup("user", help="Manage users.")
 @click.option("--role", required=True, type=click.Choice(users.ROLES))
 @click.option("--org", default="centre", show_default=True, help="organisation name")
 @click.option("--full-name", default=None)
-def user_create(username: str, role: str, org: str, full_name: str | None) -> None:
+@click.option(
+    "--no-password", is_flag=True, help="an account that only badges in at benches (no sign-in)"
+)
+def user_create(
+    username: str, role: str, org: str, full_name: str | None, no_password: bool
+) -> None:
     """Create a user; the password is read from stdin when it is not a terminal."""
-    if sys.stdin.isatty():
+    if no_password:
+        password = ""
+    elif sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
-        password = sys.stdin.readline().rstrip("\n")
+        # A Windows line end would become part of the password nobody can then type.
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException(
+                "no password on stdin; pipe one in, or pass --no-password for an account "
+                "that only badges in at benches"
+            )
     with cli_session() as db:
         users.create_user(
             db,
@@ -210,8 +235,9 @@ def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | No
         try:
             if fmt == "csv":
                 if output:
-                    with open(output, "w", newline="") as fh:
-                        n = export_csv(db, fh, sample=sample, lot=lot)
+                    n = _write_whole(
+                        output, "w", lambda fh: export_csv(db, fh, sample=sample, lot=lot)
+                    )
                     click.echo(f"{n} events written to {output}", err=True)
                 else:
                     export_csv(db, sys.stdout, sample=sample, lot=lot)
@@ -226,11 +252,34 @@ def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | No
                 # Render first: a refused report (unknown sample...) leaves no empty file behind.
                 buf = io.BytesIO()
                 export_pdf(db, buf, sample=sample, lot=lot, actor=cli_actor(db))
-                with open(output, "wb") as fh:
-                    fh.write(buf.getvalue())
+                _write_whole(output, "wb", lambda fh: fh.write(buf.getvalue()))
                 click.echo(f"report written to {output}", err=True)
         except LimsError as err:
             raise click.ClickException(err.message) from err
+
+
+def _write_whole(path: str, mode: str, write: Callable[[Any], Any]) -> Any:
+    """Write a file completely or not at all (an error or Ctrl-C leaves no partial export).
+
+    The export goes to a temporary file beside path and replaces path only once complete, so
+    an earlier export there survives a failed one and a half file never looks finished.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise click.ClickException(f"no folder {target.parent}: create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with open(fd, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
+            result = write(fh)
+        # The permissions the file had, or would have had if opened directly.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result
 
 
 lots_cli = AppGroup("lots", help="Vector lot jobs.")

@@ -326,6 +326,7 @@ def station_cli() -> None:
     "--suffix",
     default="CR",
     show_default=True,
+    type=click.Choice(["CR", "LF", "CRLF", "TAB"], case_sensitive=False),
     help="CR, LF or CRLF (any line end ends a scan), TAB",
 )
 @click.option("--baud", default=9600, show_default=True, type=int)

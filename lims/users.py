@@ -159,6 +159,7 @@ def create_user(
         after={"username": username, "role": role, "org": org, "full_name": user.full_name},
         org_id=organisation.id,
         station=actor.station,
+        device=actor.device,  # the CLI names the OS user who ran it
     )
     return user
 
@@ -265,6 +266,7 @@ def create_token(
         entity_id=str(tok.id),
         after={"user": username, "station": station},
         org_id=user.org_id,
+        device=actor.device,
     )
     return secret, tok
 
@@ -283,6 +285,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
             action="token.revoke",
             entity_type="token",
             entity_id=str(tok.id),
+            device=actor.device,
         )
     return tok
 

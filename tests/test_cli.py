@@ -33,9 +33,54 @@ def test_load_fixtures_then_refuses_to_load_twice(empty_db_url):
         first = runner.invoke(args=["load-fixtures"])
         assert first.exit_code == 0, first.output
         again = runner.invoke(args=["load-fixtures"])
-        assert again.exit_code == 1 and "loaded already" in again.output
+        assert again.exit_code == 1 and "has users already" in again.output
     finally:
         app.extensions["lims"]["engine"].dispose()
+
+
+def test_demo_fixtures_never_load_into_a_database_with_real_users(empty_db_url):
+    # The demo accounts share a password printed in the README.
+    app = create_app({"DATABASE_URL": empty_db_url, "TESTING": True, "SECRET_KEY": "t"})
+    try:
+        runner = app.test_cli_runner()
+        made = runner.invoke(
+            args=["user", "create", "itadmin", "--role", "admin"], input="a long password\n"
+        )
+        assert made.exit_code == 0, made.output
+        r = runner.invoke(args=["load-fixtures"])
+        assert r.exit_code == 1 and "itadmin" in r.output and "empty database" in r.output
+        with app.extensions["lims"]["engine"].connect() as conn:
+            names = conn.execute(text("SELECT username FROM app_user")).scalars().all()
+        assert sorted(names) == ["itadmin", "system"]
+    finally:
+        app.extensions["lims"]["engine"].dispose()
+
+
+def test_a_password_from_stdin_is_required_and_loses_its_line_end(runner, client):
+    r = runner.invoke(args=["user", "create", "bob", "--role", "qa"], input="")
+    assert r.exit_code == 1 and "--no-password" in r.output
+    assert runner.invoke(args=["token", "create", "bob"]).exit_code == 1  # no such user
+    r = runner.invoke(args=["user", "create", "win", "--role", "qa"], input="Windows1Pass\r\n")
+    assert r.exit_code == 0, r.output
+    login = client.get("/login")
+    token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+    signed = client.post(
+        "/login", data={"username": "win", "password": "Windows1Pass", "csrf_token": token}
+    )
+    assert signed.status_code == 302, signed.text[:300]
+    r = runner.invoke(args=["user", "create", "badge9", "--role", "technician", "--no-password"])
+    assert r.exit_code == 0, r.output
+
+
+def test_cli_account_events_name_the_os_user(app, runner):
+    import getpass
+
+    assert runner.invoke(args=["token", "create", "tech1"]).exit_code == 0
+    with app.extensions["lims"]["engine"].connect() as conn:
+        device = conn.execute(
+            text("SELECT device FROM audit_event WHERE action = 'token.create' ORDER BY seq DESC")
+        ).first()[0]
+    assert device == f"cli:{getpass.getuser()}"
 
 
 def test_user_create_reads_the_password_from_stdin_and_the_token_works(runner, client):
@@ -107,6 +152,13 @@ def test_audit_export_csv(runner, tmp_path):
     assert all("AAV9-2611-001" not in line for line in lines[1:])
     r = runner.invoke(args=["audit", "export", "--lot", "NOPE"])
     assert r.exit_code == 1 and "no lot" in r.output
+    # A failed export leaves the earlier file whole, and no part file beside it.
+    before = out.read_bytes()
+    r = runner.invoke(args=["audit", "export", "--lot", "NOPE", "--output", str(out)])
+    assert r.exit_code == 1 and out.read_bytes() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    r = runner.invoke(args=["audit", "export", "--output", str(tmp_path / "no" / "x.csv")])
+    assert r.exit_code == 1 and "no folder" in r.output and "Traceback" not in r.output
 
 
 def test_a_station_token_is_only_for_a_centre_lab_account(runner):
@@ -114,3 +166,25 @@ def test_a_station_token_is_only_for_a_centre_lab_account(runner):
     assert r.exit_code == 1 and "cannot hold a station token" in r.output
     r = runner.invoke(args=["token", "create", "tech1", "--station", "BENCH-B1"])
     assert r.exit_code == 0
+
+
+def test_a_database_that_cannot_be_opened_is_one_clear_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for url in ("postgresql+psycopg://nobody@127.0.0.1:1/none", "postgressql://x", "garbage"):
+        env = {**os.environ, "LIMS_DATABASE_URL": url, "LIMS_SECRET_KEY": "t"}
+        r = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "init-db"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 1, (url, r.stderr)
+        assert "Traceback" not in r.stderr and "LIMS_DATABASE_URL" in r.stderr, r.stderr
+        assert r.stderr.strip().startswith("error: cannot open the database")
