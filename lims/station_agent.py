@@ -320,7 +320,12 @@ def station_cli() -> None:
 @station_cli.command("run")
 @click.argument("station")
 @click.option("--server", required=True, help="LIMS base URL, e.g. http://127.0.0.1:5000")
-@click.option("--token", required=True, envvar="LIMS_STATION_TOKEN", help="bearer token")
+@click.option(
+    "--token",
+    required=True,
+    envvar="LIMS_STATION_TOKEN",
+    help="bearer token; better set LIMS_STATION_TOKEN (ps shows arguments)",
+)
 @click.option("--scanner", "scanners", multiple=True, help="pyserial URL of a scanner (repeat)")
 @click.option(
     "--suffix",
