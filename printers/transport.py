@@ -120,9 +120,11 @@ class SerialTransport:
         # backlog plus these bytes. Rounded up to 0.5 s: each change reconfigures the port.
         wanted = self.write_timeout_for(len(data), self.in_flight_seconds())
         wanted = math.ceil(wanted * 2) / 2
-        if self._write_timeout != wanted:
-            port.write_timeout = self._write_timeout = wanted
         try:
+            if self._write_timeout != wanted:
+                # Reconfiguring a port that was just unplugged fails (EIO) like a write does.
+                port.write_timeout = wanted
+                self._write_timeout = wanted
             port.write(data)
         except serial.SerialTimeoutException as exc:
             raise WriteTimeout(
