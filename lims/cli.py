@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import io
 import os
 import sys
 import tempfile
@@ -249,10 +248,12 @@ def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | No
                     )
                 if not output:
                     raise click.ClickException("a PDF needs --output FILE")
-                # Render first: a refused report (unknown sample...) leaves no empty file behind.
-                buf = io.BytesIO()
-                export_pdf(db, buf, sample=sample, lot=lot, actor=cli_actor(db))
-                _write_whole(output, "wb", lambda fh: fh.write(buf.getvalue()))
+                # A refused report (unknown sample...) leaves no file behind (_write_whole).
+                _write_whole(
+                    output,
+                    "wb",
+                    lambda fh: export_pdf(db, fh, sample=sample, lot=lot, actor=cli_actor(db)),
+                )
                 click.echo(f"report written to {output}", err=True)
         except LimsError as err:
             raise click.ClickException(err.message) from err

@@ -334,6 +334,8 @@ def handle_scan(
             )
     st = get_station(session, station, lock=True)
     poster = _poster_key(agent)
+    # As the scan is stored (and compared with an earlier scan of the same scan_id).
+    stored, aim = storable(data), (symbology[:8] if symbology else None)
     done = session.exec(
         select(ScanEvent).where(ScanEvent.station_id == st.id, ScanEvent.scan_id == scan_id)
     ).first()
@@ -345,7 +347,7 @@ def handle_scan(
                 f"scan_id {scan_id!r} was used at {st.name} by another sender; use a new one",
                 code="scan_id_taken",
             )
-        if done.data != storable(data) or done.symbology != (symbology[:8] if symbology else None):
+        if done.data != stored or done.symbology != aim:
             # Replaying the first answer would silently lose this scan.
             raise Refused(
                 f"scan_id {scan_id!r} was used at {st.name} for another scan; "
@@ -354,7 +356,6 @@ def handle_scan(
             )
         # A retry of a scan we already answered (the agent lost the reply): same answer, no redo.
         return {**first, "replayed": True}
-    stored = storable(data)
     dev = _device(agent, device)
     operator = session.get(User, st.operator_id) if st.operator_id else None
     person = agent.station is None
@@ -434,7 +435,7 @@ def handle_scan(
         station_id=st.id,
         scan_id=scan_id,
         data=stored,
-        symbology=symbology[:8] if symbology else None,
+        symbology=aim,
         resolved_kind=(result["resolved"] or {}).get("kind"),
         resolved_ref=((result["resolved"] or {}).get("ref") or "")[:200] or None,
         outcome=result["outcome"],

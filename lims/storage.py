@@ -26,7 +26,7 @@ def parse_position(box: Location, label: str) -> str:
     digits = label[1:]
     if len(label) < 2 or label[0] not in ROW_LETTERS or not (digits.isascii() and digits.isdigit()):
         raise Refused(f"position {label!r} is not like A1", code="bad_position")
-    row, col = ROW_LETTERS.index(label[0]), int(label[1:]) - 1
+    row, col = ROW_LETTERS.index(label[0]), int(digits) - 1
     if not (0 <= row < (box.rows or 0) and 0 <= col < (box.cols or 0)):
         raise Refused(
             f"box {box.code} has positions A1 to {position_label(box.rows - 1, box.cols - 1)}",

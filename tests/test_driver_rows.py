@@ -97,15 +97,19 @@ def test_cached_locations_belong_to_no_session_and_are_complete(engine):
         assert storage.is_frozen(db, box)  # BOX-0001 sits in the -80 freezer
 
 
+def _registered(db):  # noqa: ANN001, ANN202
+    """Register a sample as tech1 and commit; return the actor and the sample."""
+    tech = users.actor_for(db, db.exec(users.select(User).where(User.username == "tech1")).one())
+    s = samples.register_sample(
+        db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
+    )
+    db.commit()
+    return tech, s
+
+
 def test_a_change_pending_in_the_session_is_seen_as_an_orm_query_would(engine):
     with new_session(engine) as db:
-        tech = users.actor_for(
-            db, db.exec(users.select(User).where(User.username == "tech1")).one()
-        )
-        s = samples.register_sample(
-            db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
-        )
-        db.commit()
+        tech, s = _registered(db)
         s.condition = "label smudged"  # not flushed yet
         assert samples.get_sample(db, s.barcode, tech).condition == "label smudged"
         row = driver_execute(db, "SELECT condition FROM sample WHERE id = ?", (s.id,)).fetchone()
@@ -141,13 +145,7 @@ def test_verify_failing_in_the_database_answers_503_not_500(app, client, auth, e
 @pytest.mark.skipif(ENGINE != "postgresql", reason="a server connection to lose")
 def test_a_lost_connection_mid_move_is_invalidated_and_the_session_recovers(engine):
     with new_session(engine) as db:
-        tech = users.actor_for(
-            db, db.exec(users.select(User).where(User.username == "tech1")).one()
-        )
-        s = samples.register_sample(
-            db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
-        )
-        db.commit()
+        tech, s = _registered(db)
         pid = driver_execute(db, "SELECT pg_backend_pid()").fetchone()[0]
         with engine.connect() as admin:
             admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")

@@ -12,7 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from helpers import register
-from printing_util import add_printer, aliquots, job_events, job_row, printed_barcodes, worker
+from printing_util import (
+    add_printer,
+    aliquots,
+    job_events,
+    job_row,
+    printed_barcodes,
+    queue,
+    worker,
+)
 
 from lims import create_app, printing, users
 from lims.db import new_session
@@ -397,9 +405,7 @@ def test_agent_gives_up_start_on_a_refusal_without_sending(app, client, auth, si
 def test_agent_reports_the_outcome_again_when_the_server_is_briefly_down(app, client, auth, sim):
     tech = auth("tech1")
     barcode = register(client, tech)["barcode"]
-    job_id = client.post(
-        "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
-    ).json["id"]
+    job_id = queue(client, tech, [barcode], printer="ZEBRA-B1").json["id"]
     real = http_call(client, auth("tech1", "BENCH-B1"))
     outcomes: list[int | None] = []
 
@@ -431,12 +437,7 @@ def test_the_apps_own_worker_leaves_a_bench_printer_to_its_agent(app, client, au
     local = printing.PrintWorker(app.extensions["lims"]["engine"], simulate_demo=False)
     app.extensions["lims"]["print_worker"] = {"worker": local}
     barcodes = [register(client, tech)["barcode"] for _ in range(2)]
-    job_ids = [
-        client.post(
-            "/api/labels", json={"barcodes": [b], "printer": "ZEBRA-B1"}, headers=tech
-        ).json["id"]
-        for b in barcodes
-    ]
+    job_ids = [queue(client, tech, [b], printer="ZEBRA-B1").json["id"] for b in barcodes]
     call = http_call(client, auth("tech1", "BENCH-B1"))
     first = printing.agent_print_once(
         call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+from helpers import audit_count
 from sqlmodel import select
 
 from lims.db import new_session
@@ -329,18 +330,13 @@ def test_a_reason_typed_on_a_page_is_held_to_the_apis_rules(app, client):  # noq
     from lims.models import User
 
     sign_in(client, "admin")
-    before = len(_audit_events(app))
+    before = audit_count(app)
     r = post_form(client, "/admin/users/tech2/disable", reason="left\u202e the company")
     assert r.status_code == 302
     assert "control or invisible" in html.unescape(client.get("/admin/users").text)
     with _db(app) as db:
         assert db.exec(select(User.active).where(User.username == "tech2")).one() is True
-    assert len(_audit_events(app)) == before
-
-
-def _audit_events(app) -> list:  # noqa: ANN001
-    with _db(app) as db:
-        return list(db.exec(select(AuditEvent.seq)).all())
+    assert audit_count(app) == before
 
 
 def test_pages_stay_out_of_the_api_description(client):  # noqa: ANN001

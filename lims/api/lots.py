@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from pydantic import ConfigDict
 from sqlmodel import select
 
 from lims import lots
@@ -17,8 +16,6 @@ bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
 
 class LotQuery(QueryModel):
     """The lot list takes no parameters: an unknown one (a filter, a limit) is refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @bp.post("/lots")
