@@ -6,7 +6,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,8 +145,8 @@ def _read_head(session: Session, dialect: str) -> tuple[int, str, datetime | Non
     """Return the chain head, locking it for this transaction on first use."""
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is session.get_transaction():
-        # This transaction holds the lock and wrote the head itself: no need to read it again
-        # (a many-sample request appends dozens of events).
+        # This transaction holds the lock and read or wrote the head itself: no need to read it
+        # again (a many-sample request appends dozens of events).
         return cached[1]
     if dialect == "postgresql":
         # Serialise appends so the chain never forks: the head row's lock is held until commit
@@ -156,6 +156,36 @@ def _read_head(session: Session, dialect: str) -> tuple[int, str, datetime | Non
         # On SQLite the writer already holds the database write lock (BEGIN IMMEDIATE).
         row = driver_execute(session, _HEAD_SELECT_SQL).fetchone()
     return row[0], row[1], from_db_time(row[2])
+
+
+# PostgreSQL: the chain head read (and locked) by the change an append follows, in its
+# RETURNING. The sub-select runs after the row is changed, so locks come in the same order as
+# a separate SELECT ... FOR UPDATE would take them; a waiting writer gets the newest head.
+_HEAD_RETURNING_PG = (
+    " RETURNING (SELECT json_build_array(seq, hash, ts) FROM audit_head WHERE id = 1 FOR UPDATE)"
+)
+
+
+def update_before_append(session: Session, sql: str, params: Sequence[Any]) -> int:
+    """Run an UPDATE (? placeholders) that an append follows at once; return its row count.
+
+    On PostgreSQL a statement costs about as much as its round trip, and a custody move made
+    seven: the chain head comes back with the change, and record() uses it. The caller must
+    append straight after, with no other lock taken in between.
+    """
+    cached = session.info.get(_HEAD_KEY)
+    if dialect_name(session) != "postgresql" or (
+        cached is not None and cached[0] is session.get_transaction()
+    ):
+        return driver_execute(session, sql, params).rowcount
+    rows = driver_execute(session, sql + _HEAD_RETURNING_PG, params).fetchall()
+    if rows:
+        seq, head_hash, ts = rows[0][0]
+        session.info[_HEAD_KEY] = (
+            session.get_transaction(),
+            (seq, head_hash, datetime.fromisoformat(ts).astimezone(UTC)),
+        )
+    return len(rows)
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 from helpers import audit_count, move, register, verify
+from sqlmodel import select
+
+from lims import users, websession
+from lims.db import new_session
+from lims.models import User
 
 
 @pytest.fixture
@@ -397,3 +402,48 @@ def test_a_given_coi_must_be_well_formed_and_not_another_organisations(client, a
         headers=helix,
     )
     assert r.status_code == 201
+
+
+def _in_hand_of(client, tech, qa) -> str:  # noqa: ANN001
+    """Return the barcode of a released sample checked out to tech1."""
+    b = register(client, tech)["barcode"]
+    move(client, tech, b, "receive", condition="ok")
+    move(client, tech, b, "quarantine")
+    move(client, qa, b, "release")
+    assert move(client, tech, b, "check_out", custodian="tech1").status_code == 200
+    return b
+
+
+def test_only_an_active_person_who_may_hold_the_material_becomes_its_custodian(
+    client, tech, qa, app
+):
+    b = _in_hand_of(client, tech, qa)
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        websession.disable_user(
+            db,
+            username="tech2",
+            reason="left the centre",
+            actor=users.actor_for(db, db.exec(select(User).where(User.username == "admin")).one()),
+        )
+        db.commit()
+    before = audit_count(app)
+    for custodian, status, error in (
+        ("nobody", 404, "unknown_user"),
+        ("tech2", 404, "unknown_user"),  # disabled
+        ("system", 404, "unknown_user"),
+        ("nova_viewer", 422, "refused"),  # another organisation's person
+        ("tech1", 422, "no_change"),  # holds it already
+    ):
+        r = move(client, tech, b, "hand_over", custodian=custodian, coi=_coi(client, tech, b))
+        assert (r.status_code, r.json["error"]) == (status, error), (custodian, r.json)
+    assert audit_count(app) == before
+    # Unknown barcode with a real custodian: the sample is what is missing.
+    r = move(client, tech, "S26-999999", "check_out", custodian="tech1")
+    assert (r.status_code, r.json["error"]) == (404, "unknown_sample")
+    r = move(client, tech, b, "hand_over", custodian="qa1", coi=_coi(client, tech, b))
+    assert r.status_code == 200 and r.json["custodian"] == "qa1"
+    assert audit_count(app) == before + 1 and verify(app).ok
+
+
+def _coi(client, tech, b: str) -> str:  # noqa: ANN001
+    return client.get(f"/api/samples/{b}", headers=tech).json["coi"]
