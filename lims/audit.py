@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, event, func, literal_column, select
+from sqlalchemy import String, and_, event, false, func, literal_column, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -590,9 +590,19 @@ def verify(session: Session, *, batch: int = 10000, progress=None) -> VerifyResu
     return _check_head(conn, walk)
 
 
-def count_events(session: Session) -> int:
-    """Return the number of events in the trail."""
-    return session.connection().execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+def count_events(session: Session, **filters: Any) -> int:
+    """Return the number of events in the trail, or of those matching query()'s filters."""
+    if not filters:
+        stmt = select(func.count()).select_from(AuditEvent)
+    else:
+        seq_from, seq_before = seq_range(
+            session, filters.pop("since", None), filters.pop("until", None)
+        )
+        matching = query_statement(
+            columns=(AuditEvent.seq,), seq_from=seq_from, seq_before=seq_before, **filters
+        ).limit(None)
+        stmt = select(func.count()).select_from(matching.order_by(None).subquery())
+    return session.connection().execute(stmt).scalar_one()
 
 
 def event_dict(ev: AuditEvent | Any) -> dict[str, Any]:
@@ -621,6 +631,7 @@ def query(
     *,
     entity_type: str | None = None,
     entity_ids: list[str] | None = None,
+    entities: list[tuple[str, list[str]]] | None = None,
     lot_id: int | None = None,
     actor: str | None = None,
     action: str | None = None,
@@ -637,6 +648,7 @@ def query(
     stmt = query_statement(
         entity_type=entity_type,
         entity_ids=entity_ids,
+        entities=entities,
         lot_id=lot_id,
         actor=actor,
         action=action,
@@ -693,6 +705,7 @@ def query_statement(
     *,
     entity_type: str | None = None,
     entity_ids: list[str] | None = None,
+    entities: list[tuple[str, list[str]]] | None = None,
     lot_id: int | None = None,
     actor: str | None = None,
     action: str | None = None,
@@ -705,12 +718,27 @@ def query_statement(
     limit: int = 100,
     columns: tuple = (),
 ) -> Any:
-    """Build the SELECT of query() (the bench and EXPLAIN use it as is)."""
+    """Build the SELECT of query() (the bench and EXPLAIN use it as is).
+
+    entities: (entity_type, ids) pairs, any of which an event may match (a sample's lineage
+    and the print jobs that labelled it).
+    """
     stmt = sm_select(AuditEvent) if not columns else select(*columns)
     if entity_type is not None:
         stmt = stmt.where(AuditEvent.entity_type == entity_type)
     if entity_ids is not None:
         stmt = stmt.where(AuditEvent.entity_id.in_(entity_ids))
+    if entities is not None:
+        stmt = stmt.where(
+            or_(
+                false(),
+                *(
+                    and_(AuditEvent.entity_type == kind, AuditEvent.entity_id.in_(ids))
+                    for kind, ids in entities
+                    if ids
+                ),
+            )
+        )
     if lot_id is not None:
         stmt = stmt.where(AuditEvent.lot_id == lot_id)
     if actor is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -142,11 +144,30 @@ def token_revoke(token_id: int) -> None:
 
 printer_cli = AppGroup("printer", help="Manage label printers.")
 
+# Printer names are typed at benches and shown on every job: keep them plain.
+PRINTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+
+def _check_port_url(url: str) -> None:
+    """Refuse what pyserial could never open: an unknown scheme, a socket without host:port."""
+    import serial
+
+    hint = "give a serial device (/dev/ttyUSB0) or a pyserial URL (socket://host:9100)"
+    if not url or url != url.strip() or not url.isprintable() or " " in url:
+        raise click.BadParameter(hint, param_hint="URL")
+    try:
+        serial.serial_for_url(url, do_not_open=True)
+        parts = urlsplit(url)
+        if parts.scheme in ("socket", "rfc2217") and not (parts.hostname and parts.port):
+            raise ValueError(f"{parts.scheme}:// needs host:port")
+    except ValueError as err:
+        raise click.BadParameter(f"{err}; {hint}", param_hint="URL") from err
+
 
 @printer_cli.command("add")
 @click.argument("name")
 @click.argument("url")
-@click.option("--baud", default=9600, show_default=True, type=int)
+@click.option("--baud", default=9600, show_default=True, type=click.IntRange(300, 921_600))
 @click.option("--language", default="zpl", show_default=True, type=click.Choice(["zpl"]))
 @click.option(
     "--flow", default="xonxoff", show_default=True, type=click.Choice(["xonxoff", "rtscts", "none"])
@@ -157,6 +178,11 @@ def printer_add(
     name: str, url: str, baud: int, language: str, flow: str, dpi: str, station: str | None
 ) -> None:
     """Add a label printer addressed by a pyserial URL (/dev/ttyUSB0, socket://host:9100)."""
+    if not PRINTER_NAME.fullmatch(name):
+        raise click.BadParameter(
+            "letters, digits, '.', '_' and '-', at most 32 (as ZEBRA-B1)", param_hint="NAME"
+        )
+    _check_port_url(url)
     with cli_session() as db:
         actor = cli_actor(db)
         if db.exec(select(Printer).where(Printer.name == name)).first():
@@ -227,16 +253,23 @@ def audit_verify() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
     """Export audit events as CSV (or a chain-of-custody PDF)."""
-    from lims.exports import export_csv, export_pdf
+    from lims.exports import count_csv, export_csv, export_pdf
 
     engine = current_app.extensions["lims"]["engine"]
     with new_session(engine) as db:
         try:
             if fmt == "csv":
                 if output:
-                    n = _write_whole(
-                        output, "w", lambda fh: export_csv(db, fh, sample=sample, lot=lot)
-                    )
+                    # A million events take a while: show how far it got (on stderr).
+                    total = count_csv(db, sample=sample, lot=lot)
+                    with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+                        n = _write_whole(
+                            output,
+                            "w",
+                            lambda fh: export_csv(
+                                db, fh, sample=sample, lot=lot, progress=bar.update
+                            ),
+                        )
                     click.echo(f"{n} events written to {output}", err=True)
                 else:
                     export_csv(db, sys.stdout, sample=sample, lot=lot)
@@ -300,7 +333,13 @@ def lots_expire_due() -> None:
 @click.option("--once", is_flag=True, help="print what can print now, then exit")
 @click.option("--printer", "printer_names", multiple=True, help="only this printer (repeatable)")
 @click.option("--station", default=None, help="only the printers of this bench station")
-@click.option("--poll", default=1.0, show_default=True, type=float, help="seconds between polls")
+@click.option(
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    help="seconds between polls",
+)
 @with_appcontext
 def print_worker(
     once: bool, printer_names: tuple[str, ...], station: str | None, poll: float
@@ -321,11 +360,18 @@ def print_worker(
                 reports = worker.run_once()
             except LimsError as err:
                 raise click.ClickException(err.message) from err
+            failed = 0
             for rep in reports:
                 out = rep.outcome
+                failed += bool(out.get("error"))
                 what = out.get("error") or f"{out.get('printed')} labels printed"
                 click.echo(f"job {rep.job_id} on {rep.printer}: {what}")
             click.echo(f"{len(reports)} jobs handled")
+            if failed:
+                # Scripts and cron must see it: a label that did not print is work left.
+                raise click.ClickException(
+                    f"{failed} of {len(reports)} jobs did not print; see the print queue"
+                )
             return
         stop = threading.Event()
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -34,14 +34,14 @@ CSV_COLUMNS = (
 )
 
 
-def lineage_barcodes(db: Session, s: Sample) -> list[str]:
-    """Return the barcodes of a sample, its ancestors and its descendants."""
+def lineage(db: Session, s: Sample) -> list[Sample]:
+    """Return a sample, its ancestors and its descendants."""
     chain = [s, *samples.descendants(db, s)]
     cur = s
     while cur.parent_id is not None:
         cur = db.get(Sample, cur.parent_id)
         chain.append(cur)
-    return sorted({x.barcode for x in chain})
+    return chain
 
 
 def as_utc(t: datetime | None, name: str) -> datetime | None:
@@ -79,8 +79,12 @@ def filters_for(
     if entity:
         f["entity_ids"] = [entity]
     if sample:
-        f["entity_type"] = "sample"
-        f["entity_ids"] = lineage_barcodes(db, samples.get_sample(db, sample, actor))
+        # The lineage's custody events and the print jobs that labelled any of its tubes.
+        chain = lineage(db, samples.get_sample(db, sample, actor))
+        f["entities"] = [
+            ("sample", sorted({x.barcode for x in chain})),
+            ("print_job", samples.label_jobs(db, [x.id for x in chain])),
+        ]
     if lot:
         f["lot_id"] = lots.get_lot(db, lot, actor).id
     if location:
@@ -155,14 +159,28 @@ def export_csv(
     sample: str | None = None,
     lot: str | None = None,
     actor: Actor | None = None,
+    progress: Callable[[int], Any] | None = None,
 ) -> int:
-    """Write matching events as CSV to fh; return how many events were written."""
+    """Write matching events as CSV to fh; return how many events were written.
+
+    progress(n) is told each batch's number of events (a click progress bar's update).
+    """
     actor = actor or system_actor(db)
     total = 0
     for text, n in csv_batches(db, filters_for(db, actor, sample=sample, lot=lot)):
         fh.write(text)
         total += n
+        if progress and n:
+            progress(n)
     return total
+
+
+def count_csv(
+    db: Session, *, sample: str | None = None, lot: str | None = None, actor: Actor | None = None
+) -> int:
+    """Return how many events export_csv would write now."""
+    filters = filters_for(db, actor or system_actor(db), sample=sample, lot=lot)
+    return audit.count_events(db, **filters)
 
 
 def export_pdf(

@@ -786,7 +786,20 @@ def printers_for(
         stmt = stmt.where(Printer.station_id == st.id)
     if names:
         stmt = stmt.where(col(Printer.name).in_(names))
-    return list(session.exec(stmt.order_by(Printer.id)).all())
+    found = list(session.exec(stmt.order_by(Printer.id)).all())
+    missing = sorted(set(names or ()) - {p.name for p in found})
+    if missing:
+        # A worker told to serve a misspelt printer would otherwise idle without a word.
+        known = session.exec(
+            select(Printer.name).where(Printer.active == True).order_by(Printer.name)  # noqa: E712
+        ).all()
+        where = f" at {station}" if station else ""
+        raise NotFound(
+            f"no active printer {', '.join(missing)}{where}; "
+            f"active printers: {', '.join(known) or 'none (add one with `printer add`)'}",
+            code="unknown_printer",
+        )
+    return found
 
 
 def reap_expired(

@@ -126,6 +126,19 @@ def _changes(before: dict | None, after: dict | None) -> str:
     return "; ".join(out)
 
 
+def _job_queued(after: dict | None) -> str:
+    """Summarise a queued print job: where, what and how many (not every barcode it holds)."""
+    if not after:
+        return ""
+    out = [
+        f"{after.get('labels_total')} label(s), {after.get('template')} on {after.get('printer')}"
+    ]
+    for key, what in (("reprint_of", "reprint of job"), ("resume_of", "rest of job")):
+        if after.get(key) is not None:
+            out.append(f"{what} {after[key]}")
+    return "; ".join(out)
+
+
 def _event_row(ev: AuditEvent, names: dict[str, str], locs: dict[int, str]) -> dict[str, Any]:
     before = json.loads(ev.before) if ev.before else None
     after = json.loads(ev.after) if ev.after else None
@@ -150,7 +163,9 @@ def _event_row(ev: AuditEvent, names: dict[str, str], locs: dict[int, str]) -> d
         "station": ev.station or ev.device,
         "signature_id": ev.signature_id,
         "corrects_seq": ev.corrects_seq,
-        "changes": _changes(before, after),
+        "changes": _job_queued(after)
+        if ev.entity_type == "print_job" and before is None
+        else _changes(before, after),
         "after": after,
         "hash": ev.hash,
     }

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from lims import audit, custody, storage
 from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
@@ -20,6 +20,7 @@ from lims.models import (
     Counter,
     Location,
     Organisation,
+    PrintJobLabel,
     Project,
     Sample,
     SampleType,
@@ -625,6 +626,29 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
 def history(session: Session, s: Sample) -> list[dict[str, Any]]:
     """Return the sample's custody events, oldest first."""
     events = audit.query(session, entity_type="sample", entity_ids=[s.barcode], limit=100_000)
+    return [audit.event_dict(e) for e in events]
+
+
+def label_jobs(session: Session, sample_ids: list[int]) -> list[str]:
+    """Return the ids (as the audit trail names them) of print jobs labelling these samples."""
+    rows = session.exec(
+        select(PrintJobLabel.job_id).where(col(PrintJobLabel.sample_id).in_(sample_ids)).distinct()
+    ).all()
+    return [str(j) for j in sorted(rows)]
+
+
+def label_history(session: Session, s: Sample, actor: Actor) -> list[dict[str, Any]]:
+    """Return the events of the print jobs that labelled the sample (queued, printed, reprinted).
+
+    A job that also labelled another organisation's tubes is shown to centre staff only: its
+    events name those tubes.
+    """
+    events = audit.query(
+        session,
+        entities=[("print_job", label_jobs(session, [s.id]))],
+        org_id=None if actor.sees_all else actor.org.id,
+        limit=100_000,
+    )
     return [audit.event_dict(e) for e in events]
 
 

@@ -389,7 +389,11 @@ def run(
     elif "prompt" in state:
         click.echo(f"station {station}: {state['prompt']}")
     else:
-        click.echo(f"station {station}: {state.get('error')}: {state.get('message')}")
+        # The server answered and refused (token unknown or revoked, no such station): every
+        # scan would be refused the same way, so say so now instead of at the first tube.
+        raise click.ClickException(
+            f"station {station} refused by {server}: {state.get('message') or state.get('error')}"
+        )
     if scanners:
         click.echo(f"reading {', '.join(scanners)} (suffix {suffix})")
     for name, url in printer_urls.items():

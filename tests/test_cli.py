@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from helpers import verify
+import csv
+
+from helpers import audit_count, verify
 from sqlalchemy import inspect, text
 
 from lims import create_app
@@ -140,6 +142,30 @@ def test_printer_add_lists_it(runner, client, auth):
     assert r.exit_code == 1 and "exists" in r.output
 
 
+def test_printer_add_refuses_what_could_never_print(runner, client, auth):
+    before = {
+        p["name"] for p in client.get("/api/printers", headers=auth("tech1")).json["printers"]
+    }
+    for args, hint in (
+        (["ZD 1", "loop://"], "NAME"),
+        (["ZD\x07", "loop://"], "NAME"),
+        (["ZD1", "lpt://x"], "protocol 'lpt' not known"),
+        (["ZD1", ""], "URL"),
+        (["ZD1", "socket://printer"], "needs host:port"),
+        (["ZD1", "socket://printer:http"], "URL"),
+        (["ZD1", "/dev/ttyUSB0", "--baud", "-5"], "--baud"),
+    ):
+        r = runner.invoke(args=["printer", "add", *args])
+        assert r.exit_code == 2 and hint in r.output and "Traceback" not in r.output, (
+            args,
+            r.output,
+        )
+    after = {p["name"] for p in client.get("/api/printers", headers=auth("tech1")).json["printers"]}
+    assert after == before
+    r = runner.invoke(args=["printer", "add", "ZD-2.lab_1", "socket://10.0.0.7:9100"])
+    assert r.exit_code == 0, r.output
+
+
 def test_audit_export_csv(runner, tmp_path):
     out = tmp_path / "lot.csv"
     r = runner.invoke(
@@ -159,6 +185,16 @@ def test_audit_export_csv(runner, tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
     r = runner.invoke(args=["audit", "export", "--output", str(tmp_path / "no" / "x.csv")])
     assert r.exit_code == 1 and "no folder" in r.output and "Traceback" not in r.output
+
+
+def test_audit_export_of_the_whole_trail_shows_progress_and_counts(runner, tmp_path, app):
+    out = tmp_path / "all.csv"
+    r = runner.invoke(args=["audit", "export", "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    with out.open(newline="") as fh:
+        n = sum(1 for _ in csv.reader(fh)) - 1
+    assert n == audit_count(app) > 90
+    assert "exporting" in r.stderr and f"{n} events written to {out}" in r.stderr
 
 
 def test_a_station_token_is_only_for_a_centre_lab_account(runner):

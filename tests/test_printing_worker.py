@@ -238,6 +238,28 @@ def test_cli_print_worker_once(app, client, runner, auth, sim):
     assert printed_barcodes(sim) == [barcode]
 
 
+def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, sim):
+    add_printer(runner, "Z1", sim.port)
+    res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1", "--printer", "Z9"])
+    assert res.exit_code == 1
+    assert "no active printer Z9; active printers: " in res.output and "Z1" in res.output
+    res = runner.invoke(args=["print-worker", "--poll", "0"])
+    assert res.exit_code == 2 and "--poll" in res.output
+
+    tech = auth("tech1")
+    barcode = register(client, tech)["barcode"]
+    job_id = client.post(
+        "/api/labels", json={"barcodes": [barcode], "printer": "Z1"}, headers=tech
+    ).json["id"]
+    sim.head_open(True)
+    res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1"])
+    # A cron job or a script sees that the label is still to print.
+    assert res.exit_code == 1, res.output
+    assert f"job {job_id} on Z1: printer not ready" in res.output
+    assert "1 of 1 jobs did not print" in res.output
+    assert job_row(app, job_id).state == "queued"
+
+
 def test_python_app_runs_worker_with_demo_simulator(db_url):
     demo = create_app(
         {"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "t", "RUN_DEVICE_WORKER": True}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from helpers import move, register, verify
@@ -18,6 +22,7 @@ from lims.station_agent import PostResult, StationAgent, format_result
 from scanners.sim import ScannerSimulator
 
 STATION = "BENCH-B1"
+ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 20.0
 
 
@@ -308,3 +313,26 @@ def test_scans_still_waiting_when_the_agent_stops_are_each_reported_not_sent(aut
     assert [r.scan.data for r in reported] == ["BADGE-0002", "CMD:RECEIVE", "S26-000001-Y"]
     assert all(r.status is None for r in reported)
     assert all(format_result(r).startswith("NOT SENT") for r in reported)
+
+
+def test_station_run_stops_at_once_when_the_server_refuses_its_token_or_bench(auth, server, sim):
+    good = token_of(auth("admin", STATION))
+    for station, token, said in (
+        (STATION, "not-a-token", "unknown or revoked"),
+        ("BENCH-NOPE", good, "BENCH-NOPE"),
+    ):
+        try:
+            res = subprocess.run(
+                [sys.executable, "-m", "lims.station_agent", "run", station]
+                + ["--server", server.url, "--scanner", sim.port],
+                env={**os.environ, "LIMS_STATION_TOKEN": token},
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"station run {station} kept running although the server refused it")
+        # A refusal now, not a bench that reads tubes only to refuse every one of them.
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert f"station {station} refused by {server.url}" in res.stderr and said in res.stderr

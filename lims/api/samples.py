@@ -120,10 +120,15 @@ def create_aliquots(barcode: str, data: AliquotIn):
 
 @bp.get("/samples/<barcode>/history")
 def history(barcode: str):
-    """Return the sample's custody events, oldest first."""
+    """Return the sample's custody events, oldest first, and the events of its label print jobs."""
     db = get_db()
-    s = samples.get_sample(db, barcode, current_actor())
-    return {"barcode": s.barcode, "events": samples.history(db, s)}
+    who = current_actor()
+    s = samples.get_sample(db, barcode, who)
+    return {
+        "barcode": s.barcode,
+        "events": samples.history(db, s),
+        "label_events": samples.label_history(db, s, who),
+    }
 
 
 @bp.get("/samples/<barcode>/genealogy")

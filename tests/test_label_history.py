@@ -1,0 +1,116 @@
+"""A tube's label printing is part of its record: history, audit filter, CSV export, PDF report."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from helpers import register
+from printing_util import add_printer, queue, worker
+from test_qa_reports import pdf_text
+
+from lims import exports
+from lims.db import new_session
+
+
+@pytest.fixture
+def zebra(runner, sim) -> str:  # noqa: ANN001
+    add_printer(runner, "Z1", sim.port)
+    return "Z1"
+
+
+def _printed_then_reprinted(app, client, tech, zebra) -> tuple[str, int, int]:  # noqa: ANN001
+    """Return a sample's barcode, the job that printed its label and the job that reprinted it."""
+    b = register(client, tech)["barcode"]
+    other = register(client, tech)["barcode"]
+    job = queue(client, tech, [b, other]).json["id"]
+    worker(app, zebra).run_once()
+    r = client.post(
+        f"/api/print-jobs/{job}/reprint",
+        json={"reason": "label smudged by ethanol", "barcodes": [b]},
+        headers=tech,
+    )
+    assert r.status_code == 201, r.json
+    worker(app, zebra).run_once()
+    return b, job, r.json["id"]
+
+
+def test_history_lists_the_label_jobs_of_a_sample_beside_its_custody_events(
+    app, client, tech, zebra
+):
+    b, job, again = _printed_then_reprinted(app, client, tech, zebra)
+    h = client.get(f"/api/samples/{b}/history", headers=tech).json
+    # Custody events stay what the contract says they are.
+    assert [e["action"] for e in h["events"]] == ["sample.register"]
+    labels = [(e["entity_id"], e["action"], e["reason"]) for e in h["label_events"]]
+    assert labels == [
+        (str(job), "print_job.queue", None),
+        (str(job), "print_job.send", None),
+        (str(job), "print_job.print", None),
+        (str(again), "print_job.reprint", "label smudged by ethanol"),
+        (str(again), "print_job.send", None),
+        (str(again), "print_job.print", None),
+    ]
+    # A tube never printed has none.
+    fresh = register(client, tech)["barcode"]
+    assert client.get(f"/api/samples/{fresh}/history", headers=tech).json["label_events"] == []
+
+
+def test_qa_filter_export_and_report_of_a_sample_include_its_labels(app, client, tech, auth, zebra):
+    b, job, again = _printed_then_reprinted(app, client, tech, zebra)
+    qa = auth("qa1")
+    events = client.get(f"/api/audit?sample={b}", headers=qa).json["events"]
+    assert [(e["entity_type"], e["action"]) for e in events] == [
+        ("sample", "sample.register"),
+        ("print_job", "print_job.queue"),
+        ("print_job", "print_job.send"),
+        ("print_job", "print_job.print"),
+        ("print_job", "print_job.reprint"),
+        ("print_job", "print_job.send"),
+        ("print_job", "print_job.print"),
+    ]
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(f"/api/audit/export.csv?sample={b}", headers=qa).get_data(as_text=True)
+            )
+        )
+    )
+    assert {(r["entity_type"], r["entity_id"]) for r in rows} == {
+        ("sample", b),
+        ("print_job", str(job)),
+        ("print_job", str(again)),
+    }
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        assert exports.count_csv(db, sample=b) == len(rows) == 7
+    pdf = client.get(f"/api/samples/{b}/report.pdf", headers=qa)
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.data)
+    assert f"print_job {again}" in text and "label smudged by ethanol" in text
+    assert f"reprint of job {job}" in text and "2 label(s)" in text
+
+
+def test_a_client_sees_its_own_label_jobs_but_not_one_shared_with_another_organisation(
+    app, client, auth, zebra
+):
+    helix, centre = auth("helix_tech"), auth("tech1")
+    mine = register(client, helix, project="HX-AAV9")["barcode"]
+    own_job = queue(client, helix, [mine]).json["id"]
+    # Centre staff print a client's tube in one job with a centre tube: that job names both.
+    shared = register(client, helix, project="HX-AAV9")["barcode"]
+    ours = register(client, centre)["barcode"]
+    mixed = queue(client, centre, [shared, ours]).json["id"]
+    worker(app, zebra).run_once()
+
+    seen = client.get(f"/api/samples/{mine}/history", headers=helix).json["label_events"]
+    assert [(e["entity_id"], e["action"]) for e in seen] == [
+        (str(own_job), "print_job.queue"),
+        (str(own_job), "print_job.send"),
+        (str(own_job), "print_job.print"),
+    ]
+    hidden = client.get(f"/api/samples/{shared}/history", headers=helix).json["label_events"]
+    assert hidden == []
+    assert ours not in str(client.get(f"/api/audit?sample={shared}", headers=helix).json)
+    centre_view = client.get(f"/api/samples/{shared}/history", headers=centre).json
+    assert {e["entity_id"] for e in centre_view["label_events"]} == {str(mixed)}
