@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -102,6 +102,8 @@ class SampleType(SQLModel, table=True):
 
 class VectorLot(SQLModel, table=True):
     __tablename__ = "vector_lot"
+    # One lot to a reader whatever the case (migration 0002).
+    __table_args__ = (Index("uq_vector_lot_number_ci", text("lower(lot_number)"), unique=True),)
     id: int | None = Field(default=None, primary_key=True)
     lot_number: str = Field(unique=True, max_length=64)
     vector_type: str = Field(max_length=16)  # AAV | LV

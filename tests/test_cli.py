@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+from alembic import command
 from helpers import audit_count, verify
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
-from lims import create_app
-from lims.migrate import current_revision, head_revision
+from lims import StartupError, create_app
+from lims.migrate import alembic_config, current_revision, head_revision
 
 
 def test_empty_database_is_migrated_on_start_and_by_init_db(empty_db_url):
@@ -24,6 +27,47 @@ def test_empty_database_is_migrated_on_start_and_by_init_db(empty_db_url):
             users = conn.execute(text("SELECT username FROM app_user")).scalars().all()
         assert users == ["system"]
         assert verify(app).ok
+    finally:
+        engine.dispose()
+
+
+def test_lot_numbers_differing_only_in_case_stop_the_upgrade_and_then_cannot_exist(db_url):
+    def start():  # noqa: ANN202
+        return create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "t"})
+
+    def copy_lot_as(conn, number: str) -> None:  # noqa: ANN001
+        cols = [c["name"] for c in inspect(conn).get_columns("vector_lot") if c["name"] != "id"]
+        picked = ", ".join(":n" if c == "lot_number" else c for c in cols)
+        conn.execute(
+            text(
+                f"INSERT INTO vector_lot ({', '.join(cols)}) "
+                f"SELECT {picked} FROM vector_lot WHERE lot_number = 'LV-2611-002'"
+            ),
+            {"n": number},
+        )
+
+    engine = start().extensions["lims"]["engine"]
+    # A database from before migration 0002, where such a pair could be stored.
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        copy_lot_as(conn, "lv-2611-002")
+    engine.dispose()
+    with pytest.raises(StartupError, match=r"\(LV-2611-002, lv-2611-002\); QA must decide"):
+        start()
+    assert current_revision(engine) == "0001"  # nothing half-done
+    engine.dispose()
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM vector_lot WHERE lot_number = 'lv-2611-002'"))
+    engine.dispose()
+    engine = start().extensions["lims"]["engine"]
+    try:
+        assert current_revision(engine) == head_revision()
+        # Even a writer that skips the API's check cannot store the twin any more.
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            copy_lot_as(conn, "Lv-2611-002")
     finally:
         engine.dispose()
 
