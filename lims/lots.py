@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -291,6 +292,9 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
             f"{data.test} is recorded already; a correction needs a reason", code="reason_required"
         )
     before = snapshot(session, lot)
+    # A correction points at the event that recorded the result it replaces, as a sample
+    # correction does: an inspector follows the link instead of comparing snapshots.
+    corrects = _qc_recorded_by(session, lot, data.test) if previous is not None else None
     qc = QcResult(
         lot_id=lot.id,
         test=data.test,
@@ -315,8 +319,26 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
         org_id=lot.org_id,
         lot_id=lot.id,
         station=actor.station,
+        corrects_seq=corrects,
     )
     return qc
+
+
+def _qc_recorded_by(session: Session, lot: VectorLot, test: str) -> int | None:
+    """Return the seq of the latest event that recorded the lot's current result of test."""
+    events = audit.query(
+        session,
+        entity_type="lot",
+        entity_ids=[lot.lot_number],
+        action="lot.qc",
+        limit=100_000,
+    )
+    for ev in reversed(events):
+        after = {q["test"]: q for q in json.loads(ev.after or "{}").get("qc", [])}
+        before = {q["test"]: q for q in json.loads(ev.before or "{}").get("qc", [])}
+        if test in after and after[test] != before.get(test):
+            return ev.seq
+    return None
 
 
 def transition_lot(

@@ -342,3 +342,25 @@ def test_a_run_out_signature_lock_counts_afresh_and_locks_again(client, auth, ap
     assert client.post(url, json=wrong, headers=qa).json["error"] == "signature_refused"
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
     assert r.status_code == 422 and r.json["error"] == "account_locked"
+
+
+def test_a_qc_correction_names_the_event_that_recorded_the_result_it_replaces(client, auth):
+    tech, qa = auth("tech1"), auth("qa1")
+
+    def qc_events() -> list[dict]:
+        return client.get(f"/api/audit?lot={LOT}&action=lot.qc", headers=qa).json["events"]
+
+    assert _myco(client, tech, result="detected", passed=False).status_code == 201
+    first = qc_events()[-1]
+    assert first["corrects_seq"] is None  # a first result corrects nothing
+    look = {"test": "appearance", "spec": "clear", "result": "clear", "passed": True}
+    assert client.post(f"/api/lots/{LOT}/qc", json=look, headers=tech).status_code == 201
+    for result, reason in (("not detected", "plate contaminated"), ("not detected", "typo")):
+        body = {"test": "mycoplasma", "spec": "not detected", "result": result, "passed": True}
+        r = client.post(f"/api/lots/{LOT}/qc", json={**body, "reason": reason}, headers=tech)
+        assert r.status_code == 201, r.json
+    fix1, fix2 = qc_events()[-2:]
+    # Each correction points at the event that recorded the value it replaced, not at a later
+    # event of another test (appearance) that only carried it along.
+    assert fix1["corrects_seq"] == first["seq"] and fix1["reason"] == "plate contaminated"
+    assert fix2["corrects_seq"] == fix1["seq"]
