@@ -160,7 +160,7 @@ def _check_port_url(url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme in ("socket", "rfc2217") and not (parts.hostname and parts.port):
             raise ValueError(f"{parts.scheme}:// needs host:port")
-    except ValueError as err:
+    except (ValueError, serial.SerialException) as err:
         raise click.BadParameter(f"{err}; {hint}", param_hint="URL") from err
 
 
@@ -353,6 +353,16 @@ def print_worker(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     engine = current_app.extensions["lims"]["engine"]
+    if printer_names or station:
+        # Checked once here: a worker told to serve a misspelt printer would idle without a
+        # word. A running worker serves the printers it finds (one may be switched off later).
+        from lims.printing import printers_for
+
+        with new_session(engine) as db:
+            try:
+                printers_for(db, station=station, names=list(printer_names), strict=True)
+            except LimsError as err:
+                raise click.ClickException(err.message) from err
     worker = PrintWorker(engine, printers=list(printer_names) or None, station=station, poll_s=poll)
     try:
         if once:

@@ -294,7 +294,7 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
     before = snapshot(session, lot)
     # A correction points at the event that recorded the result it replaces, as a sample
     # correction does: an inspector follows the link instead of comparing snapshots.
-    corrects = _qc_recorded_by(session, lot, data.test) if previous is not None else None
+    corrects = _qc_recorded_by(session, lot, previous) if previous is not None else None
     qc = QcResult(
         lot_id=lot.id,
         test=data.test,
@@ -324,8 +324,12 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
     return qc
 
 
-def _qc_recorded_by(session: Session, lot: VectorLot, test: str) -> int | None:
-    """Return the seq of the latest event that recorded the lot's current result of test."""
+def _qc_recorded_by(session: Session, lot: VectorLot, previous: QcResult) -> int | None:
+    """Return the seq of the event that recorded the QC result previous.
+
+    The first result of a test is the event that added the test; each later one is the event
+    whose corrects_seq names the one before it, as many steps as previous has predecessors.
+    """
     events = audit.query(
         session,
         entity_type="lot",
@@ -333,12 +337,28 @@ def _qc_recorded_by(session: Session, lot: VectorLot, test: str) -> int | None:
         action="lot.qc",
         limit=100_000,
     )
-    for ev in reversed(events):
-        after = {q["test"]: q for q in json.loads(ev.after or "{}").get("qc", [])}
-        before = {q["test"]: q for q in json.loads(ev.before or "{}").get("qc", [])}
-        if test in after and after[test] != before.get(test):
-            return ev.seq
-    return None
+
+    def tests(snap: str | None) -> dict[str, Any]:
+        return {q["test"]: q for q in json.loads(snap or "{}").get("qc", [])}
+
+    seq = next(
+        (
+            e.seq
+            for e in events
+            if previous.test in tests(e.after) and previous.test not in tests(e.before)
+        ),
+        None,
+    )
+    corrected_by = {e.corrects_seq: e.seq for e in events if e.corrects_seq is not None}
+    result = previous
+    steps = 0
+    while result.supersedes_id is not None:
+        result = session.get(QcResult, result.supersedes_id)
+        steps += 1
+    for _ in range(steps):
+        # Corrections made before corrects_seq was recorded for QC break the walk: unknown.
+        seq = corrected_by.get(seq)
+    return seq
 
 
 def transition_lot(

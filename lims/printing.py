@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 from pydantic import Field
+from sqlalchemy import and_, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -50,6 +51,7 @@ from lims.models import (
     Sample,
     Station,
     User,
+    VectorLot,
     utcnow,
 )
 from lims.users import Actor, system_actor
@@ -223,24 +225,53 @@ def labels_by_job(session: Session, job_ids: list[int]) -> dict[int, list[PrintJ
     return out
 
 
-def _sample_scopes(session: Session, job: PrintJob) -> list[tuple[int, int | None]]:
-    """Return the distinct (org_id, lot_id) of the samples a job labels, in one query."""
+def _label_scope_rows(session: Session, job_ids: list[int]) -> list[tuple[int, Any, Any]]:
+    """Return the distinct (job_id, org_id, lot_id) of everything the jobs label, in one query.
+
+    A tube gives its organisation and lot; a lot label its lot's; a box label (None, None):
+    boxes are the centre's.
+    """
     # One query, not one per label: an outcome of a 96-label job is recorded on the hot path.
     return list(
         session.exec(
-            select(Sample.org_id, Sample.lot_id)
-            .join(PrintJobLabel, col(PrintJobLabel.sample_id) == col(Sample.id))
-            .where(PrintJobLabel.job_id == job.id)
+            select(
+                PrintJobLabel.job_id,
+                func.coalesce(Sample.org_id, VectorLot.org_id),
+                func.coalesce(Sample.lot_id, VectorLot.id),
+            )
+            .select_from(PrintJobLabel)
+            .outerjoin(Sample, col(PrintJobLabel.sample_id) == col(Sample.id))
+            .outerjoin(
+                VectorLot,
+                and_(
+                    col(PrintJobLabel.sample_id).is_(None),
+                    col(VectorLot.lot_number) == col(PrintJobLabel.barcode),
+                ),
+            )
+            .where(col(PrintJobLabel.job_id).in_(job_ids))
             .distinct()
         ).all()
     )
 
 
+def label_orgs_by_job(session: Session, job_ids: list[int]) -> dict[int, set[int | None]]:
+    """Return, per job, the organisations of what it labels (None: a box, the centre's)."""
+    out: dict[int, set[int | None]] = {j: set() for j in job_ids}
+    if job_ids:
+        for job_id, org, _lot in _label_scope_rows(session, job_ids):
+            out[job_id].add(org)
+    return out
+
+
 def _scope(session: Session, job: PrintJob) -> tuple[int | None, int | None]:
-    """Return (org_id, lot_id) shared by every sample label of a job, for the audit event."""
-    scopes = _sample_scopes(session, job)
-    orgs = {org for org, _ in scopes}
-    lots = {lot for _, lot in scopes}
+    """Return (org_id, lot_id) shared by every label of a job, for the audit event.
+
+    The event names every barcode of the job, so it belongs to one organisation only when every
+    label does; otherwise (None) only centre staff see it.
+    """
+    scopes = _label_scope_rows(session, [job.id])
+    orgs = {org for _, org, _ in scopes}
+    lots = {lot for _, _, lot in scopes}
     org = orgs.pop() if len(orgs) == 1 else None
     lot = lots.pop() if len(lots) == 1 else None
     return org, lot
@@ -353,12 +384,14 @@ def job_dict(
     return out
 
 
-def job_visible_to(actor: Actor, *, creator_org: int | None, sample_orgs: set[int]) -> bool:
-    """Tell whether the actor may see a job: made in their organisation, or only their samples.
+def job_visible_to(actor: Actor, *, creator_org: int | None, label_orgs: set[int | None]) -> bool:
+    """Tell whether the actor may see a job: made in their organisation, or only their labels.
 
-    The one rule for the API and the print-queue page (which loads the inputs in bulk).
+    label_orgs: the organisations of every label (label_orgs_by_job): a job that also labels
+    another organisation's tube or lot, or a centre box, names them. The one rule for the API
+    and the print-queue page (which loads the inputs in bulk).
     """
-    return actor.sees_all or creator_org == actor.org.id or sample_orgs == {actor.org.id}
+    return actor.sees_all or creator_org == actor.org.id or label_orgs == {actor.org.id}
 
 
 def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:
@@ -369,7 +402,7 @@ def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:
     return job_visible_to(
         actor,
         creator_org=creator.org_id if creator is not None else None,
-        sample_orgs={org for org, _ in _sample_scopes(session, job)},
+        label_orgs=label_orgs_by_job(session, [job.id])[job.id],
     )
 
 
@@ -775,9 +808,16 @@ def _lock(session: Session, job_id: int) -> PrintJob:
 
 
 def printers_for(
-    session: Session, *, station: str | None = None, names: list[str] | None = None
+    session: Session,
+    *,
+    station: str | None = None,
+    names: list[str] | None = None,
+    strict: bool = False,
 ) -> list[Printer]:
-    """Return active printers, optionally only a station's or only the named ones."""
+    """Return active printers, optionally only a station's or only the named ones.
+
+    strict: refuse (404) when a named printer is not among them, instead of leaving it out.
+    """
     stmt = select(Printer).where(Printer.active == True)  # noqa: E712
     if station:
         st = session.exec(select(Station).where(Station.name == station)).first()
@@ -788,7 +828,7 @@ def printers_for(
         stmt = stmt.where(col(Printer.name).in_(names))
     found = list(session.exec(stmt.order_by(Printer.id)).all())
     missing = sorted(set(names or ()) - {p.name for p in found})
-    if missing:
+    if strict and missing:
         # A worker told to serve a misspelt printer would otherwise idle without a word.
         known = session.exec(
             select(Printer.name).where(Printer.active == True).order_by(Printer.name)  # noqa: E712

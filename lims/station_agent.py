@@ -271,18 +271,18 @@ class StationAgent:
 
         return work
 
-    def station_state(self) -> dict[str, Any] | None:
-        """Return GET /api/stations/<station>, or None when the server does not answer."""
+    def station_status(self) -> tuple[int | None, dict[str, Any] | None]:
+        """Return (HTTP status, JSON) of GET /api/stations/<station>; (None, None) if no answer."""
         url = f"{self.server}/api/stations/{urllib.parse.quote(self.station, safe='')}"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
-                return _json(resp.read())
+                return resp.status, _json(resp.read())
         except urllib.error.HTTPError as exc:
             with exc:
-                return _json(exc.read()) or {"error": exc.code, "message": exc.reason}
+                return exc.code, _json(exc.read()) or {"error": exc.code, "message": exc.reason}
         except (urllib.error.URLError, OSError, TimeoutError):
-            return None
+            return None, None
 
     @staticmethod
     def _log_result(result: PostResult) -> None:
@@ -383,17 +383,20 @@ def run(
     agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud)
     if printer_urls:
         agent.print_worker = agent.printer_worker(printer_urls)
-    state = agent.station_state()
-    if state is None:
-        click.echo(f"server {server} does not answer yet; scans will wait and be retried")
-    elif "prompt" in state:
+    status, state = agent.station_status()
+    if status in (401, 403, 404):
+        # The server refused (token unknown or revoked, no such station): every scan would be
+        # refused the same way, so say so now instead of at the first tube.
+        raise click.ClickException(
+            f"station {station} refused by {server}: "
+            f"{(state or {}).get('message') or f'HTTP {status}'}"
+        )
+    if state is not None and "prompt" in state:
         click.echo(f"station {station}: {state['prompt']}")
     else:
-        # The server answered and refused (token unknown or revoked, no such station): every
-        # scan would be refused the same way, so say so now instead of at the first tube.
-        raise click.ClickException(
-            f"station {station} refused by {server}: {state.get('message') or state.get('error')}"
-        )
+        # Down, restarting behind a proxy (502/503) or busy: scans wait and are retried.
+        what = "does not answer yet" if status is None else f"answers HTTP {status} for now"
+        click.echo(f"server {server} {what}; scans will wait and be retried")
     if scanners:
         click.echo(f"reading {', '.join(scanners)} (suffix {suffix})")
     for name, url in printer_urls.items():

@@ -197,6 +197,7 @@ def test_printer_add_refuses_what_could_never_print(runner, client, auth):
         (["ZD1", ""], "URL"),
         (["ZD1", "socket://printer"], "needs host:port"),
         (["ZD1", "socket://printer:http"], "URL"),
+        (["ZD1", "hwgrep://no-such-device"], "URL"),
         (["ZD1", "/dev/ttyUSB0", "--baud", "-5"], "--baud"),
     ):
         r = runner.invoke(args=["printer", "add", *args])

@@ -91,26 +91,44 @@ def test_qa_filter_export_and_report_of_a_sample_include_its_labels(app, client,
     assert f"reprint of job {job}" in text and "2 label(s)" in text
 
 
+HELIX_LOT, NOVA_LOT = "AAV9-2611-001", "LV-2611-002"
+
+
 def test_a_client_sees_its_own_label_jobs_but_not_one_shared_with_another_organisation(
     app, client, auth, zebra
 ):
-    helix, centre = auth("helix_tech"), auth("tech1")
+    helix, viewer, centre = auth("helix_tech"), auth("helix_viewer"), auth("tech1")
     mine = register(client, helix, project="HX-AAV9")["barcode"]
     own_job = queue(client, helix, [mine]).json["id"]
-    # Centre staff print a client's tube in one job with a centre tube: that job names both.
-    shared = register(client, helix, project="HX-AAV9")["barcode"]
-    ours = register(client, centre)["barcode"]
-    mixed = queue(client, centre, [shared, ours]).json["id"]
+    # Centre staff label the client's tube and the client's own lot together: still theirs.
+    with_lot = register(client, helix, project="HX-AAV9")["barcode"]
+    theirs = queue(client, centre, [with_lot, HELIX_LOT])
+    assert theirs.status_code == 201, theirs.json
+    # Jobs that also label another organisation's tube or lot, or a centre box, name them.
+    mixed = {}
+    for other in ("tube", NOVA_LOT, "BOX-0002"):
+        b = register(client, helix, project="HX-AAV9")["barcode"]
+        barcodes = [b, register(client, centre)["barcode"] if other == "tube" else other]
+        r = queue(client, centre, barcodes)
+        assert r.status_code == 201, r.json
+        mixed[b] = (r.json["id"], barcodes[1])
     worker(app, zebra).run_once()
 
-    seen = client.get(f"/api/samples/{mine}/history", headers=helix).json["label_events"]
-    assert [(e["entity_id"], e["action"]) for e in seen] == [
-        (str(own_job), "print_job.queue"),
-        (str(own_job), "print_job.send"),
-        (str(own_job), "print_job.print"),
-    ]
-    hidden = client.get(f"/api/samples/{shared}/history", headers=helix).json["label_events"]
-    assert hidden == []
-    assert ours not in str(client.get(f"/api/audit?sample={shared}", headers=helix).json)
-    centre_view = client.get(f"/api/samples/{shared}/history", headers=centre).json
-    assert {e["entity_id"] for e in centre_view["label_events"]} == {str(mixed)}
+    def label_jobs(b: str, who: dict) -> set[str]:  # noqa: ANN001
+        r = client.get(f"/api/samples/{b}/history", headers=who)
+        assert r.status_code == 200, r.json
+        return {e["entity_id"] for e in r.json["label_events"]}
+
+    assert label_jobs(mine, helix) == {str(own_job)}
+    assert label_jobs(with_lot, helix) == {str(theirs.json["id"])}
+    assert client.get(f"/api/print-jobs/{theirs.json['id']}", headers=helix).status_code == 200
+    for b, (job, other) in mixed.items():
+        assert label_jobs(b, helix) == set()
+        assert label_jobs(b, centre) == {str(job)}
+        assert client.get(f"/api/print-jobs/{job}", headers=helix).status_code == 404
+        events = client.get(f"/api/audit?sample={b}", headers=viewer)
+        assert events.status_code == 200
+        assert [e["entity_type"] for e in events.json["events"]] == ["sample"]
+        csv_text = client.get(f"/api/audit/export.csv?sample={b}", headers=viewer)
+        assert csv_text.status_code == 200 and other not in csv_text.get_data(as_text=True)
+        assert other in str(client.get(f"/api/audit?sample={b}", headers=auth("qa1")).json)

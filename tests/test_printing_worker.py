@@ -259,6 +259,13 @@ def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, s
     assert "1 of 1 jobs did not print" in res.output
     assert job_row(app, job_id).state == "queued"
 
+    # A running worker whose printer list names one that is gone (switched off, renamed)
+    # keeps serving the others.
+    sim.head_open(False)
+    reports = worker(app, "Z1", "GONE").run_once()
+    assert [(r.job_id, r.outcome["error"]) for r in reports] == [(job_id, None)]
+    assert job_row(app, job_id).state == "sent"
+
 
 def test_python_app_runs_worker_with_demo_simulator(db_url):
     demo = create_app(

@@ -336,3 +336,43 @@ def test_station_run_stops_at_once_when_the_server_refuses_its_token_or_bench(au
         # A refusal now, not a bench that reads tubes only to refuse every one of them.
         assert res.returncode == 1, res.stdout + res.stderr
         assert f"station {station} refused by {server.url}" in res.stderr and said in res.stderr
+
+
+def test_station_run_waits_for_a_server_that_is_only_unavailable(sim):
+    """A proxy answering 503 while the LIMS restarts is not a refusal: the agent keeps running."""
+    import http.server
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b'{"error": "unavailable", "message": "restarting"}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lims.station_agent", "run", STATION]
+        + ["--server", url, "--scanner", sim.port],
+        env={**os.environ, "LIMS_STATION_TOKEN": "any"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # bounded: the agent writes this line or exits
+        assert first.startswith(f"server {url} answers HTTP 503 for now"), first
+        time.sleep(0.5)
+        assert proc.poll() is None  # still running, ready to retry scans
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        srv.shutdown()
+        srv.server_close()

@@ -668,13 +668,10 @@ def print_queue():  # noqa: ANN201
     }
     # The labels, their samples' organisations and the job authors in one query each, not
     # one query per job and per label.
-    labels_of = printing.labels_by_job(db, [j.id for js in jobs_of.values() for j in js])
-    sample_ids = {lab.sample_id for labs in labels_of.values() for lab in labs if lab.sample_id}
-    sample_org = (
-        dict(db.exec(select(Sample.id, Sample.org_id).where(Sample.id.in_(sample_ids))).all())
-        if sample_ids and not who.sees_all
-        else {}
-    )
+    job_ids = [j.id for js in jobs_of.values() for j in js]
+    labels_of = printing.labels_by_job(db, job_ids)
+    # (only needed for users who do not see every organisation)
+    label_orgs = printing.label_orgs_by_job(db, job_ids) if not who.sees_all else {}
     authors = _by_id(db, User, {j.created_by_id for js in jobs_of.values() for j in js})
     per_printer = []
     for p in printers:
@@ -682,11 +679,10 @@ def print_queue():  # noqa: ANN201
         for j in jobs_of[p.id]:
             job_labels = labels_of[j.id]
             author = authors.get(j.created_by_id)
-            # (sample_org is only loaded for users who do not see every organisation)
             if not who.sees_all and not printing.job_visible_to(
                 who,
                 creator_org=author.org_id if author is not None else None,
-                sample_orgs={sample_org[lab.sample_id] for lab in job_labels if lab.sample_id},
+                label_orgs=label_orgs[j.id],
             ):
                 continue
             rows.append(
