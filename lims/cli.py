@@ -316,6 +316,89 @@ def _write_whole(path: str, mode: str, write: Callable[[Any], Any]) -> Any:
     return result
 
 
+setup_cli = AppGroup(
+    "setup", help="Set up the centre: client organisations, projects, sample types, places."
+)
+
+
+def _setup(what: str, add: Callable[..., Any], model: Any, **fields: Any) -> None:
+    """Validate fields, add the record as an audited change, and say what was added."""
+    from lims import masterdata
+
+    with cli_session() as db:
+        data = masterdata.parse(model, **{k: v for k, v in fields.items() if v is not None})
+        add(db, data=data, actor=cli_actor(db))
+    click.echo(f"{what} {next(iter(fields.values()))} added")
+
+
+@setup_cli.command("organisation")
+@click.argument("name")
+@click.argument("display_name")
+def setup_organisation(name: str, display_name: str) -> None:
+    """Add a client organisation: NAME like helix-bio, DISPLAY_NAME as printed on reports."""
+    from lims import masterdata
+
+    _setup(
+        "organisation",
+        masterdata.add_organisation,
+        masterdata.OrganisationIn,
+        name=name,
+        display_name=display_name,
+    )
+
+
+@setup_cli.command("project")
+@click.argument("code")
+@click.argument("name")
+@click.option("--org", required=True, help="the organisation that owns it (centre for ours)")
+def setup_project(code: str, name: str, org: str) -> None:
+    """Add a project (CODE like HX-AAV9); samples and lots are registered under one."""
+    from lims import masterdata
+
+    _setup("project", masterdata.add_project, masterdata.ProjectIn, code=code, name=name, org=org)
+
+
+@setup_cli.command("sample-type")
+@click.argument("code")
+@click.argument("name")
+def setup_sample_type(code: str, name: str) -> None:
+    """Add a sample type (CODE like PBMC or VECTOR_VIAL)."""
+    from lims import masterdata
+
+    _setup("sample type", masterdata.add_sample_type, masterdata.SampleTypeIn, code=code, name=name)
+
+
+@setup_cli.command("location")
+@click.argument("code")
+@click.argument("name")
+@click.option(
+    "--kind", required=True, type=click.Choice(["site", "room", "equipment", "rack", "box"])
+)
+@click.option("--parent", default=None, help="code of the place it is in (none for a site)")
+@click.option("--grade", default=None, help="rooms: A, B, C, D or CNC")
+@click.option("--equipment-type", default=None, help="freezer, ln2, fridge, incubator, cabinet")
+@click.option("--temperature", default=None, help='as shown, e.g. "-80 C"')
+@click.option("--rows", type=int, default=None, help="boxes: rows of the grid (A..)")
+@click.option("--cols", type=int, default=None, help="boxes: columns of the grid (1..)")
+def setup_location(code: str, name: str, **fields: Any) -> None:
+    """Add a place (CODE is scanned and printed, like FRZ-80-2 or BOX-0104)."""
+    from lims import masterdata
+
+    _setup(
+        "location", masterdata.add_location, masterdata.LocationIn, code=code, name=name, **fields
+    )
+
+
+@setup_cli.command("station")
+@click.argument("name")
+@click.option("--room", required=True, help="code of the room the bench is in")
+def setup_station(name: str, room: str) -> None:
+    """Add a bench station (NAME like BENCH-C2); then `token create USER --station NAME`."""
+    from lims import masterdata
+
+    _setup("station", masterdata.add_station, masterdata.StationIn, name=name, room=room)
+
+
 lots_cli = AppGroup("lots", help="Vector lot jobs.")
 
 
@@ -404,6 +487,7 @@ def register(app) -> None:  # noqa: ANN001
         printer_cli,
         audit_cli,
         lots_cli,
+        setup_cli,
         station_cli,
         print_worker,
     ):

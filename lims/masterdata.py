@@ -1,0 +1,213 @@
+"""What a centre sets up before its first tube: client organisations, projects, sample types,
+the location tree and bench stations. Each addition is one audit event; nothing is renamed or
+removed here (records and printed labels name these codes).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from lims import audit, scanning
+from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.inputs import Input, Line
+from lims.models import Location, Organisation, Project, SampleType, Station, User, VectorLot
+from lims.users import Actor, get_org
+
+# An organisation's short name is typed in commands and shown in exports: like helix-bio.
+ORG_NAME = r"^[a-z0-9][a-z0-9-]{1,31}$"
+# Codes are scanned and printed on labels; scans are read in upper case (BOX-0002:C4).
+CODE = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
+SAMPLE_TYPE_CODE = r"^[A-Z0-9][A-Z0-9_]{1,31}$"
+
+# Where each kind of place may sit.
+PARENTS: dict[str, tuple[str | None, ...]] = {
+    "site": (None,),
+    "room": ("site",),
+    "equipment": ("room",),
+    "rack": ("equipment", "rack"),
+    "box": ("equipment", "rack"),
+}
+GRADES = ("A", "B", "C", "D", "CNC")
+EQUIPMENT = ("freezer", "ln2", "fridge", "incubator", "cabinet")
+KINDS = tuple(PARENTS)
+
+
+class OrganisationIn(Input):
+    name: str = Field(pattern=ORG_NAME)
+    display_name: Line = Field(min_length=1, max_length=200)
+
+
+class ProjectIn(Input):
+    code: str = Field(pattern=CODE)
+    name: Line = Field(min_length=1, max_length=200)
+    org: str = Field(min_length=1, max_length=64)
+
+
+class SampleTypeIn(Input):
+    code: str = Field(pattern=SAMPLE_TYPE_CODE)
+    name: Line = Field(min_length=1, max_length=200)
+
+
+class LocationIn(Input):
+    code: str = Field(pattern=CODE)
+    name: Line = Field(min_length=1, max_length=200)
+    kind: Literal["site", "room", "equipment", "rack", "box"]
+    parent: str | None = None
+    grade: Literal["A", "B", "C", "D", "CNC"] | None = None
+    equipment_type: Literal["freezer", "ln2", "fridge", "incubator", "cabinet"] | None = None
+    temperature: Line | None = Field(default=None, max_length=32)
+    rows: int | None = Field(default=None, ge=1, le=26)
+    cols: int | None = Field(default=None, ge=1, le=99)
+
+
+class StationIn(Input):
+    name: str = Field(pattern=CODE)
+    room: str = Field(min_length=1, max_length=64)
+
+
+# What a name or code must look like, said as a person would (not as the pattern).
+_SHAPES = {
+    ORG_NAME: "lower-case letters, digits and '-', 2 to 32 of them (like helix-bio)",
+    CODE: "upper-case letters, digits and '-', 2 to 32 of them (like BOX-0104)",
+    SAMPLE_TYPE_CODE: "upper-case letters, digits and '_', 2 to 32 of them (like VECTOR_VIAL)",
+}
+
+
+def parse(model: type[Input], **fields: Any) -> Any:
+    """Build a request model, turning its validation errors into one clear 400."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        pattern = (first.get("ctx") or {}).get("pattern")
+        said = _SHAPES.get(pattern) or first["msg"]
+        raise BadRequest(f"{where}: {said}", code="bad_field", field=where) from err
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _require_admin(actor: Actor) -> None:
+    if actor.role != "admin" and actor.username != "system":
+        raise Forbidden("setting up the centre needs the admin role", code="role_required")
+
+
+def _taken(session: Session, column: Any, value: str, what: str) -> None:
+    if session.exec(select(column).where(func.lower(column) == value.lower())).first():
+        raise Conflict(f"{what} {value} exists already", code="exists")
+
+
+def _code_is_free(session: Session, code: str) -> None:
+    """Refuse a scannable code that a scan would read as something else (or already names one)."""
+    parsed = scanning.classify(code)
+    if parsed.kind != "code":
+        kinds = {"sample": "sample barcode", "coi": "COI", "gs1": "GS1 code"}
+        said = (
+            f"a scan reads it as a {kinds.get(parsed.kind, parsed.kind)}"
+            if parsed.ok
+            else "a scan would refuse it (it is shaped like a sample barcode, a COI or a GS1 code)"
+        )
+        raise Refused(f"{code} cannot be the code of a place: {said}", code="bad_code")
+    for model, column, what in (
+        (Location, Location.code, "location"),
+        (VectorLot, VectorLot.lot_number, "lot"),
+        (Station, Station.name, "station"),
+        (User, User.badge, "badge"),
+    ):
+        if session.exec(select(model.id).where(func.lower(column) == code.lower())).first():
+            raise Conflict(f"{code} is a {what} already; choose another code", code="exists")
+
+
+def _add(session: Session, actor: Actor, obj: Any, kind: str, entity_id: str, after: dict) -> Any:
+    session.add(obj)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action=f"{kind}.create",
+        entity_type=kind,
+        entity_id=entity_id,
+        after=after,
+        org_id=getattr(obj, "org_id", None),
+        device=actor.device,
+    )
+    return obj
+
+
+def add_organisation(session: Session, *, data: OrganisationIn, actor: Actor) -> Organisation:
+    """Add a client organisation (the centre itself exists from the start)."""
+    _require_admin(actor)
+    _taken(session, Organisation.name, data.name, "organisation")
+    fields = {"name": data.name, "display_name": data.display_name, "kind": "client"}
+    return _add(session, actor, Organisation(**fields), "organisation", data.name, fields)
+
+
+def add_project(session: Session, *, data: ProjectIn, actor: Actor) -> Project:
+    """Add a project of an organisation (samples and lots belong to one)."""
+    _require_admin(actor)
+    org = get_org(session, data.org)
+    _taken(session, Project.code, data.code, "project")
+    after = {"code": data.code, "name": data.name, "org": org.name}
+    project = Project(code=data.code, name=data.name, org_id=org.id)
+    return _add(session, actor, project, "project", data.code, after)
+
+
+def add_sample_type(session: Session, *, data: SampleTypeIn, actor: Actor) -> SampleType:
+    """Add a sample type (PBMC, APHERESIS...)."""
+    _require_admin(actor)
+    _taken(session, SampleType.code, data.code, "sample type")
+    after = {"code": data.code, "name": data.name}
+    return _add(session, actor, SampleType(**after), "sample_type", data.code, after)
+
+
+def add_location(session: Session, *, data: LocationIn, actor: Actor) -> Location:
+    """Add a place to the location tree under its parent (a box needs its grid)."""
+    _require_admin(actor)
+    parent = None
+    if data.parent is not None:
+        parent = session.exec(select(Location).where(Location.code == data.parent)).first()
+        if parent is None:
+            raise NotFound(f"no location {data.parent!r}", code="unknown_location")
+    allowed = PARENTS[data.kind]
+    if (parent.kind if parent else None) not in allowed:
+        where = " or ".join(f"{_a(k)} {k}" if k else "the top (no parent)" for k in allowed)
+        raise Refused(f"{_a(data.kind)} {data.kind} goes in {where}", code="bad_parent")
+    rules = (
+        (data.kind == "box", ("rows", "cols"), "a box needs rows and cols (its grid, as 9 x 9)"),
+        (data.kind == "equipment", ("equipment_type",), "equipment needs its equipment_type"),
+    )
+    for applies, names, message in rules:
+        if applies and any(getattr(data, n) is None for n in names):
+            raise Refused(message, code="missing_fields", missing=list(names))
+    for name, kinds in (
+        ("grade", ("room",)),
+        ("equipment_type", ("equipment",)),
+        ("rows", ("box",)),
+        ("cols", ("box",)),
+    ):
+        if getattr(data, name) is not None and data.kind not in kinds:
+            raise Refused(f"a {data.kind} has no {name}", code="unexpected_field", field=name)
+    _code_is_free(session, data.code)
+    fields = data.model_dump(exclude={"parent"}, exclude_none=True)
+    loc = Location(parent_id=parent.id if parent else None, **fields)
+    return _add(session, actor, loc, "location", data.code, {**fields, "parent": data.parent})
+
+
+def add_station(session: Session, *, data: StationIn, actor: Actor) -> Station:
+    """Add a bench station in a room (its agent then needs a token: `token create --station`)."""
+    _require_admin(actor)
+    room = session.exec(select(Location).where(Location.code == data.room)).first()
+    if room is None:
+        raise NotFound(f"no location {data.room!r}", code="unknown_location")
+    if room.kind != "room":
+        raise Refused(f"{room.code} is {_a(room.kind)} {room.kind}, not a room", code="bad_parent")
+    _code_is_free(session, data.name)
+    station = Station(name=data.name, room_id=room.id)
+    after = {"name": data.name, "room": room.code}
+    return _add(session, actor, station, "station", data.name, after)
