@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import audit, users
@@ -89,8 +90,9 @@ user_cli = AppGroup("user", help="Manage users.")
 @click.option(
     "--no-password", is_flag=True, help="an account that only badges in at benches (no sign-in)"
 )
+@click.option("--badge", default=None, help="the code on the person's bench badge")
 def user_create(
-    username: str, role: str, org: str, full_name: str | None, no_password: bool
+    username: str, role: str, org: str, full_name: str | None, no_password: bool, badge: str | None
 ) -> None:
     """Create a user; the password is read from stdin when it is not a terminal."""
     if no_password:
@@ -115,7 +117,26 @@ def user_create(
             full_name=full_name,
             actor=cli_actor(db),
         )
+        if badge is not None:
+            _assign_badge(db, username, badge)
     click.echo(f"user {username} created with role {role} in {org}")
+
+
+def _assign_badge(db: Session, username: str, badge: str) -> None:
+    from lims import masterdata
+
+    data = masterdata.parse(masterdata.BadgeIn, username=username, badge=badge)
+    masterdata.assign_badge(db, data=data, actor=cli_actor(db))
+
+
+@user_cli.command("badge")
+@click.argument("username")
+@click.argument("badge")
+def user_badge(username: str, badge: str) -> None:
+    """Give USERNAME the bench badge BADGE (replaces a lost one; it signs them in at benches)."""
+    with cli_session() as db:
+        _assign_badge(db, username, badge)
+    click.echo(f"{username} now badges in with {badge}")
 
 
 token_cli = AppGroup("token", help="Manage API tokens.")
@@ -153,7 +174,7 @@ def _check_port_url(url: str) -> None:
     import serial
 
     hint = "give a serial device (/dev/ttyUSB0) or a pyserial URL (socket://host:9100)"
-    if not url or url != url.strip() or not url.isprintable() or " " in url:
+    if not url or url != url.strip() or not url.isprintable() or " " in url or len(url) > 500:
         raise click.BadParameter(hint, param_hint="URL")
     try:
         serial.serial_for_url(url, do_not_open=True)
@@ -185,8 +206,10 @@ def printer_add(
     _check_port_url(url)
     with cli_session() as db:
         actor = cli_actor(db)
-        if db.exec(select(Printer).where(Printer.name == name)).first():
-            raise click.ClickException(f"printer {name} exists already")
+        same = db.exec(select(Printer).where(func.lower(Printer.name) == name.lower())).first()
+        if same is not None:
+            # ZEBRA-C2 and zebra-c2 would be one printer to anyone choosing from a list.
+            raise click.ClickException(f"printer {same.name} exists already")
         station_id = None
         if station:
             st = db.exec(select(Station).where(Station.name == station)).first()

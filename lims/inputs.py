@@ -19,9 +19,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 _JOINERS = frozenset("\u200c\u200d")
 
 
+# Control and invisible formatting characters, and the Unicode line and paragraph separators
+# (U+2028, U+2029), which break a line in some viewers and in Python's splitlines().
+_REFUSED = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
 def _check(value: str, allowed: frozenset[str]) -> str:
     for ch in value:
-        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf"):
+        if ch not in allowed and unicodedata.category(ch) in _REFUSED:
             raise ValueError(
                 f"must not contain control or invisible formatting characters (found {ch!r})"
             )

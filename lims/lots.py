@@ -226,6 +226,11 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
             else f"lot number {data.lot_number} cannot be used; choose another"
         )
         raise Conflict(message, code="lot_exists")
+    # Scanned bare, a lot number is looked up after places and badges: it must not be one, nor
+    # be shaped like a sample barcode or a COI (a label would then name two things).
+    from lims.masterdata import check_new_code
+
+    check_new_code(session, data.lot_number, "lot", reveal=actor.sees_all)
     if data.manufactured_on and data.expires_on and data.expires_on <= data.manufactured_on:
         raise BadRequest("expires_on must be after manufactured_on")
     lot = VectorLot(

@@ -5,17 +5,19 @@ removed here (records and printed labels name these codes).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, scanning
+from lims import audit, labels, scanning
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line
 from lims.models import Location, Organisation, Project, SampleType, Station, User, VectorLot
 from lims.users import Actor, get_org
+from printers import LabelError
+from printers.zpl import LabelContent, get_template, plan_label
 
 # An organisation's short name is typed in commands and shown in exports: like helix-bio.
 ORG_NAME = r"^[a-z0-9][a-z0-9-]{1,31}$"
@@ -36,30 +38,46 @@ EQUIPMENT = ("freezer", "ln2", "fridge", "incubator", "cabinet")
 KINDS = tuple(PARENTS)
 
 
+# Fill characters that show as nothing although they are not spaces (Hangul fillers, the
+# blank braille pattern): a name of only these prints as a blank title.
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(value: str) -> str:
+    value = value.strip()
+    if not any(not ch.isspace() and ch not in _FILLERS for ch in value):
+        raise ValueError("must hold visible text, not only spaces or blank characters")
+    return value
+
+
+# A name shown on pages, reports and labels: one line, visible, without outer spaces.
+Name = Annotated[Line, AfterValidator(_visible)]
+
+
 class OrganisationIn(Input):
     name: str = Field(pattern=ORG_NAME)
-    display_name: Line = Field(min_length=1, max_length=200)
+    display_name: Name = Field(max_length=200)
 
 
 class ProjectIn(Input):
     code: str = Field(pattern=CODE)
-    name: Line = Field(min_length=1, max_length=200)
+    name: Name = Field(max_length=200)
     org: str = Field(min_length=1, max_length=64)
 
 
 class SampleTypeIn(Input):
     code: str = Field(pattern=SAMPLE_TYPE_CODE)
-    name: Line = Field(min_length=1, max_length=200)
+    name: Name = Field(max_length=200)
 
 
 class LocationIn(Input):
     code: str = Field(pattern=CODE)
-    name: Line = Field(min_length=1, max_length=200)
+    name: Name = Field(max_length=200)
     kind: Literal["site", "room", "equipment", "rack", "box"]
     parent: str | None = None
     grade: Literal["A", "B", "C", "D", "CNC"] | None = None
     equipment_type: Literal["freezer", "ln2", "fridge", "incubator", "cabinet"] | None = None
-    temperature: Line | None = Field(default=None, max_length=32)
+    temperature: Name | None = Field(default=None, max_length=32)
     rows: int | None = Field(default=None, ge=1, le=26)
     cols: int | None = Field(default=None, ge=1, le=99)
 
@@ -84,8 +102,15 @@ def parse(model: type[Input], **fields: Any) -> Any:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
-        pattern = (first.get("ctx") or {}).get("pattern")
-        said = _SHAPES.get(pattern) or first["msg"]
+        ctx = first.get("ctx") or {}
+        if "pattern" in ctx:
+            said = _SHAPES.get(ctx["pattern"], first["msg"])
+        elif "max_length" in ctx:
+            said = f"at most {ctx['max_length']} characters"
+        elif first["type"] == "value_error":
+            said = str(ctx.get("error", first["msg"]))
+        else:
+            said = first["msg"]
         raise BadRequest(f"{where}: {said}", code="bad_field", field=where) from err
 
 
@@ -103,8 +128,13 @@ def _taken(session: Session, column: Any, value: str, what: str) -> None:
         raise Conflict(f"{what} {value} exists already", code="exists")
 
 
-def _code_is_free(session: Session, code: str) -> None:
-    """Refuse a scannable code that a scan would read as something else (or already names one)."""
+def check_new_code(session: Session, code: str, what: str, *, reveal: bool = True) -> None:
+    """Refuse a new scannable code that a scan would read as something else, or that already
+    names a place, lot, station or badge (whatever the case): a bare scanned code is looked up
+    in those tables in turn, so it must name exactly one thing.
+
+    reveal: say what the code names already (False for a client, who may not learn it).
+    """
     parsed = scanning.classify(code)
     if parsed.kind != "code":
         kinds = {"sample": "sample barcode", "coi": "COI", "gs1": "GS1 code"}
@@ -113,15 +143,29 @@ def _code_is_free(session: Session, code: str) -> None:
             if parsed.ok
             else "a scan would refuse it (it is shaped like a sample barcode, a COI or a GS1 code)"
         )
-        raise Refused(f"{code} cannot be the code of a place: {said}", code="bad_code")
-    for model, column, what in (
+        raise Refused(f"{code} cannot be the code of {_a(what)} {what}: {said}", code="bad_code")
+    for model, column, named in (
         (Location, Location.code, "location"),
         (VectorLot, VectorLot.lot_number, "lot"),
         (Station, Station.name, "station"),
         (User, User.badge, "badge"),
     ):
         if session.exec(select(model.id).where(func.lower(column) == code.lower())).first():
-            raise Conflict(f"{code} is a {what} already; choose another code", code="exists")
+            said = f"is {_a(named)} {named} already" if reveal else "names something else already"
+            raise Conflict(f"{code} {said}; choose another", code="exists")
+
+
+def _check_label(content: LabelContent, template: str, what: str) -> None:
+    """Refuse a name or code whose label could never print on the stock it goes on."""
+    try:
+        plan_label(content, get_template(template))
+    except LabelError as err:
+        part = getattr(err, "field", None)
+        why = f"its {part} is too wide" if part in ("title", "barcode") else str(err)
+        raise Refused(
+            f"{what} cannot be printed on {template} labels ({why}); shorten it",
+            code="label_does_not_fit",
+        ) from err
 
 
 def _add(session: Session, actor: Actor, obj: Any, kind: str, entity_id: str, after: dict) -> Any:
@@ -162,6 +206,10 @@ def add_sample_type(session: Session, *, data: SampleTypeIn, actor: Actor) -> Sa
     """Add a sample type (PBMC, APHERESIS...)."""
     _require_admin(actor)
     _taken(session, SampleType.code, data.code, "sample type")
+    # The name is the title of every tube label: it must fit the smallest stock, 203 dpi.
+    probe = LabelContent(barcode="S26-000000-0", title=data.name)
+    for stock in ("cryovial-203", "tube-2ml-203"):
+        _check_label(probe, stock, f"sample type name {data.name!r}")
     after = {"code": data.code, "name": data.name}
     return _add(session, actor, SampleType(**after), "sample_type", data.code, after)
 
@@ -192,10 +240,13 @@ def add_location(session: Session, *, data: LocationIn, actor: Actor) -> Locatio
         ("cols", ("box",)),
     ):
         if getattr(data, name) is not None and data.kind not in kinds:
-            raise Refused(f"a {data.kind} has no {name}", code="unexpected_field", field=name)
-    _code_is_free(session, data.code)
+            raise Refused(
+                f"{_a(data.kind)} {data.kind} has no {name}", code="unexpected_field", field=name
+            )
+    check_new_code(session, data.code, "place")
     fields = data.model_dump(exclude={"parent"}, exclude_none=True)
     loc = Location(parent_id=parent.id if parent else None, **fields)
+    _check_label(labels.box_label(loc), "box-203", f"{data.kind} {data.code} ({data.name})")
     return _add(session, actor, loc, "location", data.code, {**fields, "parent": data.parent})
 
 
@@ -207,7 +258,41 @@ def add_station(session: Session, *, data: StationIn, actor: Actor) -> Station:
         raise NotFound(f"no location {data.room!r}", code="unknown_location")
     if room.kind != "room":
         raise Refused(f"{room.code} is {_a(room.kind)} {room.kind}, not a room", code="bad_parent")
-    _code_is_free(session, data.name)
+    check_new_code(session, data.name, "station")
     station = Station(name=data.name, room_id=room.id)
     after = {"name": data.name, "room": room.code}
     return _add(session, actor, station, "station", data.name, after)
+
+
+class BadgeIn(Input):
+    username: str = Field(min_length=1, max_length=64)
+    badge: str = Field(pattern=CODE)
+
+
+def assign_badge(session: Session, *, data: BadgeIn, actor: Actor) -> User:
+    """Give a person a badge to scan at benches (replacing a lost one); one audit event.
+
+    Scanning a badge signs its holder in, so the trail keeps only its last characters.
+    """
+    _require_admin(actor)
+    user = session.exec(select(User).where(User.username == data.username)).first()
+    if user is None or user.username == "system":
+        raise NotFound(f"no user {data.username!r}", code="unknown_user")
+    if user.badge is not None and user.badge.lower() == data.badge.lower():
+        raise Refused(f"{user.username} holds badge {data.badge} already", code="no_change")
+    check_new_code(session, data.badge, "badge")
+    replaced = user.badge is not None
+    user.badge = data.badge
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="user.badge",
+        entity_type="user",
+        entity_id=user.username,
+        after={"badge": f"...{data.badge[-4:]}", "replaced": replaced},
+        org_id=user.org_id,
+        device=actor.device,
+    )
+    return user

@@ -129,6 +129,8 @@ def create_user(
             raise BadRequest(f"a full name is one line of visible text; it {exc}") from None
         if not full_name:
             raise BadRequest("a full name is one line of visible text, not empty")
+        if len(full_name) > 200:
+            raise BadRequest("a full name is at most 200 characters")
     if password is not None and len(password.strip()) < MIN_PASSWORD:
         raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters besides spaces")
     if session.exec(select(User).where(User.username == username)).first():

@@ -19,7 +19,7 @@ SETUP = [
     ["organisation", "acme-gene", "Acme Gene Ltd (client)"],
     ["project", "AC-LV1", "Acme LV CAR-T", "--org", "acme-gene"],
     ["project", "QC-IN", "Centre QC", "--org", "centre"],
-    ["sample-type", "PBMC", "Peripheral blood mononuclear cells"],
+    ["sample-type", "PBMC", "PBMC"],
     ["location", "SITE-A", "Main site", "--kind", "site"],
     ["location", "RM-B2", "Cleanroom B2", "--kind", "room", "--parent", "SITE-A", "--grade", "B"],
     ["location", "FRZ-2", "Freezer -80 #2", "--kind", "equipment", "--parent", "RM-B2"]
@@ -103,6 +103,18 @@ def rack(code: str, *extra: str) -> list[str]:
         (["project", "AC-1", "x", "--org", "nobody"], "no organisation"),
         (["sample-type", "pbmc", "x"], "upper-case letters"),
         (["sample-type", "PBMC", "again"], "exists already"),
+        # Its name is the title of every tube label.
+        (["sample-type", "PBMC2", "Peripheral blood mononuclear cells"], "cannot be printed"),
+        (["sample-type", "PBMC2", "   "], "visible text"),
+        (["sample-type", "PBMC2", "\u3164"], "visible text"),
+        (["sample-type", "PBMC2", "Line\u2028two"], "control"),
+        (rack("FRZ-80-1-RACK-0001-BOX-00001"), "cannot be printed"),
+        (rack("RK-9", "--temperature", "37 C, 5 % CO2, humidified atmosphere"), "at most 32"),
+        (
+            ["location", "RK-9", "x", "--kind", "equipment", "--parent", "RM-B1"]
+            + ["--equipment-type", "ln2", "--rows", "9"],
+            "an equipment has no rows",
+        ),
         (["location", "SITE-2", "x", "--kind", "site", "--parent", "SITE-1"], "goes in the top"),
         (["location", "RM-9", "x", "--kind", "room"], "a room goes in a site"),
         (["location", "RM-9", "x", "--kind", "room", "--parent", "NOPE"], "no location"),
@@ -156,3 +168,84 @@ def test_setup_is_for_the_centre_s_administrators(app):
         admin = actor_for(db, db.exec(select(User).where(User.username == "admin")).one())
         data = masterdata.parse(masterdata.SampleTypeIn, code="SERUM", name="Serum")
         assert masterdata.add_sample_type(db, data=data, actor=admin).code == "SERUM"
+
+
+def test_a_badge_from_the_command_line_signs_its_holder_in_at_a_bench(runner, client, auth, app):
+    r = runner.invoke(
+        args=["user", "create", "bo", "--role", "technician", "--no-password"]
+        + ["--badge", "BADGE-0200"]
+    )
+    assert r.exit_code == 0, r.output
+    bench = {"station": "BENCH-B1", "data": "BADGE-0200", "scan_id": "b-1"}
+    agent = auth("admin", "BENCH-B1")
+    r = client.post("/api/scans", json=bench, headers=agent)
+    assert r.json["outcome"] == "accepted" and r.json["action"] == "sign_in", r.json
+    # A lost badge is replaced; the old code no longer signs anyone in.
+    assert runner.invoke(args=["user", "badge", "bo", "BADGE-0201"]).exit_code == 0
+    new = {**bench, "data": "BADGE-0201", "scan_id": "b-2"}
+    assert client.post("/api/scans", json=new, headers=agent).json["outcome"] == "accepted"
+    r = client.post("/api/scans", json={**bench, "scan_id": "b-3"}, headers=agent)
+    assert (r.json["outcome"], r.json["code"]) == ("refused", "unknown_code"), r.json
+    # The trail says a badge was issued without handing out the code that signs in.
+    with app.extensions["lims"]["engine"].connect() as conn:
+        after = (
+            conn.execute(
+                text("SELECT after FROM audit_event WHERE action = 'user.badge' ORDER BY seq")
+            )
+            .scalars()
+            .all()
+        )
+    assert len(after) == 2 and all("BADGE-02" not in a for a in after)
+    admin = auth("admin")
+    before = audit_count(app)
+    for args, said in (
+        (["user", "badge", "tech2", "BADGE-0001"], "is a badge already"),
+        (["user", "badge", "tech2", "box-0002"], "upper-case letters"),
+        (["user", "badge", "tech2", "BOX-0002"], "is a location already"),
+        (["user", "badge", "tech2", "S26-000017-I"], "sample barcode"),
+        (["user", "badge", "nobody", "BADGE-0300"], "no user"),
+        (["user", "badge", "system", "BADGE-0300"], "no user"),
+        (["user", "badge", "bo", "BADGE-0201"], "already"),
+    ):
+        r = runner.invoke(args=args)
+        assert r.exit_code == 1 and said in r.output and "Traceback" not in r.output, r.output
+    # A refused badge takes the new account with it: all or nothing.
+    r = runner.invoke(
+        args=["user", "create", "cy", "--role", "technician", "--no-password"]
+        + ["--badge", "BADGE-0001"]
+    )
+    assert r.exit_code == 1 and "is a badge already" in r.output
+    assert "cy" not in {
+        u["username"] for u in client.get("/api/users", headers=admin).json["users"]
+    }
+    assert audit_count(app) == before
+
+
+def test_other_records_refuse_codes_and_text_that_would_later_break(runner, client, auth, app):
+    centre, client_tech = auth("tech1"), auth("helix_tech")
+    before = audit_count(app)
+    r = runner.invoke(args=["printer", "add", "zebra-b1", "socket://127.0.0.1:9100"])
+    assert r.exit_code == 1 and "printer ZEBRA-B1 exists already" in r.output
+    r = runner.invoke(
+        args=["user", "create", "long", "--role", "qa", "--full-name", "N" * 201],
+        input="a long password\n",
+    )
+    assert r.exit_code == 1 and "at most 200" in r.output and "Traceback" not in r.output
+    url = "socket://127.0.0.1:9100/" + "x" * 500
+    assert runner.invoke(args=["printer", "add", "ZD-LONG", url]).exit_code == 2
+    assert audit_count(app) == before
+    # A lot number scanned bare is looked up after places and badges: it must name one thing.
+    lot = {
+        "vector_type": "AAV",
+        "vector": "AAV9-CMV-GFP",
+        "project": "HX-AAV9",
+        "manufactured_on": "2026-11-01",
+        "expires_on": "2027-11-01",
+    }
+    r = client.post("/api/lots", json={**lot, "lot_number": "BOX-0002"}, headers=centre)
+    assert r.status_code == 409 and "is a location already" in r.json["message"]
+    r = client.post("/api/lots", json={**lot, "lot_number": "BOX-0002"}, headers=client_tech)
+    assert r.status_code == 409 and "location" not in r.json["message"]  # a client learns nothing
+    r = client.post("/api/lots", json={**lot, "lot_number": "S26-000017-I"}, headers=centre)
+    assert r.status_code == 422 and r.json["error"] == "bad_code"
+    assert audit_count(app) == before

@@ -9,7 +9,7 @@ from helpers import audit_count
 from sqlmodel import select
 
 from lims.db import new_session
-from lims.models import AuditEvent, Sample, VectorLot
+from lims.models import AuditEvent, Sample, SampleType, VectorLot
 from tests.test_web_auth import page_csrf, post_form, sign_in
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
@@ -384,3 +384,20 @@ def test_out_of_range_times_and_cursors_are_clear_400s(app, client):  # noqa: AN
     ):
         r = client.get(path)
         assert r.status_code == 400, (path, r.status_code)
+
+
+def test_a_label_that_fits_no_stock_is_explained_not_a_server_error(app, client, auth):  # noqa: ANN001
+    # A sample type named before names were checked against the labels (an older database).
+    with _db(app) as db:
+        db.add(SampleType(code="LONGNAME", name="Peripheral blood mononuclear cells, washed"))
+        db.commit()
+    r = client.post(
+        "/api/samples",
+        json={"sample_type": "LONGNAME", "project": "CART-001"},
+        headers=auth("tech1"),
+    )
+    assert r.status_code == 201, r.json
+    sign_in(client, "tech1")
+    page = client.get(f"/labels/preview/{r.json['barcode']}.png")
+    assert page.status_code == 422
+    assert "does not fit cryovial stock" in html.unescape(page.text)

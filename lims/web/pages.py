@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from lims import audit, custody, exports, lots, printing, scanning, stations, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
-from lims.errors import BadRequest, LimsError, NotFound
+from lims.errors import BadRequest, LimsError, NotFound, Refused
 from lims.http import get_db
 from lims.inputs import check_text
 from lims.models import (
@@ -607,7 +607,13 @@ def label_preview_png(barcode: str) -> Response:
         png = label_png(content, template, scale=2)
     except LabelError:
         # The small templates hold fewer lines: drop the optional ones, as the printer would.
-        png = label_png(replace(content, extra=()), template, scale=2)
+        try:
+            png = label_png(replace(content, extra=()), template, scale=2)
+        except LabelError as err:
+            raise Refused(
+                f"this label does not fit {name} stock ({err}); choose a larger template",
+                code="label_does_not_fit",
+            ) from err
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 
