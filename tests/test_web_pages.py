@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from helpers import audit_count
+from helpers import audit_count, move, register
 from sqlmodel import select
 
 from lims.db import new_session
@@ -401,3 +401,20 @@ def test_a_label_that_fits_no_stock_is_explained_not_a_server_error(app, client,
     page = client.get(f"/labels/preview/{r.json['barcode']}.png")
     assert page.status_code == 422
     assert "does not fit cryovial stock" in html.unescape(page.text)
+
+
+def test_a_box_lists_its_tubes_in_box_order(client, auth, runner):  # noqa: ANN001
+    box = ["location", "BOX-1012", "Box of 12 columns", "--kind", "box"]
+    r = runner.invoke(
+        args=["setup", *box, "--parent", "FRZ-80-1-R1", "--rows", "9", "--cols", "12"]
+    )
+    assert r.exit_code == 0, r.output
+    tech = auth("tech1")
+    for pos in ("A10", "B1", "A2"):
+        b = register(client, tech)["barcode"]
+        move(client, tech, b, "receive", condition="ok")
+        r = move(client, tech, b, "quarantine", location="BOX-1012", position=pos)
+        assert r.status_code == 200, r.json
+    sign_in(client, "tech1")
+    page = client.get("/storage/BOX-1012").text
+    assert re.findall(r"<tr><td>([A-I]\d+)</td>", page) == ["A2", "A10", "B1"]
