@@ -181,6 +181,9 @@ def _check_port_url(url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme in ("socket", "rfc2217") and not (parts.hostname and parts.port):
             raise ValueError(f"{parts.scheme}:// needs host:port")
+        if parts.username is not None or parts.password is not None:
+            # The URL is shown on pages and kept in the append-only audit trail.
+            raise ValueError("a printer URL holds no user name or password")
     except (ValueError, serial.SerialException) as err:
         raise click.BadParameter(f"{err}; {hint}", param_hint="URL") from err
 

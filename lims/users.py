@@ -243,7 +243,8 @@ def create_token(
             code="system_account",
         )
     station_id = None
-    if station:
+    if station is not None:
+        # An empty name (a shell variable that was not set) must not mint an unbound token.
         st = session.exec(select(Station).where(Station.name == station)).first()
         if st is None:
             raise NotFound(f"no station {station!r}", code="unknown_station")

@@ -198,6 +198,7 @@ def test_printer_add_refuses_what_could_never_print(runner, client, auth):
         (["ZD1", "socket://printer"], "needs host:port"),
         (["ZD1", "socket://printer:http"], "URL"),
         (["ZD1", "hwgrep://no-such-device"], "URL"),
+        (["ZD1", "socket://lab:secret@10.0.0.7:9100"], "no user name or password"),
         (["ZD1", "/dev/ttyUSB0", "--baud", "-5"], "--baud"),
     ):
         r = runner.invoke(args=["printer", "add", *args])
@@ -247,6 +248,9 @@ def test_a_station_token_is_only_for_a_centre_lab_account(runner):
     assert r.exit_code == 1 and "cannot hold a station token" in r.output
     r = runner.invoke(args=["token", "create", "tech1", "--station", "BENCH-B1"])
     assert r.exit_code == 0
+    # --station "$BENCH" with BENCH unset: not a token bound to no bench.
+    r = runner.invoke(args=["token", "create", "tech1", "--station", ""])
+    assert r.exit_code == 1 and "no station ''" in r.output
 
 
 def test_a_database_that_cannot_be_opened_is_one_clear_line(tmp_path):
