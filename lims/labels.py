@@ -20,6 +20,7 @@ __all__ = [
     "coi_short",
     "content_from_json",
     "content_to_json",
+    "default_stock",
     "default_template",
     "lot_label",
     "resolve",
@@ -127,6 +128,15 @@ def resolve(session: Session, barcode: str, actor: Actor) -> LabelSource:
 def default_template(container: str | None) -> str:
     """Return the label stock for a container: bags get bag labels, the rest cryovial ones."""
     return "bag" if container == "bag" else "cryovial"
+
+
+def default_stock(kinds: set[str]) -> str | None:
+    """Return the stock for labels of these kinds when none is asked for (None: the default).
+
+    Places (boxes, racks) get box labels: their codes and names are checked against that stock
+    when they are set up, and a cryovial label is too small for most of them.
+    """
+    return "box" if kinds == {"location"} else None
 
 
 def content_to_json(content: LabelContent) -> str:

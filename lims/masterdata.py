@@ -134,9 +134,11 @@ def check_new_code(session: Session, code: str, what: str, *, reveal: bool = Tru
     in those tables in turn, so it must name exactly one thing.
 
     reveal: say what the code names already (False for a client, who may not learn it).
+    A lot number may be all digits (suppliers' often are): a scan of it that reads as GS1 is
+    still looked up as a lot (scanning.resolve).
     """
     parsed = scanning.classify(code)
-    if parsed.kind != "code":
+    if parsed.kind != "code" and not (what == "lot" and parsed.kind == "gs1" and code.isdigit()):
         kinds = {"sample": "sample barcode", "coi": "COI", "gs1": "GS1 code"}
         said = (
             f"a scan reads it as a {kinds.get(parsed.kind, parsed.kind)}"
@@ -206,9 +208,9 @@ def add_sample_type(session: Session, *, data: SampleTypeIn, actor: Actor) -> Sa
     """Add a sample type (PBMC, APHERESIS...)."""
     _require_admin(actor)
     _taken(session, SampleType.code, data.code, "sample type")
-    # The name is the title of every tube label: it must fit the smallest stock, 203 dpi.
+    # The name is the title of every tube label: it must fit the small stocks at both dpis.
     probe = LabelContent(barcode="S26-000000-0", title=data.name)
-    for stock in ("cryovial-203", "tube-2ml-203"):
+    for stock in ("cryovial-203", "cryovial-300", "tube-2ml-203", "tube-2ml-300"):
         _check_label(probe, stock, f"sample type name {data.name!r}")
     after = {"code": data.code, "name": data.name}
     return _add(session, actor, SampleType(**after), "sample_type", data.code, after)
@@ -246,7 +248,9 @@ def add_location(session: Session, *, data: LocationIn, actor: Actor) -> Locatio
     check_new_code(session, data.code, "place")
     fields = data.model_dump(exclude={"parent"}, exclude_none=True)
     loc = Location(parent_id=parent.id if parent else None, **fields)
-    _check_label(labels.box_label(loc), "box-203", f"{data.kind} {data.code} ({data.name})")
+    # Places print on box stock (labels.default_stock), at either dpi.
+    for stock in ("box-203", "box-300"):
+        _check_label(labels.box_label(loc), stock, f"{data.kind} {data.code} ({data.name})")
     return _add(session, actor, loc, "location", data.code, {**fields, "parent": data.parent})
 
 
@@ -272,7 +276,7 @@ class BadgeIn(Input):
 def assign_badge(session: Session, *, data: BadgeIn, actor: Actor) -> User:
     """Give a person a badge to scan at benches (replacing a lost one); one audit event.
 
-    Scanning a badge signs its holder in, so the trail keeps only its last characters.
+    Scanning a badge signs its holder in, so the trail keeps none of its code.
     """
     _require_admin(actor)
     user = session.exec(select(User).where(User.username == data.username)).first()
@@ -291,7 +295,7 @@ def assign_badge(session: Session, *, data: BadgeIn, actor: Actor) -> User:
         action="user.badge",
         entity_type="user",
         entity_id=user.username,
-        after={"badge": f"...{data.badge[-4:]}", "replaced": replaced},
+        after={"badge": "replaced" if replaced else "issued"},
         org_id=user.org_id,
         device=actor.device,
     )

@@ -597,6 +597,7 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
     printer = get_printer(session, data.printer)
     seen: set[str] = set()
     items: list[tuple[LabelContent, int | None]] = []
+    kinds: set[str] = set()
     for barcode in data.barcodes:
         if barcode in seen:
             raise Refused(
@@ -608,7 +609,8 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         seen.add(barcode)
         src = labels.resolve(session, barcode, actor)
         items.append((src.content, src.sample_id))
-    template = template_for(printer, data.template)
+        kinds.add(src.kind)
+    template = template_for(printer, data.template or labels.default_stock(kinds))
     sample_ids = [sid for _, sid in items if sid is not None]
     _lock_samples(session, sample_ids)
     closed = session.exec(

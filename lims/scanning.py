@@ -33,7 +33,7 @@ GS1 element string          with a GS1 AIM identifier (]C1 ]d2 ]Q3 ]e0 ]J1), a G
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import biip
@@ -122,6 +122,7 @@ class Parsed:
     gs1: dict[str, str] | None = None  # gtin, lot, expiry (ISO date), serial, sscc, hri
     code: str | None = None  # refusals: a stable code (bad_check_character, unknown_code ...)
     message: str | None = None  # refusals: what to tell the operator
+    digits: str | None = None  # a GS1 scan of only digits: the scan as it came
 
     @property
     def ok(self) -> bool:
@@ -217,7 +218,7 @@ def classify_strict(data: Any, symbology: str | None = None) -> Parsed:
     if text.isascii() and text.isdigit() and len(text) >= 8:
         parsed = _gs1(text, None)
         if parsed.ok:
-            return parsed
+            return replace(parsed, digits=text)
     upper = text.upper()
     if _SAMPLE_LIKE_RE.match(text):
         m = _SAMPLE_RE.match(upper)
@@ -341,6 +342,10 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
         return Resolved("location", loc.code, parsed, loc)
     if parsed.kind == "gs1":
         lot = _lot(session, (parsed.gs1 or {}).get("lot"), actor)
+        if lot is None and parsed.digits:
+            # Only digits: GS1 reads them as a GTIN or an AI, but they may be our own label of
+            # a lot numbered with digits only.
+            lot = _lot(session, parsed.digits, actor)
         if lot is not None:
             return Resolved("lot", lot.lot_number, parsed, lot)
         return Resolved("gs1", parsed.value, parsed)

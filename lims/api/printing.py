@@ -256,7 +256,10 @@ def label_sheet(data: SheetIn):
             "a barcode is listed twice; a duplicate id label is a hazard", code="duplicate_barcode"
         )
     sources = [labels.resolve(db, b, actor) for b in data.barcodes]
-    template = printing.template_for(None, data.template, sources[0].container)
+    kinds = {src.kind for src in sources}
+    template = printing.template_for(
+        None, data.template or labels.default_stock(kinds), sources[0].container
+    )
     contents = [s.content for s in sources]
     printing.check_fit(contents, template)
     try:
