@@ -38,6 +38,7 @@ from typing import Any
 
 import biip
 from biip.gs1_messages import GS1Message
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import storage
@@ -349,14 +350,18 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
         if lot is not None:
             return Resolved("lot", lot.lot_number, parsed, lot)
         return Resolved("gs1", parsed.value, parsed)
-    # A bare code: its shape does not say what it is, the tables do.
+    # A bare code: its shape does not say what it is, the tables do. Codes are printed in upper
+    # case; one typed with caps lock off (a keyboard, gloves) names the same place or badge.
     code = parsed.value
-    loc = storage.find_location(session, code)
-    if loc is not None:
-        return Resolved("location", loc.code, parsed, loc)
-    user = session.exec(select(User).where(User.badge == code)).first()
-    if user is not None:
-        return Resolved("badge", code, parsed, user, extra={"user": user.username})
+    spellings = [code] if code == code.upper() else [code, code.upper()]
+    for spelling in spellings:
+        loc = storage.find_location(session, spelling)
+        if loc is not None:
+            return Resolved("location", loc.code, parsed, loc)
+    for spelling in spellings:
+        user = session.exec(select(User).where(User.badge == spelling)).first()
+        if user is not None:
+            return Resolved("badge", spelling, parsed, user, extra={"user": user.username})
     lot = _lot(session, code, actor)
     if lot is not None:
         return Resolved("lot", lot.lot_number, parsed, lot)
@@ -370,6 +375,11 @@ def _lot(session: Session, number: str | None, actor: Actor | None) -> VectorLot
     if not number:
         return None
     lot = session.exec(select(VectorLot).where(VectorLot.lot_number == number)).first()
+    if lot is None:
+        # Lot numbers are unique whatever the case (migration 0002): aav9-2611-001 is that lot.
+        lot = session.exec(
+            select(VectorLot).where(func.lower(VectorLot.lot_number) == number.lower())
+        ).first()
     if lot is None or actor is None or not actor.can_see(lot.org_id):
         return None
     return lot

@@ -414,3 +414,20 @@ def test_who_may_post_scans(client, auth):
     # badge, e.g. from the bench web page (tests/test_station_security.py: anyone else's badge).
     ok = client.post("/api/scans", json=body, headers=auth("tech1"))
     assert ok.status_code == 200 and ok.json["outcome"] == "accepted"
+
+
+def test_codes_typed_in_lower_case_name_the_same_place_badge_and_lot(client, bench, tech):
+    # A keyboard at the bench with caps lock off: the printed codes are upper case.
+    assert bench.ok("badge-0002")["action"] == "sign_in"
+    bench.ok("CMD:QUARANTINE")
+    out = bench.ok("lv-2611-002")
+    assert out["resolved"] == {"kind": "lot", "ref": "LV-2611-002"}, out
+    bench.ok("CMD:DONE")
+    bench.ok("CMD:STORE")
+    assert bench.ok("box-0003")["resolved"]["ref"] == "BOX-0003"
+    b = register(client, tech)["barcode"]
+    move(client, tech, b, "receive", condition="intact")
+    assert bench.ok(b)["sample"]["location"] == "BOX-0003"
+    # A code that names nothing in any case is still unknown.
+    out = bench.scan("box-9999")
+    assert (out["outcome"], out["code"]) == ("refused", "unknown_code")
