@@ -279,26 +279,23 @@ def audit_verify() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
     """Export audit events as CSV (or a chain-of-custody PDF)."""
-    from lims.exports import count_csv, export_csv, export_pdf
+    from lims.exports import export_csv, export_pdf, filters_for
 
     engine = current_app.extensions["lims"]["engine"]
     with new_session(engine) as db:
         try:
             if fmt == "csv":
+                filters = filters_for(db, users.system_actor(db), sample=sample, lot=lot)
                 if output:
                     # A million events take a while: show how far it got (on stderr).
-                    total = count_csv(db, sample=sample, lot=lot)
+                    total = audit.count_events(db, **filters)
                     with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
                         n = _write_whole(
-                            output,
-                            "w",
-                            lambda fh: export_csv(
-                                db, fh, sample=sample, lot=lot, progress=bar.update
-                            ),
+                            output, "w", lambda fh: export_csv(db, fh, filters, progress=bar.update)
                         )
                     click.echo(f"{n} events written to {output}", err=True)
                 else:
-                    export_csv(db, sys.stdout, sample=sample, lot=lot)
+                    export_csv(db, sys.stdout, filters)
             else:
                 if (sample is None) == (lot is None):
                     raise click.UsageError(

@@ -155,32 +155,21 @@ def csv_chunks(db: Session, filters: dict[str, Any], *, batch: int = 5000) -> It
 def export_csv(
     db: Session,
     fh: IO[str],
+    filters: dict[str, Any],
     *,
-    sample: str | None = None,
-    lot: str | None = None,
-    actor: Actor | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> int:
-    """Write matching events as CSV to fh; return how many events were written.
+    """Write the events matching filters (filters_for) as CSV to fh; return how many.
 
     progress(n) is told each batch's number of events (a click progress bar's update).
     """
-    actor = actor or system_actor(db)
     total = 0
-    for text, n in csv_batches(db, filters_for(db, actor, sample=sample, lot=lot)):
+    for text, n in csv_batches(db, filters):
         fh.write(text)
         total += n
         if progress and n:
             progress(n)
     return total
-
-
-def count_csv(
-    db: Session, *, sample: str | None = None, lot: str | None = None, actor: Actor | None = None
-) -> int:
-    """Return how many events export_csv would write now."""
-    filters = filters_for(db, actor or system_actor(db), sample=sample, lot=lot)
-    return audit.count_events(db, **filters)
 
 
 def export_pdf(

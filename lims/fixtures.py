@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from lims import audit, lots, samples, users
+from lims import lots, masterdata, samples, users
 from lims.db import new_session
-from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
+from lims.models import Printer, Station, User
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
 
@@ -22,28 +21,12 @@ def _actor(db: Session, username: str, station: str | None = None) -> users.Acto
     return users.actor_for(db, user, station=station)
 
 
-def _add(
-    db: Session, actor: users.Actor, obj: Any, entity_type: str, entity_id: str, after: dict
-) -> None:
-    db.add(obj)
-    db.flush()
-    audit.record(
-        db,
-        actor=actor.username,
-        action=f"{entity_type}.create",
-        entity_type=entity_type,
-        entity_id=entity_id,
-        after=after,
-        org_id=getattr(obj, "org_id", None),
-    )
-
-
-def _locations(db: Session, actor: users.Actor, nodes: list[dict], parent_id: int | None) -> None:
+def _locations(db: Session, actor: users.Actor, nodes: list[dict], parent: str | None) -> None:
     for node in nodes:
         fields = {k: v for k, v in node.items() if k != "children"}
-        loc = Location(parent_id=parent_id, **fields)
-        _add(db, actor, loc, "location", loc.code, fields)
-        _locations(db, actor, node.get("children", []), loc.id)
+        place = masterdata.LocationIn(**fields, parent=parent)
+        masterdata.add_location(db, data=place, actor=actor)
+        _locations(db, actor, node.get("children", []), place.code)
 
 
 def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
@@ -52,42 +35,24 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
     system = users.system_actor(db)
     password = data["demo_password"]
     for o in data["organisations"]:
-        _add(db, system, Organisation(**o), "organisation", o["name"], o)
+        org = masterdata.OrganisationIn(name=o["name"], display_name=o["display_name"])
+        masterdata.add_organisation(db, data=org, actor=system)
     for u in data["users"]:
         users.create_user(db, password=password, actor=system, **u)
     for code, name in data["sample_types"]:
-        _add(
-            db,
-            system,
-            SampleType(code=code, name=name),
-            "sample_type",
-            code,
-            {"code": code, "name": name},
-        )
+        kind = masterdata.SampleTypeIn(code=code, name=name)
+        masterdata.add_sample_type(db, data=kind, actor=system)
     for p in data["projects"]:
-        org = users.get_org(db, p["org"])
-        _add(
-            db,
-            system,
-            Project(code=p["code"], name=p["name"], org_id=org.id),
-            "project",
-            p["code"],
-            p,
-        )
+        project = masterdata.ProjectIn(code=p["code"], name=p["name"], org=p["org"])
+        masterdata.add_project(db, data=project, actor=system)
     _locations(db, system, data["locations"], None)
     for st in data["stations"]:
-        room = db.exec(select(Location).where(Location.code == st["room"])).one()
-        _add(db, system, Station(name=st["name"], room_id=room.id), "station", st["name"], st)
+        bench = masterdata.StationIn(name=st["name"], room=st["room"])
+        masterdata.add_station(db, data=bench, actor=system)
     for pr in data["printers"]:
         station = db.exec(select(Station).where(Station.name == pr["station"])).one()
-        _add(
-            db,
-            system,
-            Printer(name=pr["name"], url=pr["url"], baud=pr["baud"], station_id=station.id),
-            "printer",
-            pr["name"],
-            pr,
-        )
+        printer = Printer(name=pr["name"], url=pr["url"], baud=pr["baud"], station_id=station.id)
+        masterdata.add_record(db, system, printer, "printer", pr["name"], pr)
     tech = _actor(db, "tech1", "BENCH-B1")
     qa = _actor(db, "qa1", "BENCH-QC")
     for spec in data["lots"]:

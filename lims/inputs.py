@@ -13,7 +13,14 @@ import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    ValidationError,
+)
 
 # Joiners shape letters in several scripts (Persian, Devanagari) and are fine in a name.
 _JOINERS = frozenset("\u200c\u200d")
@@ -69,3 +76,22 @@ class Input(BaseModel):
 def blank(value: object) -> bool:
     """Tell whether a given value counts as not given (None, or text of only spaces)."""
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def describe(err: ValidationError, hints: dict[str, str] | None = None) -> tuple[str, str]:
+    """Return (field, what is wrong) of a validation error's first problem, as a person says it.
+
+    hints: what a value must look like, by the regular expression it failed to match.
+    """
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "input"
+    ctx = first.get("ctx") or {}
+    if "pattern" in ctx:
+        said = (hints or {}).get(ctx["pattern"], first["msg"])
+    elif "max_length" in ctx:
+        said = f"at most {ctx['max_length']} characters"
+    elif first["type"] == "value_error":
+        said = str(ctx.get("error", first["msg"]))
+    else:
+        said = first["msg"]
+    return where, said

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from lims import audit, signatures
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
+from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
 from lims.users import Actor
 
@@ -228,8 +229,6 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
         raise Conflict(message, code="lot_exists")
     # Scanned bare, a lot number is looked up after places and badges: it must not be one, nor
     # be shaped like a sample barcode or a COI (a label would then name two things).
-    from lims.masterdata import check_new_code
-
     check_new_code(session, data.lot_number, "lot", reveal=actor.sees_all)
     if data.manufactured_on and data.expires_on and data.expires_on <= data.manufactured_on:
         raise BadRequest("expires_on must be after manufactured_on")

@@ -13,9 +13,9 @@ from sqlmodel import Session, select
 
 from lims import audit, labels, scanning
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
-from lims.inputs import Input, Line
+from lims.inputs import Input, Line, describe
 from lims.models import Location, Organisation, Project, SampleType, Station, User, VectorLot
-from lims.users import Actor, get_org
+from lims.users import Actor, get_org, record_user_event
 from printers import LabelError
 from printers.zpl import LabelContent, get_template, plan_label
 
@@ -33,9 +33,6 @@ PARENTS: dict[str, tuple[str | None, ...]] = {
     "rack": ("equipment", "rack"),
     "box": ("equipment", "rack"),
 }
-GRADES = ("A", "B", "C", "D", "CNC")
-EQUIPMENT = ("freezer", "ln2", "fridge", "incubator", "cabinet")
-KINDS = tuple(PARENTS)
 
 
 # Fill characters that show as nothing although they are not spaces (Hangul fillers, the
@@ -100,17 +97,7 @@ def parse(model: type[Input], **fields: Any) -> Any:
     try:
         return model(**fields)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "input"
-        ctx = first.get("ctx") or {}
-        if "pattern" in ctx:
-            said = _SHAPES.get(ctx["pattern"], first["msg"])
-        elif "max_length" in ctx:
-            said = f"at most {ctx['max_length']} characters"
-        elif first["type"] == "value_error":
-            said = str(ctx.get("error", first["msg"]))
-        else:
-            said = first["msg"]
+        where, said = describe(err, _SHAPES)
         raise BadRequest(f"{where}: {said}", code="bad_field", field=where) from err
 
 
@@ -170,7 +157,10 @@ def _check_label(content: LabelContent, template: str, what: str) -> None:
         ) from err
 
 
-def _add(session: Session, actor: Actor, obj: Any, kind: str, entity_id: str, after: dict) -> Any:
+def add_record(
+    session: Session, actor: Actor, obj: Any, kind: str, entity_id: str, after: dict
+) -> Any:
+    """Insert obj and record its creation ("<kind>.create") as one audit event."""
     session.add(obj)
     session.flush()
     audit.record(
@@ -191,7 +181,7 @@ def add_organisation(session: Session, *, data: OrganisationIn, actor: Actor) ->
     _require_admin(actor)
     _taken(session, Organisation.name, data.name, "organisation")
     fields = {"name": data.name, "display_name": data.display_name, "kind": "client"}
-    return _add(session, actor, Organisation(**fields), "organisation", data.name, fields)
+    return add_record(session, actor, Organisation(**fields), "organisation", data.name, fields)
 
 
 def add_project(session: Session, *, data: ProjectIn, actor: Actor) -> Project:
@@ -201,7 +191,7 @@ def add_project(session: Session, *, data: ProjectIn, actor: Actor) -> Project:
     _taken(session, Project.code, data.code, "project")
     after = {"code": data.code, "name": data.name, "org": org.name}
     project = Project(code=data.code, name=data.name, org_id=org.id)
-    return _add(session, actor, project, "project", data.code, after)
+    return add_record(session, actor, project, "project", data.code, after)
 
 
 def add_sample_type(session: Session, *, data: SampleTypeIn, actor: Actor) -> SampleType:
@@ -213,7 +203,7 @@ def add_sample_type(session: Session, *, data: SampleTypeIn, actor: Actor) -> Sa
     for stock in ("cryovial-203", "cryovial-300", "tube-2ml-203", "tube-2ml-300"):
         _check_label(probe, stock, f"sample type name {data.name!r}")
     after = {"code": data.code, "name": data.name}
-    return _add(session, actor, SampleType(**after), "sample_type", data.code, after)
+    return add_record(session, actor, SampleType(**after), "sample_type", data.code, after)
 
 
 def add_location(session: Session, *, data: LocationIn, actor: Actor) -> Location:
@@ -251,7 +241,7 @@ def add_location(session: Session, *, data: LocationIn, actor: Actor) -> Locatio
     # Places print on box stock (labels.default_stock), at either dpi.
     for stock in ("box-203", "box-300"):
         _check_label(labels.box_label(loc), stock, f"{data.kind} {data.code} ({data.name})")
-    return _add(session, actor, loc, "location", data.code, {**fields, "parent": data.parent})
+    return add_record(session, actor, loc, "location", data.code, {**fields, "parent": data.parent})
 
 
 def add_station(session: Session, *, data: StationIn, actor: Actor) -> Station:
@@ -265,7 +255,7 @@ def add_station(session: Session, *, data: StationIn, actor: Actor) -> Station:
     check_new_code(session, data.name, "station")
     station = Station(name=data.name, room_id=room.id)
     after = {"name": data.name, "room": room.code}
-    return _add(session, actor, station, "station", data.name, after)
+    return add_record(session, actor, station, "station", data.name, after)
 
 
 class BadgeIn(Input):
@@ -289,14 +279,12 @@ def assign_badge(session: Session, *, data: BadgeIn, actor: Actor) -> User:
     user.badge = data.badge
     session.add(user)
     session.flush()
-    audit.record(
+    record_user_event(
         session,
-        actor=actor.username,
+        user,
+        by=actor.username,
         action="user.badge",
-        entity_type="user",
-        entity_id=user.username,
-        after={"badge": "replaced" if replaced else "issued"},
-        org_id=user.org_id,
         device=actor.device,
+        after={"badge": "replaced" if replaced else "issued"},
     )
     return user

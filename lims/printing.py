@@ -829,8 +829,8 @@ def printers_for(
     if names:
         stmt = stmt.where(col(Printer.name).in_(names))
     found = list(session.exec(stmt.order_by(Printer.id)).all())
-    missing = sorted(set(names or ()) - {p.name for p in found})
-    if strict and missing:
+    missing = sorted(set(names or ()) - {p.name for p in found}) if strict else []
+    if missing:
         # A worker told to serve a misspelt printer would otherwise idle without a word.
         known = session.exec(
             select(Printer.name).where(Printer.active == True).order_by(Printer.name)  # noqa: E712

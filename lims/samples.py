@@ -640,8 +640,8 @@ def label_jobs(session: Session, sample_ids: list[int]) -> list[str]:
 def label_history(session: Session, s: Sample, actor: Actor) -> list[dict[str, Any]]:
     """Return the events of the print jobs that labelled the sample (queued, printed, reprinted).
 
-    A job that also labelled another organisation's tubes is shown to centre staff only: its
-    events name those tubes.
+    A client sees only events of its own organisation: a job that also labelled another
+    organisation's tube or lot, or a centre box, names them (printing._scope leaves it none).
     """
     events = audit.query(
         session,

@@ -374,12 +374,11 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
 def _lot(session: Session, number: str | None, actor: Actor | None) -> VectorLot | None:
     if not number:
         return None
-    lot = session.exec(select(VectorLot).where(VectorLot.lot_number == number)).first()
-    if lot is None:
-        # Lot numbers are unique whatever the case (migration 0002): aav9-2611-001 is that lot.
-        lot = session.exec(
-            select(VectorLot).where(func.lower(VectorLot.lot_number) == number.lower())
-        ).first()
+    # Lot numbers are unique whatever the case (migration 0002's index on lower(lot_number)
+    # answers this): aav9-2611-001 is that lot.
+    lot = session.exec(
+        select(VectorLot).where(func.lower(VectorLot.lot_number) == number.lower())
+    ).first()
     if lot is None or actor is None or not actor.can_see(lot.org_id):
         return None
     return lot

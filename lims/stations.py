@@ -61,6 +61,7 @@ from sqlmodel import Session, select
 from lims import audit, samples, scanning, storage
 from lims.custody import LAB
 from lims.errors import Forbidden, LimsError, NotFound, Refused
+from lims.inputs import describe
 from lims.models import (
     Location,
     Organisation,
@@ -414,13 +415,11 @@ def handle_scan(
         except ValidationError as err:
             # A bench setting (reason, condition) that the move's own checks refuse: a 500 here
             # would have the agent retry the scan forever and hold up the bench behind it.
-            problem = err.errors()[0]
-            where = ".".join(str(x) for x in problem.get("loc", ())) or "a field"
+            where, said = describe(err)
             result.update(
                 outcome="refused",
                 code="bad_field",
-                message=f"the bench's {where} cannot be used: {problem.get('msg', 'invalid')}; "
-                "scan it again",
+                message=f"the bench's {where} cannot be used: {said}; scan it again",
             )
     session.expire(st)
     st = get_station(session, station)

@@ -19,14 +19,22 @@ def position_label(row: int, col: int) -> str:
     return f"{ROW_LETTERS[row]}{col + 1}"
 
 
+def position_index(label: str) -> tuple[int, int] | None:
+    """Return the 0-based (row, column) of a position label like C4, or None if not like A1."""
+    digits = label[1:]
+    # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits.
+    if len(label) < 2 or label[0] not in ROW_LETTERS or not (digits.isascii() and digits.isdigit()):
+        return None
+    return ROW_LETTERS.index(label[0]), int(digits) - 1
+
+
 def parse_position(box: Location, label: str) -> str:
     """Validate a position label against a box's grid and return it normalised."""
     label = label.strip().upper()
-    # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits.
-    digits = label[1:]
-    if len(label) < 2 or label[0] not in ROW_LETTERS or not (digits.isascii() and digits.isdigit()):
+    index = position_index(label)
+    if index is None:
         raise Refused(f"position {label!r} is not like A1", code="bad_position")
-    row, col = ROW_LETTERS.index(label[0]), int(digits) - 1
+    row, col = index
     if not (0 <= row < (box.rows or 0) and 0 <= col < (box.cols or 0)):
         raise Refused(
             f"box {box.code} has positions A1 to {position_label(box.rows - 1, box.cols - 1)}",

@@ -247,10 +247,7 @@ def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, s
     assert res.exit_code == 2 and "--poll" in res.output
 
     tech = auth("tech1")
-    barcode = register(client, tech)["barcode"]
-    job_id = client.post(
-        "/api/labels", json={"barcodes": [barcode], "printer": "Z1"}, headers=tech
-    ).json["id"]
+    job_id = queue(client, tech, [register(client, tech)["barcode"]]).json["id"]
     sim.head_open(True)
     res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1"])
     # A cron job or a script sees that the label is still to print.

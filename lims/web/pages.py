@@ -401,12 +401,6 @@ def _count_by_location(db: Session) -> dict[str, int]:
     return {code: n for code, n in rows}
 
 
-def _position_order(position: str | None) -> tuple:
-    if not position:
-        return (1, "", 0)
-    return (0, position[:1], int(position[1:]) if position[1:].isdigit() else 0)
-
-
 @bp.get("/storage/<code>")
 @page()
 def location_page(code: str):  # noqa: ANN201
@@ -420,7 +414,10 @@ def location_page(code: str):  # noqa: ANN201
     ).all()
     held = db.exec(select(Sample).where(Sample.location_id == loc.id).order_by(Sample.id)).all()
     # Box order (A2 before A10), tubes without a position last.
-    held = sorted(held, key=lambda s: _position_order(s.position))
+    held = sorted(
+        held,
+        key=lambda s: storage.position_index(s.position or "") or (len(storage.ROW_LETTERS), 0),
+    )
     grid = None
     if loc.kind == "box":
         by_pos = {s.position: s for s in held if s.position}
