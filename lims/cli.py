@@ -24,6 +24,7 @@ from lims import audit, users
 from lims.db import new_session
 from lims.errors import LimsError
 from lims.models import Printer, Station
+from lims.roles import ROLES
 
 
 @contextmanager
@@ -84,7 +85,7 @@ user_cli = AppGroup("user", help="Manage users.")
 
 @user_cli.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(users.ROLES))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--org", default="centre", show_default=True, help="organisation name")
 @click.option("--full-name", default=None)
 @click.option(

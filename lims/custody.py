@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from lims.errors import Forbidden, Refused
 from lims.inputs import blank
+from lims.roles import LAB, QA
 
 STATES = (
     "registered",
@@ -21,9 +22,6 @@ STATES = (
 TERMINAL = frozenset({"consumed", "disposed", "rejected"})
 # Where a sample sits physically in a box; other states have no position.
 STORABLE = frozenset({"received", "quarantine", "available"})
-
-LAB = frozenset({"technician", "qa", "admin"})
-QA = frozenset({"qa"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ TRANSITIONS: dict[str, Transition] = {
             {"registered", "received", "quarantine"},
             "rejected",
             requires=("reason",),
-            roles=QA | {"technician"},
+            roles=(*QA, "technician"),
             desc="refuse at receipt or by QA",
         ),
     )

@@ -19,11 +19,10 @@ from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
+from lims.roles import LAB, QA
 from lims.users import Actor
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
-LAB = frozenset({"technician", "qa", "admin"})
-QA = frozenset({"qa"})
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,34 @@ class LotTransition:
 LOT_TRANSITIONS: dict[str, LotTransition] = {
     t.action: t
     for t in (
-        LotTransition("start_production", frozenset({"planned"}), "in_production", LAB),
-        LotTransition("complete", frozenset({"in_production"}), "quarantine", LAB),
+        LotTransition("start_production", frozenset({"planned"}), "in_production", frozenset(LAB)),
+        LotTransition("complete", frozenset({"in_production"}), "quarantine", frozenset(LAB)),
         LotTransition(
-            "release", frozenset({"quarantine"}), "released", QA, "release", needs_qc=True
+            "release",
+            frozenset({"quarantine"}),
+            "released",
+            frozenset(QA),
+            "release",
+            needs_qc=True,
         ),
         LotTransition(
-            "reject", frozenset({"quarantine"}), "rejected", QA, "rejection", needs_reason=True
+            "reject",
+            frozenset({"quarantine"}),
+            "rejected",
+            frozenset(QA),
+            "rejection",
+            needs_reason=True,
         ),
-        LotTransition("hold", frozenset({"released"}), "on_hold", QA, needs_reason=True),
+        LotTransition("hold", frozenset({"released"}), "on_hold", frozenset(QA), needs_reason=True),
         LotTransition(
-            "lift_hold", frozenset({"on_hold"}), "released", QA, "release", needs_reason=True
+            "lift_hold",
+            frozenset({"on_hold"}),
+            "released",
+            frozenset(QA),
+            "release",
+            needs_reason=True,
         ),
-        LotTransition("expire", frozenset({"released", "on_hold"}), "expired", LAB),
+        LotTransition("expire", frozenset({"released", "on_hold"}), "expired", frozenset(LAB)),
     )
 }
 LOT_STATES = (

@@ -54,6 +54,7 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
+from lims.roles import LAB
 from lims.users import Actor, system_actor
 from printers import (
     TEMPLATES,
@@ -72,7 +73,6 @@ from printers.zpl import plan_label
 
 log = logging.getLogger("lims.printing")
 
-LAB_ROLES = ("technician", "qa", "admin")
 STATES = ("queued", "sending", "sent", "failed", "voided")
 MAX_BARCODES = 500
 MAX_COPIES = 10
@@ -145,7 +145,7 @@ class OutcomeIn(Input):
 
 
 def _require_lab(actor: Actor, what: str) -> None:
-    if actor.role not in LAB_ROLES:
+    if actor.role not in LAB:
         raise Forbidden(f"{what} needs a technician, qa or admin role", code="role_required")
 
 

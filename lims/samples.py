@@ -28,9 +28,9 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
+from lims.roles import LAB
 from lims.users import Actor
 
-LAB_ROLES = custody.LAB
 MAX_ALIQUOTS = 96
 
 
@@ -205,7 +205,7 @@ def list_samples(
 
 
 def _require_lab(actor: Actor, what: str) -> None:
-    if actor.role not in LAB_ROLES:
+    if actor.role not in LAB:
         raise Forbidden(f"{what} needs a technician, qa or admin role", code="role_required")
 
 

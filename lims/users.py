@@ -17,11 +17,10 @@ from lims.db import adopt, column_list, driver_execute, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Refused, Unauthorized
 from lims.inputs import check_line
 from lims.models import ApiToken, Organisation, Station, User, utcnow
+from lims.roles import CENTRE_ROLES, ROLES
 
-ROLES = ("technician", "qa", "admin", "client_viewer")
 # QA disposition and account administration are the centre's: a client organisation's users are
 # technicians (working in a rented cleanroom) or viewers.
-CENTRE_ROLES = ("qa", "admin")
 # Lower-case ASCII only: 'Tech1', a full-width 'ｔｅｃｈ１' or a Cyrillic 'е' would read as tech1.
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._]{0,63}")
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters

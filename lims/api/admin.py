@@ -8,10 +8,10 @@ from sqlmodel import select
 
 from lims import stations as benches
 from lims import storage, users
-from lims.custody import LAB
 from lims.http import current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
+from lims.roles import LAB
 
 bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
 

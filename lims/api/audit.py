@@ -14,10 +14,10 @@ from lims import audit, exports
 from lims.api.query import QueryModel
 from lims.db import read_only
 from lims.http import get_db, require
+from lims.roles import AUDIT_READERS as READERS
 from lims.users import Actor
 
 bp = APIBlueprint("audit", __name__, url_prefix="/api/audit", tag="Audit")
-READERS = ("qa", "admin", "client_viewer")
 
 
 class AuditQuery(QueryModel):

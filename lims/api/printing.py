@@ -23,6 +23,7 @@ from lims.printing import (
     StartIn,
     VoidIn,
 )
+from lims.roles import LAB
 from lims.users import Actor
 from printers import LabelContent, LabelError, Template
 from printers.pdf import label_pdf, sheet_pdf
@@ -30,7 +31,6 @@ from printers.preview import label_png
 
 bp = APIBlueprint("printing", __name__, url_prefix="/api", tag="Label printing")
 
-LAB = printing.LAB_ROLES
 
 
 class JobQuery(QueryModel):

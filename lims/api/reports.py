@@ -8,10 +8,11 @@ from flask import Response
 
 from lims import reports, samples
 from lims.http import get_db, require, write
+from lims.roles import AUDIT_READERS as READERS
+from lims.roles import LAB
 from lims.samples import CorrectionIn
 
 bp = APIBlueprint("reports", __name__, url_prefix="/api", tag="QA records")
-READERS = ("qa", "admin", "client_viewer")
 # Both report routes answer the same PDF body in the OpenAPI document.
 _pdf_output = bp.output(
     FileSchema(type="string", format="binary"),
@@ -50,7 +51,7 @@ def lot_report(lot: str):
 @write
 def correct(barcode: str, data: CorrectionIn):
     """Correct recorded data of a sample with a reason (a new event linked to the corrected one)."""
-    actor = require(*sorted(samples.LAB_ROLES))
+    actor = require(*sorted(LAB))
     db = get_db()
     s, event = samples.correct_sample(db, barcode=barcode, data=data, actor=actor)
     return {

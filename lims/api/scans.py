@@ -39,9 +39,9 @@ from pydantic import ConfigDict, Field, field_validator
 
 from lims import scanning, stations
 from lims.api.query import QueryModel
-from lims.custody import LAB
 from lims.http import accepts_nul, current_actor, get_db, require, write
 from lims.inputs import Input, Line
+from lims.roles import LAB
 
 bp = APIBlueprint("scans", __name__, url_prefix="/api", tag="Scans")
 

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from lims import websession
 from lims.errors import Forbidden, LimsError
 from lims.http import _record_refusal, get_db
+from lims.roles import AUDIT_READERS, LAB
 from lims.users import Actor, actor_for
 
 log = logging.getLogger("lims.web")
@@ -33,8 +34,6 @@ bp = Blueprint(
 # APIFlask reads this from every blueprint when it builds /openapi.json; pages are not API.
 bp.enable_openapi = False
 
-LAB = ("technician", "qa", "admin")
-AUDIT_READERS = ("qa", "admin", "client_viewer")
 
 # Pages are small and server-rendered: everything they load comes from this server.
 _CSP = (

@@ -32,7 +32,8 @@ from lims.models import (
     User,
     VectorLot,
 )
-from lims.web.common import AUDIT_READERS, LAB, actor, bp, page, perform, render, safe_next
+from lims.roles import AUDIT_READERS, LAB
+from lims.web.common import actor, bp, page, perform, render, safe_next
 from printers import LabelError, get_template
 from printers.preview import label_png
 from printers.zpl import TEMPLATES

@@ -1,0 +1,12 @@
+"""The roles a user can hold and the groups of them that rules name (tuples: a fixed order)."""
+
+from __future__ import annotations
+
+ROLES = ("technician", "qa", "admin", "client_viewer")
+# Roles that only the centre's own staff may hold (a client organisation cannot).
+CENTRE_ROLES = ("qa", "admin")
+# Who works with material at a bench.
+LAB = ("technician", "qa", "admin")
+QA = ("qa",)
+# Who may read the audit trail and reports (clients: of their own organisation only).
+AUDIT_READERS = ("qa", "admin", "client_viewer")
