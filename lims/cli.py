@@ -501,7 +501,7 @@ def print_worker(
 
 def register(app) -> None:  # noqa: ANN001
     """Add the commands to app."""
-    from lims.station_agent import station_cli
+    from agent.station import station_cli
 
     for cmd in (
         init_db,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from lims import create_app, users
 from lims.db import new_session
@@ -185,3 +187,43 @@ def sim() -> Iterator[PrinterSimulator]:
     simulator = PrinterSimulator().start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def race_app(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
+    """The demo centre on a database of its own on each engine, whatever LIMS_TEST_ENGINE says."""
+    if request.param == "postgresql":
+        # Skips, saying where it looked, when no PostgreSQL server answers.
+        dbs: PgDatabases = request.getfixturevalue("pg_databases")
+        url = _pg_url_for(dbs.create())
+    else:
+        url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    application = create_app(
+        {"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "t"}
+    )
+    yield application
+    application.extensions["lims"]["engine"].dispose()
+
+
+class Server:
+    """The app on a real socket, served by werkzeug in a thread."""
+
+    def __init__(self, app, port: int = 0) -> None:  # noqa: ANN001
+        self.srv = make_server("127.0.0.1", port, app, threaded=True)
+        self.port = self.srv.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server(app) -> Iterator[Server]:  # noqa: ANN001
+    """Serve the test's app over real HTTP (a station agent's server)."""
+    srv = Server(app)
+    yield srv
+    srv.stop()

@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
-import pytest
-from conftest import PgDatabases, _pg_url_for
-from helpers import audit_count, register, verify
-
-from lims import create_app, users
-from lims.db import new_session
+from helpers import audit_count, bearer, race, register, verify
 
 THREADS = 16
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def race_app(request, tmp_path):
-    if request.param == "postgresql":
-        dbs: PgDatabases = request.getfixturevalue("pg_databases")
-        url = _pg_url_for(dbs.create())
-    else:
-        url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "t"})
-    yield app
-    app.extensions["lims"]["engine"].dispose()
-
-
-def _token(app, username: str) -> dict[str, str]:
-    with new_session(app.extensions["lims"]["engine"]) as db:
-        secret, _ = users.create_token(db, username=username, actor=users.system_actor(db))
-        db.commit()
-    return {"Authorization": f"Bearer {secret}"}
-
-
-def _race(app, fire) -> list:
-    barrier = threading.Barrier(THREADS)
-    results: list = [None] * THREADS
-
-    def worker(i: int) -> None:
-        client = app.test_client()
-        barrier.wait()
-        results[i] = fire(client, i)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racing request hung"
-    return results
-
-
 def test_same_transition_sixteen_times_at_once_one_wins(race_app):
-    tech = _token(race_app, "tech1")
+    tech = bearer(race_app, "tech1")
     client = race_app.test_client()
     b = register(client, tech)["barcode"]
     before = audit_count(race_app)
@@ -66,7 +23,7 @@ def test_same_transition_sixteen_times_at_once_one_wins(race_app):
         )
         return r.status_code
 
-    codes = Counter(_race(race_app, fire))
+    codes = Counter(race(race_app, fire, THREADS))
     assert codes == {200: 1, 409: THREADS - 1}
     assert audit_count(race_app) == before + 1
     hist = client.get(f"/api/samples/{b}/history", headers=tech).json["events"]
@@ -76,7 +33,7 @@ def test_same_transition_sixteen_times_at_once_one_wins(race_app):
 
 
 def test_sixteen_different_samples_at_once_keep_one_unforked_chain(race_app):
-    tech = _token(race_app, "tech1")
+    tech = bearer(race_app, "tech1")
     client = race_app.test_client()
     barcodes = [register(client, tech)["barcode"] for _ in range(THREADS)]
     before = audit_count(race_app)
@@ -89,7 +46,7 @@ def test_sixteen_different_samples_at_once_keep_one_unforked_chain(race_app):
         )
         return r.status_code, r.json.get("position")
 
-    results = _race(race_app, fire)
+    results = race(race_app, fire, THREADS)
     assert [code for code, _ in results] == [200] * THREADS
     # Sixteen different box positions: the position rule held under the race.
     assert len({pos for _, pos in results}) == THREADS
@@ -98,7 +55,7 @@ def test_sixteen_different_samples_at_once_keep_one_unforked_chain(race_app):
 
 
 def test_same_idempotency_key_at_once_writes_one_event(race_app):
-    tech = _token(race_app, "tech1")
+    tech = bearer(race_app, "tech1")
     before = audit_count(race_app)
 
     def fire(c, _i):
@@ -109,7 +66,7 @@ def test_same_idempotency_key_at_once_writes_one_event(race_app):
         )
         return r.status_code, r.json.get("barcode")
 
-    results = _race(race_app, fire)
+    results = race(race_app, fire, THREADS)
     assert {code for code, _ in results} == {201}
     assert len({b for _, b in results}) == 1
     assert audit_count(race_app) == before + 1

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from apiflask import APIBlueprint
 from apiflask.schemas import FileSchema
 from flask import Response, current_app
 from pydantic import ConfigDict, Field
-from sqlmodel import Session
 
-from lims import audit, labels, printing, samples
+from lims import printing
 from lims.api.query import QueryModel
-from lims.db import _read_only, new_session, set_read_only
-from lims.errors import Refused
 from lims.http import current_actor, get_db, require, write
+from lims.models import PrintJob
 from lims.printing import (
     ClaimIn,
     OutcomeIn,
@@ -24,13 +25,8 @@ from lims.printing import (
     VoidIn,
 )
 from lims.roles import LAB
-from lims.users import Actor
-from printers import LabelContent, LabelError, Template
-from printers.pdf import label_pdf, sheet_pdf
-from printers.preview import label_png
 
 bp = APIBlueprint("printing", __name__, url_prefix="/api", tag="Label printing")
-
 
 
 class JobQuery(QueryModel):
@@ -48,8 +44,13 @@ class LabelFileQuery(QueryModel):
     scale: int = Field(default=2, ge=1, le=4)
 
 
-def _job(job) -> dict:  # noqa: ANN001
+def _job(job: PrintJob) -> dict:
     return printing.job_dict(get_db(), job)
+
+
+def _on_job(action: Callable[..., PrintJob], **kwargs: Any) -> dict:
+    """Run a print-job action as the lab user asking; answer the job it returns."""
+    return _job(action(get_db(), actor=require(*LAB), **kwargs))
 
 
 @bp.post("/labels")
@@ -97,11 +98,7 @@ def get_job(job_id: int):
 @write
 def reprint(job_id: int, data: ReprintIn):
     """Reprint a job's printed labels with a reason; each label says REPRINT."""
-    actor = require(*LAB)
-    job = printing.reprint(
-        get_db(), job_id=job_id, reason=data.reason, actor=actor, barcodes=data.barcodes
-    )
-    return _job(job), 201
+    return _on_job(printing.reprint, job_id=job_id, reason=data.reason, barcodes=data.barcodes), 201
 
 
 @bp.post("/print-jobs/<int:job_id>/resume")
@@ -109,8 +106,7 @@ def reprint(job_id: int, data: ReprintIn):
 @write
 def resume(job_id: int, data: ResumeIn):
     """Print, as a new job, the labels of a failed job that never printed (no REPRINT)."""
-    actor = require(*LAB)
-    return _job(printing.resume(get_db(), job_id=job_id, actor=actor, reason=data.reason)), 201
+    return _on_job(printing.resume, job_id=job_id, reason=data.reason), 201
 
 
 @bp.post("/print-jobs/<int:job_id>/void")
@@ -118,8 +114,7 @@ def resume(job_id: int, data: ResumeIn):
 @write
 def void(job_id: int, data: VoidIn):
     """Void a queued job with a reason; it will never be sent."""
-    actor = require(*LAB)
-    return _job(printing.void(get_db(), job_id=job_id, reason=data.reason, actor=actor))
+    return _on_job(printing.void, job_id=job_id, reason=data.reason)
 
 
 # --- the station agent's worker protocol --------------------------------------------------
@@ -157,8 +152,7 @@ def claim(data: ClaimIn):
 @write
 def start(job_id: int, data: StartIn):
     """Mark a claimed job 'sending'; send its bytes only after this answered 200."""
-    actor = require(*LAB)
-    return _job(printing.start_sending(get_db(), job_id=job_id, worker=data.worker, actor=actor))
+    return _on_job(printing.start_sending, job_id=job_id, worker=data.worker)
 
 
 @bp.post("/print-jobs/<int:job_id>/outcome")
@@ -166,37 +160,10 @@ def start(job_id: int, data: StartIn):
 @write
 def outcome(job_id: int, data: OutcomeIn):
     """Record what the printer did with a job (the driver's BatchOutcome)."""
-    actor = require(*LAB)
-    return _job(printing.record_outcome(get_db(), job_id=job_id, data=data, actor=actor))
+    return _on_job(printing.record_outcome, job_id=job_id, data=data)
 
 
 # --- label files ----------------------------------------------------------------------------
-
-
-def _audit_file(
-    db: Session, actor: Actor, action: str, barcodes: list[str], template: Template
-) -> None:
-    """Record a label file handed out for printing elsewhere, and commit."""
-    audit.record(
-        db,
-        actor=actor.username,
-        action=action,
-        entity_type="label",
-        entity_id=barcodes[0] if len(barcodes) == 1 else f"{len(barcodes)} labels",
-        after={"barcodes": barcodes, "template": template.name},
-        org_id=None if actor.sees_all else actor.org.id,
-        station=actor.station,
-    )
-    db.commit()
-
-
-def _sample_content(barcode: str, actor: Actor, name: str | None) -> tuple[LabelContent, Template]:
-    db = get_db()
-    s = samples.get_sample(db, barcode, actor)
-    template = printing.template_for(None, name, s.container)
-    content = labels.sample_label(db, s)
-    printing.check_fit([content], template)
-    return content, template
 
 
 @bp.get("/samples/<barcode>/label.png")
@@ -208,9 +175,9 @@ def _sample_content(barcode: str, actor: Actor, name: str | None) -> tuple[Label
 @bp.input(LabelFileQuery, location="query", arg_name="q")
 def label_preview(barcode: str, q: LabelFileQuery):
     """Return a PNG preview of a sample's label (same layout as the printer's bytes)."""
-    actor = current_actor()
-    content, template = _sample_content(barcode, actor, q.template)
-    png = label_png(content, template, scale=q.scale)
+    png = printing.sample_label_png(
+        get_db(), barcode=barcode, actor=current_actor(), template=q.template, scale=q.scale
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 
@@ -224,15 +191,7 @@ def label_preview(barcode: str, q: LabelFileQuery):
 def label_file(barcode: str, q: LabelFileQuery):
     """Return a sample's label as a PDF page the size of the label (recorded in the audit)."""
     actor = require(*LAB)
-    content, template = _sample_content(barcode, actor, q.template)
-    pdf = label_pdf(content, template)
-    # A GET reads in a deferred transaction; the audit event gets a writer of its own.
-    token = set_read_only(False)
-    try:
-        with new_session(current_app.extensions["lims"]["engine"]) as db:
-            _audit_file(db, actor, "label.pdf", [content.barcode], template)
-    finally:
-        _read_only.reset(token)
+    pdf = printing.sample_label_pdf(get_db(), barcode=barcode, actor=actor, template=q.template)
     return Response(
         pdf,
         mimetype="application/pdf",
@@ -250,23 +209,7 @@ def label_file(barcode: str, q: LabelFileQuery):
 def label_sheet(data: SheetIn):
     """Return a PDF sheet of labels (A4) for an office printer (recorded in the audit)."""
     actor = require(*LAB)
-    db = get_db()
-    if len(set(data.barcodes)) != len(data.barcodes):
-        raise Refused(
-            "a barcode is listed twice; a duplicate id label is a hazard", code="duplicate_barcode"
-        )
-    sources = [labels.resolve(db, b, actor) for b in data.barcodes]
-    kinds = {src.kind for src in sources}
-    template = printing.template_for(
-        None, data.template or labels.default_stock(kinds), sources[0].container
-    )
-    contents = [s.content for s in sources]
-    printing.check_fit(contents, template)
-    try:
-        pdf = sheet_pdf(contents, template)
-    except LabelError as err:
-        raise Refused(str(err), code="label_invalid") from err
-    _audit_file(db, actor, "label.sheet_pdf", data.barcodes, template)
+    pdf = printing.label_sheet_pdf(get_db(), data=data, actor=actor)
     return Response(
         pdf,
         mimetype="application/pdf",

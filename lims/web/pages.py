@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +15,7 @@ from sqlmodel import Session, select
 from lims import audit, custody, exports, lots, printing, scanning, stations, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
-from lims.errors import BadRequest, LimsError, NotFound, Refused
+from lims.errors import BadRequest, LimsError, NotFound
 from lims.http import get_db
 from lims.inputs import check_text
 from lims.models import (
@@ -34,9 +33,6 @@ from lims.models import (
 )
 from lims.roles import AUDIT_READERS, LAB
 from lims.web.common import actor, bp, page, perform, render, safe_next
-from printers import LabelError, get_template
-from printers.preview import label_png
-from printers.zpl import TEMPLATES
 
 # --- bench -----------------------------------------------------------------------------------
 
@@ -99,7 +95,7 @@ def samples_list():  # noqa: ANN201
         "samples.html",
         error="; ".join(unknown) or None,
         printers=_printers(db) if actor().role in LAB else [],
-        templates=_template_names(),
+        templates=printing.template_names(),
         rows=rows,
         types=types,
         projects=projects,
@@ -166,7 +162,7 @@ def _sample_context(barcode: str) -> dict[str, Any]:
             job.id for _, job, _ in labels if who.role in LAB and printing.job_visible(db, job, who)
         },
         "printers": _printers(db) if who.role in LAB else [],
-        "templates": _template_names(),
+        "templates": printing.template_names(),
         "default_template": labels_mod.default_template(s.container),
         "type_name": db.get(SampleType, s.sample_type_id).name,
         "custodian": db.get(User, s.custodian_id) if s.custodian_id else None,
@@ -578,10 +574,6 @@ def _tojson_pretty(value: Any) -> str:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def _template_names() -> list[str]:
-    return sorted({name.rsplit("-", 1)[0] for name in TEMPLATES})
-
-
 @bp.get("/labels/preview/<barcode>")
 @page()
 def label_preview(barcode: str):  # noqa: ANN201
@@ -589,35 +581,22 @@ def label_preview(barcode: str):  # noqa: ANN201
     db = get_db()
     s = samples_mod.get_sample(db, barcode, actor())
     template = request.args.get("template") or labels_mod.default_template(s.container)
-    if template not in _template_names():
+    if template not in printing.template_names():
         raise NotFound(f"no label template {template[:64]!r}; choose one from the list")
     content = labels_mod.sample_label(db, s)
     lines = [text for _, text in content.text_lines()]
-    return render("label.html", s=s, template=template, lines=lines, templates=_template_names())
+    return render(
+        "label.html", s=s, template=template, lines=lines, templates=printing.template_names()
+    )
 
 
 @bp.get("/labels/preview/<barcode>.png")
 @page()
 def label_preview_png(barcode: str) -> Response:
     """Return a PNG of the label as it will print (same layout as the printer's bytes)."""
-    db = get_db()
-    s = samples_mod.get_sample(db, barcode, actor())
-    name = request.args.get("template") or labels_mod.default_template(s.container)
-    if name not in _template_names():
-        raise NotFound(f"no label template {name[:64]!r}; choose one from the list")
-    content = labels_mod.sample_label(db, s)
-    template = get_template(name)
-    try:
-        png = label_png(content, template, scale=2)
-    except LabelError:
-        # The small templates hold fewer lines: drop the optional ones, as the printer would.
-        try:
-            png = label_png(replace(content, extra=()), template, scale=2)
-        except LabelError as err:
-            raise Refused(
-                f"this label does not fit {name} stock ({err}); choose a larger template",
-                code="label_does_not_fit",
-            ) from err
+    png = printing.label_preview_png(
+        get_db(), barcode=barcode, actor=actor(), template=request.args.get("template")
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 

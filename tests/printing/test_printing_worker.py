@@ -11,23 +11,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import printing_util as pu
 from helpers import register
-from printing_util import (
-    add_printer,
-    aliquots,
-    job_events,
-    job_row,
-    printed_barcodes,
-    queue,
-    worker,
-)
+from sqlmodel import select
 
+from agent.printloop import agent_print_once
 from lims import create_app, printing, users
 from lims.db import new_session
 from lims.models import Printer
 from printers.mock import PrinterSimulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def http_call(client, headers):  # noqa: ANN001, ANN201
@@ -55,19 +49,19 @@ def test_agent_claims_its_bench_jobs_over_http(app, client, auth, sim):
     )
     assert r.status_code == 403 and r.json["error"] == "wrong_station"
 
-    done = printing.agent_print_once(
+    done = agent_print_once(
         call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}, timeout=0.5
     )
 
     assert done["job"] == job_id and done["error"] is None and done["printed"] == 3
-    assert printed_barcodes(sim) == barcodes
+    assert pu.printed_barcodes(sim) == barcodes
     job = client.get(f"/api/print-jobs/{job_id}", headers=tech).json
     assert (job["state"], job["labels_printed"], job["claimed_by"]) == ("sent", 3, "agent-1")
-    events = job_events(app, job_id)
+    events = pu.job_events(app, job_id)
     assert [e.action for e in events] == ["print_job.queue", "print_job.send", "print_job.print"]
     assert events[-1].station == "BENCH-B1" and events[-1].actor == "tech1"
     # Nothing left: the claim says so.
-    assert printing.agent_print_once(call, station="BENCH-B1", worker="agent-1") is None
+    assert agent_print_once(call, station="BENCH-B1", worker="agent-1") is None
 
 
 def test_claim_protocol_refuses_what_would_break_the_record(app, client, auth, sim):
@@ -103,7 +97,7 @@ def test_claim_protocol_refuses_what_would_break_the_record(app, client, auth, s
     for _ in range(2):  # a retried outcome is answered the same, recorded once
         r = client.post(f"/api/print-jobs/{job_id}/outcome", json=outcome, headers=bench)
         assert r.status_code == 200 and r.json["state"] == "sent"
-    assert [e.action for e in job_events(app, job_id)] == [
+    assert [e.action for e in pu.job_events(app, job_id)] == [
         "print_job.queue",
         "print_job.send",
         "print_job.print",
@@ -123,7 +117,7 @@ def test_agent_leaves_job_queued_when_printer_is_silent(app, client, auth, sim):
     ).json["id"]
     sim.head_open(True)
 
-    done = printing.agent_print_once(
+    done = agent_print_once(
         http_call(client, auth("tech1", "BENCH-B1")),
         station="BENCH-B1",
         worker="agent-1",
@@ -132,7 +126,7 @@ def test_agent_leaves_job_queued_when_printer_is_silent(app, client, auth, sim):
     )
 
     assert done["code"] == "not_ready" and done["sent"] == 0
-    job = job_row(app, job_id)
+    job = pu.job_row(app, job_id)
     assert job.state == "queued" and job.claimed_by is None
     assert job.error.startswith("printer not ready")
     assert sim.formats_received == 0
@@ -142,9 +136,9 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
     # A throttled printer (9600 baud): the 96 labels take seconds, long enough to kill mid-way.
     slow = PrinterSimulator(baud=9600).start()
     try:
-        add_printer(runner, "SLOW", slow.port)
+        pu.add_printer(runner, "SLOW", slow.port)
         tech = auth("tech1")
-        barcodes = aliquots(client, tech, 96)
+        barcodes = pu.aliquots(client, tech, 96)
         job_id = client.post(
             "/api/labels", json={"barcodes": barcodes, "printer": "SLOW"}, headers=tech
         ).json["id"]
@@ -170,7 +164,7 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and slow.formats_received < 5:
                 time.sleep(0.05)
-            assert job_row(app, job_id).state == "sending"
+            assert pu.job_row(app, job_id).state == "sending"
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -183,24 +177,24 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
         assert 5 <= received <= 96
 
         # Before the lease ends nobody touches it; a worker pass does not send it.
-        worker(app, "SLOW").run_once()
-        assert job_row(app, job_id).state == "sending"
+        pu.worker(app, "SLOW").run_once()
+        assert pu.job_row(app, job_id).state == "sending"
         # An operator asking to reprint it is told why not yet, and from when.
         r = client.post(
             f"/api/print-jobs/{job_id}/reprint", json={"reason": "stuck?"}, headers=tech
         )
         assert r.status_code == 422 and r.json["error"] == "not_reprintable"
-        due = f"{job_row(app, job_id).lease_until:%H:%M} UTC"
+        due = f"{pu.job_row(app, job_id).lease_until:%H:%M} UTC"
         assert "If that worker stopped" in r.json["message"] and due in r.json["message"]
         # Once the lease has run out, the next claim fails it as 'outcome unknown'.
-        lease_end = job_row(app, job_id).lease_until
+        lease_end = pu.job_row(app, job_id).lease_until
         with new_session(app.extensions["lims"]["engine"]) as db:
-            pid = db.exec(printing.select(Printer.id).where(Printer.name == "SLOW")).one()
+            pid = db.exec(select(Printer.id).where(Printer.name == "SLOW")).one()
             printing.reap_expired(
                 db, [pid], users.system_actor(db), now=lease_end + timedelta(seconds=1)
             )
             db.commit()
-        worker(app, "SLOW").run_once()
+        pu.worker(app, "SLOW").run_once()
 
         job = client.get(f"/api/print-jobs/{job_id}", headers=tech).json
         assert job["state"] == "failed"
@@ -209,7 +203,7 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
         assert {lab["status"] for lab in job["labels"]} <= {"printed", "unknown"}
         time.sleep(0.5)
         assert slow.formats_received == received  # never resent
-        assert printed_barcodes(slow) == barcodes[: len(slow.printed)]  # no duplicates
+        assert pu.printed_barcodes(slow) == barcodes[: len(slow.printed)]  # no duplicates
         r = client.post(f"/api/print-jobs/{job_id}/resume", json={}, headers=tech)
         assert r.status_code == 422 and r.json["error"] == "nothing_to_resume"
         r = client.post(
@@ -218,13 +212,13 @@ def test_crashed_worker_sending_job_is_failed_never_resent(app, client, runner, 
             headers=tech,
         )
         assert r.status_code == 201 and all(lab["reprint"] for lab in r.json["labels"])
-        assert job_events(app, job_id)[-1].action == "print_job.fail"
+        assert pu.job_events(app, job_id)[-1].action == "print_job.fail"
     finally:
         slow.stop()
 
 
 def test_cli_print_worker_once(app, client, runner, auth, sim):
-    add_printer(runner, "Z1", sim.port)
+    pu.add_printer(runner, "Z1", sim.port)
     tech = auth("tech1")
     barcode = register(client, tech)["barcode"]
     job_id = client.post(
@@ -235,11 +229,11 @@ def test_cli_print_worker_once(app, client, runner, auth, sim):
 
     assert res.exit_code == 0, res.output
     assert f"job {job_id} on Z1: 1 labels printed" in res.output
-    assert printed_barcodes(sim) == [barcode]
+    assert pu.printed_barcodes(sim) == [barcode]
 
 
 def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, sim):
-    add_printer(runner, "Z1", sim.port)
+    pu.add_printer(runner, "Z1", sim.port)
     res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1", "--printer", "Z9"])
     assert res.exit_code == 1
     assert "no active printer Z9; active printers: " in res.output and "Z1" in res.output
@@ -247,21 +241,21 @@ def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, s
     assert res.exit_code == 2 and "--poll" in res.output
 
     tech = auth("tech1")
-    job_id = queue(client, tech, [register(client, tech)["barcode"]]).json["id"]
+    job_id = pu.queue(client, tech, [register(client, tech)["barcode"]]).json["id"]
     sim.head_open(True)
     res = runner.invoke(args=["print-worker", "--once", "--printer", "Z1"])
     # A cron job or a script sees that the label is still to print.
     assert res.exit_code == 1, res.output
     assert f"job {job_id} on Z1: printer not ready" in res.output
     assert "1 of 1 jobs did not print" in res.output
-    assert job_row(app, job_id).state == "queued"
+    assert pu.job_row(app, job_id).state == "queued"
 
     # A running worker whose printer list names one that is gone (switched off, renamed)
     # keeps serving the others.
     sim.head_open(False)
-    reports = worker(app, "Z1", "GONE").run_once()
+    reports = pu.worker(app, "Z1", "GONE").run_once()
     assert [(r.job_id, r.outcome["error"]) for r in reports] == [(job_id, None)]
-    assert job_row(app, job_id).state == "sent"
+    assert pu.job_row(app, job_id).state == "sent"
 
 
 def test_python_app_runs_worker_with_demo_simulator(db_url):
@@ -272,7 +266,7 @@ def test_python_app_runs_worker_with_demo_simulator(db_url):
     try:
         sim = run["worker"].simulators["ZEBRA-B1"]
         with new_session(demo.extensions["lims"]["engine"]) as db:
-            printer = db.exec(printing.select(Printer).where(Printer.name == "ZEBRA-B1")).one()
+            printer = db.exec(select(Printer).where(Printer.name == "ZEBRA-B1")).one()
             assert printer.url == "demo-sim"  # mapped at runtime, never rewritten
             secret, _ = users.create_token(db, username="tech1", actor=users.system_actor(db))
             db.commit()
@@ -284,10 +278,10 @@ def test_python_app_runs_worker_with_demo_simulator(db_url):
         ).json["id"]
         assert sim.wait_printed(1, timeout=30)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and job_row(demo, job_id).state != "sent":
+        while time.monotonic() < deadline and pu.job_row(demo, job_id).state != "sent":
             time.sleep(0.05)
-        assert job_row(demo, job_id).state == "sent"
-        assert printed_barcodes(sim) == [barcode]
+        assert pu.job_row(demo, job_id).state == "sent"
+        assert pu.printed_barcodes(sim) == [barcode]
     finally:
         run["stop"].set()
         run["thread"].join(timeout=20)
@@ -302,8 +296,8 @@ def _sample_of(app, org: str) -> str:  # noqa: ANN001
     from lims.models import Organisation, Sample
 
     with new_session(app.extensions["lims"]["engine"]) as db:
-        org_id = db.exec(printing.select(Organisation.id).where(Organisation.name == org)).one()
-        return db.exec(printing.select(Sample.barcode).where(Sample.org_id == org_id)).first()
+        org_id = db.exec(select(Organisation.id).where(Organisation.name == org)).one()
+        return db.exec(select(Sample.barcode).where(Sample.org_id == org_id)).first()
 
 
 def test_only_the_centre_and_the_job_station_drive_a_job(app, client, auth):
@@ -340,8 +334,8 @@ def test_only_the_centre_and_the_job_station_drive_a_job(app, client, auth):
         f"/api/print-jobs/{nova_job}/outcome", json={**report, "worker": "guess"}, headers=tech
     )
     assert r.status_code == 409 and "agent-b1-7f3a" not in r.get_data(as_text=True)
-    assert job_row(app, nova_job).state == "sending"
-    assert [e.action for e in job_events(app, nova_job)] == ["print_job.queue", "print_job.send"]
+    assert pu.job_row(app, nova_job).state == "sending"
+    assert [e.action for e in pu.job_events(app, nova_job)] == ["print_job.queue", "print_job.send"]
 
     # A client organisation's own job is still the centre's printer's business.
     helix_job = client.post(
@@ -358,7 +352,7 @@ def test_only_the_centre_and_the_job_station_drive_a_job(app, client, auth):
         f"/api/print-jobs/{helix_job.json['id']}/start", json={"worker": "h"}, headers=helix
     )
     assert r.status_code == 403 and r.json["error"] == "centre_only"
-    assert job_row(app, helix_job.json["id"]).claimed_by is None
+    assert pu.job_row(app, helix_job.json["id"]).claimed_by is None
 
 
 def test_agent_asks_again_when_the_start_reply_is_lost(app, client, auth, sim):
@@ -379,15 +373,15 @@ def test_agent_asks_again_when_the_start_reply_is_lost(app, client, auth, sim):
                 raise ConnectionResetError("connection reset by peer")
         return answer
 
-    done = printing.agent_print_once(
+    done = agent_print_once(
         lossy, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}, timeout=0.5
     )
 
     assert starts == [200, 200]
     assert done["job"] == job_id and done["error"] is None and done["printed"] == 2
-    assert printed_barcodes(sim) == barcodes  # printed once, not left to fail as unknown
-    assert job_row(app, job_id).state == "sent"
-    assert [e.action for e in job_events(app, job_id)] == [
+    assert pu.printed_barcodes(sim) == barcodes  # printed once, not left to fail as unknown
+    assert pu.job_row(app, job_id).state == "sent"
+    assert [e.action for e in pu.job_events(app, job_id)] == [
         "print_job.queue",
         "print_job.send",
         "print_job.print",
@@ -415,7 +409,7 @@ def test_agent_gives_up_start_on_a_refusal_without_sending(app, client, auth, si
             )
         return real(method, path, body)
 
-    done = printing.agent_print_once(
+    done = agent_print_once(
         unreachable_then_voided,
         station="BENCH-B1",
         worker="agent-1",
@@ -425,13 +419,13 @@ def test_agent_gives_up_start_on_a_refusal_without_sending(app, client, auth, si
 
     assert done["code"] == "not_started"
     assert calls.count(f"/api/print-jobs/{job_id}/start") == 2
-    assert sim.formats_received == 0 and job_row(app, job_id).state == "voided"
+    assert sim.formats_received == 0 and pu.job_row(app, job_id).state == "voided"
 
 
 def test_agent_reports_the_outcome_again_when_the_server_is_briefly_down(app, client, auth, sim):
     tech = auth("tech1")
     barcode = register(client, tech)["barcode"]
-    job_id = queue(client, tech, [barcode], printer="ZEBRA-B1").json["id"]
+    job_id = pu.queue(client, tech, [barcode], printer="ZEBRA-B1").json["id"]
     real = http_call(client, auth("tech1", "BENCH-B1"))
     outcomes: list[int | None] = []
 
@@ -444,16 +438,16 @@ def test_agent_reports_the_outcome_again_when_the_server_is_briefly_down(app, cl
             outcomes.append(answer[0])
         return answer
 
-    done = printing.agent_print_once(
+    done = agent_print_once(
         down_once, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
     )
 
     assert outcomes == [None, 200]
     assert done["job"] == job_id and done["printed"] == 1
-    assert printed_barcodes(sim) == [barcode]
+    assert pu.printed_barcodes(sim) == [barcode]
     # The label printed once and the record says so, not 'outcome unknown'.
-    assert job_row(app, job_id).state == "sent"
-    assert [e.action for e in job_events(app, job_id)][-1] == "print_job.print"
+    assert pu.job_row(app, job_id).state == "sent"
+    assert [e.action for e in pu.job_events(app, job_id)][-1] == "print_job.print"
 
 
 def test_the_apps_own_worker_leaves_a_bench_printer_to_its_agent(app, client, auth, sim):
@@ -463,18 +457,18 @@ def test_the_apps_own_worker_leaves_a_bench_printer_to_its_agent(app, client, au
     local = printing.PrintWorker(app.extensions["lims"]["engine"], simulate_demo=False)
     app.extensions["lims"]["print_worker"] = {"worker": local}
     barcodes = [register(client, tech)["barcode"] for _ in range(2)]
-    job_ids = [queue(client, tech, [b], printer="ZEBRA-B1").json["id"] for b in barcodes]
+    job_ids = [pu.queue(client, tech, [b], printer="ZEBRA-B1").json["id"] for b in barcodes]
     call = http_call(client, auth("tech1", "BENCH-B1"))
-    first = printing.agent_print_once(
+    first = agent_print_once(
         call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
     )
     assert first["job"] == job_ids[0]
     with new_session(app.extensions["lims"]["engine"]) as db:
         zebra = printing.get_printer(db, "ZEBRA-B1")
     assert local.step(zebra) is None  # the queued job is left for the agent
-    second = printing.agent_print_once(
+    second = agent_print_once(
         call, station="BENCH-B1", worker="agent-1", url_map={"ZEBRA-B1": sim.port}
     )
     assert second["job"] == job_ids[1]
-    assert printed_barcodes(sim) == barcodes
-    assert [job_row(app, j).state for j in job_ids] == ["sent", "sent"]
+    assert pu.printed_barcodes(sim) == barcodes
+    assert [pu.job_row(app, j).state for j in job_ids] == ["sent", "sent"]

@@ -1,20 +1,6 @@
-"""The station agent: reads one bench's serial scanners and posts every scan to the server.
+"""The station agent: posts every scan of a bench's serial scanners, prints the bench's labels.
 
-    flask --app app station run BENCH-B1 --server http://127.0.0.1:5000 --token T \\
-        --scanner /dev/ttyACM0 [--scanner socket://10.0.0.7:4001] [--suffix CR]
-
-Each scanner is a `scanners.ScannerReader` (reconnects after unplug by itself). Scans of all
-readers go through one queue to one sender thread, so the server sees them in the order they were
-read (a badge before the tubes). Every scan gets a unique scan_id when it is read; a failed post
-(server down or restarting, network error, 5xx, 409 busy) is retried with the SAME scan_id with
-bounded backoff until it is answered, so a retry can never make a second event. Answers are
-logged: accepted / refused / duplicate with the message for the operator and the next prompt.
-
-This module uses only the standard library and `scanners`; it never imports the Flask app.
-
-With `--printer NAME=URL` the agent also prints the bench's label jobs: it claims them over HTTP
-(`POST /api/print-jobs/claim`), checks the printer, starts, sends and reports the outcome
-(lims.printing.agent_print_loop); printer NAME is reached at the local pyserial URL.
+How it orders, retries and prints: docs/agent.md.
 """
 
 from __future__ import annotations
@@ -36,11 +22,12 @@ from typing import Any
 
 import click
 
+from agent.printloop import agent_print_loop
 from scanners import Scan, ScannerGroup, ScannerReader
 
 __all__ = ["PostResult", "StationAgent", "main", "station_cli"]
 
-log = logging.getLogger("lims.station_agent")
+log = logging.getLogger(__name__)
 
 # Statuses after which the same request may succeed later: busy/conflict, rate limit, server.
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -264,10 +251,9 @@ class StationAgent:
 
     def printer_worker(self, printers: dict[str, str]) -> Callable[[threading.Event], None]:
         """Return a print worker for this bench's printers (name -> local pyserial URL)."""
-        from lims import printing
 
         def work(stop: threading.Event) -> None:
-            printing.agent_print_loop(self.call, stop, station=self.station, url_map=printers)
+            agent_print_loop(self.call, stop, station=self.station, url_map=printers)
 
         return work
 
@@ -413,7 +399,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `station run ...` without Flask: python -m lims.station_agent run BENCH-B1 ..."""
+    """Run `station run ...` without Flask: python -m agent.station run BENCH-B1 ..."""
     station_cli.main(args=list(argv) if argv is not None else None, prog_name="station-agent")
     return 0
 

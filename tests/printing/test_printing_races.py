@@ -7,13 +7,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
-from conftest import PgDatabases, _pg_url_for
 from flask.testing import FlaskClient
+from helpers import bearer, race
 from sqlmodel import select
 from werkzeug.test import TestResponse
 
-from lims import create_app, printing, users
+from lims import printing, users
 from lims.db import new_session
 from lims.errors import Conflict
 from lims.models import PrintJob, User
@@ -22,33 +21,12 @@ from lims.users import Actor
 THREADS = 8
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def race_app(request, tmp_path):  # noqa: ANN001, ANN201
-    """The demo centre on a database of its own, whatever LIMS_TEST_ENGINE says."""
-    if request.param == "postgresql":
-        # Skips, saying where it looked, when no PostgreSQL server answers.
-        dbs: PgDatabases = request.getfixturevalue("pg_databases")
-        url = _pg_url_for(dbs.create())
-    else:
-        url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "t"})
-    yield app
-    app.extensions["lims"]["engine"].dispose()
-
-
 def _engine(app):  # noqa: ANN001, ANN202
     return app.extensions["lims"]["engine"]
 
 
 def _actor(db, username: str) -> Actor:  # noqa: ANN001
     return users.actor_for(db, db.exec(select(User).where(User.username == username)).one())
-
-
-def _token(app, username: str) -> dict[str, str]:  # noqa: ANN001
-    with new_session(_engine(app)) as db:
-        secret, _ = users.create_token(db, username=username, actor=users.system_actor(db))
-        db.commit()
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def _failed_job(app, barcodes: list[str]) -> int:  # noqa: ANN001
@@ -78,7 +56,7 @@ def _resumes_of(app, job_id: int) -> list[int]:  # noqa: ANN001
 
 def _tubes(app, n: int) -> list[str]:  # noqa: ANN001
     client = app.test_client()
-    tech = _token(app, "tech1")
+    tech = bearer(app, "tech1")
     out = []
     for _ in range(n):
         r = client.post(
@@ -91,21 +69,12 @@ def _tubes(app, n: int) -> list[str]:  # noqa: ANN001
 
 def _at_once(app, post: Callable[[FlaskClient], TestResponse]) -> list:  # noqa: ANN001
     """Run post from THREADS clients released together; return each (status, error code)."""
-    barrier = threading.Barrier(THREADS)
-    codes: list = [None] * THREADS
 
-    def fire(i: int) -> None:
-        client = app.test_client()
-        barrier.wait()
+    def fire(client: FlaskClient, _i: int) -> tuple[int, str | None]:
         r = post(client)
-        codes[i] = (r.status_code, r.json.get("error"))
+        return r.status_code, r.json.get("error")
 
-    threads = [threading.Thread(target=fire, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return codes
+    return race(app, fire, THREADS)
 
 
 def test_second_resume_waits_for_the_first_and_is_refused(race_app):
@@ -139,7 +108,7 @@ def test_second_resume_waits_for_the_first_and_is_refused(race_app):
 
 def test_resume_eight_times_at_once_makes_one_job(race_app):
     job_id = _failed_job(race_app, _tubes(race_app, 3))
-    tech = _token(race_app, "tech1")
+    tech = bearer(race_app, "tech1")
 
     codes = _at_once(
         race_app,
@@ -152,7 +121,7 @@ def test_resume_eight_times_at_once_makes_one_job(race_app):
 
 def test_same_sample_queued_eight_times_at_once_prints_once(race_app):
     (tube,) = _tubes(race_app, 1)
-    tech = _token(race_app, "tech1")
+    tech = bearer(race_app, "tech1")
 
     codes = _at_once(
         race_app,

@@ -13,33 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Server
 from helpers import move, register, verify
-from werkzeug.serving import make_server
 
+from agent.station import PostResult, StationAgent, format_result
 from lims import audit
 from lims.db import new_session
-from lims.station_agent import PostResult, StationAgent, format_result
 from scanners.sim import ScannerSimulator
 
 STATION = "BENCH-B1"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 20.0
-
-
-class Server:
-    """The app on a real socket, served by werkzeug in a thread."""
-
-    def __init__(self, app, port: int = 0) -> None:  # noqa: ANN001
-        self.srv = make_server("127.0.0.1", port, app, threaded=True)
-        self.port = self.srv.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
-        self.thread.join(5)
 
 
 class LosingProxy:
@@ -100,13 +84,6 @@ def _read_request(conn: socket.socket) -> bytes:
         line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
     )
     return head + b"\r\nConnection: close\r\n\r\n" + body
-
-
-@pytest.fixture
-def server(app):  # noqa: ANN001, ANN201
-    srv = Server(app)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -323,7 +300,7 @@ def test_station_run_stops_at_once_when_the_server_refuses_its_token_or_bench(au
     ):
         try:
             res = subprocess.run(
-                [sys.executable, "-m", "lims.station_agent", "run", station]
+                [sys.executable, "-m", "agent.station", "run", station]
                 + ["--server", server.url, "--scanner", sim.port],
                 env={**os.environ, "LIMS_STATION_TOKEN": token},
                 cwd=ROOT,
@@ -358,7 +335,7 @@ def test_station_run_waits_for_a_server_that_is_only_unavailable(sim):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lims.station_agent", "run", STATION]
+        [sys.executable, "-m", "agent.station", "run", STATION]
         + ["--server", url, "--scanner", sim.port],
         env={**os.environ, "LIMS_STATION_TOKEN": "any"},
         cwd=ROOT,

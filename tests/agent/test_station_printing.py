@@ -7,19 +7,11 @@ import time
 import pytest
 from click.testing import CliRunner
 from printing_util import aliquots, job_events, printed_barcodes
-from test_station_agent import Server
 
-from lims.station_agent import StationAgent, station_cli
+from agent.station import StationAgent, station_cli
 from printers.mock import PrinterSimulator
 
 STATION = "BENCH-B1"  # the demo printer ZEBRA-B1 belongs to this bench
-
-
-@pytest.fixture
-def server(app):  # noqa: ANN001, ANN201
-    srv = Server(app)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,759 @@
+"""Print jobs: request bodies, queueing labels, the job read model, reprint, resume and void.
+
+The job lifecycle and the one-original-label rule are described in docs/printing.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+from sqlalchemy import and_, func
+from sqlmodel import Session, col, select
+
+from lims import audit, custody, labels
+from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.inputs import Input, Line, Text, blank
+from lims.models import (
+    Printer,
+    PrintJob,
+    PrintJobLabel,
+    Sample,
+    Station,
+    User,
+    VectorLot,
+    utcnow,
+)
+from lims.roles import LAB
+from lims.users import Actor
+from printers import (
+    TEMPLATES,
+    LabelContent,
+    LabelError,
+    LabelFitError,
+    Template,
+    get_template,
+)
+from printers.zpl import plan_label
+
+STATES = ("queued", "sending", "sent", "failed", "voided")
+MAX_BARCODES = 500
+MAX_COPIES = 10
+OUTCOME_UNKNOWN = "outcome unknown — check the printer and reprint"
+
+
+# --- request bodies --------------------------------------------------------------------------
+
+
+# One barcode of a label request: a sample, lot or location code (each at most 64 characters).
+Barcode = Annotated[Line, Field(min_length=1, max_length=64)]
+
+
+class PrintRequest(Input):
+    barcodes: list[Barcode] = Field(min_length=1, max_length=MAX_BARCODES)
+    printer: Line = Field(min_length=1, max_length=64)
+    template: Line | None = Field(default=None, min_length=1, max_length=32)
+    copies: int = Field(default=1, ge=1, le=MAX_COPIES)
+
+
+class ReprintIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
+    # Only these labels of the job (default: every label that printed or may have printed).
+    barcodes: list[Barcode] | None = Field(default=None, min_length=1, max_length=MAX_BARCODES)
+
+
+class ResumeIn(Input):
+    reason: Text | None = Field(default=None, max_length=2000)
+
+
+class VoidIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def require_lab(actor: Actor, what: str) -> None:
+    """Refuse (403) an actor without a lab role."""
+    if actor.role not in LAB:
+        raise Forbidden(f"{what} needs a technician, qa or admin role", code="role_required")
+
+
+def get_printer(session: Session, name: str) -> Printer:
+    """Return the printer called name (404 unknown_printer)."""
+    p = session.exec(select(Printer).where(Printer.name == name)).first()
+    if p is None:
+        known = session.exec(select(Printer.name).where(Printer.active).order_by(Printer.name))
+        raise NotFound(
+            f"no printer {name[:64]!r}; the printers are {', '.join(known) or 'none yet'}",
+            code="unknown_printer",
+        )
+    return p
+
+
+def template_for(
+    printer: Printer | None, name: str | None, container: str | None = None
+) -> Template:
+    """Return the label template: name ("cryovial" or "cryovial-300") at the printer's dpi."""
+    base = name or (printer.default_template if printer else labels.default_template(container))
+    try:
+        if base in TEMPLATES:
+            t = TEMPLATES[base]
+            if printer is not None and t.dpi != printer.dpi:
+                raise Refused(
+                    f"template {base} is for {t.dpi} dpi; printer {printer.name} prints at "
+                    f"{printer.dpi} dpi (use {base.rsplit('-', 1)[0]})",
+                    code="template_dpi_mismatch",
+                )
+            return t
+        return get_template(base, printer.dpi if printer else None)
+    except LabelError as err:
+        raise Refused(str(err), code="unknown_template") from err
+
+
+def check_fit(contents: list[LabelContent], template: Template) -> None:
+    """Refuse (422) the first label that would not fit template; nothing is clipped."""
+    for c in contents:
+        try:
+            plan_label(c, template)
+        except LabelFitError as err:
+            raise Refused(
+                f"label {c.barcode} does not fit {template.name}: {err}",
+                code="label_does_not_fit",
+                barcode=c.barcode,
+                field=err.field,
+                template=template.name,
+            ) from err
+        except LabelError as err:
+            raise Refused(
+                f"label {c.barcode} cannot be printed: {err}",
+                code="label_invalid",
+                barcode=c.barcode,
+                template=template.name,
+            ) from err
+
+
+def labels_of(session: Session, job: PrintJob) -> list[PrintJobLabel]:
+    """Return the labels of one job, in order."""
+    return list(
+        session.exec(
+            select(PrintJobLabel).where(PrintJobLabel.job_id == job.id).order_by(PrintJobLabel.idx)
+        ).all()
+    )
+
+
+def labels_by_job(session: Session, job_ids: list[int]) -> dict[int, list[PrintJobLabel]]:
+    """Return the labels of each job, in order, read in one query (for lists of jobs)."""
+    out: dict[int, list[PrintJobLabel]] = {i: [] for i in job_ids}
+    if job_ids:
+        rows = session.exec(
+            select(PrintJobLabel)
+            .where(col(PrintJobLabel.job_id).in_(job_ids))
+            .order_by(col(PrintJobLabel.job_id), col(PrintJobLabel.idx))
+        ).all()
+        for r in rows:
+            out[r.job_id].append(r)
+    return out
+
+
+def _label_scope_rows(session: Session, job_ids: list[int]) -> list[tuple[int, Any, Any]]:
+    """Return the distinct (job_id, org_id, lot_id) of everything the jobs label, in one query.
+
+    A tube gives its organisation and lot; a lot label its lot's; a box label (None, None):
+    boxes are the centre's.
+    """
+    # One query, not one per label: an outcome of a 96-label job is recorded on the hot path.
+    return list(
+        session.exec(
+            select(
+                PrintJobLabel.job_id,
+                func.coalesce(Sample.org_id, VectorLot.org_id),
+                func.coalesce(Sample.lot_id, VectorLot.id),
+            )
+            .select_from(PrintJobLabel)
+            .outerjoin(Sample, col(PrintJobLabel.sample_id) == col(Sample.id))
+            .outerjoin(
+                VectorLot,
+                and_(
+                    col(PrintJobLabel.sample_id).is_(None),
+                    col(VectorLot.lot_number) == col(PrintJobLabel.barcode),
+                ),
+            )
+            .where(col(PrintJobLabel.job_id).in_(job_ids))
+            .distinct()
+        ).all()
+    )
+
+
+def label_orgs_by_job(session: Session, job_ids: list[int]) -> dict[int, set[int | None]]:
+    """Return, per job, the organisations of what it labels (None: a box, the centre's)."""
+    out: dict[int, set[int | None]] = {j: set() for j in job_ids}
+    if job_ids:
+        for job_id, org, _lot in _label_scope_rows(session, job_ids):
+            out[job_id].add(org)
+    return out
+
+
+def _scope(session: Session, job: PrintJob) -> tuple[int | None, int | None]:
+    """Return (org_id, lot_id) shared by every label of a job, for the audit event.
+
+    The event names every barcode of the job, so it belongs to one organisation only when every
+    label does; otherwise (None) only centre staff see it.
+    """
+    scopes = _label_scope_rows(session, [job.id])
+    orgs = {org for _, org, _ in scopes}
+    lots = {lot for _, _, lot in scopes}
+    org = orgs.pop() if len(orgs) == 1 else None
+    lot = lots.pop() if len(lots) == 1 else None
+    return org, lot
+
+
+def record_event(
+    session: Session,
+    job: PrintJob,
+    action: str,
+    actor: Actor,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str | None = None,
+    device: str | None = None,
+) -> None:
+    """Append a print_job event to the audit trail, scoped to what the job labels."""
+    org_id, lot_id = _scope(session, job)
+    audit.record(
+        session,
+        actor=actor.username,
+        action=action,
+        entity_type="print_job",
+        entity_id=str(job.id),
+        before=before,
+        after=after,
+        reason=reason,
+        org_id=org_id,
+        lot_id=lot_id,
+        station=actor.station,
+        device=device or actor.device,
+    )
+
+
+def snapshot(job: PrintJob) -> dict[str, Any]:
+    """Return the fields of a job an audit event shows before and after a change."""
+    return {
+        "state": job.state,
+        "labels_total": job.labels_total,
+        "labels_printed": job.labels_printed,
+        "labels_unconfirmed": job.labels_unconfirmed,
+        "error": job.error,
+    }
+
+
+def save(session: Session, job: PrintJob) -> None:
+    """Write a change of the job: count it in its version and flush it."""
+    job.version += 1
+    session.add(job)
+    session.flush()
+
+
+def lock_job(session: Session, job_id: int) -> PrintJob:
+    """Return the job row locked for update (PostgreSQL; SQLite holds the write lock)."""
+    job = session.exec(select(PrintJob).where(PrintJob.id == job_id).with_for_update()).first()
+    if job is None:
+        raise NotFound(f"no print job {job_id}", code="unknown_print_job")
+    session.refresh(job)
+    return job
+
+
+def label_status(job: PrintJob, row: PrintJobLabel) -> str:
+    """Return what became of one label: pending, printed, unknown or not_printed."""
+    if row.printed:
+        return "printed"
+    if job.state in ("queued", "sending"):
+        return "pending"
+    if job.labels_printed < row.idx <= job.labels_printed + job.labels_unconfirmed:
+        return "unknown"
+    return "not_printed"
+
+
+def json_ts(value: datetime | None) -> str | None:
+    """Return value as the API's UTC timestamp (2026-01-31T12:00:00Z), or None."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def job_dict(
+    session: Session,
+    job: PrintJob,
+    with_labels: bool = True,
+    rows: list[PrintJobLabel] | None = None,
+) -> dict[str, Any]:
+    """Return the public JSON of a print job (rows: its labels, if already read)."""
+    printer = session.get(Printer, job.printer_id)
+    by = session.get(User, job.created_by_id)
+    rows = labels_of(session, job) if rows is None else rows
+    now = utcnow()
+    out: dict[str, Any] = {
+        "id": job.id,
+        "printer": printer.name,
+        "state": job.state,
+        "template": job.template,
+        "copies": job.copies,
+        "labels_total": job.labels_total,
+        "labels_printed": job.labels_printed,
+        "labels_unconfirmed": job.labels_unconfirmed,
+        "labels_remaining": sum(1 for r in rows if label_status(job, r) == "not_printed"),
+        "reprint_of": job.reprint_of_id,
+        "resume_of": job.resume_of_id,
+        "reason": job.reason,
+        "error": job.error,
+        "created_by": by.username if by else None,
+        "created_at": json_ts(job.created_at),
+        "claimed_by": job.claimed_by,
+        "lease_until": json_ts(job.lease_until),
+        # A job still 'sending' after its lease: its worker stopped answering mid-batch.
+        "stale": job.state == "sending" and job.lease_until is not None and job.lease_until < now,
+        "sent_at": json_ts(job.sent_at),
+        "finished_at": json_ts(job.finished_at),
+        "version": job.version,
+    }
+    if with_labels:
+        out["labels"] = [
+            {
+                "idx": r.idx,
+                "barcode": r.barcode,
+                "printed": r.printed,
+                "status": label_status(job, r),
+                "reprint": bool(labels.content_from_json(r.content).reprint),
+            }
+            for r in rows
+        ]
+    return out
+
+
+def job_visible_to(actor: Actor, *, creator_org: int | None, label_orgs: set[int | None]) -> bool:
+    """Tell whether the actor may see a job: made in their organisation, or only their labels.
+
+    label_orgs: the organisations of every label (label_orgs_by_job): a job that also labels
+    another organisation's tube or lot, or a centre box, names them. The one rule for the API
+    and the print-queue page (which loads the inputs in bulk).
+    """
+    return actor.sees_all or creator_org == actor.org.id or label_orgs == {actor.org.id}
+
+
+def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:
+    """Tell whether the actor may see the job (see job_visible_to)."""
+    if actor.sees_all:
+        return True
+    creator = session.get(User, job.created_by_id)
+    return job_visible_to(
+        actor,
+        creator_org=creator.org_id if creator is not None else None,
+        label_orgs=label_orgs_by_job(session, [job.id])[job.id],
+    )
+
+
+def get_job(session: Session, job_id: int, actor: Actor) -> PrintJob:
+    """Return a print job the actor may see (another organisation's job is a 404)."""
+    job = session.get(PrintJob, job_id)
+    if job is None or not job_visible(session, job, actor):
+        raise NotFound(f"no print job {job_id}", code="unknown_print_job")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    actor: Actor,
+    *,
+    printer: str | None = None,
+    state: str | None = None,
+    station: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[PrintJob]:
+    """Return visible print jobs, newest first, filtered by printer, state and station."""
+    stmt = select(PrintJob)
+    if printer:
+        stmt = stmt.where(PrintJob.printer_id == get_printer(session, printer).id)
+    if state:
+        if state not in STATES:
+            raise BadRequest(f"state must be one of {', '.join(STATES)}", code="bad_state")
+        stmt = stmt.where(PrintJob.state == state)
+    if station:
+        st = session.exec(select(Station).where(Station.name == station)).first()
+        if st is None:
+            raise NotFound(f"no station {station!r}", code="unknown_station")
+        ids = session.exec(select(Printer.id).where(Printer.station_id == st.id)).all()
+        stmt = stmt.where(col(PrintJob.printer_id).in_(list(ids) or [-1]))
+    if before_id:
+        stmt = stmt.where(PrintJob.id < before_id)
+    out: list[PrintJob] = []
+    # Client users see only their own jobs; filter in pages so `limit` still means something.
+    for job in session.exec(stmt.order_by(col(PrintJob.id).desc())):
+        if job_visible(session, job, actor):
+            out.append(job)
+            if len(out) >= limit:
+                break
+    return out
+
+
+# --- creating jobs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelInUse:
+    """A sample's label that is waiting, printed or of unknown fate in a job."""
+
+    barcode: str
+    job_id: int
+    job_state: str
+    status: str  # pending | printed | unknown
+
+
+def labels_in_use(
+    session: Session, sample_ids: list[int], *, exclude_jobs: set[int] | None = None
+) -> dict[int, LabelInUse]:
+    """Return, per sample, the newest job whose label of it is pending, printed or unknown."""
+    if not sample_ids:
+        return {}
+    rows = session.exec(
+        select(PrintJobLabel, PrintJob)
+        .join(PrintJob, col(PrintJob.id) == col(PrintJobLabel.job_id))
+        .where(col(PrintJobLabel.sample_id).in_(sample_ids), PrintJob.state != "voided")
+        .order_by(col(PrintJob.id), col(PrintJobLabel.idx))
+    ).all()
+    out: dict[int, LabelInUse] = {}
+    for row, job in rows:
+        if exclude_jobs and job.id in exclude_jobs:
+            continue
+        status = label_status(job, row)
+        if status != "not_printed":
+            out[row.sample_id] = LabelInUse(row.barcode, job.id, job.state, status)
+    return out
+
+
+def _lock_samples(session: Session, sample_ids: list[int]) -> None:
+    """Lock the samples' rows (PostgreSQL; SQLite holds the write lock)."""
+    # Without it two requests at once both find a sample's label free and both queue it.
+    if sample_ids:
+        session.exec(
+            select(Sample.id)
+            .where(col(Sample.id).in_(sorted(set(sample_ids))))
+            .order_by(col(Sample.id))
+            .with_for_update()
+        ).all()
+
+
+def _already_printed(found: list[LabelInUse]) -> Conflict:
+    first = found[0]
+    what = {
+        "pending": f"is waiting to print in print job {first.job_id} ({first.job_state})",
+        "printed": f"was printed in print job {first.job_id}",
+        "unknown": f"may have printed in print job {first.job_id} (outcome unknown)",
+    }[first.status]
+    then = (
+        f"once it has printed, reprint job {first.job_id} with a reason (the label says "
+        f"REPRINT), or void job {first.job_id} if it is not wanted"
+        if first.status == "pending"
+        else f"reprint job {first.job_id} with a reason (the label says REPRINT)"
+    )
+    more = f" ({len(found) - 1} more listed in conflicts)" if len(found) > 1 else ""
+    return Conflict(
+        f"{first.barcode} {what}: a second original would be a duplicate id label. For another "
+        f"label, {then}{more}",
+        code="already_printed",
+        barcode=first.barcode,
+        job=first.job_id,
+        conflicts=[
+            {"barcode": f.barcode, "job": f.job_id, "state": f.job_state, "status": f.status}
+            for f in found
+        ],
+    )
+
+
+def _create(
+    session: Session,
+    *,
+    printer: Printer,
+    template: Template,
+    items: list[tuple[LabelContent, int | None]],
+    copies: int,
+    actor: Actor,
+    action: str,
+    reason: str | None = None,
+    reprint_of: PrintJob | None = None,
+    resume_of: PrintJob | None = None,
+    extra: dict[str, Any] | None = None,
+) -> PrintJob:
+    if not printer.active:
+        raise Refused(f"printer {printer.name} is inactive", code="printer_inactive")
+    check_fit([c for c, _ in items], template)
+    job = PrintJob(
+        printer_id=printer.id,
+        template=template.name,
+        copies=copies,
+        labels_total=len(items) * copies,
+        reprint_of_id=reprint_of.id if reprint_of else None,
+        resume_of_id=resume_of.id if resume_of else None,
+        reason=reason,
+        created_by_id=actor.user.id,
+    )
+    session.add(job)
+    session.flush()
+    idx = 0
+    for content, sample_id in items:
+        for _ in range(copies):
+            idx += 1
+            session.add(
+                PrintJobLabel(
+                    job_id=job.id,
+                    idx=idx,
+                    sample_id=sample_id,
+                    barcode=content.barcode,
+                    content=labels.content_to_json(content),
+                )
+            )
+    session.flush()
+    record_event(
+        session,
+        job,
+        action,
+        actor,
+        after={
+            **snapshot(job),
+            "printer": printer.name,
+            "template": template.name,
+            "copies": copies,
+            "barcodes": [c.barcode for c, _ in items],
+            "reprint_of": job.reprint_of_id,
+            "resume_of": job.resume_of_id,
+            **(extra or {}),
+        },
+        reason=reason,
+    )
+    return job
+
+
+def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> PrintJob:
+    """Queue labels for samples, lots or boxes on a printer (one job, all or nothing).
+
+    A sample whose label is queued, printed or of unknown fate in another job is refused (409
+    already_printed): another label of it is a reprint. Lot and box labels are not restricted.
+    """
+    require_lab(actor, "printing labels")
+    printer = get_printer(session, data.printer)
+    seen: set[str] = set()
+    items: list[tuple[LabelContent, int | None]] = []
+    kinds: set[str] = set()
+    for barcode in data.barcodes:
+        if barcode in seen:
+            raise Refused(
+                f"{barcode} is listed twice; a duplicate id label is a hazard (use copies "
+                "when two labels are intended)",
+                code="duplicate_barcode",
+                barcode=barcode,
+            )
+        seen.add(barcode)
+        src = labels.resolve(session, barcode, actor)
+        items.append((src.content, src.sample_id))
+        kinds.add(src.kind)
+    template = template_for(printer, data.template or labels.default_stock(kinds))
+    sample_ids = [sid for _, sid in items if sid is not None]
+    _lock_samples(session, sample_ids)
+    closed = session.exec(
+        select(Sample.barcode, Sample.state).where(
+            col(Sample.id).in_(sample_ids), col(Sample.state).in_(sorted(custody.TERMINAL))
+        )
+    ).first()
+    if closed is not None:
+        # Material that is gone gets no new identity label.
+        raise Refused(
+            f"{closed[0]} is {closed[1]}: no new label is printed for it",
+            code="sample_closed",
+            barcode=closed[0],
+        )
+    in_use = labels_in_use(session, sample_ids)
+    if in_use:
+        raise _already_printed([in_use[sid] for sid in sample_ids if sid in in_use])
+    return _create(
+        session,
+        printer=printer,
+        template=template,
+        items=items,
+        copies=data.copies,
+        actor=actor,
+        action="print_job.queue",
+    )
+
+
+def _again(
+    session: Session,
+    job: PrintJob,
+    rows: list[PrintJobLabel],
+    actor: Actor,
+    *,
+    reprint: bool,
+    reason: str | None,
+    extra: dict[str, Any] | None = None,
+) -> PrintJob:
+    """Queue rows of job again, one copy each on its printer and stock: a reprint or a resume.
+
+    A reprint marks every label REPRINT; a resume keeps each label as it was stored.
+    """
+    printer = session.get(Printer, job.printer_id)
+    items = [
+        (labels.content_from_json(r.content, reprint=True if reprint else None), r.sample_id)
+        for r in rows
+    ]
+    return _create(
+        session,
+        printer=printer,
+        template=template_for(printer, job.template),
+        items=items,
+        copies=1,
+        actor=actor,
+        action="print_job.reprint" if reprint else "print_job.resume",
+        reason=reason,
+        reprint_of=job if reprint else None,
+        resume_of=None if reprint else job,
+        extra=extra,
+    )
+
+
+def reprint(
+    session: Session,
+    *,
+    job_id: int,
+    reason: str,
+    actor: Actor,
+    barcodes: list[str] | None = None,
+) -> PrintJob:
+    """Queue a reprint of the labels of a job that printed (or may have): REPRINT on each."""
+    require_lab(actor, "reprinting labels")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Refused("a reprint needs a reason", code="reason_required")
+    job = get_job(session, job_id, actor)
+    if job.state not in ("sent", "failed"):
+        due = f"{job.lease_until:%H:%M} UTC" if job.lease_until else "the end of its lease"
+        hint = {
+            "queued": "it has not printed yet; void it if it is not wanted",
+            # A worker that died mid-job leaves it 'sending' until its lease runs out.
+            "sending": f"it is printing (worker {job.claimed_by}); wait for its outcome. If that "
+            f"worker stopped, the job is failed as 'outcome unknown' at {due} and can be "
+            "reprinted then",
+            "voided": "it was voided before printing; queue new labels instead",
+        }[job.state]
+        raise Refused(f"job {job.id} is {job.state}: {hint}", code="not_reprintable")
+    every = labels_of(session, job)
+    rows = [r for r in every if label_status(job, r) in ("printed", "unknown")]
+    if barcodes is not None:
+        wanted = set(barcodes)
+        unknown = wanted - {r.barcode for r in every}
+        if unknown:
+            raise Refused(
+                f"not labels of job {job.id}: {', '.join(sorted(unknown))}", code="not_in_job"
+            )
+        never = wanted - {r.barcode for r in rows}
+        if never:
+            raise Refused(
+                f"never printed in job {job.id}: {', '.join(sorted(never))}; resume the job "
+                "to print them (without REPRINT)",
+                code="never_printed",
+            )
+        rows = [r for r in rows if r.barcode in wanted]
+    if not rows:
+        raise Refused(
+            f"no label of job {job.id} printed; resume it to print the labels",
+            code="never_printed",
+        )
+    return _again(session, job, rows, actor, reprint=True, reason=reason)
+
+
+def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = None) -> PrintJob:
+    """Queue, as a new job, the labels of a failed job that certainly never printed.
+
+    Labels that another job has taken since (queued on another printer, say) are left out.
+    """
+    require_lab(actor, "printing labels")
+    # Lock the job before asking whether it was resumed: two resumes at once (PostgreSQL) would
+    # otherwise both find none and both print the rest.
+    job = lock_job(session, get_job(session, job_id, actor).id)
+    if job.state != "failed":
+        raise Refused(
+            f"job {job.id} is {job.state}; only a failed job can be resumed", code="not_resumable"
+        )
+    done = session.exec(
+        select(PrintJob).where(PrintJob.resume_of_id == job.id, PrintJob.state != "voided")
+    ).first()
+    if done is not None:
+        raise Conflict(
+            f"job {job.id} was resumed already as job {done.id}",
+            code="already_resumed",
+            job=done.id,
+        )
+    rows = [r for r in labels_of(session, job) if label_status(job, r) == "not_printed"]
+    if not rows:
+        unknown = job.labels_unconfirmed
+        why = (
+            f"{unknown} labels have an unknown outcome: check the printer and reprint them "
+            "with a reason"
+            if unknown
+            else "every label printed"
+        )
+        raise Refused(f"job {job.id} has nothing left to print: {why}", code="nothing_to_resume")
+    sample_ids = [r.sample_id for r in rows if r.sample_id is not None]
+    _lock_samples(session, sample_ids)
+    # This job's own printed copies and its reprints do not make its other copies duplicates.
+    mine = {job.id} | set(
+        session.exec(select(PrintJob.id).where(PrintJob.reprint_of_id == job.id)).all()
+    )
+    taken = labels_in_use(session, sample_ids, exclude_jobs=mine)
+    skipped = [
+        {"barcode": r.barcode, "job": taken[r.sample_id].job_id}
+        for r in rows
+        if r.sample_id in taken
+    ]
+    rows = [r for r in rows if r.sample_id not in taken]
+    if not rows:
+        jobs = ", ".join(sorted({str(s["job"]) for s in skipped}))
+        raise Refused(
+            f"job {job.id} has nothing left to print: its unprinted labels were queued again "
+            f"in job {jobs}",
+            code="nothing_to_resume",
+            skipped=skipped,
+        )
+    return _again(
+        session,
+        job,
+        rows,
+        actor,
+        reprint=False,
+        reason=f"rest of job {job.id} after: {job.error}" if blank(reason) else reason,
+        extra={"skipped": skipped} if skipped else None,
+    )
+
+
+def void(session: Session, *, job_id: int, reason: str, actor: Actor) -> PrintJob:
+    """Void a queued job (it will never be sent), with a reason."""
+    require_lab(actor, "voiding a print job")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Refused("voiding a print job needs a reason", code="reason_required")
+    job = lock_job(session, get_job(session, job_id, actor).id)
+    if job.state != "queued":
+        raise Refused(
+            f"job {job.id} is {job.state}; only a queued job can be voided",
+            code="not_voidable",
+            state=job.state,
+        )
+    before = snapshot(job)
+    job.state = "voided"
+    job.finished_at = utcnow()
+    job.claimed_by = None
+    job.lease_until = None
+    save(session, job)
+    record_event(
+        session, job, "print_job.void", actor, before=before, after=snapshot(job), reason=reason
+    )
+    return job
