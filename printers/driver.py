@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 from printers.errors import PrinterNotReady, PrinterUnreachable, StatusParseError
 from printers.status import (
@@ -14,7 +15,7 @@ from printers.status import (
     parse_host_identification,
     parse_host_status,
 )
-from printers.transport import Flow, SerialTransport, WriteTimeout
+from printers.transport import LinkOptions, SerialTransport, WriteTimeout
 
 __all__ = ["BatchOutcome", "ZplPrinter"]
 
@@ -57,14 +58,14 @@ class ZplPrinter:
     def __init__(
         self,
         url: str,
-        baud: int = 9600,
-        flow: Flow = "xonxoff",
-        timeout: float = 2.0,
+        *,
         poll_interval: float = 0.05,
         stall_timeout: float = 15.0,
+        **link: Unpack[LinkOptions],
     ) -> None:
-        self.transport = SerialTransport(url, baud=baud, flow=flow, timeout=timeout)
-        self.timeout = timeout
+        self.transport = SerialTransport(url, **link)
+        # Status replies are awaited as long as the line's own timeout.
+        self.timeout = self.transport.timeout
         self.poll_interval = poll_interval
         self.stall_timeout = stall_timeout
 

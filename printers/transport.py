@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from typing import Literal, TypedDict
 
 import serial
 
@@ -16,9 +16,18 @@ except ImportError:  # not POSIX: pyserial raises only its own and OS errors the
 from printers.errors import PrinterError, PrinterUnreachable
 from printers.status import count_frames
 
-__all__ = ["Flow", "SerialTransport", "WriteTimeout", "link_seconds"]
+__all__ = ["Flow", "LinkOptions", "SerialTransport", "WriteTimeout", "link_seconds"]
 
 Flow = Literal["xonxoff", "rtscts", "none"]
+
+
+class LinkOptions(TypedDict, total=False):
+    """How the serial line is set (SerialTransport's keywords, passed through by ZplPrinter)."""
+
+    baud: int
+    flow: Flow
+    timeout: float
+
 
 BITS_PER_BYTE = 10  # 8N1: start bit + 8 data bits + stop bit
 # Reads poll at this interval so a deadline is honoured without reconfiguring the port each time.
