@@ -1,4 +1,4 @@
-"""Label printer drivers: pure ZPL rendering, status parsing, serial transport, simulator.
+"""Label printer drivers: ZPL, status parsing, serial transport, the claimed-job loop, simulator.
 
 Rule of the house: nothing here imports the lims package or Flask.
 """

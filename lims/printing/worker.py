@@ -39,6 +39,11 @@ def _worker_actor(db: Session, worker: str, printer: Printer | None = None) -> A
 
 
 class _DbBackend:
+    """Report to the database, each step in a transaction of its own.
+
+    start commits 'sending' before the first byte leaves the port.
+    """
+
     def __init__(self, engine: Engine, worker: str) -> None:
         self.engine = engine
         self.worker = worker
