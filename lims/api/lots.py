@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from lims import lots
 from lims.api.query import QueryModel
-from lims.http import current_actor, get_db, write
+from lims.boundary import current_actor, get_db, write
 from lims.lots import LotCreate, LotTransitionIn, QcIn
 from lims.models import VectorLot
 

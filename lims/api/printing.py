@@ -10,9 +10,9 @@ from sqlmodel import Session
 
 from lims import audit, labels, printing, samples
 from lims.api.query import QueryModel
+from lims.boundary import current_actor, get_db, require, write
 from lims.db import _read_only, new_session, set_read_only
 from lims.errors import Refused
-from lims.http import current_actor, get_db, require, write
 from lims.printing import (
     ClaimIn,
     OutcomeIn,

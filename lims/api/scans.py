@@ -39,7 +39,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from lims import scanning, stations
 from lims.api.query import QueryModel
-from lims.http import accepts_nul, current_actor, get_db, require, write
+from lims.boundary import accepts_nul, current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.roles import LAB
 

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from lims import audit, custody, exports, lots, printing, scanning, stations, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
+from lims.boundary import get_db
 from lims.errors import BadRequest, LimsError, NotFound, Refused
-from lims.http import get_db
 from lims.inputs import check_text
 from lims.models import (
     Location,
