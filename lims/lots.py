@@ -152,12 +152,35 @@ def evaluate_spec(spec: str, result: str) -> bool | None:
     }[m.group(1)]
 
 
+def find_lot(session: Session, lot_number: str, actor: Actor | None = None) -> VectorLot | None:
+    """Return the lot numbered lot_number, whatever the case; None if there is none.
+
+    With actor: None too for a lot the actor may not see, so that no caller reveals it exists.
+    """
+    # Lot numbers are unique whatever the case (migration 0002's index on lower(lot_number)
+    # answers this): aav9-2611-001 is that lot.
+    lot = session.exec(
+        select(VectorLot).where(func.lower(VectorLot.lot_number) == lot_number.lower())
+    ).first()
+    if lot is None or (actor is not None and not actor.can_see(lot.org_id)):
+        return None
+    return lot
+
+
 def get_lot(session: Session, lot_number: str, actor: Actor) -> VectorLot:
     """Return a lot the actor may see (another organisation's lot is a 404)."""
-    lot = session.exec(select(VectorLot).where(VectorLot.lot_number == lot_number)).first()
-    if lot is None or not actor.can_see(lot.org_id):
+    lot = find_lot(session, lot_number, actor)
+    if lot is None:
         raise NotFound(f"no lot {lot_number!r}", code="unknown_lot")
     return lot
+
+
+def list_lots(session: Session, actor: Actor) -> list[VectorLot]:
+    """Return the lots the actor may see, oldest first."""
+    stmt = select(VectorLot).order_by(VectorLot.id)
+    if not actor.sees_all:
+        stmt = stmt.where(VectorLot.org_id == actor.org.id)
+    return list(session.exec(stmt).all())
 
 
 def qc_results(session: Session, lot: VectorLot) -> list[QcResult]:
@@ -230,9 +253,7 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     if project is None or not actor.can_see(project.org_id):
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
     # Compared without case: AAV9-2611-001 and aav9-2611-001 would be one lot to a reader.
-    existing = session.exec(
-        select(VectorLot).where(func.lower(VectorLot.lot_number) == data.lot_number.lower())
-    ).first()
+    existing = find_lot(session, data.lot_number)
     if existing is not None:
         # Lot numbers are unique across the centre; another organisation's lot is not named.
         message = (

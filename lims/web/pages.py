@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, custody, exports, lots, printing, scanning, stations, storage
+from lims import audit, custody, exports, lots, printing, scanning, storage
+from lims import bench as bench_mod
 from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.errors import BadRequest, LimsError, NotFound, Refused
@@ -49,7 +50,7 @@ def benches():  # noqa: ANN201
     rows = db.exec(select(Station).order_by(Station.name)).all()
     rooms = {loc.id: loc for loc in db.exec(select(Location).where(Location.kind == "room"))}
     # A client's staff see another organisation's task only as "in use".
-    views = {st.name: stations.station_view(db, st, actor()) for st in rows}
+    views = {st.name: bench_mod.station_view(db, st, actor()) for st in rows}
     return render("benches.html", stations=rows, rooms=rooms, views=views)
 
 
@@ -58,9 +59,9 @@ def benches():  # noqa: ANN201
 def bench(station: str):  # noqa: ANN201
     """Show a bench: mode banner, operator, target, the scan field and the last scans."""
     db = get_db()
-    st = stations.get_station(db, station)
-    state = stations.station_view(db, st, actor())
-    scans = stations.recent_scans(db, station=st.name, actor=actor(), limit=15)
+    st = bench_mod.get_station(db, station)
+    state = bench_mod.station_view(db, st, actor())
+    scans = bench_mod.recent_scans(db, station=st.name, actor=actor(), limit=15)
     return render("bench.html", station=st, state=state, scans=scans)
 
 
