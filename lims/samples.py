@@ -224,8 +224,8 @@ def _require_lab(actor: Actor, what: str) -> None:
     )
 
 
-def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> None:  # noqa: ANN001
-    audit.record(
+def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> dict:  # noqa: ANN001
+    return audit.record(
         session,
         actor=actor.username,
         action=action,
@@ -696,23 +696,18 @@ def genealogy(session: Session, s: Sample) -> dict[str, Any]:
         by_parent.setdefault(k.parent_id, []).append(k)
 
     def node(x: Sample) -> dict[str, Any]:
-        return {
-            "barcode": x.barcode,
-            "state": x.state,
-            "lineage": x.lineage,
-            "coi": x.coi,
-            "children": [node(c) for c in by_parent.get(x.id, [])],
-        }
+        return {**_kin(x), "children": [node(c) for c in by_parent.get(x.id, [])]}
 
     return {
         "barcode": s.barcode,
         "coi": s.coi,
-        "ancestors": [
-            {"barcode": a.barcode, "state": a.state, "lineage": a.lineage, "coi": a.coi}
-            for a in ancestors
-        ],
+        "ancestors": [_kin(a) for a in ancestors],
         "tree": node(s),
     }
+
+
+def _kin(x: Sample) -> dict[str, Any]:
+    return {"barcode": x.barcode, "state": x.state, "lineage": x.lineage, "coi": x.coi}
 
 
 # --- corrections (EU GMP Annex 11 §9: a change to recorded data needs a reason) ------------
@@ -789,20 +784,9 @@ def correct_sample(
     before = {**snapshot(session, s), "container": s.container}
     _save(session, s, changes)
     after = {**snapshot(session, s), "container": s.container, "corrects": corrects}
-    event = audit.record(
-        session,
-        actor=actor.username,
-        action="sample.correct",
-        entity_type="sample",
-        entity_id=s.barcode,
-        before=before,
-        after=after,
-        reason=data.reason.strip(),
-        org_id=s.org_id,
-        lot_id=s.lot_id,
-        location_id=s.location_id,
-        station=actor.station,
-        device=actor.device,
-        corrects_seq=max((v for v in corrects.values() if v is not None), default=None),
+    seq = max((v for v in corrects.values() if v is not None), default=None)
+    reason = data.reason.strip()
+    event = _record(
+        session, actor, "sample.correct", s, before, after, reason=reason, corrects_seq=seq
     )
     return s, event

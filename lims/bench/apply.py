@@ -40,6 +40,11 @@ def apply(
         _badge(session, st, r.obj, operator, device, result)
         return
     assert actor is not None  # every other kind was refused without an operator
+    if st.mode is None and r.kind in _LOOKUPS:
+        # With no task a place, lot or tube is looked up: nothing changes.
+        result["action"] = "lookup"
+        result["message"] = _LOOKUPS[r.kind](session, r, result)
+        return
     handler = _BY_KIND.get(r.kind)
     if handler is None:  # gs1 with nothing of ours in it
         raise Refusal(
@@ -148,11 +153,6 @@ def _location(
     session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
 ) -> None:
     loc: Location = r.obj
-    if st.mode is None:
-        result["action"] = "lookup"
-        result["message"] = f"{loc.code}: {storage.path_text(session, loc)}{_used(session, loc)}"
-        result["message"] += "; scan a command"
-        return
     _in_mode(st, "target", f"a location is not used when you {MODES[st.mode].words}")
     if loc.kind in ("site",):
         raise Refusal("bad_location", f"{loc.code} is a site; scan a room, freezer or box")
@@ -172,11 +172,25 @@ def _location(
     result["message"] = f"target: {where}"
 
 
-def _used(session: Session, loc: Location) -> str:
+def _look_up_location(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    loc: Location = r.obj
+    used = ""
     if loc.kind == "box" and loc.rows and loc.cols:
         taken = len(storage.occupied(session, loc.id))
-        return f" ({taken} of {loc.rows * loc.cols} positions used)"
-    return ""
+        used = f" ({taken} of {loc.rows * loc.cols} positions used)"
+    return f"{loc.code}: {storage.path_text(session, loc)}{used}; scan a command"
+
+
+def _look_up_lot(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    lot: VectorLot = r.obj
+    expires = f", expires {lot.expires_on.isoformat()}" if lot.expires_on else ""
+    return f"lot {lot.lot_number}: {lot.vector}, {lot.state}{expires}"
+
+
+def _look_up_sample(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    s: Sample = r.obj
+    result["sample"] = samples.sample_dict(session, s)
+    return f"{s.barcode}: {s.state}{_where(session, s)}; scan a command to act"
 
 
 def _free_position(
@@ -203,12 +217,6 @@ def _free_position(
 def _lot(session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
     lot = r.obj
     expiry = (r.parsed.gs1 or {}).get("expiry") if r.parsed else None
-    if st.mode is None:
-        result["action"] = "lookup"
-        result["message"] = f"lot {lot.lot_number}: {lot.vector}, {lot.state}" + (
-            f", expires {lot.expires_on.isoformat()}" if lot.expires_on else ""
-        )
-        return
     if expiry and lot.expires_on and expiry != lot.expires_on.isoformat():
         raise Refusal(
             "lot_label_mismatch",
@@ -236,11 +244,6 @@ def _sample(
     session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
 ) -> None:
     s: Sample = r.obj
-    if st.mode is None:
-        result["action"] = "lookup"
-        result["sample"] = samples.sample_dict(session, s)
-        result["message"] = f"{s.barcode}: {s.state}{_where(session, s)}; scan a command to act"
-        return
     ctx = context(st)
     target = storage.location_by_id(session, st.target_location_id)
     _check_lot(session, s, ctx.get("lot"))
@@ -295,4 +298,9 @@ _BY_KIND = {
     "lot": _lot,
     "coi": _coi,
     "sample": _sample,
+}
+_LOOKUPS = {
+    "location": _look_up_location,
+    "lot": _look_up_lot,
+    "sample": _look_up_sample,
 }

@@ -31,7 +31,6 @@ from lims.models import (
     SampleType,
     Station,
     User,
-    VectorLot,
 )
 from lims.roles import AUDIT_READERS, LAB
 from lims.web.common import actor, bp, page, perform, render, safe_next
@@ -246,12 +245,7 @@ def _first_error(exc: Exception) -> str:
 @page()
 def lots_list():  # noqa: ANN201
     """List the vector lots you may see, with their disposition."""
-    db = get_db()
-    who = actor()
-    stmt = select(VectorLot).order_by(VectorLot.id)
-    if not who.sees_all:
-        stmt = stmt.where(VectorLot.org_id == who.org.id)
-    return render("lots.html", rows=db.exec(stmt).all())
+    return render("lots.html", rows=lots.list_lots(get_db(), actor()))
 
 
 def _lot_context(lot_number: str) -> dict[str, Any]:
