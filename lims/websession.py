@@ -17,7 +17,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from lims import audit, stations
+from lims import audit, bench
 from lims.boundary import unit
 from lims.errors import BadRequest, Forbidden, NotFound, Refused
 from lims.models import User, WebSession, utcnow
@@ -358,7 +358,7 @@ def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Us
     db.flush()
     n = end_all_sessions(db, user.id, "user_disabled")
     # A bench agent posts for whoever badged in: sign them off there too (one event per bench).
-    benches = stations.sign_off_everywhere(
+    benches = bench.sign_off_everywhere(
         db, user, actor=actor, reason=f"account of {user.username} disabled: {reason}"
     )
     record_user_event(

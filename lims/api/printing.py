@@ -32,7 +32,6 @@ from printers.preview import label_png
 bp = APIBlueprint("printing", __name__, url_prefix="/api", tag="Label printing")
 
 
-
 class JobQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     printer: str | None = Field(default=None, max_length=64)
