@@ -227,12 +227,8 @@ def _serve_docs_locally(app: APIFlask) -> None:
 
 
 def _register_boundary(app: APIFlask) -> None:
-    from lims.http import (
-        close_db,
-        handle_db_error,
-        handle_lims_error,
-        handle_unexpected,
-    )
+    from lims.boundary.api import handle_db_error, handle_lims_error, handle_unexpected
+    from lims.boundary.unit import close_db
 
     @app.before_request
     def _mark_readers() -> None:

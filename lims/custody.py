@@ -135,6 +135,14 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 FIELDS = ("condition", "location", "position", "custodian", "coi", "destination", "reason")
+# Who handles material: the roles some custody move allows (who may work at a bench).
+HANDLERS = frozenset().union(*(t.roles for t in TRANSITIONS.values()))
+
+
+def require_role(role: str, roles: frozenset[str], message: str) -> None:
+    """Refuse (403 role_required) a role that is not one of roles, saying message."""
+    if role not in roles:
+        raise Forbidden(message, code="role_required")
 
 
 def allowed_actions(state: str) -> list[str]:
@@ -162,11 +170,9 @@ def check(
             allowed=allowed,
         )
     # The role first: someone who may never do this learns nothing from the sample's state.
-    if role not in t.roles:
-        raise Forbidden(
-            f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}",
-            code="role_required",
-        )
+    require_role(
+        role, t.roles, f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}"
+    )
     if state not in t.sources:
         raise Refused(
             f"cannot {action} a sample that is {state}; "

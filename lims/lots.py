@@ -152,12 +152,46 @@ def evaluate_spec(spec: str, result: str) -> bool | None:
     }[m.group(1)]
 
 
+def find_lot(session: Session, lot_number: str, actor: Actor | None = None) -> VectorLot | None:
+    """Return the lot numbered lot_number, whatever the case; None if there is none.
+
+    With actor: None too for a lot the actor may not see, so that no caller reveals it exists.
+    """
+    # Lot numbers are unique whatever the case (migration 0002's index on lower(lot_number)
+    # answers this): aav9-2611-001 is that lot.
+    lot = session.exec(
+        select(VectorLot).where(func.lower(VectorLot.lot_number) == lot_number.lower())
+    ).first()
+    if lot is None or (actor is not None and not actor.can_see(lot.org_id)):
+        return None
+    return lot
+
+
 def get_lot(session: Session, lot_number: str, actor: Actor) -> VectorLot:
     """Return a lot the actor may see (another organisation's lot is a 404)."""
-    lot = session.exec(select(VectorLot).where(VectorLot.lot_number == lot_number)).first()
-    if lot is None or not actor.can_see(lot.org_id):
+    lot = find_lot(session, lot_number, actor)
+    if lot is None:
         raise NotFound(f"no lot {lot_number!r}", code="unknown_lot")
     return lot
+
+
+def list_lots(session: Session, actor: Actor) -> list[VectorLot]:
+    """Return the lots the actor may see, oldest first."""
+    stmt = select(VectorLot).order_by(VectorLot.id)
+    if not actor.sees_all:
+        stmt = stmt.where(VectorLot.org_id == actor.org.id)
+    return list(session.exec(stmt).all())
+
+
+def lot_summary(lot: VectorLot) -> dict[str, Any]:
+    """Return a lot's line in a list of lots."""
+    return {
+        "lot_number": lot.lot_number,
+        "state": lot.state,
+        "vector": lot.vector,
+        "vector_type": lot.vector_type,
+        "version": lot.version,
+    }
 
 
 def qc_results(session: Session, lot: VectorLot) -> list[QcResult]:
@@ -172,13 +206,15 @@ def qc_results(session: Session, lot: VectorLot) -> list[QcResult]:
 def _qc_dict(r: QcResult) -> dict[str, Any]:
     return {
         "id": r.id,
-        "test": r.test,
-        "spec": r.spec,
-        "result": r.result,
-        "passed": r.passed,
+        **_qc_result(r),
         "recorded_at": r.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "supersedes": r.supersedes_id,
     }
+
+
+def _qc_result(r: QcResult) -> dict[str, Any]:
+    """Return what a QC result says (the part a lot's snapshot, and so its signature, binds)."""
+    return {"test": r.test, "spec": r.spec, "result": r.result, "passed": r.passed}
 
 
 def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
@@ -194,10 +230,7 @@ def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
         "volume_ml": lot.volume_ml,
         "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else None,
         "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
-        "qc": [
-            {"test": r.test, "spec": r.spec, "result": r.result, "passed": r.passed}
-            for r in qc_results(session, lot)
-        ],
+        "qc": [_qc_result(r) for r in qc_results(session, lot)],
     }
 
 
@@ -230,9 +263,7 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     if project is None or not actor.can_see(project.org_id):
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
     # Compared without case: AAV9-2611-001 and aav9-2611-001 would be one lot to a reader.
-    existing = session.exec(
-        select(VectorLot).where(func.lower(VectorLot.lot_number) == data.lot_number.lower())
-    ).first()
+    existing = find_lot(session, data.lot_number)
     if existing is not None:
         # Lot numbers are unique across the centre; another organisation's lot is not named.
         message = (
@@ -251,18 +282,35 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     )
     session.add(lot)
     session.flush()
+    _record(session, actor, "lot.create", lot, None, snapshot(session, lot))
+    return lot
+
+
+def _record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    lot: VectorLot,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    reason: str | None = None,
+    **kw: Any,
+) -> None:
+    """Append the lot's event (a reason of only spaces is none)."""
     audit.record(
         session,
         actor=actor.username,
-        action="lot.create",
+        action=action,
         entity_type="lot",
         entity_id=lot.lot_number,
-        after=snapshot(session, lot),
+        before=before,
+        after=after,
+        reason=None if blank(reason) else reason,
         org_id=lot.org_id,
         lot_id=lot.id,
         station=actor.station,
+        **kw,
     )
-    return lot
 
 
 def _save(session: Session, lot: VectorLot, changes: dict[str, Any]) -> None:
@@ -325,20 +373,8 @@ def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) ->
     session.add(qc)
     session.flush()
     _save(session, lot, {})
-    audit.record(
-        session,
-        actor=actor.username,
-        action="lot.qc",
-        entity_type="lot",
-        entity_id=lot.lot_number,
-        before=before,
-        after=snapshot(session, lot),
-        reason=None if blank(data.reason) else data.reason,
-        org_id=lot.org_id,
-        lot_id=lot.id,
-        station=actor.station,
-        corrects_seq=corrects,
-    )
+    after = snapshot(session, lot)
+    _record(session, actor, "lot.qc", lot, before, after, data.reason, corrects_seq=corrects)
     return qc
 
 
@@ -469,19 +505,9 @@ def transition_lot(
     after = snapshot(session, lot)
     if sig is not None:
         after["signature"] = signatures.manifestation(sig)
-    audit.record(
-        session,
-        actor=actor.username,
-        action=f"lot.{data.action}",
-        entity_type="lot",
-        entity_id=lot.lot_number,
-        before=before,
-        after=after,
-        reason=None if blank(data.reason) else data.reason,
-        org_id=lot.org_id,
-        lot_id=lot.id,
-        station=actor.station,
-        signature_id=sig.id if sig else None,
+    sig_id = sig.id if sig else None
+    _record(
+        session, actor, f"lot.{data.action}", lot, before, after, data.reason, signature_id=sig_id
     )
     return lot
 

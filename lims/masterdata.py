@@ -122,7 +122,7 @@ def check_new_code(session: Session, code: str, what: str, *, reveal: bool = Tru
 
     reveal: say what the code names already (False for a client, who may not learn it).
     A lot number may be all digits (suppliers' often are): a scan of it that reads as GS1 is
-    still looked up as a lot (scanning.resolve).
+    still looked up as a lot (lims.bench.resolve).
     """
     parsed = scanning.classify(code)
     if parsed.kind != "code" and not (what == "lot" and parsed.kind == "gs1" and code.isdigit()):

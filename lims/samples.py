@@ -11,9 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, storage
+from lims import audit, custody, lots, storage
 from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
-from lims.errors import Conflict, Forbidden, NotFound, Refused
+from lims.errors import Conflict, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.inputs import Input, Line, Text
 from lims.models import (
@@ -28,7 +28,6 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
-from lims.roles import LAB
 from lims.users import Actor
 
 MAX_ALIQUOTS = 96
@@ -91,16 +90,31 @@ def next_serial(session: Session, name: str) -> int:
 _BY_BARCODE = f"SELECT {column_list(Sample)} FROM sample WHERE barcode = ?"
 
 
-def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
-    """Return a sample the actor may see; another organisation's sample does not exist (404)."""
+def find_sample(session: Session, barcode: str, actor: Actor | None) -> Sample | None:
+    """Return the sample with this barcode if the actor may see it, else None.
+
+    The one way a sample is loaded by its barcode. Another organisation's sample is None, as an
+    unknown one is, so that no caller reveals it exists.
+    """
     # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
     row = driver_execute(session, _BY_BARCODE, (barcode,)).fetchone()
-    return _visible(session, row, barcode, actor)
+    return _visible(session, row, actor)
 
 
-def _visible(session: Session, row: Any, barcode: str, actor: Actor) -> Sample:
+def get_sample(session: Session, barcode: str, actor: Actor) -> Sample:
+    """Return a sample the actor may see; another organisation's sample does not exist (404)."""
+    return _found(find_sample(session, barcode, actor), barcode)
+
+
+def _visible(session: Session, row: Any, actor: Actor | None) -> Sample | None:
     sample = None if row is None else adopt(session, Sample, row)
-    if sample is None or not actor.can_see(sample.org_id):
+    if sample is None or actor is None or not actor.can_see(sample.org_id):
+        return None
+    return sample
+
+
+def _found(sample: Sample | None, barcode: str) -> Sample:
+    if sample is None:
         raise NotFound(f"no sample {barcode!r}", code="unknown_sample")
     return sample
 
@@ -188,7 +202,7 @@ def list_samples(
     if state:
         stmt = stmt.where(Sample.state == state)
     if lot:
-        lot_row = session.exec(select(VectorLot).where(VectorLot.lot_number == lot)).first()
+        lot_row = lots.find_lot(session, lot)
         stmt = stmt.where(Sample.lot_id == (lot_row.id if lot_row else -1))
     if project:
         proj = session.exec(select(Project).where(Project.code == project)).first()
@@ -205,12 +219,13 @@ def list_samples(
 
 
 def _require_lab(actor: Actor, what: str) -> None:
-    if actor.role not in LAB:
-        raise Forbidden(f"{what} needs a technician, qa or admin role", code="role_required")
+    custody.require_role(
+        actor.role, custody.HANDLERS, f"{what} needs a technician, qa or admin role"
+    )
 
 
-def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> None:  # noqa: ANN001
-    audit.record(
+def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> dict:  # noqa: ANN001
+    return audit.record(
         session,
         actor=actor.username,
         action=action,
@@ -236,9 +251,7 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
     parent = get_sample(session, data.parent, actor) if data.parent else None
     lot = None
     if data.lot:
-        lot = session.exec(select(VectorLot).where(VectorLot.lot_number == data.lot)).first()
-        if lot is None or not actor.can_see(lot.org_id):
-            raise NotFound(f"no lot {data.lot!r}", code="unknown_lot")
+        lot = lots.get_lot(session, data.lot, actor)
         if lot.state in ("rejected", "expired"):
             raise Refused(f"lot {lot.lot_number} is {lot.state}; no new vials", code="lot_closed")
     project = None
@@ -371,7 +384,7 @@ def transition(session: Session, *, barcode: str, data: TransitionIn, actor: Act
     # The custodian is read with the sample: on PostgreSQL a statement costs about a round trip.
     row = driver_execute(session, _BY_BARCODE_WITH_USER, (data.custodian, barcode)).fetchone()
     n = len(_CUSTODIAN_COLUMNS)
-    s = _visible(session, None if row is None else row[:-n], barcode, actor)
+    s = _found(_visible(session, None if row is None else row[:-n], actor), barcode)
     user = None if row[-n] is None else tuple(row[-n:])
     return apply_transition(session, sample=s, data=data, actor=actor, custodian_row=user)
 
@@ -424,6 +437,14 @@ def apply_transition(
             code="missing_fields",
             missing=["location"],
         )
+    if data.action == "hand_over" and data.coi != s.coi:
+        # Identity first: a wrong patient's tube stops the hand-over whoever holds it.
+        raise Refused(
+            f"COI MISMATCH - STOP: {s.barcode} carries {s.coi}, not the expected {data.coi}; "
+            "hand-over refused, set the tube aside and call QA",
+            code="coi_mismatch",
+            expected=data.coi,
+        )
     before = snapshot(session, s)
     changes: dict[str, Any] = {}
     if t.target is not None:
@@ -451,14 +472,12 @@ def apply_transition(
         if not (user_org == s.org_id or _is_centre(session, user_org)):
             raise Refused(f"{data.custodian} may not hold this organisation's material")
         if data.action == "hand_over" and user_id == s.custodian_id:
-            raise Refused(f"{s.barcode} is already in {data.custodian}'s custody", code="no_change")
+            # Taking over what one holds already would record a hand-over that never happened.
+            raise Refused(
+                f"{s.barcode} is in {data.custodian}'s custody already: nothing to hand over",
+                code="no_change",
+            )
         changes["custodian_id"] = user_id
-    if data.action == "hand_over" and data.coi != s.coi:
-        raise Refused(
-            f"COI mismatch: {s.barcode} carries {s.coi}, not {data.coi}; hand-over refused",
-            code="coi_mismatch",
-            expected=data.coi,
-        )
     if data.action in ("check_out", "ship") or (t.target in custody.TERMINAL):
         if data.action == "check_out" and storage.is_frozen(
             session, storage.location_by_id(session, s.location_id)
@@ -677,23 +696,18 @@ def genealogy(session: Session, s: Sample) -> dict[str, Any]:
         by_parent.setdefault(k.parent_id, []).append(k)
 
     def node(x: Sample) -> dict[str, Any]:
-        return {
-            "barcode": x.barcode,
-            "state": x.state,
-            "lineage": x.lineage,
-            "coi": x.coi,
-            "children": [node(c) for c in by_parent.get(x.id, [])],
-        }
+        return {**_kin(x), "children": [node(c) for c in by_parent.get(x.id, [])]}
 
     return {
         "barcode": s.barcode,
         "coi": s.coi,
-        "ancestors": [
-            {"barcode": a.barcode, "state": a.state, "lineage": a.lineage, "coi": a.coi}
-            for a in ancestors
-        ],
+        "ancestors": [_kin(a) for a in ancestors],
         "tree": node(s),
     }
+
+
+def _kin(x: Sample) -> dict[str, Any]:
+    return {"barcode": x.barcode, "state": x.state, "lineage": x.lineage, "coi": x.coi}
 
 
 # --- corrections (EU GMP Annex 11 §9: a change to recorded data needs a reason) ------------
@@ -770,20 +784,9 @@ def correct_sample(
     before = {**snapshot(session, s), "container": s.container}
     _save(session, s, changes)
     after = {**snapshot(session, s), "container": s.container, "corrects": corrects}
-    event = audit.record(
-        session,
-        actor=actor.username,
-        action="sample.correct",
-        entity_type="sample",
-        entity_id=s.barcode,
-        before=before,
-        after=after,
-        reason=data.reason.strip(),
-        org_id=s.org_id,
-        lot_id=s.lot_id,
-        location_id=s.location_id,
-        station=actor.station,
-        device=actor.device,
-        corrects_seq=max((v for v in corrects.values() if v is not None), default=None),
+    seq = max((v for v in corrects.values() if v is not None), default=None)
+    reason = data.reason.strip()
+    event = _record(
+        session, actor, "sample.correct", s, before, after, reason=reason, corrects_seq=seq
     )
     return s, event

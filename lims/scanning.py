@@ -1,13 +1,8 @@
-"""What a scanned string means: sample, COI label, location, badge, command, lot or GS1.
+"""What a scanned string is by its shape: sample, COI label, location, command, GS1 or a code.
 
-Two steps, so that the part that runs on every scan can be tested and fuzzed without a database:
-
-- `classify(data, symbology)` is pure: it never raises and never touches the database. It sorts a
-  string into a kind by its shape and refuses what cannot be ours (wrong check character,
-  unknown command, control bytes, unreadable GS1, too long).
-- `resolve(session, parsed, actor)` looks the classified string up: a sample the actor may see,
-  a location, a badge, a vector lot. Another organisation's sample or lot is refused exactly as
-  an unknown one is, so a scan never reveals that a record exists.
+`classify(data, symbology)` is pure: it never raises and never touches the database. It sorts a
+string into a kind by its shape and refuses what cannot be ours (wrong check character, unknown
+command, control bytes, unreadable GS1, too long). lims.bench.resolve looks the result up.
 
 Scan formats (what goes on labels and on the bench command sheet):
 
@@ -33,19 +28,14 @@ GS1 element string          with a GS1 AIM identifier (]C1 ]d2 ]Q3 ]e0 ]J1), a G
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import biip
 from biip.gs1_messages import GS1Message
-from sqlalchemy import func
-from sqlmodel import Session, select
 
-from lims import storage
 from lims.identifiers import check_sample_barcode, mod37_2
 from lims.inputs import check_line
-from lims.models import Sample, User, VectorLot
-from lims.users import Actor
 
 __all__ = [
     "COMMANDS",
@@ -53,11 +43,9 @@ __all__ = [
     "MAX_SCAN_LENGTH",
     "REASONS",
     "Parsed",
-    "Resolved",
     "classify",
     "classify_strict",
     "printable",
-    "resolve",
 ]
 
 # The framer caps frames at 512 bytes; no label of ours comes near it.
@@ -129,39 +117,6 @@ class Parsed:
     def ok(self) -> bool:
         """Return True unless the scan is refused by its shape alone."""
         return self.kind != "refused"
-
-
-@dataclass
-class Resolved:
-    """What a scan refers to in the database (or why it refers to nothing)."""
-
-    kind: str  # sample | coi | location | badge | lot | command | gs1 | refused
-    ref: str = ""
-    parsed: Parsed | None = None
-    obj: Any = None  # Sample, Location, User or VectorLot
-    code: str | None = None
-    message: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """Return True when the scan refers to something."""
-        return self.kind != "refused"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form (no database objects)."""
-        out: dict[str, Any] = {"kind": self.kind, "ref": self.ref}
-        if self.parsed is not None:
-            if self.parsed.position:
-                out["position"] = self.parsed.position
-            if self.parsed.argument:
-                out["argument"] = self.parsed.argument
-            if self.parsed.gs1:
-                out["gs1"] = self.parsed.gs1
-        out.update(self.extra)
-        if self.code:
-            out["code"] = self.code
-        return out
 
 
 def _refuse(code: str, message: str) -> Parsed:
@@ -307,90 +262,3 @@ def _gs1(text: str, symbology: str | None) -> Parsed:
         fields[name] = es.date.isoformat() if name == "expiry" and es.date else es.value
     ref = fields.get("lot") or fields.get("gtin") or fields.get("sscc") or fields["hri"]
     return Parsed("gs1", ref, gs1=fields)
-
-
-# --- lookup --------------------------------------------------------------------------------
-
-
-def _unknown(parsed: Parsed, what: str | None = None) -> Resolved:
-    shown = printable(parsed.value)
-    return Resolved(
-        "refused",
-        parsed.value,
-        parsed,
-        code="unknown_code",
-        message=f"{shown}: {what or 'not a sample, location, badge, command or lot known here'}",
-    )
-
-
-def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
-    """Look a classified scan up; records the actor may not see are refused as unknown."""
-    if not parsed.ok:
-        return Resolved("refused", "", parsed, code=parsed.code, message=parsed.message)
-    if parsed.kind == "command":
-        return Resolved("command", parsed.value, parsed)
-    if parsed.kind == "sample":
-        s = session.exec(select(Sample).where(Sample.barcode == parsed.value)).first()
-        if s is None or actor is None or not actor.can_see(s.org_id):
-            return _unknown(parsed, "no such sample is registered here")
-        return Resolved("sample", s.barcode, parsed, s)
-    if parsed.kind == "coi":
-        return _coi(session, parsed, actor) or _unknown(parsed, "no sample carries this COI")
-    if parsed.kind == "location":
-        loc = storage.find_location(session, parsed.value)
-        if loc is None:
-            return _unknown(parsed, "no such location")
-        return Resolved("location", loc.code, parsed, loc)
-    if parsed.kind == "gs1":
-        lot = _lot(session, (parsed.gs1 or {}).get("lot"), actor)
-        if lot is None and parsed.digits:
-            # Only digits: GS1 reads them as a GTIN or an AI, but they may be our own label of
-            # a lot numbered with digits only.
-            lot = _lot(session, parsed.digits, actor)
-        if lot is not None:
-            return Resolved("lot", lot.lot_number, parsed, lot)
-        return Resolved("gs1", parsed.value, parsed)
-    # A bare code: its shape does not say what it is, the tables do. Codes are printed in upper
-    # case; one typed with caps lock off (a keyboard, gloves) names the same place or badge.
-    code = parsed.value
-    spellings = [code] if code == code.upper() else [code, code.upper()]
-    for spelling in spellings:
-        loc = storage.find_location(session, spelling)
-        if loc is not None:
-            return Resolved("location", loc.code, parsed, loc)
-    for spelling in spellings:
-        user = session.exec(select(User).where(User.badge == spelling)).first()
-        if user is not None:
-            return Resolved("badge", spelling, parsed, user, extra={"user": user.username})
-    lot = _lot(session, code, actor)
-    if lot is not None:
-        return Resolved("lot", lot.lot_number, parsed, lot)
-    found = _coi(session, parsed, actor)
-    if found is not None:
-        return found
-    return _unknown(parsed)
-
-
-def _lot(session: Session, number: str | None, actor: Actor | None) -> VectorLot | None:
-    if not number:
-        return None
-    # Lot numbers are unique whatever the case (migration 0002's index on lower(lot_number)
-    # answers this): aav9-2611-001 is that lot.
-    lot = session.exec(
-        select(VectorLot).where(func.lower(VectorLot.lot_number) == number.lower())
-    ).first()
-    if lot is None or actor is None or not actor.can_see(lot.org_id):
-        return None
-    return lot
-
-
-def _coi(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved | None:
-    """Resolve a COI label (ours or ISBT 128) carried by a sample the actor may see."""
-    if actor is None:
-        return None
-    stmt = select(Sample.org_id).where(Sample.coi == parsed.value)
-    if not actor.sees_all:
-        stmt = stmt.where(Sample.org_id == actor.org.id)
-    if session.exec(stmt.limit(1)).first() is None:
-        return None
-    return Resolved("coi", parsed.value, parsed)

@@ -17,8 +17,8 @@ from flask import Response, current_app, g, request
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from lims import audit, stations
-from lims.db import new_session, set_read_only
+from lims import audit, bench
+from lims.boundary import unit
 from lims.errors import BadRequest, Forbidden, NotFound, Refused
 from lims.models import User, WebSession, utcnow
 from lims.users import (
@@ -265,13 +265,7 @@ def current(db: Session) -> Current | None:
     if (reason is not None and was_open) or touch:
         if request.method in SAFE_METHODS:
             # This request's own transaction is a reader; the small write goes in its own.
-            token = set_read_only(False)
-            try:
-                with new_session(current_app.extensions["lims"]["engine"]) as wdb:
-                    _apply(wdb, ws, user, reason)
-                    wdb.commit()
-            finally:
-                token.var.reset(token)
+            unit.write_aside(lambda wdb: _apply(wdb, ws, user, reason))
         else:
             # A writer: its transaction holds the write lock already; it commits with the view.
             _apply(db, ws, user, reason)
@@ -284,7 +278,7 @@ def current(db: Session) -> Current | None:
 
 
 def session_user(db: Session) -> User | None:
-    """Return the user of the browser session (the hook lims.http.current_actor calls)."""
+    """Return the user of the browser session (the hook lims.boundary.auth.current_actor calls)."""
     cur = current(db)
     return cur.user if cur else None
 
@@ -364,7 +358,7 @@ def disable_user(db: Session, *, username: str, reason: str, actor: Actor) -> Us
     db.flush()
     n = end_all_sessions(db, user.id, "user_disabled")
     # A bench agent posts for whoever badged in: sign them off there too (one event per bench).
-    benches = stations.sign_off_everywhere(
+    benches = bench.sign_off_everywhere(
         db, user, actor=actor, reason=f"account of {user.username} disabled: {reason}"
     )
     record_user_event(

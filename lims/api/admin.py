@@ -6,9 +6,9 @@ from apiflask import APIBlueprint
 from pydantic import Field
 from sqlmodel import select
 
-from lims import stations as benches
+from lims import bench as benches
 from lims import storage, users
-from lims.http import current_actor, get_db, require, write
+from lims.boundary import current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
 from lims.roles import LAB

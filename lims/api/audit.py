@@ -12,8 +12,8 @@ from pydantic import ConfigDict, Field
 
 from lims import audit, exports
 from lims.api.query import QueryModel
+from lims.boundary import get_db, require
 from lims.db import read_only
-from lims.http import get_db, require
 from lims.roles import AUDIT_READERS as READERS
 from lims.users import Actor
 

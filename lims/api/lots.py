@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from sqlmodel import select
 
 from lims import lots
 from lims.api.query import QueryModel
-from lims.http import current_actor, get_db, write
+from lims.boundary import current_actor, get_db, write
 from lims.lots import LotCreate, LotTransitionIn, QcIn
-from lims.models import VectorLot
 
 bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
 
@@ -32,23 +30,7 @@ def create_lot(data: LotCreate):
 @bp.input(LotQuery, location="query", arg_name="q")
 def list_lots(q: LotQuery):
     """List the lots you may see."""
-    db = get_db()
-    actor = current_actor()
-    stmt = select(VectorLot).order_by(VectorLot.id)
-    if not actor.sees_all:
-        stmt = stmt.where(VectorLot.org_id == actor.org.id)
-    return {
-        "lots": [
-            {
-                "lot_number": x.lot_number,
-                "state": x.state,
-                "vector": x.vector,
-                "vector_type": x.vector_type,
-                "version": x.version,
-            }
-            for x in db.exec(stmt).all()
-        ]
-    }
+    return {"lots": [lots.lot_summary(x) for x in lots.list_lots(get_db(), current_actor())]}
 
 
 @bp.get("/lots/<lot>")

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 
 from lims import printing
 from lims.api.query import QueryModel
-from lims.http import current_actor, get_db, require, write
+from lims.boundary import current_actor, get_db, require, write
 from lims.models import PrintJob
 from lims.printing import (
     ClaimIn,

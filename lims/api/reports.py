@@ -7,7 +7,7 @@ from apiflask.schemas import FileSchema
 from flask import Response
 
 from lims import reports, samples
-from lims.http import get_db, require, write
+from lims.boundary import get_db, require, write
 from lims.roles import AUDIT_READERS as READERS
 from lims.roles import LAB
 from lims.samples import CorrectionIn

@@ -7,7 +7,7 @@ from pydantic import ConfigDict, Field
 
 from lims import samples
 from lims.api.query import QueryModel
-from lims.http import current_actor, get_db, write
+from lims.boundary import current_actor, get_db, write
 from lims.inputs import Input, Line, Text
 from lims.samples import AliquotIn, SampleCreate, TransitionIn
 

@@ -37,9 +37,9 @@ from apiflask import APIBlueprint
 from flask import current_app
 from pydantic import ConfigDict, Field, field_validator
 
-from lims import scanning, stations
+from lims import bench, scanning
 from lims.api.query import QueryModel
-from lims.http import accepts_nul, current_actor, get_db, require, write
+from lims.boundary import accepts_nul, current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.roles import LAB
 
@@ -81,7 +81,7 @@ class ScanQuery(QueryModel):
 @write
 def post_scan(data: ScanIn):
     """Resolve a scan at a station and do what it means there (refusals are 200 + refused)."""
-    return stations.handle_scan(
+    return bench.handle_scan(
         get_db(),
         station=data.station,
         scan_id=data.scan_id,
@@ -101,7 +101,7 @@ def list_scans(q: ScanQuery):
     db = get_db()
     return {
         "station": q.station,
-        "scans": stations.recent_scans(db, station=q.station, actor=current_actor(), limit=q.limit),
+        "scans": bench.recent_scans(db, station=q.station, actor=current_actor(), limit=q.limit),
     }
 
 
@@ -111,4 +111,4 @@ def get_station(name: str):
     actor = require(*LAB)
     db = get_db()
     # A client's staff see another organisation's task only as "in use" (redacted: true).
-    return stations.station_view(db, stations.get_station(db, name), actor)
+    return bench.station_view(db, bench.get_station(db, name), actor)

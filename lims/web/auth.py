@@ -9,7 +9,8 @@ from flask import Response, current_app, flash, g, make_response, redirect, requ
 from sqlmodel import select
 
 from lims import websession
-from lims.http import get_db
+from lims.boundary import unit
+from lims.boundary.unit import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
 from lims.inputs import check_text
 from lims.models import (
@@ -116,18 +117,23 @@ def login():  # noqa: ANN201
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     db = get_db()
-    result = websession.sign_in(
-        db,
-        username=username,
-        password=password,
-        max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
-        lockout_minutes=float(current_app.config["LOGIN_LOCKOUT_MINUTES"]),
-    )
-    # A refusal is recorded too (failure count, lockout, audit events): commit either way.
-    old = g.get("web_current")
-    if result.ok and old is not None:
-        websession.end_session(db, db.get(WebSession, old.session.id), "replaced")
-    db.commit()
+
+    def sign_in() -> websession.SignIn:
+        result = websession.sign_in(
+            db,
+            username=username,
+            password=password,
+            max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
+            lockout_minutes=float(current_app.config["LOGIN_LOCKOUT_MINUTES"]),
+        )
+        old = g.get("web_current")
+        if result.ok and old is not None:
+            websession.end_session(db, db.get(WebSession, old.session.id), "replaced")
+        return result
+
+    # A refused sign-in is a result, not an error: its failure count, lockout and audit events
+    # are kept like any other change.
+    result = unit.run(sign_in)
     if not result.ok:
         return _login_form(next_url, None, 401, error=websession.SIGN_IN_REFUSED, user=username)
     resp = make_response(redirect(safe_next(next_url)))
@@ -160,8 +166,7 @@ def _login_form(
 def logout() -> Response:
     """Sign out: end this session and every other open session of the user."""
     db = get_db()
-    websession.sign_out(db, g.web_current.session, g.web_user)
-    db.commit()
+    unit.run(lambda: websession.sign_out(db, g.web_current.session, g.web_user))
     resp = make_response(redirect(url_for("web.login", ended="logout")))
     websession.clear_session_cookie(resp)
     return resp

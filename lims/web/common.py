@@ -16,8 +16,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from lims import websession
+from lims.boundary import unit
+from lims.boundary.unit import get_db
 from lims.errors import Forbidden, LimsError
-from lims.http import _record_refusal, get_db
 from lims.roles import AUDIT_READERS, LAB
 from lims.users import Actor, actor_for
 
@@ -54,7 +55,7 @@ def _load_session() -> Response | None:
         return None
     if cur is None:
         if g.get("web_end_reason"):
-            db.commit()  # keep the record of why the session ended
+            unit.keep()  # the record of why the session ended
         return to_sign_in()
     websession.check_csrf_form(cur)
     return None
@@ -123,17 +124,11 @@ def actor() -> Actor:
 
 def perform(fn: Callable[[], T]) -> tuple[T | None, LimsError | None]:
     """Run one change as one transaction; a refusal is rolled back and returned, not raised."""
-    db = get_db()
     try:
-        out = fn()
-        db.commit()
-        return out, None
+        return unit.run(fn), None
     except LimsError as err:
-        db.rollback()
-        _record_refusal(err)
         return None, err
     except IntegrityError:
-        db.rollback()
         return None, LimsError(
             "the change conflicts with another record (it may have been made already); "
             "reload the page",
@@ -215,9 +210,7 @@ _TITLES = {
 
 @bp.errorhandler(LimsError)
 def _lims_error(err: LimsError) -> tuple[str, int]:
-    db = g.get("db")
-    if db is not None:
-        db.rollback()
+    unit.abandon()
     return _error_page(err.status, _TITLES.get(err.status, "Refused"), err.message)
 
 
@@ -235,9 +228,7 @@ def _api_http_error(err: HTTPError) -> tuple[str, int]:
 
 @bp.errorhandler(DBAPIError)
 def _db_error(err: DBAPIError) -> tuple[str, int]:
-    db = g.get("db")
-    if db is not None:
-        db.rollback()
+    unit.abandon()
     if isinstance(err, IntegrityError):
         return _error_page(409, _TITLES[409], "The change conflicts with another record.")
     log.exception("database error on a page", exc_info=err)
@@ -248,9 +239,7 @@ def _db_error(err: DBAPIError) -> tuple[str, int]:
 
 @bp.errorhandler(Exception)
 def _unexpected(err: Exception) -> tuple[str, int]:
-    db = g.get("db")
-    if db is not None:
-        db.rollback()
+    unit.abandon()
     log.exception("unexpected error on a page", exc_info=err)
     return _error_page(
         500,

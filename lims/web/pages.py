@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, custody, exports, lots, printing, scanning, stations, storage
+from lims import audit, custody, exports, lots, printing, scanning, storage
+from lims import bench as bench_mod
 from lims import labels as labels_mod
 from lims import samples as samples_mod
+from lims.boundary import get_db
 from lims.errors import BadRequest, LimsError, NotFound
-from lims.http import get_db
 from lims.inputs import check_text
 from lims.models import (
     Location,
@@ -29,7 +30,6 @@ from lims.models import (
     SampleType,
     Station,
     User,
-    VectorLot,
 )
 from lims.roles import AUDIT_READERS, LAB
 from lims.web.common import actor, bp, page, perform, render, safe_next
@@ -45,7 +45,7 @@ def benches():  # noqa: ANN201
     rows = db.exec(select(Station).order_by(Station.name)).all()
     rooms = {loc.id: loc for loc in db.exec(select(Location).where(Location.kind == "room"))}
     # A client's staff see another organisation's task only as "in use".
-    views = {st.name: stations.station_view(db, st, actor()) for st in rows}
+    views = {st.name: bench_mod.station_view(db, st, actor()) for st in rows}
     return render("benches.html", stations=rows, rooms=rooms, views=views)
 
 
@@ -54,9 +54,9 @@ def benches():  # noqa: ANN201
 def bench(station: str):  # noqa: ANN201
     """Show a bench: mode banner, operator, target, the scan field and the last scans."""
     db = get_db()
-    st = stations.get_station(db, station)
-    state = stations.station_view(db, st, actor())
-    scans = stations.recent_scans(db, station=st.name, actor=actor(), limit=15)
+    st = bench_mod.get_station(db, station)
+    state = bench_mod.station_view(db, st, actor())
+    scans = bench_mod.recent_scans(db, station=st.name, actor=actor(), limit=15)
     return render("bench.html", station=st, state=state, scans=scans)
 
 
@@ -241,12 +241,7 @@ def _first_error(exc: Exception) -> str:
 @page()
 def lots_list():  # noqa: ANN201
     """List the vector lots you may see, with their disposition."""
-    db = get_db()
-    who = actor()
-    stmt = select(VectorLot).order_by(VectorLot.id)
-    if not who.sees_all:
-        stmt = stmt.where(VectorLot.org_id == who.org.id)
-    return render("lots.html", rows=db.exec(stmt).all())
+    return render("lots.html", rows=lots.list_lots(get_db(), actor()))
 
 
 def _lot_context(lot_number: str) -> dict[str, Any]:

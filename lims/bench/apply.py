@@ -1,0 +1,306 @@
+"""What each kind of scan does at a station: badge, command, location, lot, COI label, tube."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, select
+
+from lims import custody, samples, storage
+from lims.bench.modes import BY_COMMAND, MODES
+from lims.bench.resolve import Resolved
+from lims.bench.station import change, context, prompt, set_operator, settings
+from lims.errors import LimsError
+from lims.models import Location, Organisation, Sample, Station, User, VectorLot
+from lims.samples import TransitionIn
+from lims.users import Actor
+
+
+class Refusal(Exception):
+    """A scan the station refuses: nothing changes, the operator is told why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def apply(
+    session: Session,
+    st: Station,
+    r: Resolved,
+    actor: Actor | None,
+    operator: User | None,
+    device: str,
+    result: dict[str, Any],
+) -> None:
+    """Do what the resolved scan means at the station; fill result's action and message."""
+    if r.kind == "badge":
+        _badge(session, st, r.obj, operator, device, result)
+        return
+    assert actor is not None  # every other kind was refused without an operator
+    if st.mode is None and r.kind in _LOOKUPS:
+        # With no task a place, lot or tube is looked up: nothing changes.
+        result["action"] = "lookup"
+        result["message"] = _LOOKUPS[r.kind](session, r, result)
+        return
+    handler = _BY_KIND.get(r.kind)
+    if handler is None:  # gs1 with nothing of ours in it
+        raise Refusal(
+            "not_ours",
+            f"GS1 code {r.parsed.gs1['hri'] if r.parsed and r.parsed.gs1 else r.ref} is not a "
+            "LIMS record (no lot of ours); nothing done",
+        )
+    handler(session, st, r, actor, result)
+
+
+def _badge(
+    session: Session,
+    st: Station,
+    user: User,
+    previous: User | None,
+    device: str,
+    result: dict[str, Any],
+) -> None:
+    if not user.active:
+        raise Refusal("user_disabled", f"badge of {user.username}: the account is disabled")
+    org = session.get(Organisation, user.org_id)
+    who = Actor(user=user, org=org, station=st.name, device=device)
+    custody.require_role(
+        who.role, custody.HANDLERS, f"{user.username} ({who.role}) may not work at a bench station"
+    )
+    result["action"] = "sign_in"
+    if st.operator_id == user.id:
+        result["message"] = f"{user.full_name} is signed in already"
+        return
+    set_operator(session, st, who, user.id)
+    after = ""
+    if previous is not None and who.can_see(previous.org_id):
+        after = f" (after {previous.username})"
+    result["message"] = f"signed in: {user.full_name}{after}; scan a command"
+
+
+def _set(
+    session: Session,
+    st: Station,
+    actor: Actor,
+    result: dict[str, Any],
+    setting: str,
+    value: str,
+    message: str,
+) -> None:
+    """Set one setting of the station's task (an audited change)."""
+    result["action"] = f"set_{setting}"
+    change(session, st, actor, "station.setting", context={**context(st), setting: value})
+    result["message"] = message
+
+
+def _in_mode(st: Station, setting: str, refusal: str) -> None:
+    """Refuse a setting scanned in a mode that does not take it."""
+    if st.mode is None or not MODES[st.mode].takes(setting):
+        raise Refusal("wrong_mode", refusal)
+
+
+# CMD:<name>:<value> -> (setting, refused outside its modes, message once set)
+_SETTING_COMMANDS = {
+    "REASON": (
+        "reason",
+        "a reason is scanned in dispose mode: CMD:DISPOSE first",
+        "reason: {}; scan the tubes to dispose of",
+    ),
+    "CONDITION": (
+        "condition",
+        "a condition is scanned in receive mode: CMD:RECEIVE",
+        "condition: {}; scan the tubes that arrived so",
+    ),
+}
+
+
+def _command(
+    session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
+) -> None:
+    name = r.ref
+    if name in _SETTING_COMMANDS:
+        setting, refusal, message = _SETTING_COMMANDS[name]
+        arg = r.parsed.argument if r.parsed else None
+        _in_mode(st, setting, refusal)
+        _set(session, st, actor, result, setting, arg, message.format(arg))
+    elif name == "LOGOUT":
+        result["action"] = "sign_out"
+        set_operator(session, st, actor, None)
+        result["message"] = f"signed off: {actor.user.full_name}"
+    elif name == "DONE":
+        _done(session, st, actor, result)
+    else:
+        mode = BY_COMMAND[name]
+        result["action"] = "set_mode"
+        change(session, st, actor, "station.mode", mode=mode.name, target_id=None, context={})
+        result["message"] = f"mode {name}: " + prompt(st, {}, None)
+
+
+def _done(session: Session, st: Station, actor: Actor, result: dict[str, Any]) -> None:
+    result["action"] = "done"
+    if st.mode is None and st.target_location_id is None and not context(st):
+        result["message"] = "no task to end"
+        return
+    ended = st.mode.replace("_", " ") if st.mode else "task"
+    change(session, st, actor, "station.mode", mode=None, target_id=None, context={})
+    result["message"] = f"{ended} ended; scan a command or CMD:LOGOUT"
+
+
+def _location(
+    session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
+) -> None:
+    loc: Location = r.obj
+    _in_mode(st, "target", f"a location is not used when you {MODES[st.mode].words}")
+    if loc.kind in ("site",):
+        raise Refusal("bad_location", f"{loc.code} is a site; scan a room, freezer or box")
+    position = _free_position(session, loc, r.parsed.position if r.parsed else None, actor)
+    ctx = context(st)
+    ctx.pop("position", None)
+    if position:
+        ctx["position"] = position
+    result["action"] = "set_target"
+    change(session, st, actor, "station.target", target_id=loc.id, context=ctx)
+    if position:
+        where = f"{loc.code} {position} (next tube), then the next free positions"
+    elif loc.kind == "box":
+        where = f"{loc.code}, next free position {storage.next_free_position(session, loc)}"
+    else:
+        where = loc.code
+    result["message"] = f"target: {where}"
+
+
+def _look_up_location(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    loc: Location = r.obj
+    used = ""
+    if loc.kind == "box" and loc.rows and loc.cols:
+        taken = len(storage.occupied(session, loc.id))
+        used = f" ({taken} of {loc.rows * loc.cols} positions used)"
+    return f"{loc.code}: {storage.path_text(session, loc)}{used}; scan a command"
+
+
+def _look_up_lot(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    lot: VectorLot = r.obj
+    expires = f", expires {lot.expires_on.isoformat()}" if lot.expires_on else ""
+    return f"lot {lot.lot_number}: {lot.vector}, {lot.state}{expires}"
+
+
+def _look_up_sample(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    s: Sample = r.obj
+    result["sample"] = samples.sample_dict(session, s)
+    return f"{s.barcode}: {s.state}{_where(session, s)}; scan a command to act"
+
+
+def _free_position(
+    session: Session, loc: Location, position: str | None, actor: Actor
+) -> str | None:
+    """Return the scanned box position, refused unless it is in a box and free."""
+    if position is None:
+        return None
+    if loc.kind != "box":
+        raise Refusal("bad_position", f"{loc.code} is a {loc.kind}; positions exist in boxes")
+    position = storage.parse_position(loc, position)
+    holder = session.exec(
+        select(Sample.barcode, Sample.org_id).where(
+            Sample.location_id == loc.id, Sample.position == position
+        )
+    ).first()
+    if holder:
+        # Boxes are shared: another organisation's tube is "occupied", never named.
+        what = f"already holds {holder[0]}" if actor.can_see(holder[1]) else "is occupied"
+        raise Refusal("position_occupied", f"{loc.code} {position} {what}")
+    return position
+
+
+def _lot(session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
+    lot = r.obj
+    expiry = (r.parsed.gs1 or {}).get("expiry") if r.parsed else None
+    if expiry and lot.expires_on and expiry != lot.expires_on.isoformat():
+        raise Refusal(
+            "lot_label_mismatch",
+            f"the label says lot {lot.lot_number} expires {expiry}; the LIMS says "
+            f"{lot.expires_on.isoformat()}: check the label",
+        )
+    message = f"lot {lot.lot_number} ({lot.state}): only its vials from now on"
+    _set(session, st, actor, result, "lot", lot.lot_number, message)
+
+
+def _coi(session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
+    _in_mode(st, "coi", "a COI label is scanned in hand-over mode: CMD:HANDOVER")
+    _set(
+        session,
+        st,
+        actor,
+        result,
+        "coi",
+        r.ref,
+        f"expected COI {r.ref}: scan the tubes to take over",
+    )
+
+
+def _sample(
+    session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
+) -> None:
+    s: Sample = r.obj
+    ctx = context(st)
+    target = storage.location_by_id(session, st.target_location_id)
+    _check_lot(session, s, ctx.get("lot"))
+    if st.mode == "store" and target is not None and s.location_id == target.id:
+        if not ctx.get("position"):
+            raise Refusal(
+                "already_there", f"{s.barcode} is in {target.code} at {s.position} already"
+            )
+    mode = MODES[st.mode]
+    fields = mode.fields(settings(st, ctx, target, actor.username))
+    try:
+        # Custody decides whether the move may be made (role, state, required fields, COI).
+        s = samples.apply_transition(session, sample=s, data=TransitionIn(**fields), actor=actor)
+    except LimsError as err:
+        raise Refusal(*mode.explain(err)) from err
+    if ctx.pop("position", None):
+        # A scanned position takes the next tube only.
+        st.context = json.dumps(ctx, sort_keys=True) if ctx else None
+        session.add(st)
+    result["action"] = mode.name
+    result["sample"] = samples.sample_dict(session, s)
+    result["message"] = mode.done.format(
+        barcode=s.barcode, state=s.state, where=_where(session, s), **fields
+    )
+
+
+def _check_lot(session: Session, s: Sample, lot_number: str | None) -> None:
+    """Refuse a tube that is not a vial of the task's lot (when the task has one)."""
+    if not lot_number:
+        return
+    lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
+    if lot is None or lot.lot_number != lot_number:
+        raise Refusal(
+            "wrong_lot",
+            f"WRONG LOT: {s.barcode} is "
+            + (f"of lot {lot.lot_number}" if lot else "not a vial of any lot")
+            + f", not {lot_number}; put it aside",
+        )
+
+
+def _where(session: Session, s: Sample) -> str:
+    if s.location_id is None:
+        holder = session.get(User, s.custodian_id) if s.custodian_id else None
+        return f" with {holder.username}" if holder else ""
+    loc = storage.location_by_id(session, s.location_id)
+    return f" in {loc.code}" + (f" at {s.position}" if s.position else "")
+
+
+_BY_KIND = {
+    "command": _command,
+    "location": _location,
+    "lot": _lot,
+    "coi": _coi,
+    "sample": _sample,
+}
+_LOOKUPS = {
+    "location": _look_up_location,
+    "lot": _look_up_lot,
+    "sample": _look_up_sample,
+}
