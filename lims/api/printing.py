@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 
 from lims import printing
 from lims.api.query import QueryModel
-from lims.boundary import current_actor, get_db, require, write
+from lims.boundary import current_actor, get_db, require, unit, write
 from lims.models import PrintJob
 from lims.printing import (
     ClaimIn,
@@ -191,9 +191,11 @@ def label_preview(barcode: str, q: LabelFileQuery):
 def label_file(barcode: str, q: LabelFileQuery):
     """Return a sample's label as a PDF page the size of the label (recorded in the audit)."""
     actor = require(*LAB)
-    pdf = printing.sample_label_pdf(get_db(), barcode=barcode, actor=actor, template=q.template)
+    f = printing.sample_label_pdf(get_db(), barcode=barcode, actor=actor, template=q.template)
+    # A GET reads in a deferred transaction; the audit event gets a writer of its own.
+    unit.write_aside(lambda db: printing.record_label_file(db, f, actor))
     return Response(
-        pdf,
+        f.data,
         mimetype="application/pdf",
         headers={"Content-Disposition": f'inline; filename="label-{barcode}.pdf"'},
     )
@@ -209,7 +211,8 @@ def label_file(barcode: str, q: LabelFileQuery):
 def label_sheet(data: SheetIn):
     """Return a PDF sheet of labels (A4) for an office printer (recorded in the audit)."""
     actor = require(*LAB)
-    pdf = printing.label_sheet_pdf(get_db(), data=data, actor=actor)
+    # Not a writing view (a PDF is no answer an Idempotency-Key replays); still one commit.
+    pdf = unit.run(lambda: printing.label_sheet_pdf(get_db(), data=data, actor=actor))
     return Response(
         pdf,
         mimetype="application/pdf",

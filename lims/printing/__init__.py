@@ -4,9 +4,11 @@ How a job moves and why a label prints at most once: docs/printing.md.
 """
 
 from lims.printing.files import (
+    LabelFile,
     SheetIn,
     label_preview_png,
     label_sheet_pdf,
+    record_label_file,
     sample_label_pdf,
     sample_label_png,
     template_names,
@@ -48,6 +50,7 @@ from lims.printing.worker import PrintWorker, start_device_worker
 __all__ = [
     "OUTCOME_UNKNOWN",
     "ClaimIn",
+    "LabelFile",
     "OutcomeIn",
     "PrintRequest",
     "PrintWorker",
@@ -72,6 +75,7 @@ __all__ = [
     "printers_for",
     "queue_labels",
     "reap_expired",
+    "record_label_file",
     "record_outcome",
     "render_claim",
     "reprint",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pydantic import Field
 from sqlmodel import Session
@@ -11,7 +11,6 @@ from lims import audit, labels, samples
 from lims.errors import NotFound, Refused
 from lims.inputs import Input, Line
 from lims.printing.jobs import MAX_BARCODES, Barcode, check_fit, require_lab, template_for
-from lims.printing.tx import transaction
 from lims.users import Actor
 from printers import LabelContent, LabelError, Template, get_template
 from printers.pdf import label_pdf, sheet_pdf
@@ -29,17 +28,26 @@ def template_names() -> list[str]:
     return sorted({name.rsplit("-", 1)[0] for name in TEMPLATES})
 
 
-def _record_file(
-    session: Session, actor: Actor, action: str, barcodes: list[str], template: Template
-) -> None:
-    """Record a label file handed out for printing elsewhere."""
+@dataclass(frozen=True)
+class LabelFile:
+    """A label file to hand out (PDF bytes) and what its audit event says."""
+
+    data: bytes
+    action: str
+    barcodes: list[str]
+    template: str
+
+
+def record_label_file(session: Session, file: LabelFile, actor: Actor) -> None:
+    """Record a label file handed out for printing elsewhere (it must be on record first)."""
+    barcodes = file.barcodes
     audit.record(
         session,
         actor=actor.username,
-        action=action,
+        action=file.action,
         entity_type="label",
         entity_id=barcodes[0] if len(barcodes) == 1 else f"{len(barcodes)} labels",
-        after={"barcodes": barcodes, "template": template.name},
+        after={"barcodes": barcodes, "template": file.template},
         org_id=None if actor.sees_all else actor.org.id,
         station=actor.station,
     )
@@ -65,26 +73,15 @@ def sample_label_png(
 
 def sample_label_pdf(
     session: Session, *, barcode: str, actor: Actor, template: str | None = None
-) -> bytes:
-    """Return a sample's label as a PDF page the size of the label, recorded in the audit.
-
-    Read through session (a GET's reader); the event is committed in a write transaction of
-    its own before the file is returned.
-    """
+) -> LabelFile:
+    """Return a sample's label as a PDF page the size of the label (record it, then hand it out)."""
     require_lab(actor, "printing labels")
     content, tpl = _sample_content(session, barcode, actor, template)
-    pdf = label_pdf(content, tpl)
-    with transaction(session.get_bind()) as db:
-        _record_file(db, actor, "label.pdf", [content.barcode], tpl)
-    return pdf
+    return LabelFile(label_pdf(content, tpl), "label.pdf", [content.barcode], tpl.name)
 
 
 def label_sheet_pdf(session: Session, *, data: SheetIn, actor: Actor) -> bytes:
-    """Return an A4 sheet of labels for an office printer, recorded in the audit.
-
-    Commits session: a PDF answer is no JSON write an Idempotency-Key could replay, so it does
-    not run as a writing view, yet the file must be on record before it is handed out.
-    """
+    """Return an A4 sheet of labels for an office printer, recorded in the audit (flushed)."""
     require_lab(actor, "printing labels")
     if len(set(data.barcodes)) != len(data.barcodes):
         raise Refused(
@@ -101,8 +98,9 @@ def label_sheet_pdf(session: Session, *, data: SheetIn, actor: Actor) -> bytes:
         pdf = sheet_pdf(contents, template)
     except LabelError as err:
         raise Refused(str(err), code="label_invalid") from err
-    _record_file(session, actor, "label.sheet_pdf", data.barcodes, template)
-    session.commit()
+    record_label_file(
+        session, LabelFile(pdf, "label.sheet_pdf", list(data.barcodes), template.name), actor
+    )
     return pdf
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from lims.db import new_session
+from lims.db import new_session, set_read_only
 from lims.errors import Conflict
 from lims.models import Printer, PrintJob, Station
 from lims.printing.lease import (
@@ -21,13 +23,28 @@ from lims.printing.lease import (
     render_claim,
     start_sending,
 )
-from lims.printing.tx import transaction
 from lims.users import Actor, system_actor
 from printers.claim import NOT_READY_CODES, new_worker_id, print_claim
 
 log = logging.getLogger(__name__)
 
 DEMO_SIM_URL = "demo-sim"
+
+
+@contextmanager
+def _tx(engine: Engine) -> Iterator[Session]:
+    """One write transaction of the worker's own: commit on success, roll back on any error."""
+    token = set_read_only(False)
+    db = new_session(engine)
+    try:
+        yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+        token.var.reset(token)
 
 
 def _worker_actor(db: Session, worker: str, printer: Printer | None = None) -> Actor:
@@ -54,7 +71,7 @@ class _DbBackend:
 
     def start(self, job_id: int) -> bool:
         try:
-            with transaction(self.engine) as db:
+            with _tx(self.engine) as db:
                 start_sending(db, job_id=job_id, worker=self.worker, actor=self._actor(db, job_id))
             return True
         except Conflict as err:
@@ -62,7 +79,7 @@ class _DbBackend:
             return False
 
     def outcome(self, job_id: int, body: dict[str, Any]) -> None:
-        with transaction(self.engine) as db:
+        with _tx(self.engine) as db:
             record_outcome(
                 db,
                 job_id=job_id,
@@ -130,7 +147,7 @@ class PrintWorker:
         """Claim and print at most one job of printer; return what happened, or None."""
         if printer.id in self.left_to_agents:
             return None
-        with transaction(self.engine) as db:
+        with _tx(self.engine) as db:
             actor = _worker_actor(db, self.worker_id, printer)
             job = claim_next(db, worker=self.worker_id, printers=[printer], actor=actor)
             claim = render_claim(db, job) if job is not None else None
