@@ -44,9 +44,9 @@ from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from lims import audit, exports, samples  # noqa: E402
+from lims.accounts.users import Actor, actor_for  # noqa: E402
 from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import AuditEvent, Location, Organisation, Sample, User, VectorLot  # noqa: E402
-from lims.users import Actor, actor_for  # noqa: E402
 
 TARGETS = {"history_ms": 5.0, "page_ms": 25.0, "csv_rows_s": 50_000, "verify_s": 200_000}
 

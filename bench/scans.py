@@ -38,7 +38,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import scans_reader  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from lims import audit, create_app, samples, users  # noqa: E402
+from lims import audit, create_app, samples  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from lims.models import Location, Station  # noqa: E402
 from lims.station_agent import PostResult, StationAgent  # noqa: E402

@@ -20,7 +20,8 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, users
+from lims import audit
+from lims.accounts import users
 from lims.db import new_session
 from lims.errors import LimsError
 from lims.models import Printer, Station
@@ -231,10 +232,9 @@ def printer_add(
         )
         db.add(p)
         db.flush()
-        audit.record(
+        audit.record_by(
             db,
-            actor=actor.username,
-            device=actor.device,
+            actor,
             action="printer.create",
             entity_type="printer",
             entity_id=name,

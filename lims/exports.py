@@ -11,9 +11,9 @@ from typing import IO, Any
 from sqlmodel import Session
 
 from lims import audit, lots, samples, storage
+from lims.accounts.users import Actor, system_actor
 from lims.errors import BadRequest
 from lims.models import AuditEvent, Sample
-from lims.users import Actor, system_actor
 
 CSV_COLUMNS = (
     "seq",

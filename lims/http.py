@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from lims import audit
+from lims.accounts.users import Actor, authenticate_token
 from lims.db import new_session
 from lims.errors import Forbidden, LimsError, Refused, Unauthorized
 from lims.models import IdempotencyKey, Organisation, User
-from lims.users import Actor, authenticate_token
 
 log = logging.getLogger("lims")
 

@@ -15,12 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, signatures
+from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
 from lims.roles import LAB, QA
-from lims.users import Actor
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
 
@@ -251,16 +251,15 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     )
     session.add(lot)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        actor=actor.username,
+        actor,
         action="lot.create",
         entity_type="lot",
         entity_id=lot.lot_number,
         after=snapshot(session, lot),
         org_id=lot.org_id,
         lot_id=lot.id,
-        station=actor.station,
     )
     return lot
 

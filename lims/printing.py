@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, labels
+from lims.accounts.users import Actor, system_actor
 from lims.db import _read_only, new_session, set_read_only
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
@@ -55,7 +56,6 @@ from lims.models import (
     utcnow,
 )
 from lims.roles import LAB
-from lims.users import Actor, system_actor
 from printers import (
     TEMPLATES,
     BatchOutcome,

@@ -27,8 +27,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlmodel import Session, select
 
 from lims import __version__, audit, exports, lots, samples, signatures
+from lims.accounts.users import Actor
 from lims.models import AuditEvent, Location, Sample, Signature, User, VectorLot, utcnow
-from lims.users import Actor
 
 PAGE = landscape(A4)
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)

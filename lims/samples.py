@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, storage
+from lims.accounts.users import Actor
 from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
@@ -29,7 +30,6 @@ from lims.models import (
     utcnow,
 )
 from lims.roles import LAB
-from lims.users import Actor
 
 MAX_ALIQUOTS = 96
 

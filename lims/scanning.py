@@ -42,10 +42,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import storage
+from lims.accounts.users import Actor
 from lims.identifiers import check_sample_barcode, mod37_2
 from lims.inputs import check_line
 from lims.models import Sample, User, VectorLot
-from lims.users import Actor
 
 __all__ = [
     "COMMANDS",

@@ -59,6 +59,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from lims import audit, samples, scanning, storage
+from lims.accounts.users import Actor
 from lims.custody import LAB
 from lims.errors import Forbidden, LimsError, NotFound, Refused
 from lims.inputs import describe
@@ -73,7 +74,6 @@ from lims.models import (
     utcnow,
 )
 from lims.samples import TransitionIn
-from lims.users import Actor
 
 __all__ = [
     "DEFAULT_CONDITION",

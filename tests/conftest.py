@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from lims import create_app, users
+from lims import create_app
+from lims.accounts import users
 from lims.db import new_session
 from printers.mock import PrinterSimulator
 

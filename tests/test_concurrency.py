@@ -9,7 +9,8 @@ import pytest
 from conftest import PgDatabases, _pg_url_for
 from helpers import audit_count, register, verify
 
-from lims import create_app, users
+from lims import create_app
+from lims.accounts import users
 from lims.db import new_session
 
 THREADS = 16

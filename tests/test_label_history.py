@@ -10,7 +10,8 @@ from helpers import register
 from printing_util import add_printer, queue, worker
 from test_qa_reports import pdf_text
 
-from lims import audit, exports, users
+from lims import audit, exports
+from lims.accounts import users
 from lims.db import new_session
 
 

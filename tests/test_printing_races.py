@@ -13,11 +13,12 @@ from flask.testing import FlaskClient
 from sqlmodel import select
 from werkzeug.test import TestResponse
 
-from lims import create_app, printing, users
+from lims import create_app, printing
+from lims.accounts import users
+from lims.accounts.users import Actor
 from lims.db import new_session
 from lims.errors import Conflict
 from lims.models import PrintJob, User
-from lims.users import Actor
 
 THREADS = 8
 

@@ -22,7 +22,8 @@ from printing_util import (
     worker,
 )
 
-from lims import create_app, printing, users
+from lims import create_app, printing
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer
 from printers.mock import PrinterSimulator

@@ -10,9 +10,9 @@ from sqlmodel import select
 from test_qa_reports import pdf_text
 
 from lims import lots, signatures
+from lims.accounts.users import system_actor
 from lims.db import new_session
 from lims.models import AuditEvent, Signature
-from lims.users import system_actor
 
 NOVA_LOT, HELIX_LOT = "LV-2611-002", "AAV9-2611-001"
 

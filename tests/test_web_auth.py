@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from lims.boundary.websession import COOKIE, SIGN_IN_REFUSED
 from lims.db import new_session
 from lims.models import AuditEvent, Sample, User, VectorLot, WebSession, utcnow
-from lims.websession import COOKIE, SIGN_IN_REFUSED
 
 PASSWORD = "demo-password"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')

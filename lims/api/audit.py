@@ -11,11 +11,11 @@ from flask import Response, stream_with_context
 from pydantic import ConfigDict, Field
 
 from lims import audit, exports
+from lims.accounts.users import Actor
 from lims.api.query import QueryModel
 from lims.db import read_only
 from lims.http import get_db, require
 from lims.roles import AUDIT_READERS as READERS
-from lims.users import Actor
 
 bp = APIBlueprint("audit", __name__, url_prefix="/api/audit", tag="Audit")
 

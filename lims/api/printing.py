@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from sqlmodel import Session
 
 from lims import audit, labels, printing, samples
+from lims.accounts.users import Actor
 from lims.api.query import QueryModel
 from lims.db import _read_only, new_session, set_read_only
 from lims.errors import Refused
@@ -24,13 +25,11 @@ from lims.printing import (
     VoidIn,
 )
 from lims.roles import LAB
-from lims.users import Actor
 from printers import LabelContent, LabelError, Template
 from printers.pdf import label_pdf, sheet_pdf
 from printers.preview import label_png
 
 bp = APIBlueprint("printing", __name__, url_prefix="/api", tag="Label printing")
-
 
 
 class JobQuery(QueryModel):

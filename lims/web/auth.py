@@ -8,7 +8,9 @@ import secrets
 from flask import Response, current_app, flash, g, make_response, redirect, request, url_for
 from sqlmodel import select
 
-from lims import websession
+from lims.accounts import admin as account_admin
+from lims.accounts import sessions
+from lims.boundary import websession
 from lims.http import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
 from lims.inputs import check_text
@@ -111,22 +113,23 @@ def login():  # noqa: ANN201
     if request.method == "GET":
         if g.get("web_user") is not None and not request.args.get("ended"):
             return redirect(safe_next(next_url))
-        return _login_form(next_url, websession.expiry_message(request.args.get("ended")), 200)
+        return _login_form(next_url, sessions.expiry_message(request.args.get("ended")), 200)
     websession.check_login_csrf()
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     db = get_db()
-    result = websession.sign_in(
+    result = sessions.sign_in(
         db,
         username=username,
         password=password,
         max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
         lockout_minutes=float(current_app.config["LOGIN_LOCKOUT_MINUTES"]),
+        device=websession.client(),
     )
     # A refusal is recorded too (failure count, lockout, audit events): commit either way.
     old = g.get("web_current")
     if result.ok and old is not None:
-        websession.end_session(db, db.get(WebSession, old.session.id), "replaced")
+        sessions.end_session(db, db.get(WebSession, old.session.id), "replaced")
     db.commit()
     if not result.ok:
         return _login_form(next_url, None, 401, error=websession.SIGN_IN_REFUSED, user=username)
@@ -160,7 +163,7 @@ def _login_form(
 def logout() -> Response:
     """Sign out: end this session and every other open session of the user."""
     db = get_db()
-    websession.sign_out(db, g.web_current.session, g.web_user)
+    sessions.sign_out(db, g.web_current.session, g.web_user, websession.client())
     db.commit()
     resp = make_response(redirect(url_for("web.login", ended="logout")))
     websession.clear_session_cookie(resp)
@@ -208,9 +211,9 @@ def admin_users():  # noqa: ANN201
 
 # action -> (the change, what the confirmation says was done)
 _USER_ACTIONS = {
-    "disable": (websession.disable_user, "disabled"),
-    "enable": (websession.enable_user, "enabled"),
-    "unlock": (websession.unlock_user, "unlocked"),
+    "disable": (account_admin.disable_user, "disabled"),
+    "enable": (account_admin.enable_user, "enabled"),
+    "unlock": (account_admin.unlock_user, "unlocked"),
 }
 
 
@@ -229,7 +232,11 @@ def admin_user_action(username: str, action: str):  # noqa: ANN201
     except ValueError as exc:
         flash(f"The reason {exc}.", "error")
         return redirect(url_for("web.admin_users"))
-    _, err = perform(lambda: fn(get_db(), username=username, reason=reason, actor=actor()))
+    _, err = perform(
+        lambda: fn(
+            get_db(), username=username, reason=reason, actor=actor(), device=websession.client()
+        )
+    )
     if err is not None:
         flash(err.message, "error")
     else:

@@ -1,4 +1,4 @@
-"""Users, roles, API tokens and the acting person behind every change."""
+"""Users, passwords, API tokens and the acting person (Actor) behind every change."""
 
 from __future__ import annotations
 
@@ -151,16 +151,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(
+    audit.record_by(  # the CLI's actor names the OS user who ran it as its device
         session,
-        actor=actor.username,
+        actor,
         action="user.create",
         entity_type="user",
         entity_id=username,
         after={"username": username, "role": role, "org": org, "full_name": user.full_name},
         org_id=organisation.id,
-        station=actor.station,
-        device=actor.device,  # the CLI names the OS user who ran it
     )
     return user
 
@@ -260,15 +258,15 @@ def create_token(
     tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))
     session.add(tok)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        actor=actor.username,
+        actor,
         action="token.create",
         entity_type="token",
         entity_id=str(tok.id),
         after={"user": username, "station": station},
         org_id=user.org_id,
-        device=actor.device,
+        station=None,  # token events have never named the admin's bench; kept as they were
     )
     return secret, tok
 
@@ -281,13 +279,13 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     if tok.revoked_at is None:
         tok.revoked_at = utcnow()
         session.add(tok)
-        audit.record(
+        audit.record_by(
             session,
-            actor=actor.username,
+            actor,
             action="token.revoke",
             entity_type="token",
             entity_id=str(tok.id),
-            device=actor.device,
+            station=None,  # as token.create
         )
     return tok
 

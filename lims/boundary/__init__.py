@@ -1,0 +1,1 @@
+"""The request boundary: what ties an HTTP request to the domain (sessions, cookies, CSRF)."""
