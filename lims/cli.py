@@ -280,7 +280,7 @@ def audit_verify() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
     """Export audit events as CSV (or a chain-of-custody PDF)."""
-    from lims.exports import export_csv, export_pdf, filters_for
+    from lims.reports import export_csv, export_pdf, filters_for
 
     engine = current_app.extensions["lims"]["engine"]
     with new_session(engine) as db:

@@ -12,7 +12,7 @@ from helpers import verify
 from sqlalchemy import event, text
 from sqlmodel import select
 
-from lims import audit, exports
+from lims import audit, reports
 from lims.db import new_session
 from lims.models import AuditEvent
 
@@ -205,14 +205,14 @@ def test_csv_export_matches_the_trail_and_the_csv_module(app, client, auth):
     tricky = [(1, "2026-01-01T00:00:00.000001Z", 'a"b', "c,d", "e\nf", "g\rh", None, 0, " x", "é")]
     buf = io.StringIO()
     csv.writer(buf).writerows(tricky)
-    assert exports.csv_text(tricky) == buf.getvalue()
+    assert reports.csv_text(tricky) == buf.getvalue()
     body = client.get("/api/audit/export.csv", headers=qa).get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(body)))
-    assert tuple(rows[0]) == exports.CSV_COLUMNS
+    assert tuple(rows[0]) == reports.CSV_COLUMNS
     events = _all_events(app)
     assert len(rows) - 1 == len(events)
     for row, e in zip(rows[1:], events, strict=True):
-        d = dict(zip(exports.CSV_COLUMNS, row, strict=True))
+        d = dict(zip(reports.CSV_COLUMNS, row, strict=True))
         assert int(d["seq"]) == e.seq and d["ts"] == audit.ts_text(e.ts)
         assert (d["actor"], d["action"], d["entity_id"]) == (e.actor, e.action, e.entity_id)
         assert d["after"] == (e.after or "") and d["hash"] == e.hash

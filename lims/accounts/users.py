@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -226,6 +227,19 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _token_event(session: Session, actor: Actor, tok: ApiToken, action: str, **fields: Any) -> None:
+    # Token events have never named the admin's bench (the station a token binds is in after).
+    audit.record_by(
+        session,
+        actor,
+        action=action,
+        entity_type="token",
+        entity_id=str(tok.id),
+        station=None,
+        **fields,
+    )
+
+
 def create_token(
     session: Session, *, username: str, station: str | None = None, actor: Actor
 ) -> tuple[str, ApiToken]:
@@ -258,15 +272,13 @@ def create_token(
     tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))
     session.add(tok)
     session.flush()
-    audit.record_by(
+    _token_event(
         session,
         actor,
-        action="token.create",
-        entity_type="token",
-        entity_id=str(tok.id),
+        tok,
+        "token.create",
         after={"user": username, "station": station},
         org_id=user.org_id,
-        station=None,  # token events have never named the admin's bench; kept as they were
     )
     return secret, tok
 
@@ -279,14 +291,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     if tok.revoked_at is None:
         tok.revoked_at = utcnow()
         session.add(tok)
-        audit.record_by(
-            session,
-            actor,
-            action="token.revoke",
-            entity_type="token",
-            entity_id=str(tok.id),
-            station=None,  # as token.create
-        )
+        _token_event(session, actor, tok, "token.revoke")
     return tok
 
 
