@@ -6,9 +6,8 @@ import csv
 import io
 
 import pytest
-from helpers import register
+from helpers import pdf_text, register
 from printing_util import add_printer, queue, worker
-from test_qa_reports import pdf_text
 
 from lims import audit, reports
 from lims.accounts import users

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from helpers import audit_count, verify
+from helpers import audit_count, pdf_text, verify
 from sqlalchemy import text
 from sqlmodel import select
-from test_qa_reports import pdf_text
 
 from lims import lots, signatures
 from lims.accounts.users import system_actor
