@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import pg_create_database  # noqa: E402
-from lims import create_app, samples, users  # noqa: E402
+from lims import create_app, samples  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 
 

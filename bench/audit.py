@@ -12,7 +12,7 @@ Rows (all in one process, on the trail in the database given):
   QA page of 100   p95 of filters_for + audit.query + event_dict (what GET /api/audit does) over
                    a mix of filters (actor, action, station, location, org, lot, sample lineage,
                    time ranges, combinations, cursor pages); raw: the same statements replayed
-  CSV export       rows/s of lims.exports.csv_batches for one client organisation's trail, and its
+  CSV export       rows/s of lims.reports.csv_batches for one client organisation's trail, and its
                    peak traced memory (tracemalloc, second run); raw: driver + csv module
   chain verify     events/s of lims.audit.verify over the whole chain; raw: the driver reading
                    the same hashed columns in seq order, without hashing (the reading limit)
@@ -43,10 +43,14 @@ from sqlalchemy import event, func  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from lims import audit, exports, samples  # noqa: E402
+from lims import (  # noqa: E402
+    audit,
+    reports,  # noqa: E402
+    samples,
+)
+from lims.accounts.users import Actor, actor_for  # noqa: E402
 from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import AuditEvent, Location, Organisation, Sample, User, VectorLot  # noqa: E402
-from lims.users import Actor, actor_for  # noqa: E402
 
 TARGETS = {"history_ms": 5.0, "page_ms": 25.0, "csv_rows_s": 50_000, "verify_s": 200_000}
 
@@ -186,7 +190,7 @@ def bench_pages(db, cap, raw, actor: Actor, rng: random.Random) -> dict:  # noqa
     lims_ms, raw_ms, stmts = [], [], []
 
     def page(f: dict, cursor: int | None) -> list:
-        rows = audit.query(db, after_seq=cursor, limit=100, **exports.filters_for(db, actor, **f))
+        rows = audit.query(db, after_seq=cursor, limit=100, **reports.filters_for(db, actor, **f))
         [audit.event_dict(e) for e in rows]
         return rows
 
@@ -216,7 +220,7 @@ def bench_csv(db, cap, raw, org_id: int) -> dict:  # noqa: ANN001
 
     def run() -> int:
         n = 0
-        for _text, k in exports.csv_batches(db, filters):
+        for _text, k in reports.csv_batches(db, filters):
             n += k
         return n
 
@@ -230,7 +234,7 @@ def bench_csv(db, cap, raw, org_id: int) -> dict:  # noqa: ANN001
     tracemalloc.stop()
     # Raw: the driver reads the same columns in keyset batches and the csv module formats them.
     mark = "?" if raw.__class__.__module__.startswith("sqlite3") else "%s"
-    cols = ", ".join(f'"{c}"' for c in exports.CSV_COLUMNS)
+    cols = ", ".join(f'"{c}"' for c in reports.CSV_COLUMNS)
     sql = (
         f"SELECT {cols} FROM audit_event WHERE org_id = {mark} AND seq > {mark} "
         f"ORDER BY seq LIMIT 5000"

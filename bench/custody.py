@@ -34,7 +34,8 @@ from bench._common import (  # noqa: E402
     timed,
     write_json,
 )
-from lims import create_app, samples, users  # noqa: E402
+from lims import create_app, samples  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 
 # The limit: the database doing just the writes a transition needs, on the app's own tables

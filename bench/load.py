@@ -39,7 +39,8 @@ from bench._server import (  # noqa: E402
     make_token,
     prepare_database,
 )
-from lims import create_app, users  # noqa: E402
+from lims import create_app  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from lims.fixtures import _add, _locations  # noqa: E402
 from lims.models import Location, Station  # noqa: E402

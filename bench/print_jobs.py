@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlmodel import select  # noqa: E402
 
-from lims import create_app, printing, users  # noqa: E402
+from lims import create_app, printing  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from lims.models import Printer, PrintJob  # noqa: E402
 from printers.driver import ZplPrinter  # noqa: E402

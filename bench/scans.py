@@ -39,7 +39,8 @@ import scans_reader  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from agent.station import PostResult, StationAgent  # noqa: E402
-from lims import audit, create_app, samples, users  # noqa: E402
+from lims import audit, create_app, samples  # noqa: E402
+from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from lims.models import Location, Station  # noqa: E402
 from scanners.sim import ScannerSimulator  # noqa: E402

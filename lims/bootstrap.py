@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from lims import audit
 from lims.db import new_session
@@ -23,25 +23,22 @@ def ensure_base(engine: Engine) -> None:
             centre = Organisation(name="centre", display_name="The centre", kind="centre")
             db.add(centre)
             db.flush()
-            audit.record(
-                db,
-                actor="system",
-                action="organisation.create",
-                entity_type="organisation",
-                entity_id="centre",
-                after={"name": "centre", "kind": "centre"},
-                org_id=centre.id,
-            )
+            _created(db, "organisation", "centre", {"name": "centre", "kind": "centre"}, centre.id)
         # The system user acts for the CLI and scheduled jobs; it has no password.
         db.add(User(username="system", full_name="System", org_id=centre.id, role="admin"))
         db.flush()
-        audit.record(
-            db,
-            actor="system",
-            action="user.create",
-            entity_type="user",
-            entity_id="system",
-            after={"username": "system", "role": "admin"},
-            org_id=centre.id,
-        )
+        _created(db, "user", "system", {"username": "system", "role": "admin"}, centre.id)
         db.commit()
+
+
+def _created(db: Session, kind: str, name: str, after: dict, org_id: int) -> None:
+    """Record that the system created a base row (before any person can act)."""
+    audit.record(
+        db,
+        actor="system",
+        action=f"{kind}.create",
+        entity_type=kind,
+        entity_id=name,
+        after=after,
+        org_id=org_id,
+    )

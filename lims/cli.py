@@ -20,7 +20,8 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, users
+from lims import audit
+from lims.accounts import users
 from lims.db import new_session
 from lims.errors import LimsError
 from lims.models import Printer, Station
@@ -231,10 +232,9 @@ def printer_add(
         )
         db.add(p)
         db.flush()
-        audit.record(
+        audit.record_by(
             db,
-            actor=actor.username,
-            device=actor.device,
+            actor,
             action="printer.create",
             entity_type="printer",
             entity_id=name,
@@ -280,7 +280,7 @@ def audit_verify() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
     """Export audit events as CSV (or a chain-of-custody PDF)."""
-    from lims.exports import export_csv, export_pdf, filters_for
+    from lims.reports import export_csv, export_pdf, filters_for
 
     engine = current_app.extensions["lims"]["engine"]
     with new_session(engine) as db:

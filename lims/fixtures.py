@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from lims import lots, masterdata, samples, users
+from lims import lots, masterdata, samples
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer, Station, User
 

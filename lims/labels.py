@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from lims.accounts.users import Actor
 from lims.errors import NotFound
 from lims.models import Location, Sample, SampleType, VectorLot
-from lims.users import Actor
 from printers.zpl import LabelContent
 
 __all__ = [

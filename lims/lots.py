@@ -15,12 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from lims import audit, signatures
+from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
 from lims.roles import LAB, QA
-from lims.users import Actor
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
 

@@ -12,10 +12,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import audit, labels, scanning
+from lims.accounts.users import Actor, get_org, record_user_event
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, describe
 from lims.models import Location, Organisation, Project, SampleType, Station, User, VectorLot
-from lims.users import Actor, get_org, record_user_event
 from printers import LabelError
 from printers.zpl import LabelContent, get_template, plan_label
 

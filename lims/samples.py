@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, lots, storage
+from lims.accounts.users import Actor
 from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
 from lims.errors import Conflict, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
@@ -28,7 +29,6 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
-from lims.users import Actor
 
 MAX_ALIQUOTS = 96
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from lims.accounts.users import Actor, check_password, clear_expired_lock, count_password_failure
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
 from lims.models import Signature, User, utcnow
-from lims.users import Actor, check_password, clear_expired_lock, count_password_failure
 
 MEANINGS = ("review", "approval", "release", "rejection", "responsibility")
 

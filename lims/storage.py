@@ -128,7 +128,7 @@ def place(
 ) -> tuple[Location, str | None]:
     """Resolve where a sample goes: a box position (the next free one if none given) or a place.
 
-    actor (a lims.users.Actor) decides whether an occupied position may name its tube.
+    actor (a lims.accounts.users.Actor) decides whether an occupied position may name its tube.
     """
     loc = get_location(session, code)
     if loc.kind in ("site", "room") and position:

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from lims import create_app, users
+from lims import create_app
+from lims.accounts import users
 from lims.db import new_session
 from printers.mock import PrinterSimulator
 

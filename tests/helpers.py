@@ -1,12 +1,17 @@
-"""Small helpers shared by tests: counting audit events, registering samples, racing requests."""
+"""Small helpers shared by tests: audit counts, registering samples, racing requests, pages."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from lims import audit, users
+import pypdfium2 as pdfium
+from sqlalchemy import text
+
+from lims import audit
+from lims.accounts import users
 from lims.db import new_session
 
 
@@ -62,3 +67,62 @@ def race(app, fire: Callable[[Any, int], Any], threads: int) -> list:  # noqa: A
         t.join(timeout=120)
     assert not any(t.is_alive() for t in pool), "a racing request hung"
     return results
+
+
+def tamper(app, sql: str, **params) -> None:  # noqa: ANN001, ANN003
+    """Change audit events behind the application's back (its guard triggers put out first)."""
+    engine = app.extensions["lims"]["engine"]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_no_change")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_no_update")
+        conn.execute(text(sql), params)
+
+
+def pdf_text(data: bytes) -> str:
+    """Return the text of every page of a PDF, whitespace (table cell wraps) as single spaces."""
+    assert data.startswith(b"%PDF-")
+    doc = pdfium.PdfDocument(data)
+    try:
+        raw = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+        return " ".join(raw.split())
+    finally:
+        doc.close()
+
+
+# --- the pages, as a browser uses them ---------------------------------------------------------
+
+PASSWORD = "demo-password"
+FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
+_PAGE_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
+
+
+def sign_in(  # noqa: ANN201
+    client,  # noqa: ANN001
+    username: str,
+    password: str = PASSWORD,
+    *,
+    form_page: str = "/login",
+    next_url: str | None = None,
+    **request_kw: object,
+):
+    """Post the sign-in form the way a browser does (token from the page and its cookie)."""
+    page = client.get(form_page, **request_kw)
+    token = FORM_TOKEN.search(page.text).group(1)
+    data = {"username": username, "password": password, "csrf_token": token}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/login", data=data, **request_kw)
+
+
+def post_form(client, path: str, **fields: str):  # noqa: ANN001, ANN201
+    """Post a page's form with the session's CSRF token, as the browser does."""
+    return client.post(path, data={"csrf_token": page_csrf(client), **fields})
+
+
+def page_csrf(client) -> str:  # noqa: ANN001
+    """Return the CSRF token of the signed-in session, as the pages carry it."""
+    r = client.get("/home")
+    assert r.status_code == 200, r.location
+    return _PAGE_TOKEN.search(r.text).group(1)

@@ -63,7 +63,7 @@ def aliquots(client, headers, n: int) -> list[str]:  # noqa: ANN001
     """
     from helpers import move, register
 
-    from lims import users
+    from lims.accounts import users
 
     with new_session(client.application.extensions["lims"]["engine"]) as db:
         secret, _ = users.create_token(db, username="qa1", actor=users.system_actor(db))

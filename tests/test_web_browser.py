@@ -16,7 +16,8 @@ import pytest
 from sqlmodel import select
 from werkzeug.serving import make_server
 
-from lims import lots, users
+from lims import lots
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import Sample, VectorLot
 

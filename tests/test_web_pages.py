@@ -5,12 +5,11 @@ from __future__ import annotations
 import html
 import re
 
-from helpers import audit_count, move, register
+from helpers import audit_count, move, page_csrf, post_form, register, sign_in
 from sqlmodel import select
 
 from lims.db import new_session
 from lims.models import AuditEvent, Sample, SampleType, VectorLot
-from tests.test_web_auth import page_csrf, post_form, sign_in
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
 

@@ -7,7 +7,8 @@ from pydantic import Field
 from sqlmodel import select
 
 from lims import bench as benches
-from lims import storage, users
+from lims import storage
+from lims.accounts import users
 from lims.boundary import current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User

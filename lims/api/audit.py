@@ -10,12 +10,12 @@ from apiflask.schemas import FileSchema
 from flask import Response, stream_with_context
 from pydantic import ConfigDict, Field
 
-from lims import audit, exports
+from lims import audit, reports
+from lims.accounts.users import Actor
 from lims.api.query import QueryModel
 from lims.boundary import get_db, require
 from lims.db import read_only
 from lims.roles import AUDIT_READERS as READERS
-from lims.users import Actor
 
 bp = APIBlueprint("audit", __name__, url_prefix="/api/audit", tag="Audit")
 
@@ -39,7 +39,7 @@ class AuditQuery(QueryModel):
 
 
 def _filters(q: AuditQuery, actor: Actor) -> dict:
-    return exports.filters_for(
+    return reports.filters_for(
         get_db(),
         actor,
         sample=q.sample,
@@ -82,7 +82,7 @@ def export_csv(q: AuditQuery):
 
     def generate() -> Iterator[str]:
         with read_only():
-            yield from exports.csv_chunks(db, filters)
+            yield from reports.csv_chunks(db, filters)
 
     return Response(
         stream_with_context(generate()),

@@ -8,13 +8,13 @@ from typing import Any
 from sqlmodel import Session, select
 
 from lims import custody, samples, storage
+from lims.accounts.users import Actor
 from lims.bench.modes import BY_COMMAND, MODES
 from lims.bench.resolve import Resolved
 from lims.bench.station import change, context, prompt, set_operator, settings
 from lims.errors import LimsError
 from lims.models import Location, Organisation, Sample, Station, User, VectorLot
 from lims.samples import TransitionIn
-from lims.users import Actor
 
 
 class Refusal(Exception):

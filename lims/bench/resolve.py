@@ -8,9 +8,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from lims import lots, samples, storage
+from lims.accounts.users import Actor
 from lims.models import Sample, User, VectorLot
 from lims.scanning import Parsed, printable
-from lims.users import Actor
 
 
 @dataclass

@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from lims import audit, custody, scanning
+from lims.accounts.users import Actor
 from lims.bench.apply import Refusal, apply
 from lims.bench.resolve import Resolved, resolve
 from lims.bench.station import get_station, station_view
 from lims.errors import Forbidden, LimsError, Refused
 from lims.inputs import describe
 from lims.models import Organisation, ScanEvent, Station, User, utcnow
-from lims.users import Actor
 
 
 @dataclass

@@ -8,10 +8,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from lims import audit, storage
+from lims.accounts.users import Actor
 from lims.bench.modes import DEFAULT_CONDITION, MODES
 from lims.errors import NotFound
 from lims.models import Location, Station, User, utcnow
-from lims.users import Actor
 
 # What a client's staff see of a bench while another organisation's task runs there.
 _HIDDEN = (

@@ -7,10 +7,10 @@ import hmac
 from flask import current_app, g, request
 from sqlmodel import Session
 
+from lims.accounts.users import Actor, authenticate_token
 from lims.boundary.unit import get_db, keep
 from lims.errors import Forbidden, Unauthorized
 from lims.models import Organisation, User
-from lims.users import Actor, authenticate_token
 
 
 def current_actor() -> Actor:

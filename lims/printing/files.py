@@ -8,10 +8,10 @@ from pydantic import Field
 from sqlmodel import Session
 
 from lims import audit, labels, samples
+from lims.accounts.users import Actor
 from lims.errors import NotFound, Refused
 from lims.inputs import Input, Line
 from lims.printing.jobs import MAX_BARCODES, Barcode, check_fit, require_lab, template_for
-from lims.users import Actor
 from printers import LabelContent, LabelError, Template, get_template
 from printers.pdf import label_pdf, sheet_pdf
 from printers.preview import label_png

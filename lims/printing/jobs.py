@@ -14,6 +14,7 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, labels
+from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
 from lims.models import (
@@ -27,7 +28,6 @@ from lims.models import (
     utcnow,
 )
 from lims.roles import LAB
-from lims.users import Actor
 from printers import (
     TEMPLATES,
     LabelContent,

@@ -14,6 +14,7 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from lims import labels
+from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound
 from lims.inputs import Input, Line
 from lims.models import Printer, PrintJob, Station, utcnow
@@ -29,7 +30,6 @@ from lims.printing.jobs import (
     save,
     snapshot,
 )
-from lims.users import Actor
 from printers import get_template, render_batch
 from printers.claim import CLAIM_LEASE_S, NOT_READY_CODES, Claim, not_ready_text
 from printers.transport import link_seconds

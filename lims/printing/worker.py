@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from lims.accounts.users import Actor, system_actor
 from lims.db import new_session, set_read_only
 from lims.errors import Conflict
 from lims.models import Printer, PrintJob, Station
@@ -23,7 +24,6 @@ from lims.printing.lease import (
     render_claim,
     start_sending,
 )
-from lims.users import Actor, system_actor
 from printers.claim import NOT_READY_CODES, new_worker_id, print_claim
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ import secrets
 from flask import Response, current_app, flash, g, make_response, redirect, request, url_for
 from sqlmodel import select
 
-from lims import websession
-from lims.boundary import unit
+from lims.accounts import admin as account_admin
+from lims.accounts import sessions
+from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
 from lims.inputs import check_text
@@ -112,23 +113,24 @@ def login():  # noqa: ANN201
     if request.method == "GET":
         if g.get("web_user") is not None and not request.args.get("ended"):
             return redirect(safe_next(next_url))
-        return _login_form(next_url, websession.expiry_message(request.args.get("ended")), 200)
+        return _login_form(next_url, sessions.expiry_message(request.args.get("ended")), 200)
     websession.check_login_csrf()
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     db = get_db()
 
-    def sign_in() -> websession.SignIn:
-        result = websession.sign_in(
+    def sign_in() -> sessions.SignIn:
+        result = sessions.sign_in(
             db,
             username=username,
             password=password,
             max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
             lockout_minutes=float(current_app.config["LOGIN_LOCKOUT_MINUTES"]),
+            device=websession.client(),
         )
         old = g.get("web_current")
         if result.ok and old is not None:
-            websession.end_session(db, db.get(WebSession, old.session.id), "replaced")
+            sessions.end_session(db, db.get(WebSession, old.session.id), "replaced")
         return result
 
     # A refused sign-in is a result, not an error: its failure count, lockout and audit events
@@ -166,7 +168,7 @@ def _login_form(
 def logout() -> Response:
     """Sign out: end this session and every other open session of the user."""
     db = get_db()
-    unit.run(lambda: websession.sign_out(db, g.web_current.session, g.web_user))
+    unit.run(lambda: sessions.sign_out(db, g.web_current.session, g.web_user, websession.client()))
     resp = make_response(redirect(url_for("web.login", ended="logout")))
     websession.clear_session_cookie(resp)
     return resp
@@ -213,9 +215,9 @@ def admin_users():  # noqa: ANN201
 
 # action -> (the change, what the confirmation says was done)
 _USER_ACTIONS = {
-    "disable": (websession.disable_user, "disabled"),
-    "enable": (websession.enable_user, "enabled"),
-    "unlock": (websession.unlock_user, "unlocked"),
+    "disable": (account_admin.disable_user, "disabled"),
+    "enable": (account_admin.enable_user, "enabled"),
+    "unlock": (account_admin.unlock_user, "unlocked"),
 }
 
 
@@ -234,7 +236,11 @@ def admin_user_action(username: str, action: str):  # noqa: ANN201
     except ValueError as exc:
         flash(f"The reason {exc}.", "error")
         return redirect(url_for("web.admin_users"))
-    _, err = perform(lambda: fn(get_db(), username=username, reason=reason, actor=actor()))
+    _, err = perform(
+        lambda: fn(
+            get_db(), username=username, reason=reason, actor=actor(), device=websession.client()
+        )
+    )
     if err is not None:
         flash(err.message, "error")
     else:

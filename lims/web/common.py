@@ -15,12 +15,11 @@ from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from lims import websession
-from lims.boundary import unit
+from lims.accounts.users import Actor, actor_for
+from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
 from lims.errors import Forbidden, LimsError
 from lims.roles import AUDIT_READERS, LAB
-from lims.users import Actor, actor_for
 
 log = logging.getLogger("lims.web")
 T = TypeVar("T")
@@ -145,7 +144,7 @@ def render(template_name: str, status: int = 200, /, **ctx: Any) -> tuple[str, i
 def _page_context() -> dict[str, Any]:
     user = g.get("web_user")
     cur = g.get("web_current")
-    # The role the user acts with (lims.users.Actor.role), which is what every check uses.
+    # The role the user acts with (lims.accounts.users.Actor.role), which is what every check uses.
     role = actor().role if user else None
     return {
         "user": user,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, custody, exports, lots, printing, scanning, storage
+from lims import audit, custody, lots, printing, reports, scanning, storage
 from lims import bench as bench_mod
 from lims import labels as labels_mod
 from lims import samples as samples_mod
@@ -453,7 +453,7 @@ def _when(raw: str | None, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be a date and time like 2026-11-02T14:30") from None
-    return exports.as_utc(value, name)
+    return reports.as_utc(value, name)
 
 
 def _cursor() -> int | None:
@@ -473,7 +473,7 @@ def audit_search():  # noqa: ANN201
     try:
         cursor = _cursor()
         since, until = _when(raw["since"], "since"), _when(raw["until"], "until")
-        filters = exports.filters_for(
+        filters = reports.filters_for(
             db,
             actor(),
             sample=raw["sample"] or None,

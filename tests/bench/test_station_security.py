@@ -6,13 +6,12 @@ import itertools
 import json
 
 import pytest
-from helpers import audit_count, move, register, verify
+from helpers import audit_count, move, page_csrf, register, sign_in, verify
 from sqlmodel import select
 
 from lims import audit
 from lims.db import new_session
 from lims.models import AuditEvent, Station, User
-from tests.test_web_auth import page_csrf, sign_in
 
 STATION = "BENCH-B1"
 _ids = itertools.count(1)

@@ -4,8 +4,8 @@ browser scans as its own person."""
 from __future__ import annotations
 
 import pytest
+from helpers import page_csrf, sign_in
 
-from tests.test_web_auth import page_csrf, sign_in
 from tests.test_web_browser import browser, page, server  # noqa: F401 (fixtures)
 from tests.test_web_browser import sign_in as browser_sign_in
 

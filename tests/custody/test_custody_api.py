@@ -6,7 +6,8 @@ import pytest
 from helpers import audit_count, move, register, verify
 from sqlmodel import select
 
-from lims import users, websession
+from lims.accounts import admin as account_admin
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import User
 
@@ -419,7 +420,7 @@ def test_only_an_active_person_who_may_hold_the_material_becomes_its_custodian(
 ):
     b = _in_hand_of(client, tech, qa)
     with new_session(app.extensions["lims"]["engine"]) as db:
-        websession.disable_user(
+        account_admin.disable_user(
             db,
             username="tech2",
             reason="left the centre",

@@ -9,7 +9,8 @@ from conftest import ENGINE
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from lims import samples, storage, users
+from lims import samples, storage
+from lims.accounts import users
 from lims.db import adopt, column_list, driver_execute, new_session, row_shape
 from lims.models import Location, Organisation, Sample, User, VectorLot
 from tests.helpers import move, register

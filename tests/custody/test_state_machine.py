@@ -17,7 +17,8 @@ from hypothesis.stateful import (
 )
 from sqlmodel import select
 
-from lims import audit, create_app, custody, lots, users
+from lims import audit, create_app, custody, lots
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import AuditEvent, Sample
 

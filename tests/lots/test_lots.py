@@ -9,9 +9,9 @@ from helpers import audit_count, verify
 from sqlmodel import select
 
 from lims import lots, signatures
+from lims.accounts.users import actor_for
 from lims.db import new_session
 from lims.models import Signature, VectorLot
-from lims.users import actor_for
 
 LOT = "AAV9-2611-001"  # demo: quarantine, mycoplasma QC missing
 SIGN = {"password": "demo-password", "meaning": "release"}

@@ -6,11 +6,11 @@ import csv
 import io
 
 import pytest
-from helpers import register
+from helpers import pdf_text, register
 from printing_util import add_printer, queue, worker
-from test_qa_reports import pdf_text
 
-from lims import audit, exports, users
+from lims import audit, reports
+from lims.accounts import users
 from lims.db import new_session
 
 
@@ -83,7 +83,7 @@ def test_qa_filter_export_and_report_of_a_sample_include_its_labels(app, client,
         ("print_job", str(again)),
     }
     with new_session(app.extensions["lims"]["engine"]) as db:
-        filters = exports.filters_for(db, users.system_actor(db), sample=b)
+        filters = reports.filters_for(db, users.system_actor(db), sample=b)
         assert audit.count_events(db, **filters) == len(rows) == 7
     pdf = client.get(f"/api/samples/{b}/report.pdf", headers=qa)
     assert pdf.status_code == 200

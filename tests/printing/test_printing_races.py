@@ -12,11 +12,12 @@ from helpers import bearer, race
 from sqlmodel import select
 from werkzeug.test import TestResponse
 
-from lims import printing, users
+from lims import printing
+from lims.accounts import users
+from lims.accounts.users import Actor
 from lims.db import new_session
 from lims.errors import Conflict
 from lims.models import PrintJob, User
-from lims.users import Actor
 
 THREADS = 8
 

@@ -16,7 +16,8 @@ from helpers import register
 from sqlmodel import select
 
 from agent.printloop import agent_print_once
-from lims import create_app, printing, users
+from lims import create_app, printing
+from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer
 from printers.mock import PrinterSimulator

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import page_csrf, sign_in
 from printing_util import add_printer, aliquots, job_row, printed_barcodes, worker
-from test_web_auth import page_csrf, sign_in
 
 from printers.mock import PrinterSimulator
 

@@ -259,7 +259,7 @@ def test_a_database_that_cannot_be_opened_is_one_clear_line(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for url in ("postgresql+psycopg://nobody@127.0.0.1:1/none", "postgressql://x", "garbage"):
         env = {**os.environ, "LIMS_DATABASE_URL": url, "LIMS_SECRET_KEY": "t"}
         r = subprocess.run(

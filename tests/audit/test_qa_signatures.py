@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-from helpers import audit_count, verify
+from helpers import audit_count, pdf_text, verify
 from sqlalchemy import text
 from sqlmodel import select
-from test_qa_reports import pdf_text
 
 from lims import lots, signatures
+from lims.accounts.users import system_actor
 from lims.db import new_session
 from lims.models import AuditEvent, Signature
-from lims.users import system_actor
 
 NOVA_LOT, HELIX_LOT = "LV-2611-002", "AAV9-2611-001"
 

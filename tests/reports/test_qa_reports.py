@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-import pypdfium2 as pdfium
-from helpers import verify
-from sqlalchemy import text
+from helpers import pdf_text, tamper, verify
 from sqlmodel import select
 
 from lims.db import new_session
@@ -17,32 +15,10 @@ PBMC = "S26-000012-S"  # demo: centre PBMC, released by qa1, stored, three aliqu
 NOVA_LOT, HELIX_LOT = "LV-2611-002", "AAV9-2611-001"
 
 
-def pdf_text(data: bytes) -> str:
-    """Return the text of every page of a PDF, whitespace (table cell wraps) as single spaces."""
-    assert data.startswith(b"%PDF-")
-    doc = pdfium.PdfDocument(data)
-    try:
-        raw = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
-        return " ".join(raw.split())
-    finally:
-        doc.close()
-
-
 def barcodes_of(app, org: str) -> set[str]:  # noqa: ANN001
     with new_session(app.extensions["lims"]["engine"]) as db:
         org_id = db.exec(select(Organisation.id).where(Organisation.name == org)).one()
         return set(db.exec(select(Sample.barcode).where(Sample.org_id == org_id)).all())
-
-
-def tamper(app, seq: int) -> None:  # noqa: ANN001
-    """Alter one audit event behind the application's back (the triggers disabled first)."""
-    engine = app.extensions["lims"]["engine"]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_no_change")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_no_update")
-        conn.execute(text("UPDATE audit_event SET reason = 'edited' WHERE seq = :s"), {"s": seq})
 
 
 def test_sample_report_shows_identity_lineage_custody_and_integrity(client, auth):
@@ -98,7 +74,7 @@ def test_lot_report_prints_signatures_with_name_time_meaning(client, auth):
 
 
 def test_report_states_a_broken_chain(app, client, auth):
-    tamper(app, 5)
+    tamper(app, "UPDATE audit_event SET reason = 'edited' WHERE seq = :s", s=5)
     r = client.get(f"/api/lots/{NOVA_LOT}/report.pdf", headers=auth("qa1"))
     assert r.status_code == 200
     txt = pdf_text(r.data)

@@ -1,4 +1,4 @@
-"""Users, roles, API tokens and the acting person behind every change."""
+"""Users, passwords, API tokens and the acting person (Actor) behind every change."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -151,16 +152,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(
+    audit.record_by(  # the CLI's actor names the OS user who ran it as its device
         session,
-        actor=actor.username,
+        actor,
         action="user.create",
         entity_type="user",
         entity_id=username,
         after={"username": username, "role": role, "org": org, "full_name": user.full_name},
         org_id=organisation.id,
-        station=actor.station,
-        device=actor.device,  # the CLI names the OS user who ran it
     )
     return user
 
@@ -228,6 +227,19 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _token_event(session: Session, actor: Actor, tok: ApiToken, action: str, **fields: Any) -> None:
+    # Token events have never named the admin's bench (the station a token binds is in after).
+    audit.record_by(
+        session,
+        actor,
+        action=action,
+        entity_type="token",
+        entity_id=str(tok.id),
+        station=None,
+        **fields,
+    )
+
+
 def create_token(
     session: Session, *, username: str, station: str | None = None, actor: Actor
 ) -> tuple[str, ApiToken]:
@@ -260,15 +272,13 @@ def create_token(
     tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))
     session.add(tok)
     session.flush()
-    audit.record(
+    _token_event(
         session,
-        actor=actor.username,
-        action="token.create",
-        entity_type="token",
-        entity_id=str(tok.id),
+        actor,
+        tok,
+        "token.create",
         after={"user": username, "station": station},
         org_id=user.org_id,
-        device=actor.device,
     )
     return secret, tok
 
@@ -281,14 +291,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     if tok.revoked_at is None:
         tok.revoked_at = utcnow()
         session.add(tok)
-        audit.record(
-            session,
-            actor=actor.username,
-            action="token.revoke",
-            entity_type="token",
-            entity_id=str(tok.id),
-            device=actor.device,
-        )
+        _token_event(session, actor, tok, "token.revoke")
     return tok
 
 

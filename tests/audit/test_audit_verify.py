@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from lims import audit
+from lims.audit import verification
 from lims.db import new_session, read_only, spare_connections
 from lims.models import AuditEvent, AuditHead
 
@@ -167,7 +168,7 @@ def _record(engine: Engine, events: list[dict[str, Any]]) -> list[int]:
 def _rendered_as_python(engine: Engine, seq: int) -> bool:
     """Tell whether PostgreSQL renders this event's payload exactly as event_hash does."""
     with new_session(engine) as db:
-        payload = audit._payload_sql("postgresql")
+        payload = verification._payload_sql("postgresql")
         sql = text(f"SELECT {payload} FROM audit_event WHERE seq = :s")
         rendered = db.connection().execute(sql, {"s": seq}).scalar_one()
         ev = db.get(AuditEvent, seq)

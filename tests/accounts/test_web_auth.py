@@ -6,50 +6,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers import FORM_TOKEN, PASSWORD, page_csrf, sign_in
 from sqlalchemy import update
 from sqlmodel import select
 
+from lims.boundary.websession import COOKIE, SIGN_IN_REFUSED
 from lims.db import new_session
 from lims.models import AuditEvent, Sample, User, VectorLot, WebSession, utcnow
-from lims.websession import COOKIE, SIGN_IN_REFUSED
-
-PASSWORD = "demo-password"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
-_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 
 
 def _db(app):  # noqa: ANN001, ANN202
     return new_session(app.extensions["lims"]["engine"])
-
-
-def sign_in(  # noqa: ANN201
-    client,  # noqa: ANN001
-    username: str,
-    password: str = PASSWORD,
-    *,
-    form_page: str = "/login",
-    next_url: str | None = None,
-    **request_kw: object,
-):
-    """Post the sign-in form the way a browser does (token from the page and its cookie)."""
-    page = client.get(form_page, **request_kw)
-    token = _TOKEN.search(page.text).group(1)
-    data = {"username": username, "password": password, "csrf_token": token}
-    if next_url is not None:
-        data["next"] = next_url
-    return client.post("/login", data=data, **request_kw)
-
-
-def post_form(client, path: str, **fields: str):  # noqa: ANN001, ANN201
-    """Post a page's form with the session's CSRF token, as the browser does."""
-    return client.post(path, data={"csrf_token": page_csrf(client), **fields})
-
-
-def page_csrf(client) -> str:  # noqa: ANN001
-    """Return the CSRF token of the signed-in session, as the pages carry it."""
-    r = client.get("/home")
-    assert r.status_code == 200, r.location
-    return _META.search(r.text).group(1)
 
 
 def events(app, action: str) -> list[AuditEvent]:  # noqa: ANN001
@@ -77,7 +44,7 @@ def sample_in_state(app, state: str, org: str | None = None) -> Sample:  # noqa:
 def _normalised(body: str) -> str:
     # The only differences allowed between two refusals: the fresh per-form token, and the
     # username typed, which the form shows back.
-    body = _TOKEN.sub('name="csrf_token" value=""', body)
+    body = FORM_TOKEN.sub('name="csrf_token" value=""', body)
     return re.sub(r'name="username" value="[^"]*"', 'name="username" value=""', body)
 
 

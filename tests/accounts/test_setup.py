@@ -10,10 +10,10 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from lims import create_app, masterdata
+from lims.accounts.users import actor_for
 from lims.db import new_session
 from lims.errors import Forbidden
 from lims.models import User
-from lims.users import actor_for
 
 SETUP = [
     ["organisation", "acme-gene", "Acme Gene Ltd (client)"],

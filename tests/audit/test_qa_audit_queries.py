@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import ENGINE
-from helpers import verify
-from sqlalchemy import event, text
+from helpers import tamper, verify
+from sqlalchemy import event
 from sqlmodel import select
 
-from lims import audit, exports
+from lims import audit, reports
 from lims.db import new_session
 from lims.models import AuditEvent
 
@@ -157,16 +157,6 @@ def _reference_verify(app) -> tuple[bool, int | None, str | None]:  # noqa: ANN0
     return True, None, None
 
 
-def _tamper(app, sql: str, **params) -> None:  # noqa: ANN001, ANN003
-    engine = app.extensions["lims"]["engine"]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_no_change")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_no_update")
-        conn.execute(text(sql), params)
-
-
 def test_verify_accepts_any_text_and_finds_the_first_altered_event(app):
     # Text json escaping treats specially: quotes, backslashes, control characters, non-ASCII.
     # The API refuses control characters in a reason; records from device input or older
@@ -185,7 +175,7 @@ def test_verify_accepts_any_text_and_finds_the_first_altered_event(app):
         db.commit()
     result = verify(app)
     assert result.ok and _reference_verify(app) == (True, None, None)
-    _tamper(app, "UPDATE audit_event SET reason = :r WHERE seq = :s", r=reason + "!", s=seq)
+    tamper(app, "UPDATE audit_event SET reason = :r WHERE seq = :s", r=reason + "!", s=seq)
     result = verify(app)
     assert not result.ok
     assert (result.ok, result.first_bad_seq, result.problem) == _reference_verify(app)
@@ -194,7 +184,7 @@ def test_verify_accepts_any_text_and_finds_the_first_altered_event(app):
 
 
 def test_verify_names_a_relinked_event(app):
-    _tamper(app, "UPDATE audit_event SET prev_hash = :h WHERE seq = 7", h="f" * 64)
+    tamper(app, "UPDATE audit_event SET prev_hash = :h WHERE seq = 7", h="f" * 64)
     result = verify(app)
     assert (result.ok, result.first_bad_seq) == (False, 7)
     assert result.problem == "event 7 does not follow event 6" == _reference_verify(app)[2]
@@ -205,14 +195,14 @@ def test_csv_export_matches_the_trail_and_the_csv_module(app, client, auth):
     tricky = [(1, "2026-01-01T00:00:00.000001Z", 'a"b', "c,d", "e\nf", "g\rh", None, 0, " x", "é")]
     buf = io.StringIO()
     csv.writer(buf).writerows(tricky)
-    assert exports.csv_text(tricky) == buf.getvalue()
+    assert reports.csv_text(tricky) == buf.getvalue()
     body = client.get("/api/audit/export.csv", headers=qa).get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(body)))
-    assert tuple(rows[0]) == exports.CSV_COLUMNS
+    assert tuple(rows[0]) == reports.CSV_COLUMNS
     events = _all_events(app)
     assert len(rows) - 1 == len(events)
     for row, e in zip(rows[1:], events, strict=True):
-        d = dict(zip(exports.CSV_COLUMNS, row, strict=True))
+        d = dict(zip(reports.CSV_COLUMNS, row, strict=True))
         assert int(d["seq"]) == e.seq and d["ts"] == audit.ts_text(e.ts)
         assert (d["actor"], d["action"], d["entity_id"]) == (e.actor, e.action, e.entity_id)
         assert d["after"] == (e.after or "") and d["hash"] == e.hash

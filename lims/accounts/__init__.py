@@ -1,0 +1,1 @@
+"""Accounts: users, roles held, API tokens, browser sign-in sessions and their administration."""

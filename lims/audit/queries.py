@@ -1,0 +1,230 @@
+"""The QA queries on the trail: filters, cursor paging, counts and plain-row batches for exports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, TypedDict, Unpack
+
+from sqlalchemy import String, and_, false, func, literal_column, or_, select
+from sqlmodel import Session
+from sqlmodel import select as sm_select
+
+from lims.audit.chain import MAX_SEQ, ts_text
+from lims.models import AuditEvent
+
+
+class Match(TypedDict, total=False):
+    """What an event must match: every filter given (a None filter is not given)."""
+
+    entity_type: str | None
+    entity_ids: list[str] | None
+    # (entity_type, ids) pairs, any of which an event may match (a sample's lineage and the
+    # print jobs that labelled it).
+    entities: list[tuple[str, list[str]]] | None
+    lot_id: int | None
+    actor: str | None
+    action: str | None
+    station: str | None
+    location_id: int | None
+    org_id: int | None
+
+
+class Filters(Match, total=False):
+    """Match, within the time range [since, until)."""
+
+    since: datetime | None
+    until: datetime | None
+
+
+# Declaration order is the order of the WHERE clauses.
+_MATCH_NAMES_IN_ORDER = tuple(Match.__annotations__)
+_MATCH_NAMES = frozenset(_MATCH_NAMES_IN_ORDER)
+
+
+def count_events(session: Session, **filters: Unpack[Filters]) -> int:
+    """Return the number of events in the trail, or of those matching query()'s filters."""
+    if not filters:
+        stmt = select(func.count()).select_from(AuditEvent)
+    else:
+        seq_from, seq_before = seq_range(
+            session, filters.pop("since", None), filters.pop("until", None)
+        )
+        matching = query_statement(
+            columns=(AuditEvent.seq,), seq_from=seq_from, seq_before=seq_before, **filters
+        ).limit(None)
+        stmt = select(func.count()).select_from(matching.order_by(None).subquery())
+    return session.connection().execute(stmt).scalar_one()
+
+
+def event_dict(ev: AuditEvent | Any) -> dict[str, Any]:
+    """Return an event as JSON (before/after parsed)."""
+    return {
+        "seq": ev.seq,
+        "ts": ts_text(ev.ts),
+        "actor": ev.actor,
+        "action": ev.action,
+        "entity_type": ev.entity_type,
+        "entity_id": ev.entity_id,
+        "before": json.loads(ev.before) if ev.before else None,
+        "after": json.loads(ev.after) if ev.after else None,
+        "reason": ev.reason,
+        "station": ev.station,
+        "device": ev.device,
+        "signature_id": ev.signature_id,
+        "corrects_seq": ev.corrects_seq,
+        "prev_hash": ev.prev_hash,
+        "hash": ev.hash,
+    }
+
+
+def query(
+    session: Session,
+    *,
+    after_seq: int | None = None,
+    limit: int = 100,
+    **filters: Unpack[Filters],
+) -> list[AuditEvent]:
+    """Return events matching every given filter, oldest first, after the cursor seq."""
+    since, until = filters.pop("since", None), filters.pop("until", None)
+    seq_from, seq_before = seq_range(session, since, until)
+    stmt = query_statement(
+        seq_from=seq_from, seq_before=seq_before, after_seq=after_seq, limit=limit, **filters
+    )
+    return list(session.exec(stmt).all())
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def seq_range(
+    session: Session, since: datetime | None, until: datetime | None
+) -> tuple[int | None, int | None]:
+    """Turn [since, until) into the seq range [from, before) that holds exactly those events.
+
+    Times never decrease along the chain (record() keeps them so), so the events of a time range
+    are a contiguous seq range: two index probes on (ts, seq) find it, and every other filter
+    then walks its own (column, seq) index within that range, in seq order, with no sort.
+    """
+    conn = session.connection()
+
+    def first_at_or_after(t: datetime) -> int | None:
+        return conn.execute(
+            select(AuditEvent.seq)
+            .where(AuditEvent.ts >= _utc(t))
+            .order_by(AuditEvent.ts, AuditEvent.seq)
+            .limit(1)
+        ).scalar()
+
+    lo = hi = None
+    if since is not None:
+        lo = first_at_or_after(since)
+        if lo is None:
+            return MAX_SEQ, MAX_SEQ  # seq >= MAX AND seq < MAX: nothing happened since then
+    if until is not None:
+        hi = first_at_or_after(until)
+    return lo, hi
+
+
+def query_statement(
+    *,
+    seq_from: int | None = None,
+    seq_before: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 100,
+    columns: tuple = (),
+    **match: Unpack[Match],
+) -> Any:
+    """Build the SELECT of query() over the seq range [seq_from, seq_before)."""
+    unknown = match.keys() - _MATCH_NAMES
+    if unknown:
+        # A mistyped filter must not quietly widen a QA query to the whole trail.
+        raise TypeError(f"unknown audit filter(s): {', '.join(sorted(unknown))}")
+    stmt = sm_select(AuditEvent) if not columns else select(*columns)
+    for name in _MATCH_NAMES_IN_ORDER:
+        value = match.get(name)
+        if value is None:
+            continue
+        if name == "entity_ids":
+            stmt = stmt.where(AuditEvent.entity_id.in_(value))
+        elif name == "entities":
+            stmt = stmt.where(
+                or_(
+                    false(),
+                    *(
+                        and_(AuditEvent.entity_type == kind, AuditEvent.entity_id.in_(ids))
+                        for kind, ids in value
+                        if ids
+                    ),
+                )
+            )
+        else:
+            stmt = stmt.where(getattr(AuditEvent, name) == value)
+    if seq_from is not None:
+        stmt = stmt.where(AuditEvent.seq >= min(seq_from, MAX_SEQ))
+    if seq_before is not None:
+        stmt = stmt.where(AuditEvent.seq < min(seq_before, MAX_SEQ))
+    if after_seq is not None:
+        stmt = stmt.where(AuditEvent.seq > min(after_seq, MAX_SEQ))
+    return stmt.order_by(AuditEvent.seq).limit(limit)
+
+
+def iter_events(
+    session: Session, *, batch: int = 2000, after_seq: int | None = None, **filters: Unpack[Filters]
+) -> Iterator[AuditEvent]:
+    """Yield every matching event in seq order, a batch at a time (constant memory)."""
+    after = after_seq
+    while True:
+        rows = query(session, after_seq=after, limit=batch, **filters)
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+        session.expunge_all()
+
+
+def ts_text_column(dialect: str) -> Any:
+    """Return a column expression giving ts as ts_text() does, rendered by the database."""
+    if dialect == "sqlite":
+        # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC).
+        expr = "substr(ts, 1, 10) || 'T' || substr(ts, 12) || 'Z'"
+    elif dialect == "postgresql":
+        expr = "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    else:
+        return None
+    return literal_column(expr, type_=String).label("ts_text")
+
+
+def iter_rows(
+    session: Session,
+    *,
+    columns: tuple,
+    batch: int = 5000,
+    after_seq: int | None = None,
+    **filters: Unpack[Filters],
+) -> Iterator[list[Any]]:
+    """Yield batches of rows (seq, *columns) of matching events in seq order (constant memory).
+
+    Plain rows, no ORM objects: exports read millions of events this way.
+    """
+    after = after_seq
+    seq_from, seq_before = seq_range(
+        session, filters.pop("since", None), filters.pop("until", None)
+    )
+    conn = session.connection()
+    while True:
+        stmt = query_statement(
+            columns=(AuditEvent.seq, *columns),
+            seq_from=seq_from,
+            seq_before=seq_before,
+            after_seq=after,
+            limit=batch,
+            **filters,
+        )
+        rows = conn.execute(stmt).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
