@@ -106,7 +106,7 @@ def current(db: Session) -> Current | None:
 
 
 def session_user(db: Session) -> User | None:
-    """Return the user of the browser session (the hook lims.http.current_actor calls)."""
+    """Return the user of the browser session (the hook lims.boundary.auth.current_actor calls)."""
     cur = current(db)
     return cur.user if cur else None
 
