@@ -1,21 +1,6 @@
 """Run every benchmark and write one table: each figure next to its limit measured in the same run.
 
-Every benchmark runs as a subprocess with its JSON output, under a timeout; a failed or timed
-out benchmark becomes a row saying so and the others still run. The table goes to stdout and
-to bench/results/latest.md, the figures to bench/results/latest.json (bench/results/ is not
-committed). "share of limit" is project/limit for rates and limit/project for times, so 1.0 is
-the limit itself; "x line" rows say how many times the physical line rate the software reaches.
-
-Sizes are chosen so the whole run fits in 10 minutes on a 2-core machine (about 5 measured);
-`--quick` takes about 2, with smaller sizes (the audit trail then has 20,000 events instead of
-the issue's 1,000,000: the note on those rows says so).
-
-    python bench/all.py [--quick | --tiny] [--only custody,labels,...]
-                        [--engine sqlite|postgresql|both] [--results DIR]
-
-`--tiny` runs every benchmark with its own `--tiny` (a handful of iterations: it shows that the
-benchmark runs, its figures mean nothing) and writes to a new temporary directory unless
---results says where; tests/bench/test_benchmarks_run.py does this for each benchmark.
+How it runs, its options and what "share" means: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Measure the QA audit paths on a large trail, each next to the same SQL run by the bare driver.
 
-    python bench/gen_audit.py --events 1000000 --database-url sqlite:////tmp/bench_audit.sqlite3
-    python bench/audit.py --database-url sqlite:////tmp/bench_audit.sqlite3 [--json]
-    python bench/audit.py --database-url \
-        'postgresql+psycopg://postgres@127.0.0.1:5432/test?schema=bench_audit' [--json]
-    (or --generate N to build the trail first; --drop to drop the PostgreSQL schema afterwards;
-     --tiny: 2,000 events in a temporary SQLite file unless --database-url is given)
-
-Rows (all in one process, on the trail in the database given):
-  sample history   p95 of lims.samples.history (with the sample lookup) for random samples;
-                   raw: the same SQL statements, replayed through sqlite3/psycopg
-  QA page of 100   p95 of filters_for + audit.query + event_dict (what GET /api/audit does) over
-                   a mix of filters (actor, action, station, location, org, lot, sample lineage,
-                   time ranges, combinations, cursor pages); raw: the same statements replayed
-  CSV export       rows/s of lims.exports.csv_batches for one client organisation's trail, and its
-                   peak traced memory (tracemalloc, second run); raw: driver + csv module
-  chain verify     events/s of lims.audit.verify over the whole chain; raw: the driver reading
-                   the same hashed columns in seq order, without hashing (the reading limit)
-  index use        EXPLAIN of every statement above: how many scan the audit table without an
-                   index (SQLite 'SCAN audit_event' with a WHERE, PostgreSQL 'Seq Scan')
-Targets: history p95 <= 5 ms, page p95 <= 25 ms, CSV >= 50,000 rows/s with <= 50 MB, verify
->= 200,000 events/s. Ratios are lims / raw (time) or lims / raw (rate) from the same run.
+Rows, targets and example commands: docs/benchmarks.md.
 """
 
 from __future__ import annotations

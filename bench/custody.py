@@ -1,13 +1,6 @@
-"""Custody transitions per second: domain call, API (test client and real HTTP) vs raw SQL.
+"""Custody transitions per second (domain call, test client, HTTP) next to raw SQL, same tables.
 
-The limit is measured in the same run: raw sqlite3 (same pragmas: WAL, synchronous=FULL) or raw
-psycopg doing one UPDATE + one INSERT + COMMIT per transition, on a database with the app's own
-schema (the sample table and the audit table with all its indexes). Targets on each engine: the
-domain call >= 50% of that limit, the API through the Flask test client >= 25%. Also: a 96-tube
-rack received in one request (target <= 150 ms).
-
-    python bench/custody.py [--n 500] [--rounds 5] [--engine sqlite|postgresql|both] [--json FILE]
-                            [--rack 96] [--tiny]
+Method and targets: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """Fuzz the scanner framer: whatever bytes arrive, in whatever reads, no exception escapes.
 
-    python bench/fuzz_scan_framing.py --seconds 30          # atheris (coverage-guided)
-    python bench/fuzz_scan_framing.py --seconds 30 --hypothesis   # fallback without atheris
-    python bench/fuzz_scan_framing.py --tiny [--json]   # 25 Hypothesis examples: a smoke run
-
-Extra arguments go to libFuzzer (e.g. a corpus directory, ``-max_len=4096``). Exits 0 when the
-time runs out with no finding; a finding makes atheris exit non-zero with a crash file.
+atheris when installed, else Hypothesis; --tiny: 25 Hypothesis examples. docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """Fuzz the scan classifier: whatever text a scanner delivers, it is resolved or refused.
 
-    python bench/fuzz_scan_parser.py --seconds 30               # atheris (coverage-guided)
-    python bench/fuzz_scan_parser.py --seconds 30 --hypothesis  # fallback without atheris
-    python bench/fuzz_scan_parser.py --tiny [--json]           # 25 examples: a smoke run
-
-It drives `lims.scanning.classify_strict` (the classifier without its safety net, so a bug is a
-crash here rather than a quiet refusal at the bench) and checks its invariants. Extra arguments
-go to libFuzzer (a corpus directory, ``-max_len=1024``). Exits 0 when the time runs out with no
-finding; a finding makes atheris exit non-zero and write a crash file.
+atheris when installed, else Hypothesis; --tiny: 25 Hypothesis examples. docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Generate a realistic audit trail of N events (a valid hash chain) for the audit benchmarks.
 
-    python bench/gen_audit.py --events 1000000 --database-url sqlite:////tmp/bench_audit.sqlite3
-    python bench/gen_audit.py --events 1000000 \
-        --database-url 'postgresql+psycopg://postgres@127.0.0.1:5432/test?schema=bench_audit'
-    python bench/gen_audit.py --tiny [--json]   # 2,000 events in a temporary SQLite file
-
-The database is created (migrated) fresh: a SQLite file is deleted first, a PostgreSQL schema given
-by `?schema=` is dropped and re-created. Reference rows (organisations, projects, lots, locations,
-users, samples with aliquot lineage and lot vials) are inserted first; then the events: custody
-moves of interleaved samples, lot disposition and QC, and some administrative events, from several
-actors at several stations over about two years. Every event is hashed by lims.audit.event_hash,
-so `flask audit verify` (and lims.audit.verify) passes on the result.
-
-Rows are written in bulk: SQLite executemany inside one transaction, PostgreSQL COPY; the audit
-indexes are dropped during the load and rebuilt from their model definitions afterwards (the same
-names and columns the migration creates), which is the usual way to load a large table.
+What it holds and how it is written: docs/benchmarks.md.
 """
 
 from __future__ import annotations

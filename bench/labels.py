@@ -1,6 +1,6 @@
 """Label benchmarks: render rate, bytes per label (full vs stored format), batch vs link limit.
 
-Run: python bench/labels.py [--baud 9600] [--labels 96] [--json] [--tiny]
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations

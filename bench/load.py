@@ -1,22 +1,6 @@
 """Load: 50 bench stations scanning (and printing labels) against gunicorn + PostgreSQL.
 
-Each simulated station is a station agent with its own bound token: it signs an operator in
-with a badge, then cycles CMD:CHECKOUT + its tubes, CMD:CHECKIN + its box + the same tubes,
-CMD:DONE, all through `POST /api/scans` (a fresh scan_id each), with a think time between
-scans; every few cycles it also queues a label job for a batch of newly registered tubes
-(`POST /api/labels`; a tube has one original label).
-Reported: requests/s, scans/s, p50/p99 latency, errors (non-2xx or no answer; target zero),
-refused scans (the flow is valid, so also zero), and the server's memory (RSS of the gunicorn
-master + workers from /proc, peak and end).
-
-The limit, measured in the same run: the same number of raw psycopg connections doing one
-UPDATE + one INSERT + COMMIT per "scan" as fast as they can (no think time).
-
-`--sweep 1,2,4,8` measures custody transitions/s (POST /api/samples/<b>/transitions, no think
-time) with that many concurrent clients, to see where the server flattens (docs/scale-out.md).
-
-    python bench/load.py [--engine postgresql|sqlite] [--stations 50] [--seconds 30]
-                         [--think 0.5] [--workers 4] [--sweep 1,2,4,8] [--json FILE] [--tiny]
+The stations' cycle, the figures and the limit: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Job-path benchmark: a 96-label print job through queue -> worker -> pty printer at 9600 baud.
+"""A 96-label print job through queue -> worker -> pty printer, next to the link and the driver.
 
-Reports the job's wall time as a ratio against the serial link's limit (bytes x 10 bits / baud)
-and against the bare driver sending the same bytes, both measured in the same run.
-
-Run: python bench/print_jobs.py [--baud 9600] [--labels 96] [--json] [--tiny]
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations

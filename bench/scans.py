@@ -1,21 +1,6 @@
-"""Measure scans end to end: reader framing rate, and scan -> committed audit event latency.
+"""Scans end to end: eight stations' scan -> committed audit event, next to a raw commit.
 
-    python bench/scans.py [--stations 8] [--tubes 40] [--scans 20000] [--json] [--tiny]
-
-Rows, in one run on this machine:
-  raw pty                 scans/s through a pty read by a bare os.read loop (limit of the line)
-  reader via pty          ScannerReader + pyserial + Framer (bench/scans_reader.py)
-  raw commit              one audit event per transaction straight on the same SQLite file, no
-                          HTTP and no custody logic (limit of the database)
-  8 stations, end to end  N simulated scanners (pty) -> N station agents -> one real HTTP server
-                          (werkzeug, threaded, separate process) on SQLite -> receive transition
-                          + audit event, each station scanning its next tube as soon as the
-                          previous one is answered (an operator as fast as the system allows)
-
-Latency is from the last byte written on the pty to the agent holding the server's answer. The
-server answers only after the commit, so this bounds "committed audit event" from above; after
-the run every event is checked to be in the trail and the chain to verify. Ratios compare each
-figure to its limit measured in the same run.
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations

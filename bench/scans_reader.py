@@ -1,15 +1,6 @@
-"""Measure how many scans per second the scanner reader frames through a simulated pty.
+"""Scans per second the scanner reader frames through a simulated pty, next to a bare read loop.
 
-    python bench/scans_reader.py [--scans 20000] [--repeat 3] [--json] [--tiny]
-
-Rows, best of --repeat runs, in one process on this machine:
-  raw pty          bytes moved through the same pty by a bare os.read loop (the limit)
-  reader via pty   ScannerReader + pyserial + Framer, scans until the last on_scan
-  framer, 64 B     the pure Framer fed 64-byte reads (no I/O)
-  framer, 1 read   the pure Framer fed the whole stream at once
-  9600 baud line   what a scanner at 9600 8N1 can send at most, for scale
-Ratios: each rate over the raw pty rate of the same run (the limit), and over the 9600-baud line
-(the headroom a bench actually needs).
+Rows and ratios: docs/benchmarks.md.
 """
 
 from __future__ import annotations
