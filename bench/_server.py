@@ -1,4 +1,4 @@
-"""The real server for fault and load runs: a demo database, tokens, gunicorn start/kill, RSS."""
+"""The demo centre for fault and load runs: sessions, tokens, samples, benches; gunicorn, RSS."""
 
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlmodel import Session, select  # noqa: E402
+
 from bench._common import pg_create_database  # noqa: E402
-from lims import create_app, samples  # noqa: E402
+from lims import create_app, masterdata, samples  # noqa: E402
 from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
+from lims.models import User  # noqa: E402
 
 
 def gunicorn_version() -> str:
@@ -31,6 +36,25 @@ def gunicorn_version() -> str:
         return gunicorn.__version__
     except ImportError:
         return "missing"
+
+
+@contextmanager
+def session_on(url: str, *, demo: bool = False) -> Iterator[Session]:
+    """Yield a session on the database at url (after loading the demo centre into it, if demo);
+    the caller commits, the engine is disposed afterwards."""
+    config = {"DATABASE_URL": url, "SECRET_KEY": "bench"}
+    config.update({"LOAD_DEMO": True} if demo else {"AUTO_MIGRATE": False})
+    engine = create_app(config).extensions["lims"]["engine"]
+    try:
+        with new_session(engine) as db:
+            yield db
+    finally:
+        engine.dispose()
+
+
+def add_bench(db: Session, name: str, actor: users.Actor) -> None:
+    """Add a bench station in the demo centre's clean room RM-B1 (audited, as an admin would)."""
+    masterdata.add_station(db, data=masterdata.StationIn(name=name, room="RM-B1"), actor=actor)
 
 
 def prepare_database(engine: str) -> tuple[str, Callable[[], None]]:
@@ -53,28 +77,21 @@ def prepare_database(engine: str) -> tuple[str, Callable[[], None]]:
 
 def make_token(url: str, username: str, station: str | None = None) -> str:
     """Create a bearer token for username (optionally bound to a station)."""
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
-    engine = app.extensions["lims"]["engine"]
-    with new_session(engine) as db:
+    with session_on(url) as db:
         secret, _ = users.create_token(
             db, username=username, station=station, actor=users.system_actor(db)
         )
         db.commit()
-    engine.dispose()
     return secret
 
 
-def make_available_samples(url: str, n: int) -> list[tuple[str, int]]:
-    """Register n samples and bring them to 'available'; return (barcode, version) pairs."""
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
-    engine = app.extensions["lims"]["engine"]
+def make_samples(url: str, n: int, *, available: bool = True) -> list[tuple[str, int]]:
+    """Register n samples (and bring them to 'available'); return (barcode, version) pairs."""
     out = []
-    with new_session(engine) as db:
-        tech = users.actor_for(
-            db, db.exec(users.select(users.User).where(users.User.username == "tech1")).one()
-        )
-        qa = users.actor_for(
-            db, db.exec(users.select(users.User).where(users.User.username == "qa1")).one()
+    with session_on(url) as db:
+        tech, qa = (
+            users.actor_for(db, db.exec(select(User).where(User.username == name)).one())
+            for name in ("tech1", "qa1")
         )
         for _ in range(n):
             s = samples.register_sample(
@@ -84,11 +101,16 @@ def make_available_samples(url: str, n: int) -> list[tuple[str, int]]:
                     sample_type="PBMC", project="CART-001", volume=1, unit="mL"
                 ),
             )
-            for action, who, extra in (
-                ("receive", tech, {"condition": "ok"}),
-                ("quarantine", tech, {}),
-                ("release", qa, {}),
-            ):
+            steps = (
+                (
+                    ("receive", tech, {"condition": "ok"}),
+                    ("quarantine", tech, {}),
+                    ("release", qa, {}),
+                )
+                if available
+                else ()
+            )
+            for action, who, extra in steps:
                 samples.transition(
                     db,
                     barcode=s.barcode,
@@ -97,7 +119,6 @@ def make_available_samples(url: str, n: int) -> list[tuple[str, int]]:
                 )
             out.append((s.barcode, s.version))
         db.commit()
-    engine.dispose()
     return out
 
 
@@ -136,6 +157,8 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "--graceful-timeout",
             "2",
+            # Otherwise every server shares ~/.gunicorn/gunicorn.ctl, concurrent runs included.
+            "--no-control-socket",
             "app:app",
         ]
         t0 = time.monotonic()
@@ -207,6 +230,40 @@ class Gunicorn:
             except OSError:
                 pass
         return total / 1024
+
+
+@dataclass
+class Demo:
+    """A demo centre's database and the gunicorn that serves it."""
+
+    url: str
+    server: Gunicorn
+
+    def token(self, username: str, station: str | None = None) -> str:
+        return make_token(self.url, username, station)
+
+    def available_samples(self, n: int) -> list[tuple[str, int]]:
+        return make_samples(self.url, n)
+
+    def registered_samples(self, n: int) -> list[str]:
+        return [b for b, _ in make_samples(self.url, n, available=False)]
+
+
+@contextmanager
+def demo_server(engine: str, *, workers: int, name: str) -> Iterator[Demo]:
+    """Yield a fresh demo centre on engine with a gunicorn for it (not started yet).
+
+    On exit the server is stopped and the database dropped; the server's log stays in a
+    temporary directory named after `name` (for the post-mortem of a failed run).
+    """
+    url, drop = prepare_database(engine)
+    log = Path(tempfile.mkdtemp(prefix=f"lims-{name}-")) / f"gunicorn-{engine}.log"
+    server = Gunicorn(url, workers=workers, log=log)
+    try:
+        yield Demo(url, server)
+    finally:
+        server.stop()
+        drop()
 
 
 class Client:

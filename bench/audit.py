@@ -1,30 +1,12 @@
 """Measure the QA audit paths on a large trail, each next to the same SQL run by the bare driver.
 
-    python bench/gen_audit.py --events 1000000 --database-url sqlite:////tmp/bench_audit.sqlite3
-    python bench/audit.py --database-url sqlite:////tmp/bench_audit.sqlite3 [--json]
-    python bench/audit.py --database-url \
-        'postgresql+psycopg://postgres@127.0.0.1:5432/test?schema=bench_audit' [--json]
-    (or --generate N to build the trail first; --drop to drop the PostgreSQL schema afterwards)
-
-Rows (all in one process, on the trail in the database given):
-  sample history   p95 of lims.samples.history (with the sample lookup) for random samples;
-                   raw: the same SQL statements, replayed through sqlite3/psycopg
-  QA page of 100   p95 of filters_for + audit.query + event_dict (what GET /api/audit does) over
-                   a mix of filters (actor, action, station, location, org, lot, sample lineage,
-                   time ranges, combinations, cursor pages); raw: the same statements replayed
-  CSV export       rows/s of lims.reports.csv_batches for one client organisation's trail, and its
-                   peak traced memory (tracemalloc, second run); raw: driver + csv module
-  chain verify     events/s of lims.audit.verify over the whole chain; raw: the driver reading
-                   the same hashed columns in seq order, without hashing (the reading limit)
-  index use        EXPLAIN of every statement above: how many scan the audit table without an
-                   index (SQLite 'SCAN audit_event' with a WHERE, PostgreSQL 'Seq Scan')
-Targets: history p95 <= 5 ms, page p95 <= 25 ms, CSV >= 50,000 rows/s with <= 50 MB, verify
->= 200,000 events/s. Ratios are lims / raw (time) or lims / raw (rate) from the same run.
+Rows, targets and example commands: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -43,15 +25,14 @@ from sqlalchemy import event, func  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from lims import (  # noqa: E402
-    audit,
-    reports,  # noqa: E402
-    samples,
-)
-from lims.accounts.users import Actor, actor_for  # noqa: E402
+from bench import gen_audit  # noqa: E402
+from bench._common import database_url, parse_args  # noqa: E402
+from lims import audit, reports, samples  # noqa: E402
 from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import AuditEvent, Location, Organisation, Sample, User, VectorLot  # noqa: E402
 
+# --tiny: a fresh trail of 2,000 events, a few histories and pages.
+TINY = {"generate": 2000, "samples": 10, "filter_rounds": 2}
 TARGETS = {"history_ms": 5.0, "page_ms": 25.0, "csv_rows_s": 50_000, "verify_s": 200_000}
 
 
@@ -138,8 +119,8 @@ def explain_full_scans(raw, dialect: str, statements) -> list[str]:  # noqa: ANN
     return bad
 
 
-def page_filters(db, rng: random.Random) -> list[dict[str, Any]]:  # noqa: ANN001
-    """Return a mix of QA filters over the generated trail (filters_for keyword arguments)."""
+def page_filters(db, rng: random.Random, rounds: int = 25) -> list[dict[str, Any]]:  # noqa: ANN001
+    """Return `rounds` mixes of QA filters over the trail (filters_for keyword arguments)."""
     first, last = (
         db.connection().execute(select(func.min(AuditEvent.ts), func.max(AuditEvent.ts))).one()
     )
@@ -149,7 +130,7 @@ def page_filters(db, rng: random.Random) -> list[dict[str, Any]]:  # noqa: ANN00
     lots = db.exec(select(VectorLot.lot_number)).all()
     n_samples = db.connection().execute(select(func.max(Sample.id))).scalar()
     out: list[dict[str, Any]] = []
-    for _ in range(25):
+    for _ in range(rounds):
         t0 = first + timedelta(seconds=rng.random() * span * 0.9)
         week = t0 + timedelta(days=7)
         sample = db.get(Sample, rng.randint(1, n_samples)).barcode
@@ -186,7 +167,7 @@ def bench_history(db, cap, raw, actor: Actor, rng: random.Random, n: int) -> dic
     return {"lims_p95": p95(lims_ms), "raw_p95": p95(raw_ms), "statements": stmts}
 
 
-def bench_pages(db, cap, raw, actor: Actor, rng: random.Random) -> dict:  # noqa: ANN001
+def bench_pages(db, cap, raw, actor: Actor, rng: random.Random, rounds: int) -> dict:  # noqa: ANN001
     lims_ms, raw_ms, stmts = [], [], []
 
     def page(f: dict, cursor: int | None) -> list:
@@ -194,7 +175,7 @@ def bench_pages(db, cap, raw, actor: Actor, rng: random.Random) -> dict:  # noqa
         [audit.event_dict(e) for e in rows]
         return rows
 
-    for f in page_filters(db, rng):
+    for f in page_filters(db, rng, rounds):
         cursor = None
         for _ in range(2):  # the first page and the next one, by cursor
             holder: list = []
@@ -287,25 +268,69 @@ def bench_verify(db, raw) -> dict:  # noqa: ANN001
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and print the table (or JSON)."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--database-url", required=True)
-    ap.add_argument("--generate", type=int, default=0, help="generate N events first")
-    ap.add_argument("--samples", type=int, default=300, help="sample histories to time")
-    ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--drop", action="store_true", help="drop the PostgreSQL schema afterwards")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    if args.generate:
-        import gen_audit
+def _vs_raw(out: dict, name: str, key: str, raw_key: str, target: str, met: bool) -> tuple:
+    """One line of the table: lims' figure, the raw one and their ratio."""
+    return (name, out[key], out[raw_key], out[key] / max(out[raw_key], 1e-9), target, met)
 
-        gen_audit.main(["--events", str(args.generate), "--database-url", args.database_url])
-    engine = make_engine(args.database_url)
+
+def print_report(out: dict[str, Any], scans: list[str]) -> None:
+    """Print the figures as a table against their targets."""
+    rows = [
+        _vs_raw(
+            out,
+            "sample history p95 (ms)",
+            "history_p95_ms",
+            "history_raw_p95_ms",
+            "<= 5",
+            out["history_p95_ms"] <= TARGETS["history_ms"],
+        ),
+        _vs_raw(
+            out,
+            "QA page of 100 p95 (ms)",
+            "page_p95_ms",
+            "page_raw_p95_ms",
+            "<= 25",
+            out["page_p95_ms"] <= TARGETS["page_ms"],
+        ),
+        _vs_raw(
+            out,
+            "CSV export (rows/s)",
+            "csv_rows_s",
+            "csv_raw_rows_s",
+            ">= 50000",
+            out["csv_rows_s"] >= TARGETS["csv_rows_s"],
+        ),
+        ("CSV peak memory (MB)", out["csv_peak_mb"], "-", "-", "<= 50", out["csv_peak_mb"] <= 50),
+        _vs_raw(
+            out,
+            "chain verify (events/s)",
+            "verify_events_s",
+            "verify_raw_read_events_s",
+            ">= 200000",
+            out["verify_ok"] and out["verify_events_s"] >= TARGETS["verify_s"],
+        ),
+        ("statements without index", out["full_scans"], "-", "-", "0", out["full_scans"] == 0),
+    ]
+    print(
+        f"{out['engine']}: {out['events']:,} events; {out['pages']} QA pages; "
+        f"{out['csv_rows']:,} CSV rows; verify ok={out['verify_ok']}"
+    )
+    print(f"{'measure':28} {'lims':>12} {'raw SQL':>12} {'lims/raw':>9} {'target':>10}  met")
+    for name, lims_v, raw_v, ratio, target, met in rows:
+        ratio_s = f"{ratio:9.2f}" if isinstance(ratio, float) else f"{ratio:>9}"
+        met_s = "yes" if met else "NO"
+        print(f"{name:28} {lims_v!s:>12} {raw_v!s:>12} {ratio_s} {target:>10}  {met_s}")
+    for s in scans[:5]:
+        print("  full scan:", s)
+
+
+def measure(url: str, samples_n: int, filter_rounds: int, seed: int) -> dict[str, Any]:
+    """Measure every path on the trail at url; return the figures."""
+    engine = make_engine(url)
     dialect = engine.dialect.name
     cap = Capture(engine)
-    raw = raw_connection(args.database_url)
-    rng = random.Random(args.seed)
+    raw = raw_connection(url)
+    rng = random.Random(seed)
     out: dict[str, Any] = {"engine": dialect}
     with new_session(engine) as db:
         out["events"] = audit.count_events(db)
@@ -313,8 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         client_org = db.exec(
             select(Organisation).where(Organisation.kind == "client").order_by(Organisation.id)
         ).first()
-        history = bench_history(db, cap, raw, qa, rng, args.samples)
-        pages = bench_pages(db, cap, raw, qa, rng)
+        history = bench_history(db, cap, raw, qa, rng, samples_n)
+        pages = bench_pages(db, cap, raw, qa, rng, filter_rounds)
         scans = explain_full_scans(raw, dialect, history["statements"] + pages["statements"])
         db.rollback()
         exported = bench_csv(db, cap, raw, client_org.id)
@@ -322,12 +347,6 @@ def main(argv: list[str] | None = None) -> None:
         verified = bench_verify(db, raw)
     raw.close()
     engine.dispose()
-    if args.drop and dialect == "postgresql":
-        u = make_url(args.database_url)
-        admin = make_engine(u.difference_update_query(["schema"]).render_as_string(False))
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{u.query["schema"]}" CASCADE')
-        admin.dispose()
     out.update(
         history_p95_ms=round(history["lims_p95"], 2),
         history_raw_p95_ms=round(history["raw_p95"], 2),
@@ -344,56 +363,44 @@ def main(argv: list[str] | None = None) -> None:
         full_scans=len(scans),
         full_scan_statements=scans[:5],
     )
+    return out
+
+
+def drop_schema(url: str) -> None:
+    """Drop the PostgreSQL schema named by url's ?schema= (nothing on SQLite)."""
+    u = make_url(url)
+    if u.get_backend_name() != "postgresql":
+        return
+    admin = make_engine(u.difference_update_query(["schema"]).render_as_string(False))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{u.query["schema"]}" CASCADE')
+    admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the table (or JSON)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--database-url", help="the trail to measure (--tiny: a temporary SQLite file)")
+    ap.add_argument("--generate", type=int, default=0, help="generate N events first")
+    ap.add_argument("--samples", type=int, default=300, help="sample histories to time")
+    ap.add_argument("--filter-rounds", type=int, default=25, help="mixes of QA page filters")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--drop", action="store_true", help="drop the PostgreSQL schema afterwards")
+    ap.add_argument("--json", action="store_true")
+    args = parse_args(ap, TINY, argv)
+    with database_url(ap, args) as url:
+        try:
+            if args.generate:
+                with contextlib.redirect_stdout(sys.stderr):  # stdout carries the figures
+                    gen_audit.main(["--events", str(args.generate), "--database-url", url])
+            out = measure(url, args.samples, args.filter_rounds, args.seed)
+        finally:
+            if args.drop:
+                drop_schema(url)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-        return
-    rows = [
-        (
-            "sample history p95 (ms)",
-            out["history_p95_ms"],
-            out["history_raw_p95_ms"],
-            out["history_p95_ms"] / max(out["history_raw_p95_ms"], 1e-9),
-            "<= 5",
-            out["history_p95_ms"] <= TARGETS["history_ms"],
-        ),
-        (
-            "QA page of 100 p95 (ms)",
-            out["page_p95_ms"],
-            out["page_raw_p95_ms"],
-            out["page_p95_ms"] / max(out["page_raw_p95_ms"], 1e-9),
-            "<= 25",
-            out["page_p95_ms"] <= TARGETS["page_ms"],
-        ),
-        (
-            "CSV export (rows/s)",
-            out["csv_rows_s"],
-            out["csv_raw_rows_s"],
-            out["csv_rows_s"] / out["csv_raw_rows_s"],
-            ">= 50000",
-            out["csv_rows_s"] >= TARGETS["csv_rows_s"],
-        ),
-        ("CSV peak memory (MB)", out["csv_peak_mb"], "-", "-", "<= 50", out["csv_peak_mb"] <= 50),
-        (
-            "chain verify (events/s)",
-            out["verify_events_s"],
-            out["verify_raw_read_events_s"],
-            out["verify_events_s"] / out["verify_raw_read_events_s"],
-            ">= 200000",
-            out["verify_ok"] and out["verify_events_s"] >= TARGETS["verify_s"],
-        ),
-        ("statements without index", out["full_scans"], "-", "-", "0", out["full_scans"] == 0),
-    ]
-    print(
-        f"{dialect}: {out['events']:,} events; {out['pages']} QA pages; "
-        f"{out['csv_rows']:,} CSV rows; verify ok={out['verify_ok']}"
-    )
-    print(f"{'measure':28} {'lims':>12} {'raw SQL':>12} {'lims/raw':>9} {'target':>10}  met")
-    for name, lims_v, raw_v, ratio, target, met in rows:
-        ratio_s = f"{ratio:9.2f}" if isinstance(ratio, float) else f"{ratio:>9}"
-        met_s = "yes" if met else "NO"
-        print(f"{name:28} {lims_v!s:>12} {raw_v!s:>12} {ratio_s} {target:>10}  {met_s}")
-    for s in scans[:5]:
-        print("  full scan:", s)
+    else:
+        print_report(out, out["full_scan_statements"])
 
 
 if __name__ == "__main__":

@@ -1,21 +1,6 @@
 """Crash test: SIGKILL the real server (gunicorn, several workers) under concurrent transitions.
 
-Eight client threads move their own samples back and forth (check_out / check_in) through
-`POST /api/samples/<barcode>/transitions` with the version they saw and one Idempotency-Key per
-intended transition. A killer SIGKILLs the whole gunicorn process group (master and workers) at
-random moments and restarts it; clients retry an unanswered transition with the same key and the
-same body until the server answers, so a transition that committed but was never acknowledged is
-replayed, not applied twice. At the end, from the database itself:
-
-- every acknowledged (2xx) transition is in the audit trail (its sample's event with the
-  acknowledged resulting version exists),
-- none is duplicated (each (sample, version) appears once; events per sample == its version),
-- the audit chain verifies.
-
-Exit status 1 on any loss, duplicate or broken chain.
-
-    python bench/crash.py [--engine sqlite|postgresql|both] [--kills 20] [--seconds 150]
-                          [--workers 3] [--threads 8] [--json FILE]
+What is checked (exit status 1 on any loss, duplicate or broken chain): docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,7 +9,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -33,18 +17,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import engines_to_run, print_table, write_json  # noqa: E402
-from bench._server import (  # noqa: E402
-    Client,
-    Gunicorn,
-    gunicorn_version,
-    make_available_samples,
-    make_token,
-    prepare_database,
-)
-from lims import audit, create_app  # noqa: E402
-from lims.db import new_session  # noqa: E402
+from bench._common import engines_to_run, parse_args, print_table, write_json  # noqa: E402
+from bench._server import Client, demo_server, gunicorn_version, session_on  # noqa: E402
+from lims import audit  # noqa: E402
 from lims.models import Sample  # noqa: E402
+
+# --tiny: one kill, two clients with a sample each; still two workers (the point of the test).
+TINY = {
+    "kills": 1,
+    "seconds": 10,
+    "workers": 2,
+    "threads": 2,
+    "samples_per_thread": 1,
+    "min_up": 0.3,
+    "max_up": 0.6,
+}
 
 
 @dataclass
@@ -127,9 +114,7 @@ def client_thread(
 
 def check(url: str, acked: list[tuple[str, int, str]], barcodes: list[str]) -> dict:
     """Compare what was acknowledged with what the audit trail holds; verify the chain."""
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
-    engine = app.extensions["lims"]["engine"]
-    with new_session(engine) as db:
+    with session_on(url) as db:
         versions: dict[str, list[int]] = defaultdict(list)
         for ev in audit.query(db, entity_type="sample", entity_ids=barcodes, limit=10_000_000):
             after = json.loads(ev.after) if ev.after else {}
@@ -139,7 +124,6 @@ def check(url: str, acked: list[tuple[str, int, str]], barcodes: list[str]) -> d
             for s in db.exec(Sample.__table__.select().where(Sample.barcode.in_(barcodes)))
         }
         result = audit.verify(db)
-    engine.dispose()
     present = lost = 0
     lost_examples = []
     for barcode, version, _key in acked:
@@ -167,12 +151,10 @@ def check(url: str, acked: list[tuple[str, int, str]], barcodes: list[str]) -> d
 def run_engine(engine: str, args: argparse.Namespace) -> dict:
     """Run the crash test on one engine; return its row."""
     rnd = random.Random(args.seed)
-    url, drop = prepare_database(engine)
-    log = Path(tempfile.mkdtemp(prefix="lims-crash-")) / f"gunicorn-{engine}.log"
-    server = Gunicorn(url, workers=args.workers, log=log)
-    try:
-        token = make_token(url, "tech1")
-        samples = make_available_samples(url, args.threads * args.samples_per_thread)
+    with demo_server(engine, workers=args.workers, name="crash") as demo:
+        server = demo.server
+        token = demo.token("tech1")
+        samples = demo.available_samples(args.threads * args.samples_per_thread)
         per_thread = [
             [[b, "available", v] for b, v in samples[i :: args.threads]]
             for i in range(args.threads)
@@ -206,10 +188,7 @@ def run_engine(engine: str, args: argparse.Namespace) -> dict:
         api_verify = Client(server.port, token).request("GET", "/api/audit/verify")
         server.stop()
         barcodes = [b for b, _ in samples]
-        res = check(url, tally.acked, barcodes)
-    finally:
-        server.stop()
-        drop()
+        res = check(demo.url, tally.acked, barcodes)
     ok = (
         res["lost"] == 0
         and res["duplicated"] == 0
@@ -242,7 +221,7 @@ def run_engine(engine: str, args: argparse.Namespace) -> dict:
         "ok": ok,
         "anomaly_examples": tally.anomalies[:5],
         "lost_examples": res["lost_examples"],
-        "log": str(log),
+        "log": str(server.log),
     }
 
 
@@ -258,7 +237,7 @@ def main() -> int:
     ap.add_argument("--max-up", type=float, default=3.0, help="most seconds between kills")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
-    args = ap.parse_args()
+    args = parse_args(ap, TINY)
     print(f"gunicorn {gunicorn_version()}", file=sys.stderr)
     rows = []
     for eng in engines_to_run(args.engine):

@@ -1,12 +1,6 @@
-"""Custody transitions per second: domain call, API (test client and real HTTP) vs raw SQL.
+"""Custody transitions per second (domain call, test client, HTTP) next to raw SQL, same tables.
 
-The limit is measured in the same run: raw sqlite3 (same pragmas: WAL, synchronous=FULL) or raw
-psycopg doing one UPDATE + one INSERT + COMMIT per transition, on a database with the app's own
-schema (the sample table and the audit table with all its indexes). Targets on each engine: the
-domain call >= 50% of that limit, the API through the Flask test client >= 25%. Also: a 96-tube
-rack received in one request (target <= 150 ms).
-
-    python bench/custody.py [--n 500] [--rounds 5] [--engine sqlite|postgresql|both] [--json FILE]
+Method and targets: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,6 +11,7 @@ import hashlib
 import http.client
 import itertools
 import json
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -27,16 +22,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (  # noqa: E402
+    clone_database,
     engines_to_run,
     median,
+    parse_args,
     pg_create_database,
     print_table,
     timed,
     write_json,
 )
+from bench._server import make_samples, make_token, session_on  # noqa: E402
 from lims import create_app, samples  # noqa: E402
 from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
+
+TINY = {"n": 10, "rounds": 1, "rack": 8, "rack_repeats": 1}  # --tiny
 
 # The limit: the database doing just the writes a transition needs, on the app's own tables
 # (same indexes, same pragmas): one UPDATE of the sample, one INSERT of its audit row, COMMIT.
@@ -174,31 +174,10 @@ def raw_pg_move_rate(url: str, n: int, sample_id: int) -> float:
     return _raw_moves(_pg(url), "%s", n, sample_id, ts, None)
 
 
-def _available_sample(app, actor_name: str = "tech1") -> str:
+def _available_sample(app) -> str:  # noqa: ANN001
     """Register a sample and bring it to 'available' (through the domain)."""
-    engine = app.extensions["lims"]["engine"]
-    with new_session(engine) as db:
-        tech = users.actor_for(
-            db, db.exec(users.select(users.User).where(users.User.username == actor_name)).one()
-        )
-        qa = users.actor_for(
-            db, db.exec(users.select(users.User).where(users.User.username == "qa1")).one()
-        )
-        s = samples.register_sample(
-            db,
-            actor=tech,
-            data=samples.SampleCreate(sample_type="PBMC", project="CART-001", volume=1, unit="mL"),
-        )
-        for action, who, extra in (
-            ("receive", tech, {"condition": "ok"}),
-            ("quarantine", tech, {}),
-            ("release", qa, {}),
-        ):
-            samples.transition(
-                db, barcode=s.barcode, actor=who, data=samples.TransitionIn(action=action, **extra)
-            )
-        db.commit()
-        return s.barcode
+    [(barcode, _)] = make_samples(app.config["DATABASE_URL"], 1)
+    return barcode
 
 
 def _cycle_body(i: int) -> dict:
@@ -225,11 +204,8 @@ def domain_rate(app, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _token(app, name: str = "tech1") -> str:
-    with new_session(app.extensions["lims"]["engine"]) as db:
-        secret, _ = users.create_token(db, username=name, actor=users.system_actor(db))
-        db.commit()
-    return secret
+def _token(app, name: str = "tech1") -> str:  # noqa: ANN001
+    return make_token(app.config["DATABASE_URL"], name)
 
 
 def test_client_rate(app, n: int) -> float:
@@ -310,19 +286,16 @@ def rack_receive_ms(app, size: int = 96, repeats: int = 3) -> float:
     return best
 
 
-def _raw_target(url: str) -> tuple[object, int]:
-    """Build a database with the app's schema and a sample for the raw limit to update."""
-    raw_app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
-    barcode = _available_sample(raw_app)
-    with new_session(raw_app.extensions["lims"]["engine"]) as db:
-        sample_id = db.exec(
+def _raw_target(url: str) -> int:
+    """Put a sample for the raw limit to update in the database at url; return its id."""
+    [(barcode, _)] = make_samples(url, 1)
+    with session_on(url) as db:
+        return db.exec(
             samples.select(samples.Sample.id).where(samples.Sample.barcode == barcode)
         ).one()
-    raw_app.extensions["lims"]["engine"].dispose()
-    return raw_app, sample_id
 
 
-def run_engine(engine: str, n: int, rounds: int = 5) -> dict:
+def run_engine(engine: str, n: int, rounds: int = 5, rack: int = 96, rack_repeats: int = 3) -> dict:
     """Measure one engine; return the row for the table.
 
     The disk's fsync time moves by a factor of two from one second to the next here, so the
@@ -330,19 +303,21 @@ def run_engine(engine: str, n: int, rounds: int = 5) -> dict:
     table gives the median of each rate and the median of the per-round ratios.
     """
     tmp = Path(tempfile.mkdtemp(prefix="lims-bench-"))
-    drops = []
+    drops = [lambda: shutil.rmtree(tmp, ignore_errors=True)]
     if engine == "sqlite":
         url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-        raw_url = f"sqlite:///{tmp / 'raw.sqlite3'}"
     else:
         url, drop = pg_create_database()
-        raw_url, drop_raw = pg_create_database()
-        drops += [drop, drop_raw]
+        drops.append(drop)
     per = max(1, n // rounds)
     runs: dict[str, list[float]] = {k: [] for k in ("limit", "floor", "dom", "tc")}
     try:
-        _, sample_id = _raw_target(raw_url)
         app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
+        # The limit runs on a copy of the same demo centre: the app's schema, none of its code.
+        app.extensions["lims"]["engine"].dispose()
+        raw_url, drop_raw = clone_database(url, tmp / "raw.sqlite3")
+        drops.insert(0, drop_raw)
+        sample_id = _raw_target(raw_url)
         for _ in range(rounds):
             if engine == "sqlite":
                 runs["limit"].append(raw_sqlite_rate(tmp / "raw.sqlite3", per, sample_id))
@@ -353,7 +328,7 @@ def run_engine(engine: str, n: int, rounds: int = 5) -> dict:
             runs["dom"].append(domain_rate(app, per))
             runs["tc"].append(test_client_rate(app, per))
         ht = http_rate(app, n)
-        rack = rack_receive_ms(app)
+        rack_ms = rack_receive_ms(app, rack, rack_repeats)
         app.extensions["lims"]["engine"].dispose()
     finally:
         for drop in drops:
@@ -374,7 +349,8 @@ def run_engine(engine: str, n: int, rounds: int = 5) -> dict:
         "test client % of limit": pct("tc"),
         "HTTP /s": ht,
         "HTTP % of limit": 100 * ht / med["limit"],
-        "rack of 96, ms": rack,
+        "rack size": rack,
+        "rack ms": rack_ms,
         "rounds": rounds,
         "targets": "domain >= 50%, test client >= 25%, rack <= 150 ms",
     }
@@ -386,10 +362,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median taken)")
     ap.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
-    args = ap.parse_args()
+    ap.add_argument("--rack", type=int, default=96, help="tubes received in one request")
+    ap.add_argument("--rack-repeats", type=int, default=3, help="best of this many racks")
+    args = parse_args(ap, TINY)
     rows = []
     for eng in engines_to_run(args.engine):
-        rows.append(run_engine(eng, args.n, args.rounds))
+        rows.append(run_engine(eng, args.n, args.rounds, args.rack, args.rack_repeats))
     cols = [
         "engine",
         "raw SQL limit /s",
@@ -401,7 +379,8 @@ def main() -> None:
         "test client % of limit",
         "HTTP /s",
         "HTTP % of limit",
-        "rack of 96, ms",
+        "rack size",
+        "rack ms",
     ]
     print_table("Custody transitions (one commit each)", rows, cols)
     print("\nTargets: domain >= 50% of the raw limit, test client >= 25%, rack of 96 <= 150 ms.")

@@ -1,10 +1,6 @@
 """Fuzz the scanner framer: whatever bytes arrive, in whatever reads, no exception escapes.
 
-    python bench/fuzz_scan_framing.py --seconds 30          # atheris (coverage-guided)
-    python bench/fuzz_scan_framing.py --seconds 30 --hypothesis   # fallback without atheris
-
-Extra arguments go to libFuzzer (e.g. a corpus directory, ``-max_len=4096``). Exits 0 when the
-time runs out with no finding; a finding makes atheris exit non-zero with a crash file.
+atheris when installed, else Hypothesis; --tiny: 25 Hypothesis examples. docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import _fuzz  # noqa: E402
-from bench._fuzz import repeat_for  # noqa: E402
 
 SUFFIXES = ("CR", "LF", "CRLF", "TAB")
 
@@ -76,29 +71,24 @@ def run_atheris(seconds: int, libfuzzer_args: list[str]) -> int:
     return 0
 
 
-def run_hypothesis(seconds: int) -> int:
-    """Fuzz with Hypothesis for `seconds` (fallback when atheris is not installed)."""
-    from hypothesis import HealthCheck, given, settings
+def strategies() -> tuple:
+    """Hypothesis strategies for check_stream's arguments."""
     from hypothesis import strategies as st
 
     op = st.tuples(st.one_of(st.none(), st.binary(max_size=256)), st.floats(0, 0.1))
-
-    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(
+    return (
         st.sampled_from(SUFFIXES),
         st.integers(1, 600),
         st.sampled_from([None, True, False]),
         st.lists(op, max_size=16),
     )
-    def fuzz(suffix: str, max_len: int, aim: bool | None, ops: list) -> None:
-        check_stream(suffix, max_len, aim, ops)
-
-    return repeat_for(seconds, fuzz, 500, "no exception escaped")
 
 
 def main() -> int:
     """Parse arguments and fuzz for a bounded time."""
-    return _fuzz.main(__doc__.splitlines()[0], run_atheris, run_hypothesis)
+    return _fuzz.main(
+        __doc__.splitlines()[0], run_atheris, check_stream, strategies, "no exception escaped"
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,6 @@
 """Fuzz the scan classifier: whatever text a scanner delivers, it is resolved or refused.
 
-    python bench/fuzz_scan_parser.py --seconds 30               # atheris (coverage-guided)
-    python bench/fuzz_scan_parser.py --seconds 30 --hypothesis  # fallback without atheris
-
-It drives `lims.scanning.classify_strict` (the classifier without its safety net, so a bug is a
-crash here rather than a quiet refusal at the bench) and checks its invariants. Extra arguments
-go to libFuzzer (a corpus directory, ``-max_len=1024``). Exits 0 when the time runs out with no
-finding; a finding makes atheris exit non-zero and write a crash file.
+atheris when installed, else Hypothesis; --tiny: 25 Hypothesis examples. docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,7 +11,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import _fuzz  # noqa: E402
-from bench._fuzz import repeat_for  # noqa: E402
 
 KINDS = {"sample", "coi", "location", "command", "gs1", "code", "refused"}
 SYMBOLOGIES = (None, "]C0", "]C1", "]d2", "]Q3", "]E0", "x", "")
@@ -73,9 +66,8 @@ def run_atheris(seconds: int, libfuzzer_args: list[str]) -> int:
     return 0
 
 
-def run_hypothesis(seconds: int) -> int:
-    """Fuzz with Hypothesis for `seconds` (fallback when atheris is not installed)."""
-    from hypothesis import HealthCheck, given, settings
+def strategies() -> tuple:
+    """Hypothesis strategies for check_one's arguments."""
     from hypothesis import strategies as st
 
     text = st.one_of(
@@ -84,18 +76,14 @@ def run_hypothesis(seconds: int) -> int:
         st.from_regex(r"S\d{2}-\d{6}-[0-9A-Z*]", fullmatch=True),
         st.from_regex(r"CMD:[A-Z]{0,12}(:.{0,20})?", fullmatch=True),
     )
-
-    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(text, st.sampled_from(SYMBOLOGIES))
-    def fuzz(value: str, symbology: str | None) -> None:
-        check_one(value, symbology)
-
-    return repeat_for(seconds, fuzz, 500, "no invariant broken")
+    return text, st.sampled_from(SYMBOLOGIES)
 
 
 def main() -> int:
     """Parse arguments and fuzz for a bounded time."""
-    return _fuzz.main(__doc__.splitlines()[0], run_atheris, run_hypothesis)
+    return _fuzz.main(
+        __doc__.splitlines()[0], run_atheris, check_one, strategies, "no invariant broken"
+    )
 
 
 if __name__ == "__main__":

@@ -1,24 +1,12 @@
 """Generate a realistic audit trail of N events (a valid hash chain) for the audit benchmarks.
 
-    python bench/gen_audit.py --events 1000000 --database-url sqlite:////tmp/bench_audit.sqlite3
-    python bench/gen_audit.py --events 1000000 \
-        --database-url 'postgresql+psycopg://postgres@127.0.0.1:5432/test?schema=bench_audit'
-
-The database is created (migrated) fresh: a SQLite file is deleted first, a PostgreSQL schema given
-by `?schema=` is dropped and re-created. Reference rows (organisations, projects, lots, locations,
-users, samples with aliquot lineage and lot vials) are inserted first; then the events: custody
-moves of interleaved samples, lot disposition and QC, and some administrative events, from several
-actors at several stations over about two years. Every event is hashed by lims.audit.event_hash,
-so `flask audit verify` (and lims.audit.verify) passes on the result.
-
-Rows are written in bulk: SQLite executemany inside one transaction, PostgreSQL COPY; the audit
-indexes are dropped during the load and rebuilt from their model definitions afterwards (the same
-names and columns the migration creates), which is the usual way to load a large table.
+What it holds and how it is written: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -32,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
+from bench._common import database_url, parse_args  # noqa: E402
 from lims.audit import HASHED_FIELDS, canonical_json, event_hash  # noqa: E402
 from lims.bootstrap import ensure_base  # noqa: E402
 from lims.db import make_engine  # noqa: E402
@@ -50,6 +39,7 @@ from lims.models import (  # noqa: E402
     VectorLot,
 )
 
+TINY = {"events": 2000}  # --tiny (in a temporary SQLite file unless --database-url is given)
 COLUMNS = (*HASHED_FIELDS, "hash")
 CLIENTS = ("helix-bio", "novacell", "orbis-tx")
 TECHS = [f"tech{i:02d}" for i in range(1, 9)]
@@ -385,25 +375,46 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments and generate."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--database-url", required=True)
+    ap.add_argument("--database-url", help="where (--tiny: a temporary SQLite file)")
     ap.add_argument("--seed", type=int, default=11)
-    args = ap.parse_args(argv)
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parse_args(ap, TINY, argv)
     if not 1 <= args.events <= 20_000_000:
         raise SystemExit("--events must be between 1 and 20000000")
-    rng = random.Random(args.seed)
+    with database_url(ap, args) as url:
+        out = generate(url, args.events, args.seed)
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(
+        f"{out['events']} events ({out['samples']} samples, {out['lots']} lots) in "
+        f"{out['seconds']:.1f} s ({out['events_per_s']:,.0f}/s; setup {out['setup_s']:.1f} s); "
+        f"head seq {out['head_seq']} hash {out['head_hash']}"
+    )
+
+
+def generate(url: str, n: int, seed: int) -> dict[str, Any]:
+    """Build a fresh database at url holding a chained trail of n events; return the figures."""
+    rng = random.Random(seed)
     t0 = time.perf_counter()
-    engine = fresh_engine(args.database_url)
-    n_samples = min(999_000, max(50, args.events // 18))
-    n_lots = max(4, args.events // 5000)
+    engine = fresh_engine(url)
+    n_samples = min(999_000, max(50, n // 18))
+    n_lots = max(4, n // 5000)
     ref = reference_rows(engine, n_samples, n_lots, rng)
     t1 = time.perf_counter()
-    seq, h = load(engine, args.events, ref, rng)
+    seq, h = load(engine, n, ref, rng)
     t2 = time.perf_counter()
     engine.dispose()
-    print(
-        f"{args.events} events ({n_samples} samples, {n_lots} lots) in {t2 - t1:.1f} s "
-        f"({args.events / (t2 - t1):,.0f}/s; setup {t1 - t0:.1f} s); head seq {seq} hash {h}"
-    )
+    return {
+        "events": n,
+        "samples": n_samples,
+        "lots": n_lots,
+        "seconds": round(t2 - t1, 3),
+        "events_per_s": round(n / (t2 - t1)),
+        "setup_s": round(t1 - t0, 3),
+        "head_seq": seq,
+        "head_hash": h,
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Label benchmarks: render rate, bytes per label (full vs stored format), batch vs link limit.
 
-Run: python bench/labels.py [--baud 9600] [--labels 96] [--json]
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import parse_args  # noqa: E402
 from printers.driver import ZplPrinter  # noqa: E402
 from printers.mock import PrinterSimulator  # noqa: E402
 from printers.transport import link_seconds  # noqa: E402
 from printers.zpl import LabelContent, get_template, render_batch, render_label  # noqa: E402
+
+TINY = {"labels": 4, "baud": 115200, "render_seconds": 0.05}  # --tiny
 
 
 def contents(n: int) -> list[LabelContent]:
@@ -80,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=int, default=96)
     ap.add_argument("--template", default="cryovial-203")
     ap.add_argument("--full", action="store_true", help="also time the batch as full labels")
+    ap.add_argument("--render-seconds", type=float, default=1.0, help="per template")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, TINY, argv)
 
-    rates = {name: round(render_rate(name)) for name in ("cryovial-203", "cryovial-300", "bag-300")}
+    rates = {
+        name: round(render_rate(name, args.render_seconds))
+        for name in ("cryovial-203", "cryovial-300", "bag-300")
+    }
     sizes = {}
     for name in ("cryovial-203", "cryovial-300", "tube-2ml-300", "box-203", "bag-300"):
         t = get_template(name)

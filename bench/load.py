@@ -1,26 +1,12 @@
 """Load: 50 bench stations scanning (and printing labels) against gunicorn + PostgreSQL.
 
-Each simulated station is a station agent with its own bound token: it signs an operator in
-with a badge, then cycles CMD:CHECKOUT + its tubes, CMD:CHECKIN + its box + the same tubes,
-CMD:DONE, all through `POST /api/scans` (a fresh scan_id each), with a think time between
-scans; every few cycles it also queues a label job for its tubes (`POST /api/labels`).
-Reported: requests/s, scans/s, p50/p99 latency, errors (non-2xx or no answer; target zero),
-refused scans (the flow is valid, so also zero), and the server's memory (RSS of the gunicorn
-master + workers from /proc, peak and end).
-
-The limit, measured in the same run: the same number of raw psycopg connections doing one
-UPDATE + one INSERT + COMMIT per "scan" as fast as they can (no think time).
-
-`--sweep 1,2,4,8` measures custody transitions/s (POST /api/samples/<b>/transitions, no think
-time) with that many concurrent clients, to see where the server flattens (docs/scale-out.md).
-
-    python bench/load.py [--engine postgresql|sqlite] [--stations 50] [--seconds 30]
-                         [--think 0.5] [--workers 4] [--sweep 1,2,4,8] [--json FILE]
+The stations' cycle, the figures and the limit: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -30,46 +16,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile, pg_available, print_table, write_json  # noqa: E402
-from bench._server import (  # noqa: E402
-    Client,
-    Gunicorn,
-    gunicorn_version,
-    make_available_samples,
-    make_token,
-    prepare_database,
+from bench._common import (  # noqa: E402
+    parse_args,
+    percentile,
+    pg_available,
+    print_table,
+    run_threads,
+    write_json,
 )
-from lims import create_app  # noqa: E402
+from bench._server import Client, Demo, add_bench, demo_server, gunicorn_version, session_on  # noqa: E402
+from lims import masterdata  # noqa: E402
 from lims.accounts import users  # noqa: E402
-from lims.db import new_session  # noqa: E402
-from lims.fixtures import _add, _locations  # noqa: E402
-from lims.models import Location, Station  # noqa: E402
 
+# --tiny: two benches for a second (a label job every cycle), a sweep of 1 and 2 clients.
+TINY = {
+    "stations": 2,
+    "tubes": 2,
+    "seconds": 1,
+    "think": 0.02,
+    "label_every": 1,
+    "workers": 1,
+    "sweep": "1,2",
+    "sweep_seconds": 0.5,
+}
 BADGE = "BADGE-0002"  # tech1 in the demo centre
 PRINTER = "ZEBRA-B1"
 
 
 def add_stations(url: str, n: int) -> list[tuple[str, str]]:
     """Create n benches and one 9x9 box each (audited like the demo's); return (station, box)."""
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
-    engine = app.extensions["lims"]["engine"]
     out = []
-    with new_session(engine) as db:
+    with session_on(url) as db:
         system = users.system_actor(db)
-        room = db.exec(users.select(Location).where(Location.code == "RM-B1")).one()
-        rack = db.exec(users.select(Location).where(Location.code == "FRZ-80-1-R1")).one()
         for i in range(n):
             name, box = f"LOAD-{i:03d}", f"LOAD-BOX-{i:03d}"
-            _add(db, system, Station(name=name, room_id=room.id), "station", name, {"name": name})
-            _locations(
-                db,
-                system,
-                [{"code": box, "name": f"Load box {i}", "kind": "box", "rows": 9, "cols": 9}],
-                rack.id,
+            add_bench(db, name, system)
+            place = masterdata.LocationIn(
+                code=box, name=f"Load box {i}", kind="box", rows=9, cols=9, parent="FRZ-80-1-R1"
             )
+            masterdata.add_location(db, data=place, actor=system)
             out.append((name, box))
         db.commit()
-    engine.dispose()
     return out
 
 
@@ -102,10 +89,15 @@ def station_loop(
     label_token: str,
     think: float,
     label_every: int,
+    to_label: list[list[str]],
     stats: Stats,
     stop: threading.Event,
 ) -> None:
-    """Drive one bench until stop: badge, then check-out / check-in cycles, labels now and then."""
+    """Drive one bench until stop: badge, then check-out / check-in cycles, labels now and then.
+
+    to_label: the batches of new tubes its label jobs print, one batch per job (a tube has one
+    original label, so a second job for the same tubes would be refused).
+    """
     agent = Client(port, token)
     printer = Client(port, label_token)
 
@@ -137,11 +129,11 @@ def station_loop(
                 return
             scan(data)
         cycle += 1
-        if label_every and cycle % label_every == 0:
+        if label_every and cycle % label_every == 0 and to_label:
             t0 = time.perf_counter()
             try:
                 status, body = printer.request(
-                    "POST", "/api/labels", {"barcodes": tubes, "printer": PRINTER}
+                    "POST", "/api/labels", {"barcodes": to_label.pop(), "printer": PRINTER}
                 )
                 stats.add("label", time.perf_counter() - t0)
                 if status >= 300:
@@ -164,9 +156,8 @@ def raw_pg_concurrent(url: str, clients: int, seconds: float) -> float:
             (clients,),
         )
     counts = [0] * clients
-    stop = threading.Event()
 
-    def work(i: int) -> None:
+    def work(i: int, stop: threading.Event) -> None:
         with psycopg.connect(dsn) as con:
             while not stop.is_set():
                 con.execute("UPDATE raw_load_s SET version = version + 1 WHERE id = %s", (i,))
@@ -176,21 +167,17 @@ def raw_pg_concurrent(url: str, clients: int, seconds: float) -> float:
                 con.commit()
                 counts[i] += 1
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    run_threads(work, clients, seconds)
     return sum(counts) / seconds
 
 
 def raw_sqlite_concurrent(clients: int, seconds: float) -> float:
     """The same on a SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE); ops/s."""
-    import sqlite3
+    with tempfile.TemporaryDirectory(prefix="lims-raw-") as tmp:
+        return _raw_sqlite_in(Path(tmp) / "raw.sqlite3", clients, seconds)
 
-    path = Path(tempfile.mkdtemp(prefix="lims-raw-")) / "raw.sqlite3"
+
+def _raw_sqlite_in(path: Path, clients: int, seconds: float) -> float:
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("CREATE TABLE s (id INTEGER PRIMARY KEY, version INT)")
@@ -198,9 +185,8 @@ def raw_sqlite_concurrent(clients: int, seconds: float) -> float:
     con.executemany("INSERT INTO s VALUES (?, 1)", [(i,) for i in range(clients)])
     con.close()
     counts = [0] * clients
-    stop = threading.Event()
 
-    def work(i: int) -> None:
+    def work(i: int, stop: threading.Event) -> None:
         c = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         c.execute("PRAGMA synchronous=FULL")
         while not stop.is_set():
@@ -211,22 +197,24 @@ def raw_sqlite_concurrent(clients: int, seconds: float) -> float:
             counts[i] += 1
         c.close()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    run_threads(work, clients, seconds)
     return sum(counts) / seconds
 
 
-def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
+def run_load(args: argparse.Namespace, demo: Demo) -> dict:
     """Drive `args.stations` benches for `args.seconds`; return the row."""
-    benches = add_stations(url, args.stations)
-    tubes = [b for b, _ in make_available_samples(url, args.stations * args.tubes)]
-    tokens = [make_token(url, "admin", station=name) for name, _ in benches]
-    label_token = make_token(url, "tech1")
+    server = demo.server
+    benches = add_stations(demo.url, args.stations)
+    tubes = [b for b, _ in demo.available_samples(args.stations * args.tubes)]
+    tokens = [demo.token("admin", station=name) for name, _ in benches]
+    label_token = demo.token("tech1")
+    # A batch for each label job a bench can reach: a cycle takes at least its scans' think
+    # time (without one, a bench has batches for 20 cycles).
+    scans_per_cycle = 2 * args.tubes + 3
+    cycles = args.seconds / (args.think * scans_per_cycle) if args.think else 20
+    jobs = int(cycles) // args.label_every if args.label_every else 0
+    new = demo.registered_samples(args.stations * jobs * args.tubes)
+    batches = [new[i : i + args.tubes] for i in range(0, len(new), args.tubes)]
     stats = Stats()
     stop = threading.Event()
     threads = [
@@ -241,6 +229,7 @@ def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
                 label_token,
                 args.think,
                 args.label_every,
+                batches[i * jobs : (i + 1) * jobs],
                 stats,
                 stop,
             ),
@@ -253,7 +242,7 @@ def run_load(args: argparse.Namespace, url: str, server: Gunicorn) -> dict:
     for t in threads:
         t.start()
     while time.monotonic() - t0 < args.seconds:
-        time.sleep(1)
+        time.sleep(min(1.0, args.seconds))
         rss.append(server.rss_mb())
     stop.set()
     for t in threads:
@@ -317,41 +306,36 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def run_sweep(url: str, server: Gunicorn, counts: list[int], seconds: float) -> list[dict]:
+def _sweep_once(port: int, token: str, pool: list[list], n: int, seconds: float) -> dict:
+    """Transitions/s with n concurrent clients, each moving its own sample of pool."""
+    lat: list[float] = []
+    errors: list[str] = []
+    busy0, total0 = _cpu_times()
+    run_threads(lambda i, stop: _sweep_client(port, token, pool[i], stop, lat, errors), n, seconds)
+    busy1, total1 = _cpu_times()
+    return {
+        "clients": n,
+        "CPU busy %": 100 * (busy1 - busy0) / max(1, total1 - total0),
+        "transitions /s": len(lat) / seconds,
+        "p50 ms": 1000 * percentile(lat, 50) if lat else None,
+        "p99 ms": 1000 * percentile(lat, 99) if lat else None,
+        "errors": len(errors),
+        "error_examples": errors[:3],
+    }
+
+
+def run_sweep(demo: Demo, counts: list[int], seconds: float) -> list[dict]:
     """Transitions/s with 1, 2, 4, ... concurrent clients (each on its own sample)."""
-    token = make_token(url, "tech1")
-    pool = [[b, "available"] for b, _ in make_available_samples(url, max(counts))]
-    rows = []
-    for n in counts:
-        lat: list[float] = []
-        errors: list[str] = []
-        stop = threading.Event()
-        threads = [
-            threading.Thread(
-                target=_sweep_client, args=(server.port, token, pool[i], stop, lat, errors)
-            )
-            for i in range(n)
-        ]
-        busy0, total0 = _cpu_times()
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
-        busy1, total1 = _cpu_times()
-        rows.append(
-            {
-                "clients": n,
-                "CPU busy %": 100 * (busy1 - busy0) / max(1, total1 - total0),
-                "transitions /s": len(lat) / seconds,
-                "p50 ms": 1000 * percentile(lat, 50) if lat else None,
-                "p99 ms": 1000 * percentile(lat, 99) if lat else None,
-                "errors": len(errors),
-                "error_examples": errors[:3],
-            }
-        )
-    return rows
+    token = demo.token("tech1")
+    pool = [[b, "available"] for b, _ in demo.available_samples(max(counts))]
+    return [_sweep_once(demo.server.port, token, pool, n, seconds) for n in counts]
+
+
+def raw_limit(engine: str, url: str, clients: int, seconds: float) -> float:
+    """The limit for `clients` connections on engine (ops/s)."""
+    if engine == "postgresql":
+        return raw_pg_concurrent(url, clients, seconds)
+    return raw_sqlite_concurrent(clients, seconds)
 
 
 def main() -> None:
@@ -367,23 +351,16 @@ def main() -> None:
     ap.add_argument("--sweep-seconds", type=float, default=8)
     ap.add_argument("--no-load", action="store_true", help="only the sweep")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
-    args = ap.parse_args()
+    args = parse_args(ap, TINY)
     if args.engine == "postgresql" and not pg_available():
         sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432")
-    url, drop = prepare_database(args.engine)
-    log = Path(tempfile.mkdtemp(prefix="lims-load-")) / "gunicorn.log"
-    server = Gunicorn(url, workers=args.workers, log=log)
     out: dict = {"gunicorn": gunicorn_version(), "engine": args.engine}
-    try:
-        server.start()
+    with demo_server(args.engine, workers=args.workers, name="load") as demo:
+        demo.server.start()
         if not args.no_load:
-            row = run_load(args, url, server)
-            clients = args.stations
-            limit_s = min(args.seconds, 10)
-            row["raw SQL limit /s"] = (
-                raw_pg_concurrent(url, clients, limit_s)
-                if args.engine == "postgresql"
-                else raw_sqlite_concurrent(clients, limit_s)
+            row = run_load(args, demo)
+            row["raw SQL limit /s"] = raw_limit(
+                args.engine, demo.url, args.stations, min(args.seconds, 10)
             )
             row["% of limit"] = 100 * row["requests /s"] / row["raw SQL limit /s"]
             out["load"] = row
@@ -412,12 +389,10 @@ def main() -> None:
                 print(f"  {e}")
         if args.sweep:
             counts = [int(x) for x in args.sweep.split(",")]
-            rows = run_sweep(url, server, counts, args.sweep_seconds)
+            rows = run_sweep(demo, counts, args.sweep_seconds)
             for r in rows:
-                r["raw SQL limit /s"] = (
-                    raw_pg_concurrent(url, r["clients"], min(args.sweep_seconds, 5))
-                    if args.engine == "postgresql"
-                    else raw_sqlite_concurrent(r["clients"], min(args.sweep_seconds, 5))
+                r["raw SQL limit /s"] = raw_limit(
+                    args.engine, demo.url, r["clients"], min(args.sweep_seconds, 5)
                 )
                 r["% of limit"] = 100 * r["transitions /s"] / r["raw SQL limit /s"]
             out["sweep"] = rows
@@ -435,9 +410,6 @@ def main() -> None:
                     "% of limit",
                 ],
             )
-    finally:
-        server.stop()
-        drop()
     write_json(args.json, out)
 
 

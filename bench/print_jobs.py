@@ -1,9 +1,6 @@
-"""Job-path benchmark: a 96-label print job through queue -> worker -> pty printer at 9600 baud.
+"""A 96-label print job through queue -> worker -> pty printer, next to the link and the driver.
 
-Reports the job's wall time as a ratio against the serial link's limit (bytes x 10 bits / baud)
-and against the bare driver sending the same bytes, both measured in the same run.
-
-Run: python bench/print_jobs.py [--baud 9600] [--labels 96] [--json]
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlmodel import select  # noqa: E402
 
+from bench._common import parse_args  # noqa: E402
 from lims import create_app, printing  # noqa: E402
 from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
@@ -26,6 +24,8 @@ from lims.models import Printer, PrintJob  # noqa: E402
 from printers.driver import ZplPrinter  # noqa: E402
 from printers.mock import PrinterSimulator  # noqa: E402
 from printers.transport import link_seconds  # noqa: E402
+
+TINY = {"labels": 4, "baud": 115200}  # --tiny
 
 
 def _setup(tmp: Path, n: int) -> tuple:
@@ -43,17 +43,10 @@ def _setup(tmp: Path, n: int) -> tuple:
         db.commit()
     h = {"Authorization": f"Bearer {secret}"}
     c = app.test_client()
-    parent = c.post(
-        "/api/samples",
-        json={"sample_type": "PBMC", "project": "CART-001", "volume": 500, "unit": "mL"},
-        headers=h,
-    ).json["barcode"]
-    for action, extra in (("receive", {"condition": "intact"}), ("quarantine", {})):
-        c.post(f"/api/samples/{parent}/transitions", json={"action": action, **extra}, headers=h)
-    r = c.post(
-        f"/api/samples/{parent}/aliquots", json={"count": n, "volume": 1, "unit": "mL"}, headers=h
-    )
-    return app, c, h, [a["barcode"] for a in r.json["aliquots"]]
+    # n registered tubes: a label job prints for any sample that is not finished.
+    body = {"sample_type": "PBMC", "project": "CART-001", "volume": 1, "unit": "mL"}
+    barcodes = [c.post("/api/samples", json=body, headers=h).json["barcode"] for _ in range(n)]
+    return app, c, h, barcodes
 
 
 def run(baud: int, n: int) -> dict:
@@ -105,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baud", type=int, default=9600)
     ap.add_argument("--labels", type=int, default=96)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, TINY, argv)
     res = run(args.baud, args.labels)
     if args.json:
         print(json.dumps(res))

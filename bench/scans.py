@@ -1,21 +1,6 @@
-"""Measure scans end to end: reader framing rate, and scan -> committed audit event latency.
+"""Scans end to end: eight stations' scan -> committed audit event, next to a raw commit.
 
-    python bench/scans.py [--stations 8] [--tubes 40] [--scans 20000] [--json]
-
-Rows, in one run on this machine:
-  raw pty                 scans/s through a pty read by a bare os.read loop (limit of the line)
-  reader via pty          ScannerReader + pyserial + Framer (bench/scans_reader.py)
-  raw commit              one audit event per transaction straight on the same SQLite file, no
-                          HTTP and no custody logic (limit of the database)
-  8 stations, end to end  N simulated scanners (pty) -> N station agents -> one real HTTP server
-                          (werkzeug, threaded, separate process) on SQLite -> receive transition
-                          + audit event, each station scanning its next tube as soon as the
-                          previous one is answered (an operator as fast as the system allows)
-
-Latency is from the last byte written on the pty to the agent holding the server's answer. The
-server answers only after the commit, so this bounds "committed audit event" from above; after
-the run every event is checked to be in the trail and the chain to verify. Ratios compare each
-figure to its limit measured in the same run.
+Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -33,19 +18,19 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-import scans_reader  # noqa: E402
-from sqlmodel import select  # noqa: E402
 
 from agent.station import PostResult, StationAgent  # noqa: E402
+from bench import scans_reader  # noqa: E402
+from bench._common import parse_args  # noqa: E402
+from bench._server import add_bench, session_on  # noqa: E402
 from lims import audit, create_app, samples  # noqa: E402
 from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
-from lims.models import Location, Station  # noqa: E402
 from scanners.sim import ScannerSimulator  # noqa: E402
 
 TIMEOUT_S = 120.0
+TINY = {"stations": 2, "tubes": 3, "scans": 200, "raw_commits": 20}  # --tiny
 SERVER = """
 import sys
 from werkzeug.serving import make_server
@@ -67,15 +52,12 @@ def pct(values: list[float], p: float) -> float:
 
 def setup(url: str, stations: int, tubes: int) -> list[tuple[str, str, str, list[str]]]:
     """Build the demo centre plus benches; return (station, token, badge, tubes) per bench."""
-    app = create_app({"DATABASE_URL": url, "LOAD_DEMO": True, "SECRET_KEY": "bench"})
-    engine = app.extensions["lims"]["engine"]
     out = []
-    with new_session(engine) as db:
+    with session_on(url, demo=True) as db:
         system = users.system_actor(db)
-        room = db.exec(select(Location).where(Location.code == "RM-B1")).one()
         for i in range(stations):
             name, badge = f"BENCH-P{i + 1:02d}", f"BADGE-P{i + 1:02d}"
-            db.add(Station(name=name, room_id=room.id))
+            add_bench(db, name, system)
             user = users.create_user(
                 db,
                 username=f"bench{i + 1}",
@@ -98,7 +80,6 @@ def setup(url: str, stations: int, tubes: int) -> list[tuple[str, str, str, list
             ]
             out.append((name, secret, badge, codes))
         db.commit()
-    engine.dispose()
     return out
 
 
@@ -181,7 +162,7 @@ def end_to_end(url: str, benches: list, port: int) -> dict[str, object]:
     }
 
 
-def run(stations: int, tubes: int, scans: int) -> dict[str, object]:
+def run(stations: int, tubes: int, scans: int, raw_commits: int = 200) -> dict[str, object]:
     """Measure everything once and return the figures."""
     raw_pty = scans_reader.bench_raw_pty(scans)
     reader = scans_reader.bench_reader(scans)
@@ -202,15 +183,13 @@ def run(stations: int, tubes: int, scans: int) -> dict[str, object]:
             proc.terminate()
             proc.wait(10)
         n_events = stations * tubes
-        raw_rate, raw_lat = raw_commit(url, max(200, n_events))
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
-        with new_session(app.extensions["lims"]["engine"]) as db:
+        raw_rate, raw_lat = raw_commit(url, max(raw_commits, n_events))
+        with session_on(url) as db:
             received = sum(
                 len(audit.query(db, action="sample.receive", station=name, limit=10**6))
                 for name, *_ in benches
             )
             chain_ok = audit.verify(db).ok
-        app.extensions["lims"]["engine"].dispose()
     lat = e2e["latencies"]
     e2e_rate = len(lat) / e2e["elapsed"]
     raw_med = statistics.median(raw_lat)
@@ -249,9 +228,10 @@ def main() -> int:
     parser.add_argument("--stations", type=int, default=8)
     parser.add_argument("--tubes", type=int, default=40, help="tubes received per station")
     parser.add_argument("--scans", type=int, default=20000, help="scans for the reader rows")
+    parser.add_argument("--raw-commits", type=int, default=200, help="at least this many")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    result = run(args.stations, args.tubes, args.scans)
+    args = parse_args(parser, TINY)
+    result = run(args.stations, args.tubes, args.scans, args.raw_commits)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["chain_verifies"] else 1

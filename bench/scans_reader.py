@@ -1,15 +1,6 @@
-"""Measure how many scans per second the scanner reader frames through a simulated pty.
+"""Scans per second the scanner reader frames through a simulated pty, next to a bare read loop.
 
-    python bench/scans_reader.py [--scans 20000] [--repeat 3] [--json]
-
-Rows, best of --repeat runs, in one process on this machine:
-  raw pty          bytes moved through the same pty by a bare os.read loop (the limit)
-  reader via pty   ScannerReader + pyserial + Framer, scans until the last on_scan
-  framer, 64 B     the pure Framer fed 64-byte reads (no I/O)
-  framer, 1 read   the pure Framer fed the whole stream at once
-  9600 baud line   what a scanner at 9600 8N1 can send at most, for scale
-Ratios: each rate over the raw pty rate of the same run (the limit), and over the 9600-baud line
-(the headroom a bench actually needs).
+Rows and ratios: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,11 +15,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench._common import parse_args  # noqa: E402
 from scanners.framing import Framer, Scan  # noqa: E402
 from scanners.reader import ScannerReader  # noqa: E402
 from scanners.sim import ScannerSimulator  # noqa: E402
 
 TIMEOUT_S = 60.0
+TINY = {"scans": 200, "repeat": 1, "latency_scans": 20}  # --tiny
 
 
 def codes(n: int) -> list[str]:
@@ -146,7 +139,7 @@ def bench_framer(n: int, chunk: int | None) -> float:
     return n / elapsed
 
 
-def run(n: int, repeat: int) -> dict[str, object]:
+def run(n: int, repeat: int, latency_scans: int = 200) -> dict[str, object]:
     """Run every measurement `repeat` times and keep the best of each."""
     scan_bytes = len(stream_for(1))
     rows = {
@@ -160,7 +153,7 @@ def run(n: int, repeat: int) -> dict[str, object]:
     raw = rows["raw pty"]
     line = rows["9600 baud line"]
     return {
-        "latency_one_scan": bench_latency(200),
+        "latency_one_scan": bench_latency(latency_scans),
         "scans": n,
         "repeat": repeat,
         "scan_bytes": scan_bytes,
@@ -182,9 +175,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency-scans", type=int, default=200, help="single scans timed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    result = run(args.scans, args.repeat)
+    args = parse_args(parser, TINY)
+    result = run(args.scans, args.repeat, args.latency_scans)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -194,7 +188,7 @@ def main() -> int:
     )
     lat = result["latency_one_scan"]
     print(
-        f"latency scan->on_scan (200 single scans): p50 {lat['p50_ms']} ms, "  # type: ignore[index]
+        f"latency scan->on_scan ({args.latency_scans} single scans): p50 {lat['p50_ms']} ms, "  # type: ignore[index]
         f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms"  # type: ignore[index]
     )
     print(f"{'what':<22}{'scans/s':>14}{'x raw pty':>12}{'x 9600 baud':>14}")
