@@ -28,6 +28,7 @@ from sqlmodel import select  # noqa: E402
 from bench import gen_audit  # noqa: E402
 from bench._common import database_url, parse_args  # noqa: E402
 from lims import audit, reports, samples  # noqa: E402
+from lims.accounts.users import Actor, actor_for  # noqa: E402
 from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import AuditEvent, Location, Organisation, Sample, User, VectorLot  # noqa: E402
 

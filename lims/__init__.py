@@ -19,8 +19,8 @@ from werkzeug.routing import IntegerConverter
 from lims import config as config_mod
 from lims.db import make_engine, set_read_only
 from lims.errors import LimsError
+from lims.version import __version__
 
-__version__ = "0.1.0"
 log = logging.getLogger("lims")
 
 _ERROR_CODES = {

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 # Writers on SQLite take the write lock at BEGIN (BEGIN IMMEDIATE) so that a transaction that
 # read a row can never lose a race to another writer half-way through; readers stay deferred.
@@ -268,3 +268,16 @@ def adopt(session: Session, model: type, row: Sequence[Any]) -> Any:
         make_transient_to_detached(obj)
         session.add(obj)
     return obj
+
+
+def rows_by_id(session: Session, model: type, ids: Iterable[int | None]) -> dict[int, Any]:
+    """Load the rows of model with these ids in one query (None ids are skipped)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {row.id: row for row in session.exec(select(model).where(model.id.in_(wanted)))}
+
+
+def ping(session: Session) -> None:
+    """Ask the database for one row: raises when it does not answer."""
+    session.exec(text("SELECT 1")).first()

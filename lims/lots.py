@@ -297,9 +297,9 @@ def _record(
     **kw: Any,
 ) -> None:
     """Append the lot's event (a reason of only spaces is none)."""
-    audit.record(
+    audit.record_by(
         session,
-        actor=actor.username,
+        actor,
         action=action,
         entity_type="lot",
         entity_id=lot.lot_number,
@@ -308,7 +308,6 @@ def _record(
         reason=None if blank(reason) else reason,
         org_id=lot.org_id,
         lot_id=lot.id,
-        station=actor.station,
         **kw,
     )
 
@@ -529,3 +528,8 @@ def expire_due(session: Session, *, actor: Actor, today: date | None = None) -> 
             today=today,
         )
     return [lot.lot_number for lot in due]
+
+
+def owner(session: Session, lot: VectorLot) -> tuple[Project, Organisation]:
+    """Return the lot's project and the organisation it belongs to."""
+    return session.get(Project, lot.project_id), session.get(Organisation, lot.org_id)

@@ -288,3 +288,40 @@ def assign_badge(session: Session, *, data: BadgeIn, actor: Actor) -> User:
         after={"badge": "replaced" if replaced else "issued"},
     )
     return user
+
+
+# --- reading the set-up records -------------------------------------------------------------
+
+
+def list_organisations(session: Session, actor: Actor) -> list[Organisation]:
+    """Return the organisations actor may see (a client: only its own)."""
+    stmt = select(Organisation).order_by(Organisation.id)
+    if not actor.sees_all:
+        stmt = stmt.where(Organisation.id == actor.org.id)
+    return list(session.exec(stmt).all())
+
+
+def list_projects(session: Session, actor: Actor) -> list[tuple[Project, Organisation]]:
+    """Return the projects actor may see, each with its organisation."""
+    stmt = (
+        select(Project, Organisation)
+        .join(Organisation, Organisation.id == Project.org_id)
+        .order_by(Project.id)
+    )
+    if not actor.sees_all:
+        stmt = stmt.where(Project.org_id == actor.org.id)
+    return list(session.exec(stmt).all())
+
+
+def list_sample_types(session: Session) -> list[SampleType]:
+    """Return every sample type."""
+    return list(session.exec(select(SampleType).order_by(SampleType.id)).all())
+
+
+def code_maps(session: Session) -> dict[str, dict[int, str]]:
+    """Return id -> code of sample types, projects and locations (to show rows by their codes)."""
+    return {
+        "types": {t.id: t.code for t in session.exec(select(SampleType))},
+        "projects": {p.id: p.code for p in session.exec(select(Project))},
+        "places": {loc.id: loc.code for loc in session.exec(select(Location))},
+    }

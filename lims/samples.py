@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from lims import audit, custody, lots, storage
 from lims.accounts.users import Actor
-from lims.db import adopt, column_list, dialect_name, driver_execute, to_db_time
+from lims.db import adopt, column_list, dialect_name, driver_execute, rows_by_id, to_db_time
 from lims.errors import Conflict, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.inputs import Input, Line, Text
@@ -225,9 +225,9 @@ def _require_lab(actor: Actor, what: str) -> None:
 
 
 def _record(session: Session, actor: Actor, action: str, s: Sample, before, after, **kw) -> dict:  # noqa: ANN001
-    return audit.record(
+    return audit.record_by(
         session,
-        actor=actor.username,
+        actor,
         action=action,
         entity_type="sample",
         entity_id=s.barcode,
@@ -236,8 +236,6 @@ def _record(session: Session, actor: Actor, action: str, s: Sample, before, afte
         org_id=s.org_id,
         lot_id=s.lot_id,
         location_id=s.location_id,
-        station=actor.station,
-        device=actor.device,
         **kw,
     )
 
@@ -790,3 +788,32 @@ def correct_sample(
         session, actor, "sample.correct", s, before, after, reason=reason, corrects_seq=seq
     )
     return s, event
+
+
+def first_with_coi(session: Session, coi: str, actor: Actor) -> str | None:
+    """Return the barcode of the first sample actor may see that carries this COI, or None."""
+    rows = session.exec(
+        select(Sample.barcode, Sample.org_id).where(Sample.coi == coi).order_by(Sample.id)
+    )
+    return next((barcode for barcode, org_id in rows if actor.can_see(org_id)), None)
+
+
+def vials_of_lot(session: Session, lot: VectorLot) -> list[dict[str, Any]]:
+    """Return the vials of a lot, each with its place and who holds it."""
+    rows = session.exec(select(Sample).where(Sample.lot_id == lot.id).order_by(Sample.id)).all()
+    places = rows_by_id(session, Location, (v.location_id for v in rows))
+    holders = rows_by_id(session, User, (v.custodian_id for v in rows))
+    return [
+        {"s": v, "loc": places.get(v.location_id), "holder": holders.get(v.custodian_id)}
+        for v in rows
+    ]
+
+
+def sample_type(session: Session, s: Sample) -> SampleType:
+    """Return the sample's type."""
+    return session.get(SampleType, s.sample_type_id)
+
+
+def custodian(session: Session, s: Sample) -> User | None:
+    """Return who holds the sample, if anyone does."""
+    return session.get(User, s.custodian_id) if s.custodian_id else None

@@ -1,29 +1,4 @@
-"""What a scanned string is by its shape: sample, COI label, location, command, GS1 or a code.
-
-`classify(data, symbology)` is pure: it never raises and never touches the database. It sorts a
-string into a kind by its shape and refuses what cannot be ours (wrong check character, unknown
-command, control bytes, unreadable GS1, too long). lims.bench.resolve looks the result up.
-
-Scan formats (what goes on labels and on the bench command sheet):
-
-==========================  =================================================================
-``S26-000123-E``            sample barcode; the last character is ISO 7064 Mod 37-2 over
-                            ``S26000123`` (see lims.identifiers)
-``COI-26-000123-K``         Chain of Identity label (our local format, Mod 37-2 checked);
-                            an ISBT 128 COI stored on a sample resolves too
-``BOX-0001``                a location code (any level of the tree: room, freezer, rack, box)
-``BOX-0001:A1``             a box position: location code, colon, row letter + column number
-``BADGE-0002``              a user's badge (User.badge)
-``AAV9-2611-001``           a vector lot number
-``CMD:RECEIVE`` ...         a station command (COMMANDS below)
-``CMD:REASON:EXPIRED``      a disposal reason (a preset code from REASONS, or free text)
-``CMD:CONDITION:FROZEN``    a receipt condition (a preset code from CONDITIONS, or free text)
-GS1 element string          with a GS1 AIM identifier (]C1 ]d2 ]Q3 ]e0 ]J1), a GS (0x1D)
-                            separator, HRI form ``(01)...(10)...``, or bare digits starting
-                            with AI 01; parsed with biip: GTIN (01), lot (10), expiry (17),
-                            serial (21), SSCC (00)
-==========================  =================================================================
-"""
+"""What a scanned string is by its shape (pure; the formats are listed in docs/bench.md)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import string
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims.errors import NotFound, Refused
 from lims.models import Location, Sample
+
+if TYPE_CHECKING:
+    from lims.accounts.users import Actor
 
 ROW_LETTERS = string.ascii_uppercase
 
@@ -202,3 +206,61 @@ def tree(session: Session) -> list[dict]:
     for loc in locs:
         (nodes[loc.parent_id]["children"] if loc.parent_id else roots).append(nodes[loc.id])
     return roots
+
+
+def sample_counts(session: Session) -> dict[str, int]:
+    """Return how many samples each location holds, by location code."""
+    rows = session.exec(
+        select(Location.code, func.count(Sample.id))
+        .join(Sample, Sample.location_id == Location.id)
+        .group_by(Location.code)
+    ).all()
+    return {code: n for code, n in rows}
+
+
+def children(session: Session, loc: Location) -> list[Location]:
+    """Return the places directly inside loc."""
+    return list(
+        session.exec(select(Location).where(Location.parent_id == loc.id).order_by(Location.id))
+    )
+
+
+def contents(session: Session, loc: Location, actor: Actor) -> dict[str, Any]:
+    """Return what a place holds as actor may see it; a box also as its grid of positions.
+
+    Another organisation's tube counts as occupied, without its identity.
+    """
+    held = session.exec(
+        select(Sample).where(Sample.location_id == loc.id).order_by(Sample.id)
+    ).all()
+    # Box order (A2 before A10), tubes without a position last.
+    held = sorted(held, key=lambda s: position_index(s.position or "") or (len(ROW_LETTERS), 0))
+    grid = None
+    if loc.kind == "box":
+        by_pos = {s.position: s for s in held if s.position}
+        grid = []
+        for r in range(loc.rows or 0):
+            row = []
+            for c in range(loc.cols or 0):
+                label = position_label(r, c)
+                s = by_pos.get(label)
+                visible = s if s is not None and actor.can_see(s.org_id) else None
+                row.append({"pos": label, "sample": visible, "occupied": s is not None})
+            grid.append(row)
+    visible = [s for s in held if actor.can_see(s.org_id)]
+    return {
+        "held": visible,
+        "hidden": len(held) - len(visible),
+        "grid": grid,
+        "free": sum(1 for row in grid or [] for cell in row if not cell["occupied"]),
+    }
+
+
+def box_positions(session: Session, box: Location, actor: Actor) -> dict[str, str]:
+    """Return position -> barcode of a box; another organisation's tube shows as "occupied"."""
+    rows = session.exec(
+        select(Sample.position, Sample.barcode, Sample.org_id).where(
+            Sample.location_id == box.id, Sample.position.is_not(None)
+        )
+    ).all()
+    return {p: (b if actor.can_see(o) else "occupied") for p, b, o in rows}

@@ -10,7 +10,7 @@ from lims import bench
 from lims.accounts.sessions import end_all_sessions
 from lims.accounts.users import Actor, record_user_event
 from lims.errors import Forbidden, NotFound, Refused
-from lims.models import User
+from lims.models import AuditEvent, Organisation, User, utcnow
 
 
 def _admin_target(db: Session, actor: Actor, username: str) -> User:
@@ -117,3 +117,47 @@ def unlock_user(
     db.flush()
     after = {"failed_logins": 0, "locked_until": None}
     return _recorded(db, user, actor, "user.unlock", reason, device, before, after)
+
+
+# What the account page lists as sign-in and account events.
+ACCOUNT_ACTIONS = (
+    "auth.login",
+    "auth.logout",
+    "auth.login_failed",
+    "auth.locked",
+    "auth.session_expired",
+    "user.disable",
+    "user.enable",
+    "user.unlock",
+)
+
+
+def list_accounts(session: Session) -> list[dict[str, Any]]:
+    """Return every person's account (not the system account) with its organisation and lock."""
+    rows = session.exec(
+        select(User, Organisation)
+        .join(Organisation, Organisation.id == User.org_id)
+        .where(User.username != "system")
+        .order_by(User.id)
+    ).all()
+    now = utcnow()
+    return [
+        {
+            "user": u,
+            "org": org.name,
+            "locked": u.locked_until is not None and u.locked_until > now,
+        }
+        for u, org in rows
+    ]
+
+
+def account_events(session: Session, *, limit: int = 50) -> list[AuditEvent]:
+    """Return the latest sign-in and account events, newest first."""
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(ACCOUNT_ACTIONS))
+            .order_by(AuditEvent.seq.desc())
+            .limit(limit)
+        ).all()
+    )

@@ -316,3 +316,14 @@ def authenticate_token(session: Session, token: str) -> Actor:
     if not user.active:
         raise Unauthorized("the token's user is disabled")
     return Actor(user=user, org=org, station=row[1])
+
+
+def list_users(session: Session) -> list[tuple[User, Organisation]]:
+    """Return every user with their organisation, in the order they were made."""
+    return list(
+        session.exec(
+            select(User, Organisation)
+            .join(Organisation, Organisation.id == User.org_id)
+            .order_by(User.id)
+        ).all()
+    )

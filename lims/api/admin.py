@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 from pydantic import Field
-from sqlmodel import select
 
 from lims import bench as benches
-from lims import storage
+from lims import masterdata, printing, storage
 from lims.accounts import users
-from lims.boundary import current_actor, get_db, require, write
+from lims.boundary import current_actor, get_db, require, unit, write
 from lims.inputs import Input, Line
-from lims.models import Location, Organisation, Printer, Project, SampleType, Station, User
 from lims.roles import LAB
 
 bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
@@ -20,21 +18,17 @@ bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
 @bp.get("/health")
 def health():
     """Tell whether the server and its database answer (no sign-in needed)."""
-    get_db().exec(select(Organisation.id).limit(1)).first()
+    unit.database_answers()
     return {"ok": True}
 
 
 @bp.get("/organisations")
 def organisations():
     """List organisations (client users see only their own)."""
-    actor = current_actor()
-    stmt = select(Organisation).order_by(Organisation.id)
-    if not actor.sees_all:
-        stmt = stmt.where(Organisation.id == actor.org.id)
+    rows = masterdata.list_organisations(get_db(), current_actor())
     return {
         "organisations": [
-            {"name": o.name, "display_name": o.display_name, "kind": o.kind}
-            for o in get_db().exec(stmt).all()
+            {"name": o.name, "display_name": o.display_name, "kind": o.kind} for o in rows
         ]
     }
 
@@ -42,16 +36,9 @@ def organisations():
 @bp.get("/projects")
 def projects():
     """List projects you may see."""
-    actor = current_actor()
-    stmt = select(Project).order_by(Project.id)
-    if not actor.sees_all:
-        stmt = stmt.where(Project.org_id == actor.org.id)
-    db = get_db()
+    rows = masterdata.list_projects(get_db(), current_actor())
     return {
-        "projects": [
-            {"code": p.code, "name": p.name, "organisation": db.get(Organisation, p.org_id).name}
-            for p in db.exec(stmt).all()
-        ]
+        "projects": [{"code": p.code, "name": p.name, "organisation": org.name} for p, org in rows]
     }
 
 
@@ -61,8 +48,7 @@ def sample_types():
     current_actor()
     return {
         "sample_types": [
-            {"code": t.code, "name": t.name}
-            for t in get_db().exec(select(SampleType).order_by(SampleType.id)).all()
+            {"code": t.code, "name": t.name} for t in masterdata.list_sample_types(get_db())
         ]
     }
 
@@ -88,19 +74,8 @@ def location(code: str):
         "path": storage.path_text(db, loc),
     }
     if loc.kind == "box":
-        from lims.models import Sample
-
-        rows = db.exec(
-            select(Sample.position, Sample.barcode, Sample.org_id).where(
-                Sample.location_id == loc.id, Sample.position.is_not(None)
-            )
-        ).all()
-        out.update(
-            rows=loc.rows,
-            cols=loc.cols,
-            # Another organisation's tube shows as occupied, without its identity.
-            positions={p: (b if actor.can_see(o) else "occupied") for p, b, o in rows},
-        )
+        # Another organisation's tube shows as occupied, without its identity.
+        out.update(rows=loc.rows, cols=loc.cols, positions=storage.box_positions(db, loc, actor))
     return out
 
 
@@ -108,44 +83,27 @@ def location(code: str):
 def stations():
     """List bench stations with their current operator and mode."""
     actor = require(*LAB)
-    db = get_db()
-    out = []
-    for st in db.exec(select(Station).order_by(Station.id)).all():
-        # A client's staff see another organisation's task only as "in use" (redacted: true).
-        view = benches.station_view(db, st, actor)
-        out.append(
+    # A client's staff see another organisation's task only as "in use" (redacted: true).
+    rows = benches.list_stations(get_db(), actor)
+    return {
+        "stations": [
             {
-                "name": st.name,
-                "room": db.get(Location, st.room_id).code if st.room_id else None,
-                "mode": view["mode"],
-                "operator": view["operator"],
-                "target": view["target"],
-                "redacted": view["redacted"],
+                "name": row["station"].name,
+                "room": row["room"].code if row["room"] else None,
+                "mode": row["view"]["mode"],
+                "operator": row["view"]["operator"],
+                "target": row["view"]["target"],
+                "redacted": row["view"]["redacted"],
             }
-        )
-    return {"stations": out}
+            for row in rows
+        ]
+    }
 
 
 @bp.get("/printers")
 def printers():
     """List label printers (where each is plugged in only for the centre's lab staff)."""
-    actor = current_actor()
-    # A printer's URL is a device path or a network address inside the centre: not for clients.
-    wiring = actor.sees_all and actor.role in ("technician", "qa", "admin")
-    db = get_db()
-    out = []
-    for p in db.exec(select(Printer).order_by(Printer.id)).all():
-        row = {
-            "name": p.name,
-            "language": p.language,
-            "dpi": p.dpi,
-            "station": db.get(Station, p.station_id).name if p.station_id else None,
-            "active": p.active,
-        }
-        if wiring:
-            row.update(url=p.url, baud=p.baud, flow=p.flow)
-        out.append(row)
-    return {"printers": out}
+    return {"printers": printing.list_printers(get_db(), current_actor())}
 
 
 class UserIn(Input):
@@ -160,17 +118,16 @@ class UserIn(Input):
 def list_users():
     """List users (admin)."""
     require("admin")
-    db = get_db()
     return {
         "users": [
             {
                 "username": u.username,
                 "full_name": u.full_name,
                 "role": u.role,
-                "organisation": db.get(Organisation, u.org_id).name,
+                "organisation": org.name,
                 "active": u.active,
             }
-            for u in db.exec(select(User).order_by(User.id)).all()
+            for u, org in users.list_users(get_db())
         ]
     }
 

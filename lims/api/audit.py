@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 from apiflask import APIBlueprint
@@ -13,8 +12,7 @@ from pydantic import ConfigDict, Field
 from lims import audit, reports
 from lims.accounts.users import Actor
 from lims.api.query import QueryModel
-from lims.boundary import get_db, require
-from lims.db import read_only
+from lims.boundary import get_db, require, unit
 from lims.roles import AUDIT_READERS as READERS
 
 bp = APIBlueprint("audit", __name__, url_prefix="/api/audit", tag="Audit")
@@ -80,12 +78,8 @@ def export_csv(q: AuditQuery):
     filters = _filters(q, actor)
     db = get_db()
 
-    def generate() -> Iterator[str]:
-        with read_only():
-            yield from reports.csv_chunks(db, filters)
-
     return Response(
-        stream_with_context(generate()),
+        stream_with_context(unit.streamed(lambda: reports.csv_chunks(db, filters))),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=audit.csv"},
     )

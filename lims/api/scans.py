@@ -1,34 +1,6 @@
 """Scans from bench stations: POST /api/scans, GET /api/scans, GET /api/stations/<name>.
 
-A scan the station refuses (wrong check character, unknown code, no operator signed in, COI
-mismatch, wrong lot, illegal custody move ...) is answered with HTTP 200 and
-``"outcome": "refused"``, not with 4xx: the request itself was understood and its result recorded
-(a ScanEvent row and a "scan.refused" audit event). The station agent tells "the server answered"
-(2xx: log it, show it to the operator, never resend) from "the server did not answer" (network
-error, 5xx, 409 busy: resend with the same scan_id). 4xx is kept for requests that are themselves
-wrong: 400 malformed body (data longer than 512 characters, missing scan_id), 401 no or bad
-token, 403 a token bound to another station, a client organisation's station token or a client
-viewer, 404 unknown station, 422 a scan_id another sender used at this station already
-(scan_id_taken) or one this sender used for another scan (scan_id_reused).
-
-Who posts: the bench's station agent (a centre token bound to the station) posts for whoever
-badged in there. A person (personal token or browser session) acts only as themselves: their
-own badge signs them in (in place of whoever was signed in), another's badge is refused
-(not_your_badge), and while someone else is signed in their other scans are refused
-(operator_elsewhere). Both are 200 + refused, recorded.
-
-POST /api/scans ``{"station": "BENCH-B1", "data": "S26-000123-E", "scan_id": "sc1-...",
-"symbology": "]C0", "device": "scanner:/dev/ttyACM0", "error": null}`` answers::
-
-    {"scan_id": ..., "station": ..., "data": ..., "outcome": "accepted|refused|duplicate",
-     "code": null | "bad_check_character" | "no_operator" | "coi_mismatch" | ...,
-     "action": "sign_in|set_mode|set_target|set_lot|set_coi|set_reason|set_condition|
-                receive|store|check_out|check_in|hand_over|dispose|quarantine|lookup|done|...",
-     "resolved": {"kind": "sample|coi|location|badge|lot|command|gs1", "ref": ..., ...} | null,
-     "message": "what to tell the operator", "sample": {sample JSON} | null,
-     "station_state": {"name", "operator", "mode", "target", "position", "lot", "coi",
-                       "reason", "condition", "version", "prompt", "redacted", ...},
-     "time": "...Z", "replayed": true (only when the scan_id was answered before)}
+Refusals answer 200 with outcome "refused"; the contract is in docs/bench.md.
 """
 
 from __future__ import annotations

@@ -2,13 +2,20 @@
 
 from lims.bench.modes import DEFAULT_CONDITION, MODES
 from lims.bench.scan import handle_scan, recent_scans, scan_dict
-from lims.bench.station import get_station, sign_off_everywhere, station_state, station_view
+from lims.bench.station import (
+    get_station,
+    list_stations,
+    sign_off_everywhere,
+    station_state,
+    station_view,
+)
 
 __all__ = [
     "DEFAULT_CONDITION",
     "MODES",
     "get_station",
     "handle_scan",
+    "list_stations",
     "recent_scans",
     "scan_dict",
     "sign_off_everywhere",

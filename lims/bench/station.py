@@ -146,9 +146,9 @@ def change(
     st.updated_at = utcnow()
     session.add(st)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        actor=actor.username,
+        actor,
         action=action,
         entity_type="station",
         entity_id=st.name,
@@ -159,7 +159,6 @@ def change(
         org_id=None,
         location_id=st.target_location_id,
         station=st.name,
-        device=actor.device,
     )
 
 
@@ -199,3 +198,17 @@ def sign_off_everywhere(session: Session, user: User, *, actor: Actor, reason: s
     for st in rows:
         set_operator(session, st, actor, None, reason)
     return len(rows)
+
+
+def list_stations(session: Session, viewer: Actor) -> list[dict[str, Any]]:
+    """Return every bench by name: the station, its room and its state as viewer may see it."""
+    rows = session.exec(
+        select(Station, Location)
+        .join(Location, Location.id == Station.room_id, isouter=True)
+        .order_by(Station.name)
+    ).all()
+    # A client's staff see another organisation's task only as "in use" (station_view).
+    return [
+        {"station": st, "room": room, "view": station_view(session, st, viewer)}
+        for st, room in rows
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from flask import current_app, g
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from lims import audit
-from lims.db import new_session, set_read_only
+from lims.db import new_session, ping, read_only, set_read_only
 from lims.errors import LimsError
 
 log = logging.getLogger("lims")
@@ -74,6 +74,17 @@ def write_aside(change: Callable[[Session], T]) -> T:
             return out
     finally:
         token.var.reset(token)
+
+
+def streamed(chunks: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """Yield a streamed response's chunks as a reader (the stream outlives the view)."""
+    with read_only():
+        yield from chunks()
+
+
+def database_answers() -> None:
+    """Ask the request's database for one row: raises when it does not answer."""
+    ping(get_db())
 
 
 def record_refusal(err: LimsError) -> None:

@@ -45,6 +45,13 @@ from lims.printing.lease import (
     render_claim,
     start_sending,
 )
+from lims.printing.overview import (
+    active_printers,
+    list_printers,
+    offers,
+    queue_overview,
+    sample_labels,
+)
 from lims.printing.worker import PrintWorker, start_device_worker
 
 __all__ = [
@@ -59,6 +66,7 @@ __all__ = [
     "SheetIn",
     "StartIn",
     "VoidIn",
+    "active_printers",
     "claim_for_api",
     "claim_next",
     "get_job",
@@ -72,8 +80,11 @@ __all__ = [
     "label_sheet_pdf",
     "labels_by_job",
     "list_jobs",
+    "list_printers",
+    "offers",
     "printers_for",
     "queue_labels",
+    "queue_overview",
     "reap_expired",
     "record_label_file",
     "record_outcome",
@@ -81,6 +92,7 @@ __all__ = [
     "reprint",
     "resume",
     "sample_label_pdf",
+    "sample_labels",
     "sample_label_png",
     "start_device_worker",
     "start_sending",

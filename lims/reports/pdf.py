@@ -20,11 +20,11 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlmodel import Session
 
-from lims import __version__
 from lims.accounts.users import Actor, system_actor
 from lims.audit import VerifyResult
 from lims.errors import BadRequest
 from lims.reports.data import ReportData, cell_text, lot_data, sample_data
+from lims.version import __version__
 
 PAGE = landscape(A4)
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)

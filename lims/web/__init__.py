@@ -8,8 +8,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Register the web pages and the browser-session hook the /api boundary uses."""
     from lims.boundary import websession
-    from lims.web import auth, pages  # noqa: F401 - importing registers the routes
-    from lims.web.common import bp
+    from lims.web.areas import bp
 
     app.register_blueprint(bp)
     app.extensions["lims"]["session_user"] = websession.session_user

@@ -1,4 +1,4 @@
-"""The web blueprint's plumbing: who is signed in, CSRF, page errors, one commit per form."""
+"""The pages' plumbing: the parent blueprint, who is signed in, CSRF, errors, one commit a form."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from lims.accounts.users import Actor, actor_for
 from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
-from lims.errors import Forbidden, LimsError
+from lims.errors import BadRequest, Forbidden, LimsError
 from lims.roles import AUDIT_READERS, LAB
 
 log = logging.getLogger("lims.web")
@@ -33,6 +33,13 @@ bp = Blueprint(
 )
 # APIFlask reads this from every blueprint when it builds /openapi.json; pages are not API.
 bp.enable_openapi = False
+
+
+def area(name: str, import_name: str) -> Blueprint:
+    """Return the blueprint of one area's pages; it nests under `bp` (hooks, errors, assets)."""
+    child = Blueprint(name, import_name)
+    child.enable_openapi = False
+    return child
 
 
 # Pages are small and server-rendered: everything they load comes from this server.
@@ -50,7 +57,7 @@ def _load_session() -> Response | None:
     db = get_db()
     cur = websession.current(db)
     g.web_user = cur.user if cur else None
-    if request.method != "POST" or request.endpoint == "web.login":
+    if request.method != "POST" or request.endpoint == "web.accounts.login":
         return None
     if cur is None:
         if g.get("web_end_reason"):
@@ -79,18 +86,18 @@ def to_sign_in() -> Response:
         args["ended"] = g.web_end_reason
     if request.method == "GET":
         args["next"] = request.full_path.rstrip("?")
-    return redirect(url_for("web.login", **args))
+    return redirect(url_for("web.accounts.login", **args))
 
 
 def safe_next(target: str | None) -> str:
     """Return target if it is a path on this site, else the home page (no open redirect)."""
     if not target:
-        return url_for("web.home")
+        return url_for("web.home.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("web.home")
+        return url_for("web.home.home")
     if "\\" in target:
-        return url_for("web.home")
+        return url_for("web.home.home")
     return target
 
 
@@ -158,20 +165,20 @@ def _page_context() -> dict[str, Any]:
 def _nav(role: str | None) -> list[tuple[str, str]]:
     if role is None:
         return []
-    items = [("Home", url_for("web.home"))]
+    items = [("Home", url_for("web.home.home"))]
     if role in LAB:
-        items.append(("Bench", url_for("web.benches")))
+        items.append(("Bench", url_for("web.bench.benches")))
     items += [
-        ("Samples", url_for("web.samples")),
-        ("Lots", url_for("web.lots")),
-        ("Storage", url_for("web.storage")),
+        ("Samples", url_for("web.samples.list")),
+        ("Lots", url_for("web.lots.list")),
+        ("Storage", url_for("web.storage.tree")),
     ]
     if role in LAB:
-        items.append(("Print queue", url_for("web.print_queue")))
+        items.append(("Print queue", url_for("web.printing.queue")))
     if role in AUDIT_READERS:
-        items.append(("Audit", url_for("web.audit_search")))
+        items.append(("Audit", url_for("web.audit.search")))
     if role == "admin":
-        items.append(("Users", url_for("web.admin_users")))
+        items.append(("Users", url_for("web.accounts.users")))
     return items
 
 
@@ -245,3 +252,21 @@ def _unexpected(err: Exception) -> tuple[str, int]:
         "Something went wrong",
         "An unexpected error happened and nothing was changed. The error was logged.",
     )
+
+
+def cursor() -> int | None:
+    """Read a list's page cursor: a whole number within the ids' range, else a clear 400."""
+    raw = request.args.get("cursor") or "0"
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise BadRequest("cursor must be a page number this list gave you")
+    return int(raw) or None
+
+
+def first_error(exc: Exception) -> str:
+    """Return the first thing wrong with a form, as a validation error names it."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return str(exc)

@@ -411,7 +411,8 @@ def test_who_may_post_scans(client, auth):
     assert (missing.status_code, missing.json["error"]) == (404, "unknown_station")
     assert client.get("/api/stations/NO-SUCH", headers=auth("tech1")).status_code == 404
     # A technician's own (unbound) token may sign its holder in at any bench with their own
-    # badge, e.g. from the bench web page (tests/test_station_security.py: anyone else's badge).
+    # badge, e.g. from the bench web page (anyone else's badge:
+    # tests/bench/test_station_security.py).
     ok = client.post("/api/scans", json=body, headers=auth("tech1"))
     assert ok.status_code == 200 and ok.json["outcome"] == "accepted"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from helpers import page_csrf, sign_in
 
-from tests.test_web_browser import browser, page, server  # noqa: F401 (fixtures)
-from tests.test_web_browser import sign_in as browser_sign_in
+from tests.web.test_web_browser import browser, page, server  # noqa: F401 (fixtures)
+from tests.web.test_web_browser import sign_in as browser_sign_in
 
 try:
     from playwright.sync_api import Page, expect

@@ -22,7 +22,7 @@ from lims.db import new_session
 from lims.models import Sample, VectorLot
 
 CHROMIUM = os.environ.get("LIMS_TEST_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "demo-password"
 
 pytestmark = pytest.mark.browser

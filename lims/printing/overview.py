@@ -1,0 +1,115 @@
+"""What the pages and the API list about printing: printers, a tube's labels, the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from lims.accounts.users import Actor
+from lims.db import rows_by_id
+from lims.models import Printer, PrintJob, PrintJobLabel, Sample, Station, User
+from lims.printing.jobs import job_visible, job_visible_to, label_orgs_by_job, labels_by_job
+from lims.roles import LAB
+
+
+def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """Return every label printer; where it is plugged in only for the centre's lab staff."""
+    # A printer's URL is a device path or a network address inside the centre: not for clients.
+    wiring = actor.sees_all and actor.role in LAB
+    rows = session.exec(
+        select(Printer, Station)
+        .join(Station, Station.id == Printer.station_id, isouter=True)
+        .order_by(Printer.id)
+    ).all()
+    out = []
+    for p, st in rows:
+        row = {
+            "name": p.name,
+            "language": p.language,
+            "dpi": p.dpi,
+            "station": st.name if st is not None else None,
+            "active": p.active,
+        }
+        if wiring:
+            row.update(url=p.url, baud=p.baud, flow=p.flow)
+        out.append(row)
+    return out
+
+
+def active_printers(session: Session) -> list[dict[str, Any]]:
+    """Return the printers a print form offers: name and bench, by name."""
+    rows = session.exec(
+        select(Printer, Station)
+        .join(Station, Station.id == Printer.station_id, isouter=True)
+        .where(Printer.active)
+        .order_by(Printer.name)
+    ).all()
+    return [{"name": p.name, "station": st.name if st is not None else None} for p, st in rows]
+
+
+def sample_labels(
+    session: Session, sample: Sample, actor: Actor
+) -> list[tuple[PrintJobLabel, PrintJob, Printer, bool]]:
+    """Return a tube's labels, newest job first: label, job, printer, may actor open the job.
+
+    A client user's tube may sit in a job they cannot open (it holds others' tubes too).
+    """
+    rows = session.exec(
+        select(PrintJobLabel, PrintJob, Printer)
+        .join(PrintJob, PrintJob.id == PrintJobLabel.job_id)
+        .join(Printer, Printer.id == PrintJob.printer_id)
+        .where(PrintJobLabel.sample_id == sample.id)
+        .order_by(PrintJob.id.desc())
+    ).all()
+    return [
+        (label, job, printer, actor.role in LAB and job_visible(session, job, actor))
+        for label, job, printer in rows
+    ]
+
+
+def offers(job: PrintJob) -> dict[str, bool]:
+    """Tell what an operator may ask of a job: reprint, resume or void (reprint/resume/void
+    refuse the rest with the reason)."""
+    done = job.labels_printed + job.labels_unconfirmed
+    return {
+        # Reprint what printed (or may have), resume what never printed, void the unsent.
+        "reprintable": job.state in ("sent", "failed") and done > 0,
+        "resumable": job.state == "failed" and job.labels_total > done,
+        "voidable": job.state == "queued",
+    }
+
+
+def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> list[dict]:
+    """Return each printer with its bench and its latest jobs that actor may see."""
+    printers = session.exec(select(Printer).order_by(Printer.name)).all()
+    jobs_of = {
+        p.id: session.exec(
+            select(PrintJob)
+            .where(PrintJob.printer_id == p.id)
+            .order_by(PrintJob.id.desc())
+            .limit(per_printer)
+        ).all()
+        for p in printers
+    }
+    # The labels, their samples' organisations and the job authors in one query each, not
+    # one query per job and per label.
+    job_ids = [j.id for js in jobs_of.values() for j in js]
+    labels_of = labels_by_job(session, job_ids)
+    label_orgs = label_orgs_by_job(session, job_ids) if not actor.sees_all else {}
+    authors = rows_by_id(session, User, (j.created_by_id for js in jobs_of.values() for j in js))
+    benches = rows_by_id(session, Station, (p.station_id for p in printers))
+    out = []
+    for p in printers:
+        rows = []
+        for j in jobs_of[p.id]:
+            author = authors.get(j.created_by_id)
+            if not actor.sees_all and not job_visible_to(
+                actor,
+                creator_org=author.org_id if author is not None else None,
+                label_orgs=label_orgs[j.id],
+            ):
+                continue
+            rows.append({"job": j, "labels": labels_of[j.id], "by": author, **offers(j)})
+        out.append({"printer": p, "station": benches.get(p.station_id), "jobs": rows})
+    return out

@@ -1,0 +1,137 @@
+"""Vector lot pages: the list, one lot (QC, disposition, vials), its moves and QC results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+
+from lims import lots, samples
+from lims.boundary.unit import get_db
+from lims.roles import AUDIT_READERS, LAB
+from lims.web.common import actor, area, first_error, page, perform, render
+
+bp = area("lots", __name__)
+
+
+@bp.get("/lots", endpoint="list")
+@page()
+def lots_list():  # noqa: ANN201
+    """List the vector lots you may see, with their disposition."""
+    return render("lots.html", rows=lots.list_lots(get_db(), actor()))
+
+
+def _lot_context(lot_number: str) -> dict[str, Any]:
+    db = get_db()
+    who = actor()
+    lot = lots.get_lot(db, lot_number, who)
+    info = lots.lot_dict(db, lot)
+    vials = samples.vials_of_lot(db, lot)
+    project, org = lots.owner(db, lot)
+    actions = []
+    for name in info["allowed_actions"]:
+        t = lots.LOT_TRANSITIONS[name]
+        if who.role in t.roles:
+            actions.append(t)
+    return {
+        "lot": lot,
+        "steps": _lot_steps(lot.state),
+        "info": info,
+        "vials": vials,
+        "actions": actions,
+        "required_qc": lots.REQUIRED_QC,
+        "can_qc": who.role in LAB and lot.state in ("in_production", "quarantine"),
+        "can_report": who.role in AUDIT_READERS,
+        "project": project,
+        "org": org,
+    }
+
+
+_LOT_PATH = ("planned", "in_production", "quarantine", "released")
+# Where a state off the main path branches from it.
+_LOT_BRANCH = {"rejected": 2, "on_hold": 3, "expired": 3}
+
+
+def _lot_steps(state: str) -> list[tuple[str, str]]:
+    """Return (state, done|now|todo) along the disposition path, for the drawn steps."""
+    if state in _LOT_PATH:
+        i = _LOT_PATH.index(state)
+        return [
+            (s, "done" if k < i else "now" if k == i else "todo") for k, s in enumerate(_LOT_PATH)
+        ]
+    branch = _LOT_BRANCH.get(state, 3)
+    return [(s, "done") for s in _LOT_PATH[: branch + 1]] + [(state, "now")]
+
+
+@bp.get("/lots/<lot>", endpoint="show")
+@page()
+def lot_page(lot: str):  # noqa: ANN201
+    """Show a lot: QC against specs, disposition, signatures, vials and where they are."""
+    return render("lot.html", **_lot_context(lot))
+
+
+@bp.post("/lots/<lot>/transition", endpoint="transition")
+@page(*LAB)
+def lot_transition(lot: str):  # noqa: ANN201
+    """Move a lot along its disposition; release and reject carry an e-signature."""
+    form = request.form
+    action = (form.get("action") or "")[:32]
+    t = lots.LOT_TRANSITIONS.get(action)
+    try:
+        sig = None
+        if t is not None and t.signature:
+            sig = lots.SignatureIn(
+                password=form.get("password") or "\0",
+                meaning=(form.get("meaning") or "")[:32] or "\0",
+            )
+        data = lots.LotTransitionIn(
+            action=action,
+            version=int(form.get("version") or 0) or None,
+            reason=(form.get("reason") or "").strip() or None,
+            signature=sig,
+        )
+    except ValueError as exc:
+        flash(f"The form could not be read: {first_error(exc)}", "error")
+        return redirect(url_for("web.lots.show", lot=lot))
+    if sig is not None and sig.password == "\0":
+        ctx = _lot_context(lot)
+        return render("lot.html", 422, error="Enter your password to sign.", failed=action, **ctx)
+    x, err = perform(
+        lambda: lots.transition_lot(get_db(), lot_number=lot, data=data, actor=actor())
+    )
+    if err is not None:
+        if err.code == "unknown_lot":
+            raise err
+        ctx = _lot_context(lot)
+        return render("lot.html", err.status, error=err.message, failed=action, **ctx)
+    flash(f"Lot {x.lot_number}: {action.replace('_', ' ')} done; now {x.state}.", "ok")
+    return redirect(url_for("web.lots.show", lot=x.lot_number))
+
+
+@bp.post("/lots/<lot>/qc", endpoint="qc")
+@page(*LAB)
+def lot_qc(lot: str):  # noqa: ANN201
+    """Record a QC result for a lot (a repeat supersedes the last one, with a reason)."""
+    form = request.form
+    passed_raw = form.get("passed") or ""
+    try:
+        data = lots.QcIn(
+            test=(form.get("test") or "").strip(),
+            spec=(form.get("spec") or "").strip(),
+            result=(form.get("result") or "").strip(),
+            passed={"yes": True, "no": False}.get(passed_raw),
+            reason=(form.get("reason") or "").strip() or None,
+        )
+    except ValueError as exc:
+        ctx = _lot_context(lot)
+        return render(
+            "lot.html", 400, error=f"The QC form is incomplete: {first_error(exc)}", **ctx
+        )
+    _, err = perform(lambda: lots.record_qc(get_db(), lot_number=lot, data=data, actor=actor()))
+    if err is not None:
+        if err.code == "unknown_lot":
+            raise err
+        ctx = _lot_context(lot)
+        return render("lot.html", err.status, error=err.message, **ctx)
+    flash(f"QC result for {data.test} recorded.", "ok")
+    return redirect(url_for("web.lots.show", lot=lot))

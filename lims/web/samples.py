@@ -1,0 +1,169 @@
+"""Sample pages: the list, one sample (custody, lineage, labels) and its custody moves."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import flash, redirect, request, url_for
+
+from lims import custody, masterdata, printing, scanning, storage
+from lims import labels as labels_mod
+from lims import samples as samples_mod
+from lims.boundary.unit import get_db
+from lims.roles import AUDIT_READERS, LAB
+from lims.web.common import actor, area, first_error, page, perform, render
+from lims.web.common import cursor as page_cursor
+
+bp = area("samples", __name__)
+
+
+@bp.get("/samples", endpoint="list")
+@page()
+def samples_list():  # noqa: ANN201
+    """List samples (filter by state, project, lot, location), newest first page by page."""
+    db = get_db()
+    args = {
+        k: (request.args.get(k) or "").strip()[:64] or None for k in ("state", "project", "lot")
+    }
+    location = (request.args.get("location") or "").strip()[:64] or None
+    cursor = page_cursor()
+    rows = samples_mod.list_samples(
+        db, actor(), location=location, after_id=cursor, limit=50, **args
+    )
+    codes = masterdata.code_maps(db)
+    places = codes["places"]
+    next_args = None
+    if len(rows) == 50:
+        next_args = urlencode(
+            {**{k: v for k, v in args.items() if v}, "cursor": rows[-1].id}
+            | ({"location": location} if location else {})
+        )
+    # Say when a filter names nothing, so that "no samples match" is not taken for an answer.
+    unknown = []
+    if args["state"] and args["state"] not in custody.STATES:
+        unknown.append(f"no state {args['state']!r} (states: {', '.join(custody.STATES)})")
+    if location and location not in places.values():
+        unknown.append(f"no location {location!r}")
+    return render(
+        "samples.html",
+        error="; ".join(unknown) or None,
+        printers=printing.active_printers(db) if actor().role in LAB else [],
+        templates=printing.template_names(),
+        rows=rows,
+        types=codes["types"],
+        projects=codes["projects"],
+        places=places,
+        filters={**args, "location": location},
+        states=custody.STATES,
+        next_args=next_args,
+    )
+
+
+def _field_specs(action: str) -> list[dict[str, Any]]:
+    t = custody.TRANSITIONS[action]
+    out = []
+    for name in custody.FIELDS:
+        if name in t.requires or name in t.optional:
+            out.append({"name": name, "required": name in t.requires})
+    return out
+
+
+def _sample_context(barcode: str) -> dict[str, Any]:
+    db = get_db()
+    who = actor()
+    s = samples_mod.get_sample(db, barcode, who)
+    info = samples_mod.sample_dict(db, s)
+    loc = storage.location_by_id(db, s.location_id)
+    box = loc if loc is not None and loc.kind == "box" else None
+    events = samples_mod.history(db, s)
+    lineage = samples_mod.genealogy(db, s)
+    # Draw the ancestors as the path down to this sample, its descendants below it.
+    tree = lineage["tree"]
+    for a in reversed(lineage["ancestors"]):
+        tree = {**a, "children": [tree]}
+    actions = [
+        {
+            "action": a,
+            "description": custody.TRANSITIONS[a].description,
+            "fields": _field_specs(a),
+            "danger": a in ("dispose", "reject"),
+        }
+        for a in custody.allowed_actions(s.state)
+        if who.role in custody.TRANSITIONS[a].roles
+    ]
+    labels = printing.sample_labels(db, s, who)
+    return {
+        "s": s,
+        "info": info,
+        "location": loc,
+        "location_path": storage.path_text(db, loc) if loc else None,
+        "box": box,
+        "events": events,
+        "track": _state_track(events, s.state),
+        "lineage": lineage,
+        "lineage_tree": tree,
+        "actions": actions,
+        "labels": labels,
+        "printers": printing.active_printers(db) if who.role in LAB else [],
+        "templates": printing.template_names(),
+        "default_template": labels_mod.default_template(s.container),
+        "type_name": samples_mod.sample_type(db, s).name,
+        "custodian": samples_mod.custodian(db, s),
+        "conditions": sorted(set(scanning.CONDITIONS.values())),
+        "reasons": sorted(set(scanning.REASONS.values())),
+        "username": who.username,
+        "can_report": who.role in AUDIT_READERS,
+    }
+
+
+def _state_track(events: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """Return the states the sample went through, in order, for the drawn track."""
+    track: list[dict[str, Any]] = []
+    for ev in events:
+        after = ev.get("after") or {}
+        state = after.get("state")
+        if state and (not track or track[-1]["state"] != state):
+            track.append({"state": state, "ts": ev["ts"], "action": ev["action"]})
+    if not track or track[-1]["state"] != now:
+        track.append({"state": now, "ts": None, "action": None})
+    for i, step in enumerate(track):
+        step["x"] = 10 + i * 150
+    return track
+
+
+@bp.get("/samples/<barcode>", endpoint="show")
+@page()
+def sample_page(barcode: str):  # noqa: ANN201
+    """Show a sample: identity, COI, state, place, custody timeline, lineage, labels, actions."""
+    return render("sample.html", **_sample_context(barcode))
+
+
+@bp.post("/samples/<barcode>/transition", endpoint="transition")
+@page(*LAB)
+def sample_transition(barcode: str):  # noqa: ANN201
+    """Apply one custody move from the sample page's forms."""
+    form = request.form
+    fields = {
+        name: (form.get(name) or "").strip() or None
+        for name in custody.FIELDS
+        if form.get(name) is not None
+    }
+    try:
+        version = int(form.get("version") or 0) or None
+        data = samples_mod.TransitionIn(
+            action=(form.get("action") or "")[:32], version=version, **fields
+        )
+    except ValueError as exc:
+        flash(f"The form could not be read: {first_error(exc)}", "error")
+        return redirect(url_for("web.samples.show", barcode=barcode))
+    s, err = perform(
+        lambda: samples_mod.transition(get_db(), barcode=barcode, data=data, actor=actor())
+    )
+    if err is not None:
+        if err.code == "unknown_sample":
+            raise err  # the page itself is gone; a mistyped place or person is shown inline
+        ctx = _sample_context(barcode)
+        return render("sample.html", err.status, error=err.message, failed=data.action, **ctx)
+    flash(f"{s.barcode}: {data.action.replace('_', ' ')} done; now {s.state}.", "ok")
+    return redirect(url_for("web.samples.show", barcode=s.barcode))
