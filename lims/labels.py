@@ -6,10 +6,8 @@ import json
 from dataclasses import asdict, replace
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from lims.accounts.users import Actor
-from lims.errors import NotFound
 from lims.models import Location, Sample, SampleType, VectorLot
 from printers.zpl import LabelContent
 
@@ -23,7 +21,6 @@ __all__ = [
     "default_stock",
     "default_template",
     "lot_label",
-    "resolve",
     "sample_label",
 ]
 
@@ -102,27 +99,6 @@ class LabelSource:
         self.org_id = org_id
         self.lot_id = lot_id
         self.container = container
-
-
-def resolve(session: Session, barcode: str, actor: Actor) -> LabelSource:
-    """Resolve a scanned id to its label: a sample, a vector lot or a storage location.
-
-    Another organisation's sample or lot is unknown (404), as is a location to a client user.
-    """
-    s = session.exec(select(Sample).where(Sample.barcode == barcode)).first()
-    if s is not None and actor.can_see(s.org_id):
-        return LabelSource(
-            sample_label(session, s), "sample", s.id, s.org_id, s.lot_id, s.container
-        )
-    if s is None:
-        lot = session.exec(select(VectorLot).where(VectorLot.lot_number == barcode)).first()
-        if lot is not None and actor.can_see(lot.org_id):
-            return LabelSource(lot_label(lot), "lot", None, lot.org_id, lot.id)
-        if lot is None and actor.sees_all:
-            loc = session.exec(select(Location).where(Location.code == barcode)).first()
-            if loc is not None:
-                return LabelSource(box_label(loc), "location")
-    raise NotFound(f"no sample, lot or box {barcode!r}", code="unknown_barcode", barcode=barcode)
 
 
 def default_template(container: str | None) -> str:

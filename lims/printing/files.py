@@ -11,7 +11,14 @@ from lims import audit, labels, samples
 from lims.accounts.users import Actor
 from lims.errors import NotFound, Refused
 from lims.inputs import Input, Line
-from lims.printing.jobs import MAX_BARCODES, Barcode, check_fit, require_lab, template_for
+from lims.printing.jobs import (
+    MAX_BARCODES,
+    Barcode,
+    check_fit,
+    label_source,
+    require_lab,
+    template_for,
+)
 from printers import LabelContent, LabelError, Template, get_template
 from printers.pdf import label_pdf, sheet_pdf
 from printers.preview import label_png
@@ -87,7 +94,7 @@ def label_sheet_pdf(session: Session, *, data: SheetIn, actor: Actor) -> bytes:
         raise Refused(
             "a barcode is listed twice; a duplicate id label is a hazard", code="duplicate_barcode"
         )
-    sources = [labels.resolve(session, b, actor) for b in data.barcodes]
+    sources = [label_source(session, b, actor) for b in data.barcodes]
     kinds = {src.kind for src in sources}
     template = template_for(
         None, data.template or labels.default_stock(kinds), sources[0].container

@@ -13,7 +13,7 @@ from pydantic import Field
 from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, labels
+from lims import audit, custody, labels, lots, samples, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
@@ -397,6 +397,25 @@ def list_jobs(
     return out
 
 
+def label_source(session: Session, barcode: str, actor: Actor) -> labels.LabelSource:
+    """Resolve a scanned id to its label: a sample, a vector lot or a storage location.
+
+    Another organisation's sample or lot is unknown (404), as is a location to a client user.
+    """
+    s = samples.find_sample(session, barcode, actor)
+    if s is not None:
+        return labels.LabelSource(
+            labels.sample_label(session, s), "sample", s.id, s.org_id, s.lot_id, s.container
+        )
+    lot = lots.find_lot(session, barcode, actor)
+    if lot is not None:
+        return labels.LabelSource(labels.lot_label(lot), "lot", None, lot.org_id, lot.id)
+    loc = storage.find_location(session, barcode) if actor.sees_all else None
+    if loc is not None:
+        return labels.LabelSource(labels.box_label(loc), "location")
+    raise NotFound(f"no sample, lot or box {barcode!r}", code="unknown_barcode", barcode=barcode)
+
+
 # --- creating jobs ---------------------------------------------------------------------------
 
 
@@ -554,7 +573,7 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
                 barcode=barcode,
             )
         seen.add(barcode)
-        src = labels.resolve(session, barcode, actor)
+        src = label_source(session, barcode, actor)
         items.append((src.content, src.sample_id))
         kinds.add(src.kind)
     template = template_for(printer, data.template or labels.default_stock(kinds))
