@@ -20,8 +20,21 @@ CSV_COLUMNS = (
 )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV injection
+# rule: = + - @ TAB CR). Such a cell is written with a leading apostrophe, which spreadsheets
+# show as text; a cell that itself starts with an apostrophe gets one more, so that taking
+# one leading apostrophe off any cell that has one gives back exactly what the trail holds.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutral(value: str) -> str:
+    """Return a text cell as a spreadsheet will show it, never run it (see FORMULA_STARTS)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def csv_text(rows: Any) -> str:
-    """Format rows exactly as csv.writer does by default (minimal quoting, CRLF), faster.
+    """Format rows as csv.writer does by default (minimal quoting, CRLF), faster; text cells
+    that a spreadsheet would run as a formula are neutralised (neutral).
 
     The csv module scans every character of every field in C but per field object; the audit
     before/after JSON always needs quoting, and str.replace does that in one pass.
@@ -33,6 +46,8 @@ def csv_text(rows: Any) -> str:
             if v is None:
                 fields.append("")
             elif type(v) is str:
+                if v.startswith(FORMULA_STARTS):
+                    v = "'" + v
                 if '"' in v or "," in v or "\n" in v or "\r" in v:
                     fields.append('"' + v.replace('"', '""') + '"')
                 else:
