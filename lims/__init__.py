@@ -159,9 +159,10 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         app.extensions["lims"] = {"engine": engine}
         if app.config["AUTO_MIGRATE"]:
             from lims.bootstrap import ensure_base
-            from lims.migrate import migrate
+            from lims.migrate import upgrade_database
 
-            migrate(engine)
+            # As the tables' owner when LIMS_MIGRATE_DATABASE_URL names one, else as the app.
+            upgrade_database(engine, app.config["MIGRATE_DATABASE_URL"])
             ensure_base(engine)
             if app.config["LOAD_DEMO"]:
                 from lims.fixtures import load_demo_if_empty

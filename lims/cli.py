@@ -49,16 +49,30 @@ def cli_actor(db: Session) -> users.Actor:
 
 
 @click.command("init-db")
+@click.option(
+    "--grant",
+    "grant_to",
+    metavar="ROLE",
+    help="PostgreSQL: grant ROLE the app's rights and no more (run as the tables' owner)",
+)
 @with_appcontext
-def init_db() -> None:
+def init_db(grant_to: str | None) -> None:
     """Create or migrate the database to the newest schema."""
+    from lims import StartupError
     from lims.bootstrap import ensure_base
-    from lims.migrate import head_revision, migrate
+    from lims.migrate import head_revision, upgrade_database
 
     engine = current_app.extensions["lims"]["engine"]
-    migrate(engine)
+    try:
+        granted = upgrade_database(
+            engine, current_app.config["MIGRATE_DATABASE_URL"], grant_to=grant_to
+        )
+    except StartupError as err:
+        raise click.ClickException(str(err)) from err
     ensure_base(engine)
     click.echo(f"database ready at schema {head_revision()}: {engine.url.render_as_string()}")
+    if granted:
+        click.echo(f"role {granted} may use the tables; it may not change the audit trail")
 
 
 @click.command("load-fixtures")

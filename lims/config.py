@@ -7,6 +7,9 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file lims.sqlite3 in the instance folder
+    # PostgreSQL: the role that owns the tables, for migrations only; DATABASE_URL then names
+    # the app's own role, which gets the rights it needs and no more (docs/scale-out.md).
+    "MIGRATE_DATABASE_URL": None,
     "SECRET_KEY": None,  # None: a random key per instance folder, kept in instance/secret_key
     "TESTING": False,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # 1 MiB: no legitimate request is larger
