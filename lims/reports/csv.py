@@ -10,6 +10,7 @@ from typing import IO, Any
 from sqlmodel import Session
 
 from lims import audit
+from lims.audit import checkpoint
 from lims.models import AuditEvent
 
 # The chain's fields in its order, less the internal ids (organisation, lot, location) that mean
@@ -18,6 +19,14 @@ CSV_COLUMNS = (
     *(f for f in audit.HASHED_FIELDS if f not in ("org_id", "lot_id", "location_id")),
     "hash",
 )
+
+
+def checkpoint_for_export(db: Session) -> str:
+    """Write the signed checkpoint an export is made against; return the line that names it."""
+    cp, problem = checkpoint.on_report(db)
+    if cp is None:
+        return f"no checkpoint: {problem}"
+    return f"seq={cp.seq}; hash={cp.hash[:16]}; written={cp.at}; key={cp.key[:16]}"
 
 
 def csv_text(rows: Any) -> str:
