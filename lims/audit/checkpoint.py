@@ -217,7 +217,7 @@ class CheckpointStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def read(self) -> list[Checkpoint]:
+    def read(self, *, every_signature: bool = False) -> list[Checkpoint]:
         """Return every checkpoint, oldest first, after verifying the file; CheckpointError if not.
 
         Each line is signed by a known key and names the digest of the line before it, so a
@@ -242,6 +242,10 @@ class CheckpointStore:
         keys = self._known_keys() if len(data) > done.size else {}
         offset = done.size
         lineno = len(checkpoints)
+        # Every line names the digest of the one before, so a key's newest line, once its
+        # signature verifies, vouches for all lines before it (the writer verified them before
+        # signing): only those signatures need checking, unless every_signature is asked for.
+        pending: Callable[[], None] | None = None
         while offset < len(data):
             end = data.find(b"\n", offset)
             lineno += 1
@@ -251,10 +255,17 @@ class CheckpointStore:
                     "or is being written by something else"
                 )
             raw = data[offset:end]
-            cp = self._check_line(raw, lineno, prev, keys, checkpoints[-1] if checkpoints else None)
+            cp, signature = self._check_line(
+                raw, lineno, prev, keys, checkpoints[-1] if checkpoints else None
+            )
+            if pending is not None and (cp.key != checkpoints[-1].key or every_signature):
+                pending()
+            pending = signature
             checkpoints.append(cp)
             prev = _line_digest(raw)
             offset = end + 1
+        if pending is not None:
+            pending()
         self._verified = _Verified(len(data), _line_digest(data), checkpoints, prev)
         if checkpoints:
             newest = checkpoints[-1]
@@ -276,7 +287,8 @@ class CheckpointStore:
         prev: str,
         keys: dict[str, Ed25519PublicKey],
         before: Checkpoint | None,
-    ) -> Checkpoint:
+    ) -> tuple[Checkpoint, Callable[[], None]]:
+        """Check one line's form and link; return it and the check of its signature."""
         where = f"checkpoint file line {lineno}"
         try:
             body = json.loads(raw)
@@ -298,12 +310,15 @@ class CheckpointStore:
             raise CheckpointError(
                 f"{where} (seq {seq}) is signed by an unknown key {str(signed['key'])[:16]}", seq
             )
-        try:
-            public.verify(sig, canonical_json(signed).encode())
-        except InvalidSignature:
-            raise CheckpointError(
-                f"{where}: the signature of the checkpoint of seq {seq} does not verify", seq
-            ) from None
+
+        def signature() -> None:
+            try:
+                public.verify(sig, canonical_json(signed).encode())
+            except InvalidSignature:
+                raise CheckpointError(
+                    f"{where}: the signature of the checkpoint of seq {seq} does not verify", seq
+                ) from None
+
         if before is not None and (
             seq < before.seq or (seq == before.seq and body["hash"] != before.hash)
         ):
@@ -311,9 +326,8 @@ class CheckpointStore:
                 f"{where} (seq {seq}) goes back behind the checkpoint before it (seq {before.seq})",
                 seq,
             )
-        return Checkpoint(
-            seq, body["hash"], body["ts"], body["at"], body["why"], body["key"], lineno
-        )
+        cp = Checkpoint(seq, body["hash"], body["ts"], body["at"], body["why"], body["key"], lineno)
+        return cp, signature
 
     def latest(self) -> Checkpoint | None:
         """Return the newest checkpoint (the file verified), or None if there is none yet."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 
@@ -185,6 +186,21 @@ def test_removed_middle_checkpoint_fails_verify(app, client, tech):
     checkpoint.attach(app.extensions["lims"]["engine"], fresh)
     result = verify(app)
     assert not result.ok and second.seq < result.first_bad_seq
+
+
+def test_older_checkpoint_changed_with_its_links_recomputed_fails_verify(app, client, tech):
+    first = _write(app)
+    register(client, tech)
+    _write(app)
+    store = _store(app)
+    lines = [json.loads(raw) for raw in store.path.read_bytes().splitlines()]
+    lines[0]["seq"] = first.seq - 10
+    raws = [json.dumps(lines[0], sort_keys=True, separators=(",", ":")).encode()]
+    lines[1]["prev"] = hashlib.sha256(raws[0]).hexdigest()
+    raws.append(json.dumps(lines[1], sort_keys=True, separators=(",", ":")).encode())
+    store.path.write_bytes(b"\n".join(raws) + b"\n")
+    result = verify(app)
+    assert not result.ok and "signature" in result.problem
 
 
 def test_checkpoint_newer_than_the_verifying_snapshot_is_no_false_alarm(app, client, tech):
