@@ -177,6 +177,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
             "folder is writable"
         ) from err
 
+    _attach_checkpoints(app, instance)
     _register_boundary(app)
     from lims import api, cli
 
@@ -189,7 +190,26 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         from lims.printing import start_device_worker
 
         start_device_worker(app)  # python app.py: print worker + demo printer simulators
+        every = float(app.config["CHECKPOINT_EVERY_MINUTES"] or 0)
+        if every > 0:
+            from lims.audit import checkpoint
+
+            app.extensions["lims"]["checkpoint_schedule"] = checkpoint.start_schedule(
+                engine, checkpoint.store_for(engine), every * 60
+            )
     return app
+
+
+def _attach_checkpoints(app: APIFlask, instance: Path) -> None:
+    """Sign the trail's head into the configured checkpoint folder (docs/audit.md)."""
+    from lims.audit import checkpoint
+
+    directory = app.config["CHECKPOINT_DIR"] or checkpoint.default_directory(
+        instance, app.config["DATABASE_URL"]
+    )
+    key = app.config["CHECKPOINT_KEY"] or instance / "checkpoint_key"
+    engine = app.extensions["lims"]["engine"]
+    checkpoint.attach(engine, checkpoint.CheckpointStore(directory, key))
 
 
 class StartupError(RuntimeError):

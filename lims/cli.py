@@ -270,8 +270,23 @@ audit_cli = AppGroup("audit", help="Verify and export the audit trail.")
 
 @audit_cli.command("verify")
 def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 and name the first bad seq when it is broken."""
+    """Recompute the hash chain and check it holds the newest signed checkpoint.
+
+    Exits 1 and names the seq when the chain is broken, cut short or rewritten, or when the
+    checkpoint file does not verify.
+    """
+    from lims.audit import checkpoint
+
     engine = current_app.extensions["lims"]["engine"]
+    store = checkpoint.store_for(engine)
+    if store is not None:
+        try:
+            # Every line's own signature too (verify itself checks each key's newest line).
+            store.read(every_signature=True)
+        except audit.CheckpointError as err:
+            where = "" if err.seq is None else f" at seq {err.seq}"
+            click.echo(f"BROKEN{where}: {err.message}", err=True)
+            sys.exit(1)
     with new_session(engine) as db:
         total = audit.count_events(db)
         with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
@@ -280,9 +295,50 @@ def audit_verify() -> None:
         click.echo(
             f"OK: {result.events} events, head seq {result.head_seq}, hash {result.head_hash}"
         )
+        cp = result.checkpoint
+        if cp is None:
+            click.echo("no signed checkpoint yet: run `flask audit checkpoint`", err=True)
+        else:
+            click.echo(
+                f"holds the checkpoint of seq {cp['seq']} written {cp['written_at']} "
+                f"(key {cp['key'][:16]})"
+            )
         return
     click.echo(f"BROKEN at seq {result.first_bad_seq}: {result.problem}", err=True)
     sys.exit(1)
+
+
+def _checkpoint_store() -> audit.CheckpointStore:
+    from lims.audit import checkpoint
+
+    store = checkpoint.store_for(current_app.extensions["lims"]["engine"])
+    if store is None:
+        raise click.ClickException("no checkpoint folder is configured")
+    return store
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's head into the checkpoint file (run it from cron; see docs/audit.md)."""
+    store = _checkpoint_store()
+    try:
+        cp = store.write(current_app.extensions["lims"]["engine"], "cli")
+    except (audit.CheckpointError, OSError) as err:
+        raise click.ClickException(getattr(err, "message", None) or str(err)) from err
+    click.echo(f"{cp.summary()} in {store.path}")
+
+
+@audit_cli.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Replace the checkpoint signing key; the old one is renamed for you to take offline."""
+    store = _checkpoint_store()
+    try:
+        old, cp = store.rotate(current_app.extensions["lims"]["engine"])
+    except (audit.CheckpointError, OSError) as err:
+        raise click.ClickException(getattr(err, "message", None) or str(err)) from err
+    if old:
+        click.echo(f"key {old[:16]} retired; its public key stays in {store.keys_dir}")
+    click.echo(f"new key {cp.key[:16]} at {store.key_path}; {cp.summary()}")
 
 
 @audit_cli.command("export")
@@ -294,13 +350,14 @@ def audit_verify() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 def audit_export(fmt: str, sample: str | None, lot: str | None, output: str | None) -> None:
     """Export audit events as CSV (or a chain-of-custody PDF)."""
-    from lims.reports import export_csv, export_pdf, filters_for
+    from lims.reports import checkpoint_for_export, export_csv, export_pdf, filters_for
 
     engine = current_app.extensions["lims"]["engine"]
     with new_session(engine) as db:
         try:
             if fmt == "csv":
                 filters = filters_for(db, users.system_actor(db), sample=sample, lot=lot)
+                click.echo(f"made against checkpoint {checkpoint_for_export(db)}", err=True)
                 if output:
                     # A million events take a while: show how far it got (on stderr).
                     total = audit.count_events(db, **filters)

@@ -21,6 +21,12 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_MINUTES": 15,
     "SCAN_DUPLICATE_WINDOW_S": 3.0,
+    # Signed audit chain checkpoints (docs/audit.md). The folder is append-only evidence and the
+    # key must live off the database server. None: instance/checkpoints/<database>/ and
+    # instance/checkpoint_key (demo defaults; a centre sets both).
+    "CHECKPOINT_DIR": None,
+    "CHECKPOINT_KEY": None,
+    "CHECKPOINT_EVERY_MINUTES": 10.0,  # python app.py's in-process schedule; 0: none
 }
 
 _ENV_TYPES = {bool: lambda v: v.lower() in ("1", "true", "yes", "on"), int: int, float: float}

@@ -134,10 +134,22 @@ def empty_db_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
 
 
+def checkpoint_config(folder: Path) -> dict[str, str]:
+    """Return config keeping a test's signed audit checkpoints and their key in folder."""
+    return {"CHECKPOINT_DIR": str(folder / "checkpoints"), "CHECKPOINT_KEY": str(folder / "ckey")}
+
+
 @pytest.fixture
 def app(db_url: str, tmp_path: Path):  # noqa: ANN201
     """Return the app on a fresh demo database."""
-    application = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "test-secret"})
+    application = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            **checkpoint_config(tmp_path),
+        }
+    )
     yield application
     application.extensions["lims"]["engine"].dispose()
 
@@ -200,7 +212,13 @@ def race_app(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
     else:
         url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
     application = create_app(
-        {"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "t"}
+        {
+            "DATABASE_URL": url,
+            "TESTING": True,
+            "LOAD_DEMO": True,
+            "SECRET_KEY": "t",
+            **checkpoint_config(tmp_path),
+        }
     )
     yield application
     application.extensions["lims"]["engine"].dispose()

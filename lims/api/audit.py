@@ -77,16 +77,23 @@ def export_csv(q: AuditQuery):
     actor = require(*READERS)
     filters = _filters(q, actor)
     db = get_db()
-
+    made_against = reports.checkpoint_for_export(db)
     return Response(
         stream_with_context(unit.streamed(lambda: reports.csv_chunks(db, filters))),
         mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=audit.csv"},
+        headers={
+            "Content-Disposition": "attachment; filename=audit.csv",
+            "X-Audit-Checkpoint": made_against,
+        },
     )
 
 
 @bp.get("/verify")
 def verify():
-    """Recompute the hash chain; name the first broken seq."""
+    """Recompute the hash chain and check it against the newest signed checkpoint.
+
+    A broken chain, a tail cut below the checkpoint's seq or a chain rewritten under it, or a
+    checkpoint that does not verify, answer ok false with the seq named.
+    """
     require("qa", "admin", "technician")
     return audit.verify(get_db()).to_dict()

@@ -10,6 +10,7 @@ from lims.audit.chain import (
     ts_text,
     update_before_append,
 )
+from lims.audit.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from lims.audit.queries import (
     Filters,
     count_events,
@@ -22,6 +23,9 @@ from lims.audit.queries import (
 from lims.audit.verification import VerifyResult, verify
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointStore",
     "GENESIS_HASH",
     "HASHED_FIELDS",
     "Filters",

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from lims.audit import checkpoint
 from lims.audit.chain import GENESIS_HASH, HASHED_FIELDS, MAX_SEQ, event_hash
 from lims.db import driver_errors, spare_connections
 from lims.models import AuditEvent, AuditHead
@@ -26,6 +27,8 @@ class VerifyResult:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    # The checkpoint the chain was judged against (Checkpoint.to_dict), None if there is none.
+    checkpoint: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -36,6 +39,7 @@ class VerifyResult:
             "head_hash": self.head_hash,
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -398,8 +402,24 @@ def _verify_postgres(conn: Any, batch: int, progress: Any) -> VerifyResult:
             helper.close()
 
 
-def verify(session: Session, *, batch: int = 10000, progress=None) -> VerifyResult:  # noqa: ANN001
-    """Recompute the whole chain and name the first seq where it breaks."""
+def verify(
+    session: Session,
+    *,
+    batch: int = 10000,
+    progress=None,  # noqa: ANN001
+    checkpoints: bool = True,
+) -> VerifyResult:
+    """Recompute the whole chain and name the first seq where it breaks.
+
+    With checkpoints (and a checkpoint store attached to the session's engine), the chain must
+    also hold the newest signed checkpoint: a cut tail or a rewritten chain names its seq.
+    """
+    result = _verify_chain(session, batch, progress)
+    store = checkpoint.store_for(session) if checkpoints else None
+    return result if store is None else checkpoint.check(session, result, store)
+
+
+def _verify_chain(session: Session, batch: int, progress: Any) -> VerifyResult:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         return _verify_postgres(conn, batch, progress)

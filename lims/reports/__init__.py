@@ -1,14 +1,30 @@
 """QA records read from the trail: filters for a QA reader, chain-of-custody PDFs, CSV exports."""
 
-from lims.reports.csv import CSV_COLUMNS, csv_batches, csv_chunks, csv_text, export_csv
+from lims.reports.csv import (
+    CSV_COLUMNS,
+    checkpoint_for_export,
+    csv_batches,
+    csv_chunks,
+    csv_text,
+    export_csv,
+)
 from lims.reports.data import ReportData, lot_data, sample_data
 from lims.reports.filters import as_utc, filters_for, lineage
-from lims.reports.pdf import export_pdf, lot_report, render, sample_report, verify_statement
+from lims.reports.pdf import (
+    checkpoint_statement,
+    export_pdf,
+    lot_report,
+    render,
+    sample_report,
+    verify_statement,
+)
 
 __all__ = [
     "CSV_COLUMNS",
     "ReportData",
     "as_utc",
+    "checkpoint_for_export",
+    "checkpoint_statement",
     "csv_batches",
     "csv_chunks",
     "csv_text",

@@ -10,6 +10,7 @@ from typing import IO, Any
 from sqlmodel import Session
 
 from lims import audit
+from lims.audit import checkpoint
 from lims.models import AuditEvent
 
 # The chain's fields in its order, less the internal ids (organisation, lot, location) that mean
@@ -30,6 +31,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 def neutral(value: str) -> str:
     """Return a text cell as a spreadsheet will show it, never run it (see FORMULA_STARTS)."""
     return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def checkpoint_for_export(db: Session) -> str:
+    """Write the signed checkpoint an export is made against; return the line that names it."""
+    cp, problem = checkpoint.on_report(db)
+    if cp is None:
+        return f"no checkpoint: {problem}"
+    return f"seq={cp.seq}; hash={cp.hash[:16]}; written={cp.at}; key={cp.key[:16]}"
 
 
 def csv_text(rows: Any) -> str:

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from lims import audit, lots, samples, signatures
 from lims.accounts.users import Actor
+from lims.audit import checkpoint
 from lims.models import AuditEvent, Location, Sample, Signature, User, VectorLot, utcnow
 from lims.reports.filters import filters_for
 
@@ -29,6 +30,9 @@ class ReportData:
     generated_at: datetime
     generated_by: str
     qc: list[dict[str, Any]] = field(default_factory=list)
+    # The signed checkpoint written for this report, or why none could be written.
+    checkpoint: audit.Checkpoint | None = None
+    checkpoint_problem: str | None = None
 
 
 def cell_text(value: Any) -> str:
@@ -197,7 +201,9 @@ def _report(
     extra: list[Signature],
     qc: list[dict[str, Any]] | None = None,
 ) -> ReportData:
-    """Complete a report's data: signatures checked, audit chain verified, who made it when."""
+    """Complete a report's data: signatures checked, audit chain checkpointed and verified."""
+    # Checkpoint first: verify then judges the chain against it.
+    cp, cp_problem = checkpoint.on_report(db)
     return ReportData(
         kind=kind,
         subject=subject,
@@ -209,6 +215,8 @@ def _report(
         generated_at=utcnow(),
         generated_by=_who(actor),
         qc=qc or [],
+        checkpoint=cp,
+        checkpoint_problem=cp_problem,
     )
 
 

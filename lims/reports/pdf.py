@@ -21,7 +21,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlmodel import Session
 
 from lims.accounts.users import Actor, system_actor
-from lims.audit import VerifyResult
+from lims.audit import Checkpoint, VerifyResult
 from lims.errors import BadRequest
 from lims.reports.data import ReportData, cell_text, lot_data, sample_data
 from lims.version import __version__
@@ -61,6 +61,16 @@ def verify_statement(v: VerifyResult) -> str:
     return (
         f"Audit trail verification FAILED at seq {v.first_bad_seq}: {v.problem}. "
         f"Do not rely on this report; inform QA."
+    )
+
+
+def checkpoint_statement(cp: Checkpoint | None, problem: str | None = None) -> str:
+    """Return the line a report prints about the signed checkpoint it was made against."""
+    if cp is None:
+        return f"Made against no signed checkpoint: {problem or 'none has been written yet'}."
+    return (
+        f"Made against the signed checkpoint of seq {cp.seq} (hash {cp.hash[:16]}..., head "
+        f"event time {cp.ts or '-'}), written {cp.at}, key fingerprint {cp.key[:16]}."
     )
 
 
@@ -130,6 +140,7 @@ def render(data: ReportData) -> bytes:
         Spacer(1, 3 * mm),
         Paragraph(escape(verify_statement(data.verify)), alert),
         p(f"Audit chain head hash (seq {data.verify.head_seq}): {data.verify.head_hash}", hashes),
+        p(checkpoint_statement(data.checkpoint, data.checkpoint_problem), hashes),
     ]
     if data.events:
         last = data.events[-1]
