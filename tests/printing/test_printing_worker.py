@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import printing_util as pu
+from conftest import checkpoint_config
 from helpers import register
 from sqlmodel import select
 
@@ -259,9 +260,15 @@ def test_cli_print_worker_says_what_it_could_not_do(app, client, runner, auth, s
     assert pu.job_row(app, job_id).state == "sent"
 
 
-def test_python_app_runs_worker_with_demo_simulator(db_url):
+def test_python_app_runs_worker_with_demo_simulator(db_url, tmp_path):
     demo = create_app(
-        {"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "t", "RUN_DEVICE_WORKER": True}
+        {
+            "DATABASE_URL": db_url,
+            "TESTING": True,
+            "SECRET_KEY": "t",
+            "RUN_DEVICE_WORKER": True,
+            **checkpoint_config(tmp_path),
+        }
     )
     run = demo.extensions["lims"]["print_worker"]
     try:
