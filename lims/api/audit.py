@@ -88,5 +88,5 @@ def export_csv(q: AuditQuery):
 @bp.get("/verify")
 def verify():
     """Recompute the hash chain; name the first broken seq."""
-    require("qa", "admin", "technician")
+    reports.check_may_verify(require("qa", "admin", "technician"))
     return audit.verify(get_db()).to_dict()

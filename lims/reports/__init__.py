@@ -2,13 +2,14 @@
 
 from lims.reports.csv import CSV_COLUMNS, csv_batches, csv_chunks, csv_text, export_csv
 from lims.reports.data import ReportData, lot_data, sample_data
-from lims.reports.filters import as_utc, filters_for, lineage
+from lims.reports.filters import as_utc, check_may_verify, filters_for, lineage
 from lims.reports.pdf import export_pdf, lot_report, render, sample_report, verify_statement
 
 __all__ = [
     "CSV_COLUMNS",
     "ReportData",
     "as_utc",
+    "check_may_verify",
     "csv_batches",
     "csv_chunks",
     "csv_text",
