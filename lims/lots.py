@@ -264,17 +264,27 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
     # Compared without case: AAV9-2611-001 and aav9-2611-001 would be one lot to a reader.
     existing = find_lot(session, data.lot_number)
-    if existing is not None:
-        # Lot numbers are unique across the centre; another organisation's lot is not named.
-        message = (
-            f"lot {existing.lot_number} exists already; choose another lot number"
-            if actor.can_see(existing.org_id)
-            else f"lot number {data.lot_number} cannot be used; choose another"
+    if existing is not None and actor.can_see(existing.org_id):
+        raise Conflict(
+            f"lot {existing.lot_number} exists already; choose another lot number",
+            code="lot_exists",
         )
-        raise Conflict(message, code="lot_exists")
+    # Lot numbers are unique across the centre. A client may not learn what else holds a number
+    # (another organisation's lot, a place, a station, a badge): one answer for all of them.
+    unavailable = Conflict(
+        f"lot number {data.lot_number} is not available; choose another lot number",
+        code="lot_exists",
+    )
+    if existing is not None:
+        raise unavailable
     # Scanned bare, a lot number is looked up after places and badges: it must not be one, nor
     # be shaped like a sample barcode or a COI (a label would then name two things).
-    check_new_code(session, data.lot_number, "lot", reveal=actor.sees_all)
+    try:
+        check_new_code(session, data.lot_number, "lot")
+    except Conflict:
+        if actor.sees_all:
+            raise
+        raise unavailable from None
     if data.manufactured_on and data.expires_on and data.expires_on <= data.manufactured_on:
         raise BadRequest("expires_on must be after manufactured_on")
     lot = VectorLot(

@@ -289,7 +289,7 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
         coi, scheme = parent.coi, parent.coi_scheme
     elif data.coi:
         coi, scheme = data.coi, data.coi_scheme
-        _check_new_coi(session, coi, scheme, project.org_id)
+        _check_new_coi(session, coi, scheme, project.org_id, actor)
     else:
         coi, scheme = coi_id(year, next_serial(session, f"coi-{year}")), "local"
     s = Sample(
@@ -324,13 +324,27 @@ def register_sample(session: Session, *, data: SampleCreate, actor: Actor) -> Sa
 _UPDATES: dict[tuple[str, ...], str] = {}
 
 
-def _check_new_coi(session: Session, coi: str, scheme: str, org_id: int) -> None:
-    """Refuse a given COI that is malformed or already another organisation's patient."""
+def _check_new_coi(session: Session, coi: str, scheme: str, org_id: int, actor: Actor) -> None:
+    """Refuse a given COI that is malformed or already another organisation's patient.
+
+    A client gives a local COI (the centre's own numbering) only for a patient of its own: one
+    it does not carry is refused the same way whether unallocated or another organisation's.
+    """
     if not check_coi(coi, scheme):
         raise Refused(
             f"COI {coi!r} is not a valid {scheme} Chain of Identity id (format or check character)",
             code="bad_coi",
         )
+    if scheme == "local" and not actor.sees_all:
+        own = session.exec(
+            select(Sample.id).where(Sample.coi == coi, Sample.org_id == org_id).limit(1)
+        ).first()
+        if own is None:
+            raise Refused(
+                f"COI {coi} is not one of your organisation's patients: leave the COI empty for "
+                "a new patient (one is allocated), or give the COI of a sample of yours",
+                code="coi_refused",
+            )
     other = session.exec(
         select(Sample.id).where(Sample.coi == coi, Sample.org_id != org_id).limit(1)
     ).first()
@@ -463,11 +477,15 @@ def apply_transition(
         user = custodian_row
         if user is _LOOK_UP:
             user = driver_execute(session, _CUSTODIAN, (data.custodian,)).fetchone()
+        unknown = NotFound(f"no active user {data.custodian!r}", code="unknown_user")
         # The system account acts for jobs; it cannot hold a tube.
         if user is None or not user[1] or data.custodian == "system":
-            raise NotFound(f"no active user {data.custodian!r}", code="unknown_user")
+            raise unknown
         user_id, _, user_org = user
         if not (user_org == s.org_id or _is_centre(session, user_org)):
+            if not actor.can_see(user_org):
+                # A client is not told that another client organisation has such a user.
+                raise unknown
             raise Refused(f"{data.custodian} may not hold this organisation's material")
         if data.action == "hand_over" and user_id == s.custodian_id:
             # Taking over what one holds already would record a hand-over that never happened.

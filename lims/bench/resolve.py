@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from lims import lots, samples, storage
 from lims.accounts.users import Actor
-from lims.models import Sample, User, VectorLot
+from lims.models import Organisation, Sample, User, VectorLot
 from lims.scanning import Parsed, printable
 
 
@@ -57,8 +57,14 @@ def _unknown(parsed: Parsed, what: str | None = None) -> Resolved:
     )
 
 
-def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
-    """Look a classified scan up; records the actor may not see are refused as unknown."""
+def resolve(
+    session: Session, parsed: Parsed, actor: Actor | None, *, person: bool = False
+) -> Resolved:
+    """Look a classified scan up; records the actor may not see are refused as unknown.
+
+    person: the actor scanned it themselves (not a bench's agent, whose badge scans sign in
+    whoever holds the card): a client then finds no badge of another client organisation.
+    """
     if not parsed.ok:
         return Resolved("refused", "", parsed, code=parsed.code, message=parsed.message)
     if parsed.kind == "command":
@@ -94,7 +100,7 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
             return Resolved("location", loc.code, parsed, loc)
     for spelling in spellings:
         user = session.exec(select(User).where(User.badge == spelling)).first()
-        if user is not None:
+        if user is not None and (not person or _knows(session, actor, user)):
             return Resolved("badge", spelling, parsed, user, extra={"user": user.username})
     lot = _lot(session, code, actor)
     if lot is not None:
@@ -103,6 +109,14 @@ def resolve(session: Session, parsed: Parsed, actor: Actor | None) -> Resolved:
     if found is not None:
         return found
     return _unknown(parsed)
+
+
+def _knows(session: Session, actor: Actor | None, user: User) -> bool:
+    """Tell whether actor may learn that user exists: its own organisation's, or the centre's."""
+    if actor is None or actor.can_see(user.org_id):
+        return True
+    org = session.get(Organisation, user.org_id)
+    return org is not None and org.kind == "centre"
 
 
 def _lot(session: Session, number: str | None, actor: Actor | None) -> VectorLot | None:

@@ -223,7 +223,7 @@ def _resolve(
         # Only a bare code can be a badge. Say what the shape is, not whether the record exists.
         result["resolved"] = {"kind": parsed.kind, "ref": parsed.value}
         raise scan.block
-    resolved = resolve(session, parsed, scan.actor)
+    resolved = resolve(session, parsed, scan.actor, person=scan.person)
     result["resolved"] = resolved.to_dict()
     if not resolved.ok:
         raise Refusal(resolved.code or "unknown_code", resolved.message or "unknown code")

@@ -9,7 +9,7 @@ from lims.reports.csv import (
     export_csv,
 )
 from lims.reports.data import ReportData, lot_data, sample_data
-from lims.reports.filters import as_utc, filters_for, lineage
+from lims.reports.filters import as_utc, check_may_verify, filters_for, lineage
 from lims.reports.pdf import (
     checkpoint_statement,
     export_pdf,
@@ -23,6 +23,7 @@ __all__ = [
     "CSV_COLUMNS",
     "ReportData",
     "as_utc",
+    "check_may_verify",
     "checkpoint_for_export",
     "checkpoint_statement",
     "csv_batches",

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from lims import audit, lots, samples, storage
 from lims.accounts.users import Actor
-from lims.errors import BadRequest
+from lims.errors import BadRequest, Forbidden
 from lims.models import Sample
 
 
@@ -80,3 +80,17 @@ def filters_for(
     if not actor.sees_all:
         f["org_id"] = actor.org.id
     return f
+
+
+def check_may_verify(actor: Actor) -> None:
+    """Refuse (403) a client organisation's user the verification of the whole chain.
+
+    The chain is the centre's, one for every organisation: its count, head and first broken seq
+    speak of other organisations' events too.
+    """
+    if not actor.sees_all:
+        raise Forbidden(
+            "verifying the audit trail checks every organisation's events: the centre's QA "
+            "does it; your sample and lot reports state the result",
+            code="centre_only",
+        )
