@@ -33,6 +33,8 @@ class ReportData:
     # The signed checkpoint written for this report, or why none could be written.
     checkpoint: audit.Checkpoint | None = None
     checkpoint_problem: str | None = None
+    # A client's report does not state the centre-wide event count or head seq (issue 14).
+    centre_wide: bool = True
 
 
 def cell_text(value: Any) -> str:
@@ -217,6 +219,7 @@ def _report(
         qc=qc or [],
         checkpoint=cp,
         checkpoint_problem=cp_problem,
+        centre_wide=actor.sees_all,
     )
 
 

@@ -51,8 +51,13 @@ def _fonts() -> tuple[str, str, str]:
     return "Helvetica", "Helvetica-Bold", "Courier"
 
 
-def verify_statement(v: VerifyResult) -> str:
-    """Return the sentence the report prints about the audit chain."""
+def verify_statement(v: VerifyResult, *, centre_wide: bool = True) -> str:
+    """Return the sentence the report prints about the audit chain.
+
+    centre_wide False (a client's report): without the centre's event count and head seq.
+    """
+    if v.ok and not centre_wide:
+        return "Audit trail verification PASSED: the hash chain was recomputed and is intact."
     if v.ok:
         return (
             f"Audit trail verification PASSED: all {v.events} events were recomputed and the "
@@ -64,10 +69,17 @@ def verify_statement(v: VerifyResult) -> str:
     )
 
 
-def checkpoint_statement(cp: Checkpoint | None, problem: str | None = None) -> str:
+def checkpoint_statement(
+    cp: Checkpoint | None, problem: str | None = None, *, centre_wide: bool = True
+) -> str:
     """Return the line a report prints about the signed checkpoint it was made against."""
     if cp is None:
         return f"Made against no signed checkpoint: {problem or 'none has been written yet'}."
+    if not centre_wide:
+        return (
+            f"Made against a signed checkpoint (hash {cp.hash[:16]}...), written {cp.at}, "
+            f"key fingerprint {cp.key[:16]}."
+        )
     return (
         f"Made against the signed checkpoint of seq {cp.seq} (hash {cp.hash[:16]}..., head "
         f"event time {cp.ts or '-'}), written {cp.at}, key fingerprint {cp.key[:16]}."
@@ -138,9 +150,14 @@ def render(data: ReportData) -> bytes:
         Paragraph(escape(title), h1),
         p(f"Generated {generated} by {data.generated_by}. Custody LIMS {__version__}.", body),
         Spacer(1, 3 * mm),
-        Paragraph(escape(verify_statement(data.verify)), alert),
+        Paragraph(escape(verify_statement(data.verify, centre_wide=data.centre_wide)), alert),
         p(f"Audit chain head hash (seq {data.verify.head_seq}): {data.verify.head_hash}", hashes),
-        p(checkpoint_statement(data.checkpoint, data.checkpoint_problem), hashes),
+        p(
+            checkpoint_statement(
+                data.checkpoint, data.checkpoint_problem, centre_wide=data.centre_wide
+            ),
+            hashes,
+        ),
     ]
     if data.events:
         last = data.events[-1]
