@@ -8,6 +8,8 @@ from pydantic import Field
 from lims import bench as benches
 from lims import masterdata, printing, storage
 from lims.accounts import users
+from lims.api import schemas
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, require, unit, write
 from lims.inputs import Input, Line
 from lims.roles import LAB
@@ -16,6 +18,7 @@ bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
 
 
 @bp.get("/health")
+@answers(bp, schemas.HealthOut, 400)
 def health():
     """Tell whether the server and its database answer (no sign-in needed)."""
     unit.database_answers()
@@ -23,6 +26,7 @@ def health():
 
 
 @bp.get("/organisations")
+@answers(bp, schemas.OrganisationsOut, *READ)
 def organisations():
     """List organisations (client users see only their own)."""
     rows = masterdata.list_organisations(get_db(), current_actor())
@@ -34,6 +38,7 @@ def organisations():
 
 
 @bp.get("/projects")
+@answers(bp, schemas.ProjectsOut, *READ)
 def projects():
     """List projects you may see."""
     rows = masterdata.list_projects(get_db(), current_actor())
@@ -43,6 +48,7 @@ def projects():
 
 
 @bp.get("/sample-types")
+@answers(bp, schemas.SampleTypesOut, *READ)
 def sample_types():
     """List sample types."""
     current_actor()
@@ -54,6 +60,7 @@ def sample_types():
 
 
 @bp.get("/locations")
+@answers(bp, schemas.LocationsOut, *READ)
 def locations():
     """Return the location tree: site > room (grade) > equipment > rack > box."""
     current_actor()
@@ -61,6 +68,7 @@ def locations():
 
 
 @bp.get("/locations/<code>")
+@answers(bp, schemas.LocationOut, *READ, 404)
 def location(code: str):
     """Return one location; a box lists which position holds which sample."""
     actor = current_actor()
@@ -80,6 +88,7 @@ def location(code: str):
 
 
 @bp.get("/stations")
+@answers(bp, schemas.StationsOut, *READ, 403)
 def stations():
     """List bench stations with their current operator and mode."""
     actor = require(*LAB)
@@ -101,6 +110,7 @@ def stations():
 
 
 @bp.get("/printers")
+@answers(bp, schemas.PrintersOut, *READ)
 def printers():
     """List label printers (where each is plugged in only for the centre's lab staff)."""
     return {"printers": printing.list_printers(get_db(), current_actor())}
@@ -115,6 +125,7 @@ class UserIn(Input):
 
 
 @bp.get("/users")
+@answers(bp, schemas.UsersOut, *READ, 403)
 def list_users():
     """List users (admin)."""
     require("admin")
@@ -133,6 +144,7 @@ def list_users():
 
 
 @bp.post("/users")
+@answers(bp, schemas.UserCreated, *WRITE, 404, 413, status=201)
 @bp.input(UserIn, arg_name="data")
 @write
 def create_user(data: UserIn):
@@ -156,6 +168,7 @@ class TokenIn(Input):
 
 
 @bp.post("/tokens")
+@answers(bp, schemas.TokenCreated, *WRITE, 404, 413, status=201)
 @bp.input(TokenIn, arg_name="data")
 @write
 def create_token(data: TokenIn):
@@ -167,6 +180,7 @@ def create_token(data: TokenIn):
 
 
 @bp.delete("/tokens/<int:token_id>")
+@answers(bp, schemas.TokenRevoked, 400, 401, 403, 404, 409, 422)
 @write
 def revoke_token(token_id: int):
     """Revoke an API token (admin)."""

@@ -11,7 +11,9 @@ from pydantic import ConfigDict, Field
 
 from lims import audit, reports
 from lims.accounts.users import Actor
+from lims.api import schemas
 from lims.api.query import QueryModel
+from lims.api.schemas import READ, answers
 from lims.boundary import get_db, require, unit
 from lims.roles import AUDIT_READERS as READERS
 
@@ -54,6 +56,7 @@ def _filters(q: AuditQuery, actor: Actor) -> dict:
 
 
 @bp.get("")
+@answers(bp, schemas.EventsOut, *READ, 403, 404)
 @bp.input(AuditQuery, location="query", arg_name="q")
 def list_events(q: AuditQuery):
     """Query the audit trail, oldest first; pass next_cursor back as cursor for the next page."""
@@ -66,6 +69,7 @@ def list_events(q: AuditQuery):
 
 
 @bp.get("/export.csv")
+@answers(bp, None, *READ, 403, 404)
 @bp.output(
     FileSchema(type="string", format="binary"),
     content_type="text/csv",
@@ -89,6 +93,7 @@ def export_csv(q: AuditQuery):
 
 
 @bp.get("/verify")
+@answers(bp, schemas.VerifyOut, *READ, 403)
 def verify():
     """Recompute the hash chain and check it against the newest signed checkpoint.
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from lims import lots
+from lims.api import schemas
 from lims.api.query import QueryModel
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, write
 from lims.lots import LotCreate, LotTransitionIn, QcIn
 
@@ -17,6 +19,7 @@ class LotQuery(QueryModel):
 
 
 @bp.post("/lots")
+@answers(bp, schemas.LotOut, *WRITE, 404, 413, status=201)
 @bp.input(LotCreate, arg_name="data")
 @write
 def create_lot(data: LotCreate):
@@ -27,6 +30,7 @@ def create_lot(data: LotCreate):
 
 
 @bp.get("/lots")
+@answers(bp, schemas.LotsOut, *READ)
 @bp.input(LotQuery, location="query", arg_name="q")
 def list_lots(q: LotQuery):
     """List the lots you may see."""
@@ -34,6 +38,7 @@ def list_lots(q: LotQuery):
 
 
 @bp.get("/lots/<lot>")
+@answers(bp, schemas.LotOut, *READ, 404)
 def get_lot(lot: str):
     """Return a lot with its QC results, signatures and vials."""
     db = get_db()
@@ -41,6 +46,7 @@ def get_lot(lot: str):
 
 
 @bp.post("/lots/<lot>/qc")
+@answers(bp, schemas.LotOut, *WRITE, 404, 413, status=201)
 @bp.input(QcIn, arg_name="data")
 @write
 def record_qc(lot: str, data: QcIn):
@@ -51,6 +57,7 @@ def record_qc(lot: str, data: QcIn):
 
 
 @bp.post("/lots/<lot>/transitions")
+@answers(bp, schemas.LotOut, *WRITE, 404, 413)
 @bp.input(LotTransitionIn, arg_name="data")
 @write
 def transition(lot: str, data: LotTransitionIn):

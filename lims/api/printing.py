@@ -11,7 +11,9 @@ from flask import Response, current_app
 from pydantic import ConfigDict, Field
 
 from lims import printing
+from lims.api import schemas
 from lims.api.query import QueryModel
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, require, unit, write
 from lims.models import PrintJob
 from lims.printing import (
@@ -54,6 +56,7 @@ def _on_job(action: Callable[..., PrintJob], **kwargs: Any) -> dict:
 
 
 @bp.post("/labels")
+@answers(bp, schemas.JobQueued, *WRITE, 404, 413, status=201)
 @bp.input(PrintRequest, arg_name="data")
 @write
 def queue_labels(data: PrintRequest):
@@ -64,6 +67,7 @@ def queue_labels(data: PrintRequest):
 
 
 @bp.get("/print-jobs")
+@answers(bp, schemas.JobsOut, *READ, 403, 404)
 @bp.input(JobQuery, location="query", arg_name="q")
 def list_jobs(q: JobQuery):
     """List print jobs, newest first; filter by printer, state and station."""
@@ -87,6 +91,7 @@ def list_jobs(q: JobQuery):
 
 
 @bp.get("/print-jobs/<int:job_id>")
+@answers(bp, schemas.JobOut, *READ, 403, 404)
 def get_job(job_id: int):
     """Return a print job: state, every label and what became of it, the error if any."""
     actor = require(*LAB)
@@ -94,6 +99,7 @@ def get_job(job_id: int):
 
 
 @bp.post("/print-jobs/<int:job_id>/reprint")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413, status=201)
 @bp.input(ReprintIn, arg_name="data")
 @write
 def reprint(job_id: int, data: ReprintIn):
@@ -102,6 +108,7 @@ def reprint(job_id: int, data: ReprintIn):
 
 
 @bp.post("/print-jobs/<int:job_id>/resume")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413, status=201)
 @bp.input(ResumeIn, arg_name="data")
 @write
 def resume(job_id: int, data: ResumeIn):
@@ -110,6 +117,7 @@ def resume(job_id: int, data: ResumeIn):
 
 
 @bp.post("/print-jobs/<int:job_id>/void")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413)
 @bp.input(VoidIn, arg_name="data")
 @write
 def void(job_id: int, data: VoidIn):
@@ -121,6 +129,7 @@ def void(job_id: int, data: VoidIn):
 
 
 @bp.post("/print-jobs/claim")
+@answers(bp, schemas.ClaimOut, *WRITE, 404, 413)
 @bp.input(ClaimIn, arg_name="data")
 @write
 def claim(data: ClaimIn):
@@ -148,6 +157,7 @@ def claim(data: ClaimIn):
 
 
 @bp.post("/print-jobs/<int:job_id>/start")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413)
 @bp.input(StartIn, arg_name="data")
 @write
 def start(job_id: int, data: StartIn):
@@ -156,6 +166,7 @@ def start(job_id: int, data: StartIn):
 
 
 @bp.post("/print-jobs/<int:job_id>/outcome")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413)
 @bp.input(OutcomeIn, arg_name="data")
 @write
 def outcome(job_id: int, data: OutcomeIn):
@@ -167,6 +178,7 @@ def outcome(job_id: int, data: OutcomeIn):
 
 
 @bp.get("/samples/<barcode>/label.png")
+@answers(bp, None, *READ, 403, 404, 422)
 @bp.output(
     FileSchema(type="string", format="binary"),
     content_type="image/png",
@@ -182,6 +194,7 @@ def label_preview(barcode: str, q: LabelFileQuery):
 
 
 @bp.get("/samples/<barcode>/label.pdf")
+@answers(bp, None, *READ, 403, 404, 409, 422)
 @bp.output(
     FileSchema(type="string", format="binary"),
     content_type="application/pdf",
@@ -202,6 +215,7 @@ def label_file(barcode: str, q: LabelFileQuery):
 
 
 @bp.post("/labels/sheet.pdf")
+@answers(bp, None, *WRITE, 404, 413)
 @bp.output(
     FileSchema(type="string", format="binary"),
     content_type="application/pdf",

@@ -7,6 +7,8 @@ from apiflask.schemas import FileSchema
 from flask import Response
 
 from lims import reports, samples
+from lims.api import schemas
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import get_db, require, write
 from lims.roles import AUDIT_READERS as READERS
 from lims.roles import LAB
@@ -31,6 +33,7 @@ def _pdf(data: bytes, name: str) -> Response:
 
 
 @bp.get("/samples/<barcode>/report.pdf")
+@answers(bp, None, *READ, 403, 404)
 @_pdf_output
 def sample_report(barcode: str):
     """Return the chain-of-custody PDF of a sample and its lineage (QA, admin, client viewer)."""
@@ -39,6 +42,7 @@ def sample_report(barcode: str):
 
 
 @bp.get("/lots/<lot>/report.pdf")
+@answers(bp, None, *READ, 403, 404)
 @_pdf_output
 def lot_report(lot: str):
     """Return the chain-of-custody PDF of a lot and its vials (QA, admin, client viewer)."""
@@ -47,6 +51,7 @@ def lot_report(lot: str):
 
 
 @bp.post("/samples/<barcode>/corrections")
+@answers(bp, schemas.CorrectionOut, *WRITE, 404, 413, status=201)
 @bp.input(CorrectionIn, arg_name="data")
 @write
 def correct(barcode: str, data: CorrectionIn):

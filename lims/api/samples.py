@@ -6,7 +6,9 @@ from apiflask import APIBlueprint
 from pydantic import ConfigDict, Field
 
 from lims import samples
+from lims.api import schemas
 from lims.api.query import QueryModel
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, write
 from lims.inputs import Input, Line, Text
 from lims.samples import AliquotIn, SampleCreate, TransitionIn
@@ -43,6 +45,7 @@ class BulkTransitionIn(Input):
 
 
 @bp.post("/samples")
+@answers(bp, schemas.SampleOut, *WRITE, 404, 413, status=201)
 @bp.input(SampleCreate, arg_name="data")
 @write
 def create_sample(data: SampleCreate):
@@ -53,6 +56,7 @@ def create_sample(data: SampleCreate):
 
 
 @bp.get("/samples")
+@answers(bp, schemas.SamplePage, *READ)
 @bp.input(SampleQuery, location="query", arg_name="q")
 def list_samples(q: SampleQuery):
     """List samples you may see; filter by state, lot, project, location."""
@@ -74,6 +78,7 @@ def list_samples(q: SampleQuery):
 
 
 @bp.get("/samples/<barcode>")
+@answers(bp, schemas.SampleOut, *READ, 404)
 def get_sample(barcode: str):
     """Return one sample."""
     db = get_db()
@@ -81,6 +86,7 @@ def get_sample(barcode: str):
 
 
 @bp.post("/samples/<barcode>/transitions")
+@answers(bp, schemas.SampleOut, *WRITE, 404, 413)
 @bp.input(TransitionIn, arg_name="data")
 @write
 def transition(barcode: str, data: TransitionIn):
@@ -91,6 +97,7 @@ def transition(barcode: str, data: TransitionIn):
 
 
 @bp.post("/transitions")
+@answers(bp, schemas.SamplesOut, *WRITE, 404, 413)
 @bp.input(BulkTransitionIn, arg_name="data")
 @write
 def bulk_transition(data: BulkTransitionIn):
@@ -109,6 +116,7 @@ def bulk_transition(data: BulkTransitionIn):
 
 
 @bp.post("/samples/<barcode>/aliquots")
+@answers(bp, schemas.AliquotsOut, *WRITE, 404, 413, status=201)
 @bp.input(AliquotIn, arg_name="data")
 @write
 def create_aliquots(barcode: str, data: AliquotIn):
@@ -119,6 +127,7 @@ def create_aliquots(barcode: str, data: AliquotIn):
 
 
 @bp.get("/samples/<barcode>/history")
+@answers(bp, schemas.HistoryOut, *READ, 404)
 def history(barcode: str):
     """Return the sample's custody events, oldest first, and the events of its label print jobs."""
     db = get_db()
@@ -132,6 +141,7 @@ def history(barcode: str):
 
 
 @bp.get("/samples/<barcode>/genealogy")
+@answers(bp, schemas.GenealogyOut, *READ, 404)
 def genealogy(barcode: str):
     """Return the sample's ancestors and descendants."""
     db = get_db()

@@ -10,7 +10,9 @@ from flask import current_app
 from pydantic import ConfigDict, Field, field_validator
 
 from lims import bench, scanning
+from lims.api import schemas
 from lims.api.query import QueryModel
+from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import accepts_nul, current_actor, get_db, require, write
 from lims.inputs import Input, Line
 from lims.roles import LAB
@@ -48,6 +50,7 @@ class ScanQuery(QueryModel):
 
 
 @bp.post("/scans")
+@answers(bp, schemas.ScanOut, *WRITE, 404, 413)
 @accepts_nul  # a scanner's garbage is refused and recorded (escaped), not a 400
 @bp.input(ScanIn, arg_name="data")
 @write
@@ -67,6 +70,7 @@ def post_scan(data: ScanIn):
 
 
 @bp.get("/scans")
+@answers(bp, schemas.ScansOut, *READ, 403, 404)
 @bp.input(ScanQuery, location="query", arg_name="q")
 def list_scans(q: ScanQuery):
     """List a station's recent scans, newest first."""
@@ -78,6 +82,7 @@ def list_scans(q: ScanQuery):
 
 
 @bp.get("/stations/<name>")
+@answers(bp, schemas.StationOut, *READ, 403, 404)
 def get_station(name: str):
     """Return a station's state: operator, mode, target, settings and what to scan next."""
     actor = require(*LAB)

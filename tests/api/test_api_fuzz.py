@@ -2,8 +2,8 @@
 
 Generated requests (valid and deliberately invalid bodies, queries, path parameters) go through
 the WSGI app on a copy of the demo centre, signed in as an admin. Whatever is sent, the API must
-answer with a documented content type, a body that matches the schema declared for that status,
-a 4xx (not a 2xx) for data the schema forbids, and never a 5xx.
+answer with a documented status and content type, a body that matches the schema declared for
+that status, a 4xx (not a 2xx) for data the schema forbids, and never a 5xx.
 
 Random path parameters and names only ever reach "404 not found", so in about half of the cases
 whose path (or body) was generated as valid, a path parameter (or a body field naming a record)
@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
+    status_code_conformance,
 )
 from sqlmodel import select
 
@@ -51,6 +52,7 @@ from lims.models import (
 
 CHECKS = [
     not_a_server_error,
+    status_code_conformance,
     response_schema_conformance,
     content_type_conformance,
     negative_data_rejection,
