@@ -205,6 +205,9 @@ class VerifyOut(Out):
     head_hash: str
     first_bad_seq: int | None
     problem: str | None
+    checkpoint: dict[str, Any] | None = Field(
+        default=None, description="the signed checkpoint the chain was judged against"
+    )
 
 
 # --- samples ----------------------------------------------------------------------------------
