@@ -48,7 +48,7 @@ def _recorded(
         user,
         by=actor.username,
         action=action,
-        device=device,
+        device=device or actor.device,  # a browser's address, or the CLI's OS user
         before=before,
         after=after,
         reason=reason,
