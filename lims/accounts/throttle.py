@@ -1,6 +1,6 @@
 """Throttled password checks: a growing wait per account and per client address, never a sleep.
 
-The rules, and why the owner is not locked out by a stranger, are in docs/accounts.md.
+Its rules, and why a stranger cannot lock the owner out: docs/accounts.md.
 """
 
 from __future__ import annotations
