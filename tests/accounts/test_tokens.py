@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
+from alembic import command
 from helpers import post_form, sign_in
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import select
 
+from lims import create_app
 from lims.db import new_session
+from lims.migrate import alembic_config, current_revision, head_revision
 from lims.models import ApiToken, AuditEvent, utcnow
 
 ATTACKER = {"environ_base": {"REMOTE_ADDR": "203.0.113.9"}}
@@ -110,3 +114,37 @@ def test_tokens_of_disabled_or_locked_users_are_refused(app, runner, client, aut
         sign_in(app.test_client(), "tech1", f"guess-{i}-y", **ATTACKER)
     assert client.get("/api/stations", headers=auth("tech1", station="BENCH-B1")).status_code == 200
     assert client.get("/api/stations", headers=auth("tech1")).status_code == 401
+
+
+def test_tokens_made_before_expiry_existed_expire_ninety_days_after_the_upgrade(db_url):  # noqa: ANN001
+    def start():  # noqa: ANN202
+        return create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "t"})
+
+    app = start()
+    engine = app.extensions["lims"]["engine"]
+    secret = "lims_from-before-0003"
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+        uid = conn.execute(text("SELECT id FROM app_user WHERE username = 'tech1'")).scalar_one()
+        conn.execute(
+            text("INSERT INTO api_token (user_id, token_hash, created_at) VALUES (:u, :h, :t)"),
+            {"u": uid, "h": hashlib.sha256(secret.encode()).hexdigest(), "t": utcnow()},
+        )
+    engine.dispose()
+    app = start()
+    engine = app.extensions["lims"]["engine"]
+    try:
+        assert current_revision(engine) == head_revision()
+        with _db(app) as db:
+            tok = db.exec(select(ApiToken).where(ApiToken.last_used_at.is_(None))).all()
+            old = [t for t in tok if t.user_id == uid and t.expires_at is not None]
+            assert old and all(
+                timedelta(days=89) < t.expires_at - utcnow() <= timedelta(days=90) for t in old
+            )
+        r = app.test_client().get("/api/samples", headers={"Authorization": f"Bearer {secret}"})
+        assert r.status_code == 200
+        assert sign_in(app.test_client(), "tech1").status_code == 302  # accounts as before
+    finally:
+        engine.dispose()
