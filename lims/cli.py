@@ -24,7 +24,7 @@ from lims import audit
 from lims.accounts import users
 from lims.db import new_session
 from lims.errors import LimsError
-from lims.models import Printer, Station
+from lims.models import Printer, Station, User
 from lims.roles import ROLES
 
 
@@ -132,6 +132,7 @@ def user_create(
             password=password or None,
             full_name=full_name,
             actor=cli_actor(db),
+            config=current_app.config,
         )
         if badge is not None:
             _assign_badge(db, username, badge)
@@ -155,19 +156,85 @@ def user_badge(username: str, badge: str) -> None:
     click.echo(f"{username} now badges in with {badge}")
 
 
+def _read_secret(prompt: str, *, confirm: bool = False) -> str:
+    """Read a password: prompted on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    # A Windows line end would become part of the password nobody can then type.
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user_cli.command("unlock")
+@click.argument("username")
+@click.option("--reason", required=True, help="why (it goes into the audit trail)")
+def user_unlock(username: str, reason: str) -> None:
+    """End USERNAME's wait after wrong passwords (sign-in or e-signature)."""
+    from lims.accounts import admin
+
+    with cli_session() as db:
+        admin.unlock_user(db, username=username, reason=reason, actor=cli_actor(db))
+    click.echo(f"{username} unlocked")
+
+
+@user_cli.command("password")
+@click.argument("username")
+def user_password(username: str) -> None:
+    """Change USERNAME's own password: the current one, then the new one (stdin: two lines)."""
+    from lims.accounts import passwords
+
+    current = _read_secret("Current password")
+    new = _read_secret("New password", confirm=True)
+    with cli_session() as db:
+        user = db.exec(select(User).where(User.username == username)).first()
+        if user is None or user.username == "system":
+            raise click.ClickException(f"no user {username!r}")
+        passwords.change_password(
+            db,
+            user=user,
+            current=current,
+            new=new,
+            config=current_app.config,
+            device=cli_actor(db).device,
+        )
+    click.echo(f"password of {username} changed; their other sessions were ended")
+
+
+@user_cli.command("reset-password")
+@click.argument("username")
+@click.option("--reason", required=True, help="why (it goes into the audit trail)")
+def user_reset_password(username: str, reason: str) -> None:
+    """Give USERNAME a one-time password, to change at the next sign-in; print it once."""
+    from lims.accounts import admin
+
+    with cli_session() as db:
+        temporary = admin.reset_password(
+            db, username=username, reason=reason, actor=cli_actor(db), config=current_app.config
+        )
+    click.echo(
+        f"one-time password for {username} (they must change it at their next sign-in; shown "
+        f"only now): {temporary}"
+    )
+
+
 token_cli = AppGroup("token", help="Manage API tokens.")
 
 
 @token_cli.command("create")
 @click.argument("username")
 @click.option("--station", default=None, help="bind the token to a bench station")
-def token_create(username: str, station: str | None) -> None:
+@click.option("--days", type=int, default=None, help="days until it expires [default: TOKEN_DAYS]")
+def token_create(username: str, station: str | None, days: int | None) -> None:
     """Create an API token; it is printed once, as the last word."""
+    days = int(current_app.config["TOKEN_DAYS"]) if days is None else days
     with cli_session() as db:
         secret, tok = users.create_token(
-            db, username=username, station=station, actor=cli_actor(db)
+            db, username=username, station=station, actor=cli_actor(db), days=days
         )
-    click.echo(f"token {tok.id} for {username} (keep it secret; it is shown only now): {secret}")
+    until = tok.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(
+        f"token {tok.id} for {username}, valid until {until} "
+        f"(keep it secret; it is shown only now): {secret}"
+    )
 
 
 @token_cli.command("revoke")

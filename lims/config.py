@@ -18,8 +18,21 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_MIGRATE": True,
     "SESSION_IDLE_MINUTES": 15,
     "SESSION_ABSOLUTE_HOURS": 12,
+    # Sign-in and e-signature throttling (docs/accounts.md): after LOGIN_MAX_FAILURES wrong
+    # passwords in a row an account waits LOGIN_DELAY_SECONDS; each further such run doubles
+    # the wait, up to LOGIN_LOCKOUT_MINUTES. A client address the same, after
+    # LOGIN_ADDRESS_MAX_FAILURES.
     "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_DELAY_SECONDS": 30,
     "LOGIN_LOCKOUT_MINUTES": 15,
+    "LOGIN_ADDRESS_MAX_FAILURES": 20,
+    # Passwords: the shortest allowed, the least zxcvbn score (0-4; 3 = "safely unguessable"),
+    # how many earlier passwords cannot be used again, and ageing (0 days: off).
+    "PASSWORD_MIN_LENGTH": 12,
+    "PASSWORD_MIN_SCORE": 3,
+    "PASSWORD_HISTORY": 5,
+    "PASSWORD_MAX_AGE_DAYS": 0,
+    "TOKEN_DAYS": 90,  # API tokens expire after this many days unless created with --days
     "SCAN_DUPLICATE_WINDOW_S": 3.0,
     # Signed audit chain checkpoints (docs/audit.md). The folder is append-only evidence and the
     # key must live off the database server. None: instance/checkpoints/<database>/ and

@@ -31,9 +31,37 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=255)
     badge: str | None = Field(default=None, unique=True, max_length=64)
     active: bool = True
+    # Sign-in throttling (lims.accounts.throttle): wrong passwords in the current run, runs that
+    # ended in a wait since the last success, and the end of the latest wait.
     failed_logins: int = 0
     locked_until: datetime | None = None
+    lockouts: int = 0
+    # Where the owner last signed in: the account's wait does not apply there (the address's does).
+    last_login_from: str | None = Field(default=None, max_length=64)
+    must_change_password: bool = False
+    password_changed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class PasswordHistory(SQLModel, table=True):
+    """The argon2 hashes of a user's latest passwords (the current one included): no reuse."""
+
+    __tablename__ = "password_history"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Wrong-password counts of a client address, or of a username that is not an account."""
+
+    __tablename__ = "login_throttle"
+    key: str = Field(primary_key=True, max_length=100)  # address:<ip> | account:<name>
+    failed_logins: int = 0
+    lockouts: int = 0
+    locked_until: datetime | None = None
+    last_failure_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class ApiToken(SQLModel, table=True):
@@ -44,6 +72,8 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None  # None only for tokens made before expiry existed
+    last_used_at: datetime | None = None
 
 
 class WebSession(SQLModel, table=True):

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from lims.accounts.users import Actor, check_password, clear_expired_lock, count_password_failure
+from lims.accounts import throttle
+from lims.accounts.users import Actor, check_password
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
 from lims.models import Signature, User, utcnow
@@ -63,24 +64,29 @@ def sign(
         # A signature is executed only by its genuine owner (11.200(a)(3)).
         raise SignatureRefused("you can only sign as yourself")
     user: User = actor.user
-    clear_expired_lock(user)
-    if user.locked_until is not None:
-        raise SignatureRefused(
-            "signature refused: your account is locked after repeated wrong passwords; "
-            "wait, or ask an administrator to unlock it",
+    address = throttle.CLIENT_ADDRESS.get()
+    waiting = throttle.wait(
+        session, username=user.username, user=user, address=address, now=utcnow()
+    )
+    if waiting:
+        raise throttle.Throttled(
+            f"signature refused: too many wrong passwords; try again in {waiting} s, or ask an "
+            "administrator to unlock your account",
             code="account_locked",
+            retry_after=waiting,
         )
     if not check_password(user, password):
-        user_id = user.id
+        user_id, username = user.id, user.username
 
         def count_failure(db: Session, config: dict[str, Any]) -> None:
-            # Guessing a password through the signature dialog locks the account like sign-in
-            # does (21 CFR 11.300(d)); this runs after the refused change was rolled back.
-            count_password_failure(
+            # Guessing a password through the signature dialog is throttled like sign-in
+            # (21 CFR 11.300(d)); this runs after the refused change was rolled back.
+            throttle.count_failure(
                 db,
-                user_id,
-                max_failures=int(config.get("LOGIN_MAX_FAILURES", 5)),
-                lockout_minutes=float(config.get("LOGIN_LOCKOUT_MINUTES", 15)),
+                username=username,
+                user=db.get(User, user_id),
+                address=address,
+                limits=throttle.Limits.from_config(config),
                 what="e-signature",
             )
 
@@ -94,8 +100,8 @@ def sign(
             },
             after_rollback=count_failure,
         )
-    if user.failed_logins:
-        user.failed_logins = 0  # a right password ends the run of failures, as at sign-in
+    if user.failed_logins or user.lockouts:
+        throttle.count_success(user, address, signed_in=False)  # as at sign-in
         session.add(user)
     sig = Signature(
         user_id=user.id,

@@ -93,7 +93,7 @@ def pdf_text(data: bytes) -> str:
 
 # --- the pages, as a browser uses them ---------------------------------------------------------
 
-PASSWORD = "demo-password"
+PASSWORD = "demo-only-lims"
 FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
 _PAGE_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 

@@ -1,12 +1,14 @@
-"""Account administration: disable, enable and unlock, each with a reason and one audit event."""
+"""Account administration: disable, enable, unlock, password reset; with a reason, audited."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import Session, select
 
 from lims import bench
+from lims.accounts import passwords, throttle
 from lims.accounts.sessions import end_all_sessions
 from lims.accounts.users import Actor, record_user_event
 from lims.errors import Forbidden, NotFound, Refused
@@ -46,7 +48,7 @@ def _recorded(
         user,
         by=actor.username,
         action=action,
-        device=device,
+        device=device or actor.device,  # a browser's address, or the CLI's OS user
         before=before,
         after=after,
         reason=reason,
@@ -88,9 +90,7 @@ def enable_user(
     if user.active:
         raise Refused(f"{username} is enabled already", code="already_enabled")
     user.active = True
-    user.failed_logins = 0
-    user.locked_until = None
-    db.add(user)
+    throttle.clear(db, user)
     db.flush()
     return _recorded(
         db, user, actor, "user.enable", reason, device, {"active": False}, {"active": True}
@@ -100,23 +100,45 @@ def enable_user(
 def unlock_user(
     db: Session, *, username: str, reason: str, actor: Actor, device: str | None = None
 ) -> User:
-    """Lift a sign-in lockout before it runs out (one audit event)."""
+    """End an account's wait after wrong passwords and its count (one audit event)."""
     user = _admin_target(db, actor, username)
     reason = _reason(reason, "unlocking")
-    if user.locked_until is None and user.failed_logins == 0:
+    if not throttle.is_locked(user) and user.failed_logins == 0 and user.lockouts == 0:
         raise Refused(f"{username} is not locked", code="not_locked")
-    before = {
-        "failed_logins": user.failed_logins,
-        "locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if user.locked_until
-        else None,
-    }
-    user.failed_logins = 0
-    user.locked_until = None
-    db.add(user)
+    before = throttle.clear(db, user)
     db.flush()
-    after = {"failed_logins": 0, "locked_until": None}
+    after = {"failed_logins": 0, "lockouts": 0, "locked_until": None}
     return _recorded(db, user, actor, "user.unlock", reason, device, before, after)
+
+
+def reset_password(
+    db: Session,
+    *,
+    username: str,
+    reason: str,
+    actor: Actor,
+    config: Mapping[str, Any],
+    device: str | None = None,
+) -> str:
+    """Give an account a one-time password, to change at its next sign-in; return it once.
+
+    Every session of the account ends (one audit event; the password is not in it).
+    """
+    user = _admin_target(db, actor, username)
+    reason = _reason(reason, "resetting the password of")
+    if user.id == actor.user.id:
+        raise Refused(
+            "change your own password instead (you know the current one)", code="self_reset"
+        )
+    temporary = passwords.temporary_password()
+    policy = passwords.Policy.from_config(config)
+    passwords.set_password(db, user, temporary, policy, must_change=True, check=False)
+    throttle.clear(db, user)
+    n = end_all_sessions(db, user.id, "password_reset")
+    db.flush()
+    after = {"must_change_password": True, "sessions_ended": n}
+    _recorded(db, user, actor, "user.password_reset", reason, device, {}, after)
+    return temporary
 
 
 # What the account page lists as sign-in and account events.
@@ -129,6 +151,9 @@ ACCOUNT_ACTIONS = (
     "user.disable",
     "user.enable",
     "user.unlock",
+    "user.password_change",
+    "user.password_change_refused",
+    "user.password_reset",
 )
 
 
@@ -145,7 +170,7 @@ def list_accounts(session: Session) -> list[dict[str, Any]]:
         {
             "user": u,
             "org": org.name,
-            "locked": u.locked_until is not None and u.locked_until > now,
+            "locked": throttle.is_locked(u, now),
         }
         for u, org in rows
     ]

@@ -1,4 +1,4 @@
-"""Browser sign-in sessions: sign in and out, lockout counting, idle and absolute timeouts.
+"""Browser sign-in sessions: sign in (throttled) and out, idle and absolute timeouts.
 
 The cookie holds a random secret; the database keeps only its SHA-256 (WebSession.id), so a
 copy of the database cannot be replayed as a cookie. The cookie and CSRF glue is in
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, select
 
 from lims import audit
-from lims.accounts.users import check_password, clear_expired_lock, count_password_failure
+from lims.accounts import passwords, throttle
+from lims.accounts.users import check_password
 from lims.models import User, WebSession, utcnow
 
 
@@ -36,6 +39,9 @@ class SignIn:
     secret: str | None = None
     session: WebSession | None = None
     user: User | None = None
+    retry_after: int | None = None  # seconds to wait before the next attempt is even checked
+    throttled: bool = False  # refused unchecked: the account or the address is waiting
+    change_due: str | None = None  # the password must change before anything else
 
 
 def _user_event(
@@ -58,53 +64,49 @@ def sign_in(
     *,
     username: str,
     password: str,
-    max_failures: int,
-    lockout_minutes: float,
+    config: Mapping[str, Any],
+    address: str | None = None,
     device: str | None = None,
 ) -> SignIn:
     """Check a username and password; on success open a session, else count the failure.
 
-    device says where the attempt came from (a browser's address) for the audit trail.
+    An attempt while the account or the address waits is refused unchecked (retry_after).
+    address is the client's, for throttling; device says where it came from for the trail.
     """
     now = utcnow()
     user = None
     if username and len(username) <= 64:
         user = db.exec(select(User).where(User.username == username)).first()
-    # Always one argon2 verification, whether or not the user exists, is locked or disabled.
-    password_ok = check_password(user, password)
     failed = "auth.login_failed"
-    if user is None:
-        _user_event(db, None, username, failed, device, reason="unknown user")
-        return SignIn(ok=False)
-    clear_expired_lock(user)
-    if not user.active:
+    waiting = throttle.wait(
+        db, username=username, user=user, address=address, now=now, sign_in=True
+    )
+    if waiting:
+        _user_event(db, user, username, failed, device, reason=f"throttled: wait {waiting} s")
+        return SignIn(ok=False, retry_after=waiting, throttled=True)
+    limits = throttle.Limits.from_config(config)
+    # Always one argon2 verification, whether or not the user exists or is disabled.
+    password_ok = check_password(user, password)
+    if user is not None and not user.active:
         _user_event(db, user, username, failed, device, reason="account disabled")
         return SignIn(ok=False)
-    if user.locked_until is not None:
-        until = user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")
-        _user_event(db, user, username, failed, device, reason=f"account locked until {until}")
-        return SignIn(ok=False)
-    if not password_ok:
-        _user_event(
+    if user is None or not password_ok:
+        if user is None:
+            reason = "unknown user"
+        else:
+            reason = f"wrong password (failure {user.failed_logins + 1} of {limits.max_failures})"
+        _user_event(db, user, username, failed, device, reason=reason)
+        wait = throttle.count_failure(
             db,
-            user,
-            username,
-            failed,
-            device,
-            reason=f"wrong password (failure {user.failed_logins + 1} of {max_failures})",
-        )
-        count_password_failure(
-            db,
-            user.id,
-            max_failures=max_failures,
-            lockout_minutes=lockout_minutes,
+            username=username,
+            user=user,
+            address=address,
+            limits=limits,
             what="sign-in",
             device=device,
         )
-        db.flush()
-        return SignIn(ok=False)
-    user.failed_logins = 0
-    user.locked_until = None
+        return SignIn(ok=False, retry_after=wait or None)
+    throttle.count_success(user, address, signed_in=True)
     db.add(user)
     secret = secrets.token_urlsafe(32)
     ws = WebSession(
@@ -117,7 +119,8 @@ def sign_in(
     db.add(ws)
     db.flush()
     _user_event(db, user, username, "auth.login", device, after={"session": ws.id[:16]})
-    return SignIn(ok=True, secret=secret, session=ws, user=user)
+    due = passwords.change_due(user, passwords.Policy.from_config(config), now)
+    return SignIn(ok=True, secret=secret, session=ws, user=user, change_due=due)
 
 
 def end_session(db: Session, ws: WebSession, reason: str) -> None:
@@ -174,6 +177,8 @@ _EXPIRY_TEXT = {
     "idle_timeout": "Your session timed out after a period without activity. Sign in again.",
     "absolute_timeout": "Your session reached its maximum length. Sign in again.",
     "user_disabled": "Your account was disabled. Ask an administrator.",
+    "password_changed": "Your password was changed. Sign in with the new one.",
+    "password_reset": "Your password was reset by an administrator. Sign in with the new one.",
     "logout": "You signed out.",
 }
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from lims import audit
-from lims.db import adopt, column_list, driver_execute, row_shape
+from lims.db import adopt, column_list, driver_execute, from_db_time, row_shape
 from lims.errors import BadRequest, Conflict, NotFound, Refused, Unauthorized
 from lims.inputs import check_line
 from lims.models import ApiToken, Organisation, Station, User, utcnow
@@ -27,7 +29,6 @@ _USERNAME = re.compile(r"[a-z0-9][a-z0-9._]{0,63}")
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # A hash to verify against when the user does not exist, so timing does not reveal usernames.
 _DUMMY_HASH = _hasher.hash("not a real password")
-MIN_PASSWORD = 10
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def verify_hash(password_hash: str, password: str) -> bool:
+    """Tell whether password matches an argon2 hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def check_password(user: User | None, password: str) -> bool:
     """Tell whether password is the user's, spending the same time when there is no user."""
     if user is None or not user.password_hash:
@@ -73,10 +82,7 @@ def check_password(user: User | None, password: str) -> bool:
         except VerificationError:
             pass
         return False
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return verify_hash(user.password_hash, password)
 
 
 def actor_for(session: Session, user: User, *, station: str | None = None) -> Actor:
@@ -111,8 +117,14 @@ def create_user(
     full_name: str | None = None,
     badge: str | None = None,
     actor: Actor,
+    config: Mapping[str, Any] | None = None,
 ) -> User:
-    """Create a user; the password (if any) is stored only as an argon2id hash."""
+    """Create a user; the password (if any) must pass the policy and is kept as argon2id hashes.
+
+    config holds the PASSWORD_* settings (the defaults when None).
+    """
+    from lims.accounts import passwords
+
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     if not _USERNAME.fullmatch(username):
@@ -131,8 +143,6 @@ def create_user(
             raise BadRequest("a full name is one line of visible text, not empty")
         if len(full_name) > 200:
             raise BadRequest("a full name is at most 200 characters")
-    if password is not None and len(password.strip()) < MIN_PASSWORD:
-        raise BadRequest(f"passwords need at least {MIN_PASSWORD} characters besides spaces")
     if session.exec(select(User).where(User.username == username)).first():
         raise Conflict(f"user {username!r} exists already", code="user_exists")
     organisation = get_org(session, org)
@@ -142,16 +152,21 @@ def create_user(
             "client_viewer",
             code="role_not_for_client",
         )
+    policy = passwords.Policy.from_config(config or {})
+    if password is not None:
+        hints = (username, full_name or "")
+        passwords.check_strength(password, policy, hints=hints)
     user = User(
         username=username,
         full_name=full_name or username,
         org_id=organisation.id,
         role=role,
-        password_hash=hash_password(password) if password else None,
         badge=badge,
     )
     session.add(user)
     session.flush()
+    if password:
+        passwords.set_password(session, user, password, policy, must_change=False, check=False)
     audit.record_by(  # the CLI's actor names the OS user who ran it as its device
         session,
         actor,
@@ -186,42 +201,6 @@ def record_user_event(
     )
 
 
-def clear_expired_lock(user: User) -> None:
-    """Start a clean count once a lockout has run out."""
-    if user.locked_until is not None and user.locked_until <= utcnow():
-        user.locked_until = None
-        user.failed_logins = 0
-
-
-def count_password_failure(
-    session: Session,
-    user_id: int,
-    *,
-    max_failures: int,
-    lockout_minutes: float,
-    what: str,
-    device: str | None = None,
-) -> None:
-    """Count a wrong password (sign-in or e-signature); lock the account at the limit."""
-    user = session.get(User, user_id)
-    if user is None:
-        return
-    clear_expired_lock(user)
-    user.failed_logins += 1
-    session.add(user)
-    if user.failed_logins >= max_failures and user.locked_until is None:
-        user.locked_until = utcnow() + timedelta(minutes=lockout_minutes)
-        record_user_event(
-            session,
-            user,
-            by=user.username,
-            action="auth.locked",
-            device=device,
-            after={"locked_until": user.locked_until.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            reason=f"{user.failed_logins} wrong passwords in a row ({what})",
-        )
-
-
 def _token_hash(token: str) -> str:
     # Tokens carry 256 bits of randomness: a fast hash is enough and keeps lookups indexed.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -240,10 +219,25 @@ def _token_event(session: Session, actor: Actor, tok: ApiToken, action: str, **f
     )
 
 
+MAX_TOKEN_DAYS = 3650
+
+
 def create_token(
-    session: Session, *, username: str, station: str | None = None, actor: Actor
+    session: Session,
+    *,
+    username: str,
+    station: str | None = None,
+    actor: Actor,
+    days: int = 90,
 ) -> tuple[str, ApiToken]:
-    """Create an API token for a user (optionally bound to a station); return the secret once."""
+    """Create an API token for a user (optionally bound to a station); return the secret once.
+
+    It expires after days (1 to 3650).
+    """
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise BadRequest(
+            f"a token lasts 1 to {MAX_TOKEN_DAYS} days, not {days}", code="bad_token_days"
+        )
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         raise NotFound(f"no user {username!r}; create it with `flask --app app user create`")
@@ -269,7 +263,14 @@ def create_token(
             )
         station_id = st.id
     secret = "lims_" + secrets.token_urlsafe(32)
-    tok = ApiToken(user_id=user.id, station_id=station_id, token_hash=_token_hash(secret))
+    now = utcnow()
+    tok = ApiToken(
+        user_id=user.id,
+        station_id=station_id,
+        token_hash=_token_hash(secret),
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
     session.add(tok)
     session.flush()
     _token_event(
@@ -277,7 +278,11 @@ def create_token(
         actor,
         tok,
         "token.create",
-        after={"user": username, "station": station},
+        after={
+            "user": username,
+            "station": station,
+            "expires_at": tok.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
         org_id=user.org_id,
     )
     return secret, tok
@@ -297,7 +302,8 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
 
 # One query through the driver: every API request pays for this lookup.
 _BY_TOKEN = (
-    f"SELECT t.revoked_at, s.name, {column_list(User, 'u')}, {column_list(Organisation, 'o')} "
+    "SELECT t.revoked_at, s.name, t.id, t.expires_at, t.last_used_at, "
+    f"{column_list(User, 'u')}, {column_list(Organisation, 'o')} "
     "FROM api_token t JOIN app_user u ON u.id = t.user_id "
     "JOIN organisation o ON o.id = u.org_id "
     "LEFT JOIN station s ON s.id = t.station_id "
@@ -306,16 +312,56 @@ _BY_TOKEN = (
 _USER_WIDTH = len(row_shape(User)[0])
 
 
-def authenticate_token(session: Session, token: str) -> Actor:
-    """Return who a bearer token acts for (user, organisation, station), or refuse with 401."""
+_FIRST_USER = 5
+# Writing last_used_at on every request would turn readers into writers; a minute is enough
+# to tell a token in use from one that is not.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """Who a bearer token acts for, and whether its last-used time is due for a write."""
+
+    actor: Actor
+    token_id: int
+    touch: bool
+
+
+def authenticate_token(session: Session, token: str) -> TokenUse:
+    """Return who a bearer token acts for (user, organisation, station), or refuse with 401.
+
+    Refused: unknown, revoked or expired tokens, and tokens of a disabled user or of an account
+    waiting after wrong passwords (a bench's station token excepted: see docs/accounts.md).
+    """
     row = driver_execute(session, _BY_TOKEN, (_token_hash(token),)).fetchone()
     if row is None or row[0] is not None:
         raise Unauthorized("the token is unknown or revoked; create one with `token create`")
-    user = adopt(session, User, row[2 : 2 + _USER_WIDTH])
-    org = adopt(session, Organisation, row[2 + _USER_WIDTH :])
+    user = adopt(session, User, row[_FIRST_USER : _FIRST_USER + _USER_WIDTH])
+    org = adopt(session, Organisation, row[_FIRST_USER + _USER_WIDTH :])
+    now = utcnow()
+    expires_at, last_used = from_db_time(row[3]), from_db_time(row[4])
+    if expires_at is not None and expires_at <= now:
+        raise Unauthorized(
+            "the token has expired; create a new one with `token create`", code="token_expired"
+        )
     if not user.active:
         raise Unauthorized("the token's user is disabled")
-    return Actor(user=user, org=org, station=row[1])
+    station = row[1]
+    if station is None and user.locked_until is not None and user.locked_until > now:
+        raise Unauthorized(
+            "the token's user is locked after wrong passwords; wait, or ask an administrator "
+            "to unlock the account",
+            code="account_locked",
+        )
+    touch = last_used is None or now - last_used >= TOUCH_EVERY
+    return TokenUse(Actor(user=user, org=org, station=station), row[2], touch)
+
+
+def touch_token(session: Session, token_id: int) -> None:
+    """Write when a token was last used."""
+    session.connection().execute(
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+    )
 
 
 def list_users(session: Session) -> list[tuple[User, Organisation]]:

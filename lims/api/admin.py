@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import current_app
 from pydantic import Field
 
 from lims import bench as benches
 from lims import masterdata, printing, storage
-from lims.accounts import users
+from lims.accounts import admin as account_admin
+from lims.accounts import passwords, throttle, users
 from lims.api import schemas
 from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, require, unit, write
-from lims.inputs import Input, Line
+from lims.inputs import Input, Line, Text
 from lims.roles import LAB
 
 bp = APIBlueprint("admin", __name__, url_prefix="/api", tag="Reference data")
@@ -137,6 +139,8 @@ def list_users():
                 "role": u.role,
                 "organisation": org.name,
                 "active": u.active,
+                "locked": throttle.is_locked(u),
+                "must_change_password": u.must_change_password,
             }
             for u, org in users.list_users(get_db())
         ]
@@ -158,6 +162,7 @@ def create_user(data: UserIn):
         password=data.password,
         full_name=data.full_name,
         actor=actor,
+        config=current_app.config,
     )
     return {"username": u.username, "role": u.role, "org": data.org}, 201
 
@@ -165,6 +170,9 @@ def create_user(data: UserIn):
 class TokenIn(Input):
     username: Line = Field(min_length=1, max_length=64)
     station: Line | None = Field(default=None, max_length=64)
+    days: int | None = Field(
+        default=None, ge=1, le=users.MAX_TOKEN_DAYS, description="default: the TOKEN_DAYS setting"
+    )
 
 
 @bp.post("/tokens")
@@ -175,8 +183,17 @@ def create_token(data: TokenIn):
     """Create an API token (admin); the secret is shown once."""
     actor = require("admin")
     station = data.station or None  # "" binds to no station, so say so
-    secret, tok = users.create_token(get_db(), username=data.username, station=station, actor=actor)
-    return {"id": tok.id, "token": secret, "username": data.username, "station": station}, 201
+    days = data.days or int(current_app.config["TOKEN_DAYS"])
+    secret, tok = users.create_token(
+        get_db(), username=data.username, station=station, actor=actor, days=days
+    )
+    return {
+        "id": tok.id,
+        "token": secret,
+        "username": data.username,
+        "station": station,
+        "expires_at": tok.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }, 201
 
 
 @bp.delete("/tokens/<int:token_id>")
@@ -187,3 +204,57 @@ def revoke_token(token_id: int):
     actor = require("admin")
     tok = users.revoke_token(get_db(), token_id=token_id, actor=actor)
     return {"id": tok.id, "revoked": True}
+
+
+class ReasonIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+@bp.post("/users/<username>/unlock")
+@answers(bp, schemas.UnlockedOut, *WRITE, 404)
+@bp.input(ReasonIn, arg_name="data")
+@write
+def unlock_user(username: str, data: ReasonIn):
+    """End an account's wait after wrong passwords (admin), with a reason."""
+    actor = require("admin")
+    u = account_admin.unlock_user(get_db(), username=username, reason=data.reason, actor=actor)
+    return {"username": u.username, "locked": False}
+
+
+@bp.post("/users/<username>/password-reset")
+@answers(bp, schemas.PasswordResetOut, *WRITE, 404)
+@bp.input(ReasonIn, arg_name="data")
+def reset_password(username: str, data: ReasonIn):
+    """Reset a password (admin): a one-time password, to change at the next sign-in."""
+    actor = require("admin")
+    # Not an idempotent write: its answer holds a password, which must not be kept for replay.
+    temporary = unit.run(
+        lambda: account_admin.reset_password(
+            get_db(), username=username, reason=data.reason, actor=actor, config=current_app.config
+        )
+    )
+    return {"username": username, "temporary_password": temporary, "must_change_password": True}
+
+
+class PasswordChangeIn(Input):
+    current_password: str = Field(min_length=1, max_length=500)
+    new_password: str = Field(min_length=1, max_length=500)
+
+
+@bp.post("/account/password")
+@answers(bp, schemas.PasswordChangedOut, *WRITE, 429)
+@bp.input(PasswordChangeIn, arg_name="data")
+def change_password(data: PasswordChangeIn):
+    """Change your own password (the current one is checked, and throttled like sign-in)."""
+    actor = current_actor()
+    unit.run(
+        lambda: passwords.change_password(
+            get_db(),
+            user=actor.user,
+            current=data.current_password,
+            new=data.new_password,
+            config=current_app.config,
+            address=throttle.CLIENT_ADDRESS.get(),
+        )
+    )
+    return {"username": actor.username, "changed": True}

@@ -38,6 +38,7 @@ ERRORS: dict[int, str] = {
     413: "The body is larger than the server accepts (1 MiB)",
     422: "Refused by a rule of the process (illegal transition, missing reason or signature, "
     "reused Idempotency-Key, ...)",
+    429: "Too many wrong passwords: wait the Retry-After seconds before the next try",
 }
 READ = (400, 401)
 WRITE = (400, 401, 403, 409, 413, 422)
@@ -170,6 +171,22 @@ class TokenCreated(Out):
 class TokenRevoked(Out):
     id: int
     revoked: bool
+
+
+class UnlockedOut(Out):
+    username: str
+    locked: bool
+
+
+class PasswordResetOut(Out):
+    username: str
+    temporary_password: str = Field(description="shown once; to be changed at the next sign-in")
+    must_change_password: bool
+
+
+class PasswordChangedOut(Out):
+    username: str
+    changed: bool
 
 
 # --- audit ------------------------------------------------------------------------------------

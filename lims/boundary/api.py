@@ -102,8 +102,11 @@ def error_response(code: str, message: str, status: int, **extra: Any) -> Respon
 
 
 def handle_lims_error(err: LimsError) -> Response:
-    """Turn a domain refusal into its JSON error."""
-    return error_response(err.code, err.message, err.status, **err.extra)
+    """Turn a domain refusal into its JSON error (a throttled one says when to try again)."""
+    resp = error_response(err.code, err.message, err.status, **err.extra)
+    if "retry_after" in err.extra:
+        resp.headers["Retry-After"] = str(err.extra["retry_after"])
+    return resp
 
 
 def handle_db_error(err: DBAPIError) -> Response:

@@ -7,10 +7,16 @@ import hmac
 from flask import current_app, g, request
 from sqlmodel import Session
 
-from lims.accounts.users import Actor, authenticate_token
+from lims.accounts import passwords, throttle
+from lims.accounts.users import Actor, authenticate_token, touch_token
+from lims.boundary import unit, websession
 from lims.boundary.unit import get_db, keep
 from lims.errors import Forbidden, Unauthorized
 from lims.models import Organisation, User
+
+# The one API route a user whose password must change may use (besides reading this refusal).
+CHANGE_PASSWORD_PATH = "/api/account/password"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_actor() -> Actor:
@@ -18,12 +24,17 @@ def current_actor() -> Actor:
     if "actor" in g:
         return g.actor
     db = get_db()
+    throttle.CLIENT_ADDRESS.set(websession.client_address())
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use the header 'Authorization: Bearer <token>'")
-        g.actor = authenticate_token(db, token.strip())
+        use = authenticate_token(db, token.strip())
+        if use.touch:
+            _touch(db, use.token_id)
+        _check_password_due(use.actor.user)
+        g.actor = use.actor
         return g.actor
     user = _session_user(db)
     if user is None:
@@ -32,8 +43,30 @@ def current_actor() -> Actor:
         keep()
         raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
     _check_session_csrf()
+    _check_password_due(user)
     g.actor = Actor(user=user, org=db.get(Organisation, user.org_id))
     return g.actor
+
+
+def _touch(db: Session, token_id: int) -> None:
+    """Write the token's last use: aside for a reader, with the change for a writer."""
+    if request.method in SAFE_METHODS:
+        unit.write_aside(lambda wdb: touch_token(wdb, token_id))
+    else:
+        touch_token(db, token_id)
+
+
+def _check_password_due(user: User) -> None:
+    """Refuse everything but the password change to a user whose password must change (403)."""
+    if request.path == CHANGE_PASSWORD_PATH:
+        return
+    due = passwords.change_due(user, passwords.Policy.from_config(current_app.config))
+    if due is not None:
+        why = "was reset by an administrator" if due == "reset" else "has expired"
+        raise Forbidden(
+            f"your password {why}: change it first (POST {CHANGE_PASSWORD_PATH})",
+            code="password_change_required",
+        )
 
 
 def _check_session_csrf() -> None:

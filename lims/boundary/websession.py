@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask import Response, current_app, g, request
 from sqlmodel import Session
 
+from lims.accounts import throttle
 from lims.accounts.sessions import expiry_reason, record_use, session_id
 from lims.boundary import unit
 from lims.errors import BadRequest, Forbidden
@@ -32,6 +33,9 @@ TOUCH_EVERY = timedelta(seconds=10)
 SIGN_IN_REFUSED = (
     "Sign-in refused: the username or password is wrong, or the account is locked or disabled."
 )
+SIGN_IN_THROTTLED = (
+    "Too many wrong passwords for this account or from this address: try again in {seconds} s."
+)
 
 
 class CsrfMissing(BadRequest):
@@ -47,6 +51,14 @@ def client() -> str | None:
     try:
         return f"web:{request.remote_addr}"[:200]
     except RuntimeError:  # outside a request (CLI, tests of the domain)
+        return None
+
+
+def client_address() -> str | None:
+    """Return the address a request came from, which sign-in throttling counts against."""
+    try:
+        return (request.remote_addr or "")[:64] or None
+    except RuntimeError:
         return None
 
 
@@ -72,6 +84,7 @@ def current(db: Session) -> Current | None:
         return g.web_current
     g.web_current = None
     g.web_end_reason = None
+    throttle.CLIENT_ADDRESS.set(client_address())
     secret = request.cookies.get(COOKIE)
     if not secret or len(secret) > 200:
         return None

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and account administration (disable, enable, unlock)."""
+"""Sign-in, sign-out, your password, and account administration (disable, unlock, reset)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import secrets
 from flask import Response, current_app, flash, g, make_response, redirect, request, url_for
 
 from lims.accounts import admin as account_admin
-from lims.accounts import sessions
+from lims.accounts import passwords, sessions
 from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
 from lims.inputs import check_text
 from lims.web.common import actor, area, page, perform, render, safe_next
+from lims.web.common import bp as common_bp
 
 bp = area("accounts", __name__)
 
@@ -35,8 +36,8 @@ def login():  # noqa: ANN201
             db,
             username=username,
             password=password,
-            max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
-            lockout_minutes=float(current_app.config["LOGIN_LOCKOUT_MINUTES"]),
+            config=current_app.config,
+            address=websession.client_address(),
             device=websession.client(),
         )
         old = g.get("web_current")
@@ -47,9 +48,22 @@ def login():  # noqa: ANN201
     # A refused sign-in is a result, not an error: its failure count, lockout and audit events
     # are kept like any other change.
     result = unit.run(sign_in)
+    if result.throttled:
+        resp = _login_form(
+            next_url,
+            None,
+            429,
+            error=websession.SIGN_IN_THROTTLED.format(seconds=result.retry_after),
+            user=username,
+        )
+        resp.headers["Retry-After"] = str(result.retry_after)
+        return resp
     if not result.ok:
         return _login_form(next_url, None, 401, error=websession.SIGN_IN_REFUSED, user=username)
-    resp = make_response(redirect(safe_next(next_url)))
+    target = safe_next(next_url)
+    if result.change_due:
+        target = url_for("web.accounts.change_password")
+    resp = make_response(redirect(target))
     websession.set_session_cookie(resp, result.secret)
     resp.delete_cookie(websession.LOGIN_CSRF_COOKIE, path="/")
     return resp
@@ -67,6 +81,7 @@ def _login_form(
         error=error,
         username=user,
         max_failures=current_app.config["LOGIN_MAX_FAILURES"],
+        delay_seconds=current_app.config["LOGIN_DELAY_SECONDS"],
         lockout_minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"],
     )
     resp = make_response(body, status)
@@ -133,3 +148,95 @@ def admin_user_action(username: str, action: str):  # noqa: ANN201
     else:
         flash(f"{username}: {done}.", "ok")
     return redirect(url_for("web.accounts.users"))
+
+
+@bp.post("/admin/users/<username>/reset-password", endpoint="reset_password")
+@page("admin")
+def admin_reset_password(username: str):  # noqa: ANN201
+    """Give an account a one-time password (shown once, here) to change at its next sign-in."""
+    reason = (request.form.get("reason") or "")[:2000]
+    try:
+        check_text(reason)
+    except ValueError as exc:
+        flash(f"The reason {exc}.", "error")
+        return redirect(url_for("web.accounts.users"))
+    temporary, err = perform(
+        lambda: account_admin.reset_password(
+            get_db(),
+            username=username[:64],
+            reason=reason,
+            actor=actor(),
+            config=current_app.config,
+            device=websession.client(),
+        )
+    )
+    if err is not None:
+        flash(err.message, "error")
+        return redirect(url_for("web.accounts.users"))
+    db = get_db()
+    # Shown in this answer only: a redirect would carry it in the flash cookie.
+    return render(
+        "admin_users.html",
+        accounts=account_admin.list_accounts(db),
+        events=account_admin.account_events(db),
+        temporary={"username": username, "password": temporary},
+    )
+
+
+# --- the user's own password -----------------------------------------------------------------
+
+# What a user whose password must change may still reach.
+_WHILE_DUE = frozenset(
+    {"web.static", "web.accounts.login", "web.accounts.logout", "web.accounts.change_password"}
+)
+
+
+@common_bp.before_request
+def _password_change_first() -> Response | None:
+    """Send a user whose password was reset (or has aged out) to the change page first."""
+    user = g.get("web_user")
+    if user is None or request.endpoint in _WHILE_DUE:
+        return None
+    if passwords.change_due(user, passwords.Policy.from_config(current_app.config)) is None:
+        return None
+    return redirect(url_for("web.accounts.change_password"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"], endpoint="change_password")
+@page()
+def change_password():  # noqa: ANN201
+    """Change your own password: the current one, then the new one twice."""
+    cfg = current_app.config
+    policy = passwords.Policy.from_config(cfg)
+    due = passwords.change_due(g.web_user, policy)
+    status, error = 200, None
+    if request.method == "POST":
+        new = request.form.get("new_password") or ""
+        if new != (request.form.get("confirm_password") or ""):
+            status, error = 400, "The new password and its confirmation differ."
+        else:
+            who = actor()  # a refusal is recorded under this name
+            _, err = perform(
+                lambda: passwords.change_password(
+                    get_db(),
+                    user=who.user,
+                    current=request.form.get("current_password") or "",
+                    new=new,
+                    config=cfg,
+                    address=websession.client_address(),
+                    device=websession.client(),
+                    keep_session=g.web_current.session.id,
+                )
+            )
+            if err is None:
+                flash("Your password was changed; your other sessions were ended.", "ok")
+                return redirect(url_for("web.home.home"))
+            status, error = err.status, err.message
+    return render(
+        "change_password.html",
+        status,
+        due=due,
+        error=error,
+        min_length=policy.min_length,
+        history=policy.history,
+    )

@@ -106,12 +106,15 @@ def test_a_password_from_stdin_is_required_and_loses_its_line_end(runner, client
     r = runner.invoke(args=["user", "create", "bob", "--role", "qa"], input="")
     assert r.exit_code == 1 and "--no-password" in r.output
     assert runner.invoke(args=["token", "create", "bob"]).exit_code == 1  # no such user
-    r = runner.invoke(args=["user", "create", "win", "--role", "qa"], input="Windows1Pass\r\n")
+    r = runner.invoke(
+        args=["user", "create", "win", "--role", "qa"], input="Windows1Pass-of-bench-7\r\n"
+    )
     assert r.exit_code == 0, r.output
     login = client.get("/login")
     token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
     signed = client.post(
-        "/login", data={"username": "win", "password": "Windows1Pass", "csrf_token": token}
+        "/login",
+        data={"username": "win", "password": "Windows1Pass-of-bench-7", "csrf_token": token},
     )
     assert signed.status_code == 302, signed.text[:300]
     r = runner.invoke(args=["user", "create", "badge9", "--role", "technician", "--no-password"])

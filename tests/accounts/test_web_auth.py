@@ -96,9 +96,10 @@ def test_lockout_after_max_failures_then_released_when_it_runs_out(app, client):
     locked = user(app, "tech1")
     assert locked.failed_logins == 3 and locked.locked_until is not None
     assert len(events(app, "auth.locked")) == 1
-    # Locked: even the right password is refused, with the same message as any refusal.
+    # Waiting: even the right password is refused, unchecked, saying when to try again.
     r = sign_in(client, "tech1", PASSWORD)
-    assert r.status_code == 401 and SIGN_IN_REFUSED in r.text
+    assert r.status_code == 429 and "try again in" in r.text
+    assert 25 <= int(r.headers["Retry-After"]) <= 30  # LOGIN_DELAY_SECONDS, the first wait
     assert len(events(app, "auth.login_failed")) == 4
     assert len(events(app, "auth.locked")) == 1  # the lock is not extended by more tries
     assert client.get("/home").status_code == 302

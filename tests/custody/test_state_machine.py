@@ -181,7 +181,7 @@ def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path, 
 
         @rule(
             action=st.sampled_from(sorted(lots.LOT_TRANSITIONS)),
-            password=st.sampled_from(["demo-password", "wrong-password"]),
+            password=st.sampled_from(["demo-only-lims", "wrong-password"]),
         )
         def lot_move(self, action, password):
             t = lots.LOT_TRANSITIONS[action]
@@ -193,7 +193,7 @@ def test_random_custody_sequences_keep_every_invariant(demo_template, tmp_path, 
             )
             if r.status_code == 200:
                 assert self.lot_state in t.sources
-                assert not t.signature or password == "demo-password"
+                assert not t.signature or password == "demo-only-lims"
                 self.lot_state = t.target
                 self._expect_events(1)
             else:

@@ -159,7 +159,7 @@ def test_a_print_reason_with_a_right_to_left_override_is_refused(client, auth, t
 def test_a_lot_rejection_with_a_blank_reason_is_refused_as_a_missing_one(client, auth):
     qa = auth("qa1")
     url = f"/api/lots/{LOT}/transitions"
-    sign = {"password": "demo-password", "meaning": "rejection"}
+    sign = {"password": "demo-only-lims", "meaning": "rejection"}
     missing = client.post(url, json={"action": "reject", "signature": sign}, headers=qa)
     assert (missing.status_code, missing.json["error"]) == (422, "missing_fields")
     before = events(client, auth)

@@ -14,7 +14,7 @@ from lims.db import new_session
 from lims.models import Signature, VectorLot
 
 LOT = "AAV9-2611-001"  # demo: quarantine, mycoplasma QC missing
-SIGN = {"password": "demo-password", "meaning": "release"}
+SIGN = {"password": "demo-only-lims", "meaning": "release"}
 
 
 def _myco(client, headers, result="not detected", passed=True):
@@ -313,10 +313,11 @@ def test_wrong_signature_passwords_lock_the_account_like_sign_in(client, auth, a
             headers=qa,
         )
         assert r.status_code == 422 and r.json["error"] == "signature_refused"
+    # The account now waits: its token is refused too (401), not only its signatures.
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
-    assert r.status_code == 422 and r.json["error"] == "account_locked"
-    assert client.get(f"/api/lots/{LOT}", headers=qa).json["state"] == "quarantine"
-    locked = client.get("/api/audit?action=auth.locked", headers=qa).json["events"]
+    assert r.status_code == 401 and r.json["error"] == "account_locked"
+    assert client.get(f"/api/lots/{LOT}", headers=auth("tech1")).json["state"] == "quarantine"
+    locked = client.get("/api/audit?action=auth.locked", headers=auth("admin")).json["events"]
     assert [e["entity_id"] for e in locked] == ["qa1"]
 
 
@@ -341,7 +342,7 @@ def test_a_run_out_signature_lock_counts_afresh_and_locks_again(client, auth, ap
         assert client.post(url, json=wrong, headers=qa).json["error"] == "signature_refused"
     assert client.post(url, json=wrong, headers=qa).json["error"] == "signature_refused"
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
-    assert r.status_code == 422 and r.json["error"] == "account_locked"
+    assert r.status_code == 401 and r.json["error"] == "account_locked"
 
 
 def test_a_qc_correction_names_the_event_that_recorded_the_result_it_replaces(client, auth):

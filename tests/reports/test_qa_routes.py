@@ -91,6 +91,9 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
         {"username": "newbie", "role": "technician", "org": "centre", "password": "long-enough-1"},
     ),
     ("POST", "/api/tokens"): (ADMIN, {"username": "tech2"}),
+    ("POST", "/api/users/<username>/unlock"): (ADMIN, {"reason": "checked with them"}),
+    ("POST", "/api/users/<username>/password-reset"): (ADMIN, {"reason": "forgotten"}),
+    ("POST", "/api/account/password"): (ANY, {"current_password": "x", "new_password": "y"}),
     ("DELETE", "/api/tokens/<int:token_id>"): (ADMIN, None),
     ("POST", "/api/scans"): (LAB, {"station": "BENCH-B1", "data": "S26-000001-Y", "scan_id": "q1"}),
     ("GET", "/api/scans"): (ANY, None),
@@ -135,7 +138,13 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
                 select(Sample.barcode).where(Sample.org_id == org_id).order_by(Sample.id.desc())
             ).first()
 
-        common = {"code": "BOX-0001", "name": "BENCH-B1", "token_id": "1", "job_id": "1"}
+        common = {
+            "code": "BOX-0001",
+            "name": "BENCH-B1",
+            "token_id": "1",
+            "job_id": "1",
+            "username": "tech2",
+        }
         return {
             "own": {**common, "barcode": sample_of("helix-bio"), "lot": "AAV9-2611-001"},
             "other": {**common, "barcode": sample_of("novacell"), "lot": "LV-2611-002"},

@@ -23,7 +23,7 @@ from lims.models import Sample, VectorLot
 
 CHROMIUM = os.environ.get("LIMS_TEST_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-PASSWORD = "demo-password"
+PASSWORD = "demo-only-lims"
 
 pytestmark = pytest.mark.browser
 
