@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from alembic import command
 from conftest import ENGINE, PG_URL, PgDatabases
-from helpers import bearer, move, register
+from helpers import PASSWORD, bearer, move, register
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
@@ -30,7 +30,7 @@ pg_only = pytest.mark.skipif(
     ENGINE != "postgresql", reason="database roles and grants are PostgreSQL's (SQLite has none)"
 )
 
-SIGN = {"password": "demo-password", "meaning": "release"}
+SIGN = {"password": PASSWORD, "meaning": "release"}
 
 
 @dataclass
