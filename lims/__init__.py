@@ -249,11 +249,11 @@ def _serve_docs_locally(app: APIFlask) -> None:
 
 def _register_boundary(app: APIFlask) -> None:
     from lims.boundary.api import handle_db_error, handle_lims_error, handle_unexpected
-    from lims.boundary.unit import close_db
+    from lims.boundary.unit import close_db, is_reader
 
     @app.before_request
     def _mark_readers() -> None:
-        g.ro_token = set_read_only(request.method in ("GET", "HEAD", "OPTIONS"))
+        g.ro_token = set_read_only(is_reader())
 
     @app.before_request
     def _refuse_nul() -> None:

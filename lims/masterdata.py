@@ -115,12 +115,11 @@ def _taken(session: Session, column: Any, value: str, what: str) -> None:
         raise Conflict(f"{what} {value} exists already", code="exists")
 
 
-def check_new_code(session: Session, code: str, what: str, *, reveal: bool = True) -> None:
+def check_new_code(session: Session, code: str, what: str) -> None:
     """Refuse a new scannable code that a scan would read as something else, or that already
     names a place, lot, station or badge (whatever the case): a bare scanned code is looked up
     in those tables in turn, so it must name exactly one thing.
 
-    reveal: say what the code names already (False for a client, who may not learn it).
     A lot number may be all digits (suppliers' often are): a scan of it that reads as GS1 is
     still looked up as a lot (lims.bench.resolve).
     """
@@ -140,8 +139,7 @@ def check_new_code(session: Session, code: str, what: str, *, reveal: bool = Tru
         (User, User.badge, "badge"),
     ):
         if session.exec(select(model.id).where(func.lower(column) == code.lower())).first():
-            said = f"is {_a(named)} {named} already" if reveal else "names something else already"
-            raise Conflict(f"{code} {said}; choose another", code="exists")
+            raise Conflict(f"{code} is {_a(named)} {named} already; choose another", code="exists")
 
 
 def _check_label(content: LabelContent, template: str, what: str) -> None:

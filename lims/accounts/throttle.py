@@ -233,14 +233,6 @@ def clear(db: Session, user: User) -> dict[str, Any]:
     return before
 
 
-def clear_address(db: Session, address: str) -> bool:
-    """Forget an address's wrong passwords; tell whether it had any."""
-    res = db.connection().execute(
-        delete(LoginThrottle).where(LoginThrottle.key == _address_key(address))
-    )
-    return bool(res.rowcount)
-
-
 def is_locked(user: User, now: datetime | None = None) -> bool:
     """Tell whether the account is waiting after wrong passwords."""
     return seconds_left(user, now or utcnow()) > 0

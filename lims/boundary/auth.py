@@ -16,7 +16,6 @@ from lims.models import Organisation, User
 
 # The one API route a user whose password must change may use (besides reading this refusal).
 CHANGE_PASSWORD_PATH = "/api/account/password"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_actor() -> Actor:
@@ -32,7 +31,7 @@ def current_actor() -> Actor:
             raise Unauthorized("use the header 'Authorization: Bearer <token>'")
         use = authenticate_token(db, token.strip())
         if use.touch:
-            _touch(db, use.token_id)
+            unit.record_now(lambda wdb: touch_token(wdb, use.token_id))
         _check_password_due(use.actor.user)
         g.actor = use.actor
         return g.actor
@@ -46,14 +45,6 @@ def current_actor() -> Actor:
     _check_password_due(user)
     g.actor = Actor(user=user, org=db.get(Organisation, user.org_id))
     return g.actor
-
-
-def _touch(db: Session, token_id: int) -> None:
-    """Write the token's last use: aside for a reader, with the change for a writer."""
-    if request.method in SAFE_METHODS:
-        unit.write_aside(lambda wdb: touch_token(wdb, token_id))
-    else:
-        touch_token(db, token_id)
 
 
 def _check_password_due(user: User) -> None:
@@ -74,7 +65,7 @@ def _check_session_csrf() -> None:
 
     A browser sends the cookie on any site's request; only our own pages can read the token.
     """
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    if unit.is_reader():
         return
     expected = g.get("session_csrf") or ""
     sent = request.headers.get("X-CSRF-Token", "")

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -16,6 +16,13 @@ from lims.errors import LimsError
 
 log = logging.getLogger("lims")
 T = TypeVar("T")
+# A request with one of these methods reads: its transaction is read-only (lims.db).
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_reader() -> bool:
+    """Tell whether this request only reads (its own transaction cannot write)."""
+    return request.method in READING_METHODS
 
 
 def get_db() -> Session:
@@ -74,6 +81,17 @@ def write_aside(change: Callable[[Session], T]) -> T:
             return out
     finally:
         token.var.reset(token)
+
+
+def record_now(change: Callable[[Session], T]) -> T:
+    """Make a small write whatever the request's method (a session or token's last use).
+
+    A writer's own transaction takes it and commits it with the view; a reader's cannot, so it
+    goes in a transaction of its own (write_aside).
+    """
+    if is_reader():
+        return write_aside(change)
+    return change(get_db())
 
 
 def streamed(chunks: Callable[[], Iterator[T]]) -> Iterator[T]:

@@ -25,7 +25,6 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Background polls (the bench page's live list) must not keep an unattended session alive.
 POLL_HEADER = "X-LIMS-Poll"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Writing last_seen_at on every page view would turn readers into writers; 10 s is far finer
 # than any idle timeout a centre would set.
 TOUCH_EVERY = timedelta(seconds=10)
@@ -102,14 +101,7 @@ def current(db: Session) -> Current | None:
         and now - ws.last_seen_at >= TOUCH_EVERY
     )
     if (reason is not None and was_open) or touch:
-        if request.method in SAFE_METHODS:
-            # This request's own transaction is a reader; the small write goes in its own.
-            unit.write_aside(
-                lambda wdb: record_use(wdb, ws, user, reason, device=client(), **timeouts)
-            )
-        else:
-            # A writer: its transaction holds the write lock already; it commits with the view.
-            record_use(db, ws, user, reason, device=client(), **timeouts)
+        unit.record_now(lambda wdb: record_use(wdb, ws, user, reason, device=client(), **timeouts))
     if reason is not None:
         g.web_end_reason = reason
         return None

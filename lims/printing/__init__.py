@@ -28,6 +28,7 @@ from lims.printing.jobs import (
     label_orgs_by_job,
     labels_by_job,
     list_jobs,
+    offers,
     queue_labels,
     reprint,
     resume,
@@ -48,7 +49,6 @@ from lims.printing.lease import (
 from lims.printing.overview import (
     active_printers,
     list_printers,
-    offers,
     queue_overview,
     sample_labels,
 )

@@ -605,6 +605,21 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
     )
 
 
+def offers(job: PrintJob) -> dict[str, bool]:
+    """Tell what an operator may ask of a job: reprint, resume or void.
+
+    The job-level summary of the guards of reprint, resume and void below (which refuse the
+    rest label by label, with the reason): a page offers only what they would accept.
+    """
+    done = job.labels_printed + job.labels_unconfirmed
+    return {
+        # Reprint what printed (or may have), resume what never printed, void the unsent.
+        "reprintable": job.state in ("sent", "failed") and done > 0,
+        "resumable": job.state == "failed" and job.labels_total > done,
+        "voidable": job.state == "queued",
+    }
+
+
 def _again(
     session: Session,
     job: PrintJob,

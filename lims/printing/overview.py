@@ -9,7 +9,13 @@ from sqlmodel import Session, select
 from lims.accounts.users import Actor
 from lims.db import rows_by_id
 from lims.models import Printer, PrintJob, PrintJobLabel, Sample, Station, User
-from lims.printing.jobs import job_visible, job_visible_to, label_orgs_by_job, labels_by_job
+from lims.printing.jobs import (
+    job_visible,
+    job_visible_to,
+    label_orgs_by_job,
+    labels_by_job,
+    offers,
+)
 from lims.roles import LAB
 
 
@@ -66,18 +72,6 @@ def sample_labels(
         (label, job, printer, actor.role in LAB and job_visible(session, job, actor))
         for label, job, printer in rows
     ]
-
-
-def offers(job: PrintJob) -> dict[str, bool]:
-    """Tell what an operator may ask of a job: reprint, resume or void (reprint/resume/void
-    refuse the rest with the reason)."""
-    done = job.labels_printed + job.labels_unconfirmed
-    return {
-        # Reprint what printed (or may have), resume what never printed, void the unsent.
-        "reprintable": job.state in ("sent", "failed") and done > 0,
-        "resumable": job.state == "failed" and job.labels_total > done,
-        "voidable": job.state == "queued",
-    }
 
 
 def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> list[dict]:
