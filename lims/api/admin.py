@@ -12,7 +12,7 @@ from lims.accounts import admin as account_admin
 from lims.accounts import passwords, throttle, users
 from lims.api import schemas
 from lims.api.schemas import READ, WRITE, answers
-from lims.boundary import current_actor, get_db, require, unit, write
+from lims.boundary import current_actor, get_db, keeps_secret, require, unit, write
 from lims.inputs import Input, Line, Text
 from lims.roles import LAB
 
@@ -179,6 +179,7 @@ class TokenIn(Input):
 @answers(bp, schemas.TokenCreated, *WRITE, 404, 413, status=201)
 @bp.input(TokenIn, arg_name="data")
 @write
+@keeps_secret("token")
 def create_token(data: TokenIn):
     """Create an API token (admin); the secret is shown once."""
     actor = require("admin")

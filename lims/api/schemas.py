@@ -163,9 +163,14 @@ class UserCreated(Out):
 
 class TokenCreated(Out):
     id: int
-    token: str = Field(description="the secret, shown only this once")
+    token: str | None = Field(
+        description="the secret, shown only this once (null in a replay: see secret_withheld)"
+    )
     username: str
     station: str | None
+    secret_withheld: str | None = Field(
+        default=None, description="set when this answer replays an earlier request"
+    )
 
 
 class TokenRevoked(Out):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +36,36 @@ def accepts_nul(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
+def keeps_secret(*fields: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a view whose answer holds secrets that an Idempotency-Key replay must not repeat."""
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.secret_fields = fields  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _stored_answer(resp: Response, secret_fields: tuple[str, ...]) -> str:
+    """Return the answer kept for replay, with any secret removed."""
+    text = resp.get_data(as_text=True)
+    if not secret_fields:
+        return text
+    # A secret is shown once: kept in the replay table it would be readable to anyone who can
+    # read the database, and a replay would show it a second time.
+    body = json.loads(text)
+    for name in secret_fields:
+        if name in body:
+            body[name] = None
+    body["secret_withheld"] = (
+        "this is a replay of an earlier request; its secret was shown once and is not kept"
+    )
+    return json.dumps(body)
+
+
 def write(view: Callable[..., Any]) -> Callable[..., Any]:
     """Run a writing view as one transaction, with Idempotency-Key replay."""
+    secret_fields: tuple[str, ...] = getattr(view, "secret_fields", ())
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -65,7 +94,7 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
                         path=request.path,
                         body_hash=body_hash,
                         status=resp.status_code,
-                        response=resp.get_data(as_text=True),
+                        response=_stored_answer(resp, secret_fields),
                     )
                 )
             return resp

@@ -148,3 +148,25 @@ def test_tokens_made_before_expiry_existed_expire_ninety_days_after_the_upgrade(
         assert sign_in(app.test_client(), "tech1").status_code == 302  # accounts as before
     finally:
         engine.dispose()
+
+
+def test_a_replayed_token_creation_does_not_show_or_keep_the_secret(app, client, auth):  # noqa: ANN001
+    h = {**auth("admin"), "Idempotency-Key": "new-bench-token"}
+    first = client.post("/api/tokens", json={"username": "tech2"}, headers=h)
+    assert first.status_code == 201 and first.json["token"]
+    secret = first.json["token"]
+    again = client.post("/api/tokens", json={"username": "tech2"}, headers=h)
+    # The retry gets the same token's record, not a second token, and not its secret.
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["id"] == first.json["id"] and again.json["token"] is None
+    assert "shown once" in again.json["secret_withheld"]
+    with _db(app) as db:
+        kept = db.exec(text("SELECT response FROM idempotency_key")).all()
+        tokens = db.exec(select(ApiToken).where(ApiToken.id == first.json["id"])).all()
+    assert len(tokens) == 1
+    assert kept and all(secret not in row[0] for row in kept)
+    # The secret still works.
+    assert (
+        client.get("/api/stations", headers={"Authorization": f"Bearer {secret}"}).status_code
+        == 200
+    )
