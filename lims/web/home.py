@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, flash, g, redirect, request, url_for
 
-from lims import lots, samples, storage
+from lims import lots, samples, storage, worklist
 from lims.boundary.unit import get_db
 from lims.identifiers import SAMPLE_BARCODE_RE, check_coi
 from lims.web.common import actor, area, page, render, safe_next
@@ -58,7 +58,8 @@ def index() -> Response:
 def home():  # noqa: ANN201
     """Show the links that fit the signed-in user's role."""
     tiles = [(t, url_for(ep), d) for t, ep, d in _HOME_TILES.get(actor().role, [])]
-    return render("home.html", tiles=tiles, org=actor().org)
+    sections = worklist.worklist(get_db(), actor())
+    return render("home.html", tiles=tiles, org=actor().org, sections=sections)
 
 
 @bp.get("/find")

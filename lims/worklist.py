@@ -1,0 +1,142 @@
+"""What needs the signed-in person now: the lists a role's home page starts with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from lims import lots
+from lims.accounts.users import Actor
+from lims.models import Printer, PrintJob, Sample, VectorLot
+from lims.roles import LAB, QA
+
+# A home page shows the first few of each list and says how many there are in all.
+SHOWN = 20
+
+
+def _failed_jobs(session: Session) -> tuple[list[dict[str, Any]], int]:
+    """Return failed print jobs nobody has resumed, reprinted or otherwise taken up."""
+    follow = aliased(PrintJob)
+    taken_up = (
+        select(follow.id)
+        .where((follow.resume_of_id == PrintJob.id) | (follow.reprint_of_id == PrintJob.id))
+        .exists()
+    )
+    where = (PrintJob.state == "failed", ~taken_up)
+    total = session.exec(select(func.count()).select_from(PrintJob).where(*where)).one()
+    rows = session.exec(
+        select(PrintJob, Printer)
+        .join(Printer, Printer.id == PrintJob.printer_id)
+        .where(*where)
+        .order_by(PrintJob.id.desc())
+        .limit(SHOWN)
+    ).all()
+    return [
+        {
+            "id": job.id,
+            "printer": printer.name,
+            "labels": job.labels_total,
+            "printed": job.labels_printed,
+            "unconfirmed": job.labels_unconfirmed,
+            "error": job.error,
+            "at": job.finished_at or job.created_at,
+        }
+        for job, printer in rows
+    ], total
+
+
+def _in_custody(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], int]:
+    """Return the tubes checked out into the actor's own custody, longest held first."""
+    where = (Sample.custodian_id == actor.user.id, Sample.state == "in_use")
+    total = session.exec(select(func.count()).select_from(Sample).where(*where)).one()
+    rows = session.exec(
+        select(Sample.barcode, Sample.coi, Sample.updated_at)
+        .where(*where)
+        .order_by(Sample.updated_at, Sample.id)
+        .limit(SHOWN)
+    ).all()
+    return [{"barcode": b, "coi": c, "since": t} for b, c, t in rows], total
+
+
+def _lots_by_state(session: Session, actor: Actor, states: tuple[str, ...] | None = None):  # noqa: ANN202
+    stmt = select(VectorLot).order_by(VectorLot.id.desc())
+    count = select(func.count()).select_from(VectorLot)
+    if states:
+        stmt, count = (
+            stmt.where(VectorLot.state.in_(states)),
+            count.where(VectorLot.state.in_(states)),
+        )
+    if not actor.sees_all:
+        stmt = stmt.where(VectorLot.org_id == actor.org.id)
+        count = count.where(VectorLot.org_id == actor.org.id)
+    rows = session.exec(stmt.limit(SHOWN)).all()
+    return [lots.lot_summary(lot) for lot in rows], session.exec(count).one()
+
+
+def _sample_states(session: Session, actor: Actor) -> dict[str, int]:
+    stmt = select(Sample.state, func.count()).group_by(Sample.state)
+    if not actor.sees_all:
+        stmt = stmt.where(Sample.org_id == actor.org.id)
+    return dict(sorted(session.exec(stmt).all()))
+
+
+def worklist(session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """Return the sections of what needs the actor now, by role: title, rows, total."""
+    sections: list[dict[str, Any]] = []
+    if actor.role in LAB and actor.sees_all:
+        rows, total = _in_custody(session, actor)
+        sections.append(
+            {
+                "key": "custody",
+                "title": "Tubes in your custody",
+                "rows": rows,
+                "total": total,
+                "empty": "No tube is checked out to you.",
+            }
+        )
+        rows, total = _failed_jobs(session)
+        sections.append(
+            {
+                "key": "print_failed",
+                "title": "Print jobs that failed",
+                "rows": rows,
+                "total": total,
+                "empty": "No failed print job is waiting.",
+            }
+        )
+    if actor.role in QA:
+        rows, total = _lots_by_state(session, actor, ("quarantine",))
+        sections.append(
+            {
+                "key": "lots_waiting",
+                "title": "Lots waiting for release",
+                "rows": rows,
+                "total": total,
+                "empty": "No lot is in quarantine.",
+            }
+        )
+    if not actor.sees_all:
+        rows, total = _lots_by_state(session, actor)
+        sections.append(
+            {
+                "key": "my_lots",
+                "title": "Your lots",
+                "rows": rows,
+                "total": total,
+                "empty": "Your organisation has no lot yet.",
+            }
+        )
+        states = _sample_states(session, actor)
+        sections.append(
+            {
+                "key": "my_samples",
+                "title": "Your samples by state",
+                "rows": [{"state": s, "count": n} for s, n in states.items()],
+                "total": sum(states.values()),
+                "empty": "Your organisation has no sample yet.",
+            }
+        )
+    return sections
