@@ -178,6 +178,11 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         ) from err
 
     _attach_checkpoints(app, instance)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     _register_boundary(app)
     from lims import api, cli
 

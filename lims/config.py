@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MAX_AGE_DAYS": 0,
     "TOKEN_DAYS": 90,  # API tokens expire after this many days unless created with --days
     "SCAN_DUPLICATE_WINDOW_S": 3.0,
+    # Behind a reverse proxy (nginx, a load balancer): how many proxies in front of the app set
+    # X-Forwarded-For. 0 trusts none: the header is ignored, as a client could forge it. Sign-in
+    # throttling per address and the audit's client address need the real one.
+    "TRUSTED_PROXIES": 0,
     # Signed audit chain checkpoints (docs/audit.md). The folder is append-only evidence and the
     # key must live off the database server. None: instance/checkpoints/<database>/ and
     # instance/checkpoint_key (demo defaults; a centre sets both).

@@ -154,3 +154,40 @@ def test_wrong_signature_passwords_wait_like_sign_in_and_answer_429(app, client,
     assert [e.entity_id for e in locked_events(app)] == ["qa1"]
     run_out(app)
     assert release(PASSWORD).status_code == 200
+
+
+def _forwarded(address: str) -> dict:
+    # Every request reaches the app from the proxy; the client's address rides in a header.
+    return {
+        "environ_base": {"REMOTE_ADDR": "10.0.0.2"},
+        "headers": {"X-Forwarded-For": address},
+    }
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_throttled_not_the_proxy(db_url, tmp_path):  # noqa: ANN001
+    from conftest import checkpoint_config
+
+    from lims import create_app
+
+    for proxies, expected in ((1, "203.0.113.9"), (0, "10.0.0.2")):
+        app = create_app(
+            {
+                "DATABASE_URL": db_url,
+                "TESTING": True,
+                "SECRET_KEY": "test-secret",
+                "TRUSTED_PROXIES": proxies,
+                "LOGIN_ADDRESS_MAX_FAILURES": 3,
+                **checkpoint_config(tmp_path / str(proxies)),
+            }
+        )
+        try:
+            client = app.test_client()
+            for name in ("tech1", "tech2", "qa1"):
+                assert guess(client, name, 1, _forwarded("203.0.113.9")) == [401]
+            # With no proxy trusted the forged header is ignored: the proxy's address waits.
+            [ev] = [e for e in locked_events(app) if e.entity_type == "address"][-1:]
+            assert ev.entity_id == expected
+            others = sign_in(app.test_client(), "helix_tech", **_forwarded("198.51.100.4"))
+            assert others.status_code == (302 if proxies else 429)
+        finally:
+            app.extensions["lims"]["engine"].dispose()
