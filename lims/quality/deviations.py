@@ -345,6 +345,15 @@ def snapshot(session: Session, dev: Deviation) -> dict[str, Any]:
     }
 
 
+def history(session: Session, dev: Deviation) -> list[dict[str, Any]]:
+    """Return the deviation's audit events, oldest first (who did what, when, why)."""
+    events = audit.query(session, entity_type="deviation", entity_ids=[dev.number], limit=10_000)
+    return [
+        {"ts": audit.ts_text(e.ts), "actor": e.actor, "action": e.action, "reason": e.reason}
+        for e in events
+    ]
+
+
 def allowed_actions(dev: Deviation) -> list[str]:
     """Return the actions the table allows from the deviation's state."""
     return [a for a, t in TRANSITIONS.items() if dev.state in t.sources]
