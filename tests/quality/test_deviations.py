@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import audit_count, move, register
+from helpers import audit_count, bearer, move, race, register, verify
 from sqlmodel import select
 
 from lims.accounts import users
@@ -485,3 +485,27 @@ def test_the_demo_holds_a_closed_minor_and_an_open_major(client, auth) -> None: 
     closed = next(d for d in rows if d["state"] == "closed")
     full = client.get(f"/api/deviations/{closed['number']}", headers=auth("qa1")).json
     assert full["signature"]["meaning"] == "approval" and full["capa"][0]["status"] == "done"
+
+
+def test_raised_at_once_each_gets_its_own_number_and_one_close_wins(race_app) -> None:  # noqa: ANN001
+    tech, qa = bearer(race_app, "tech1"), bearer(race_app, "qa1")
+    body = {"title": "t", "description": "d", "severity": "critical"}
+
+    def fire(c, _i):  # noqa: ANN001, ANN202
+        r = c.post("/api/deviations", json=body, headers=tech)
+        return r.status_code, (r.json or {}).get("number")
+
+    results = race(race_app, fire, 8)
+    assert [code for code, _ in results] == [201] * 8
+    assert len({n for _, n in results}) == 8
+    client = race_app.test_client()
+    n = results[0][1]
+    assert _go(client, qa, n, "investigate").status_code == 200
+    version = client.get(f"/api/deviations/{n}", headers=qa).json["version"]
+
+    def close(c, _i):  # noqa: ANN001, ANN202
+        return _go(c, qa, n, "close", root_cause="rc", signature=SIGN, version=version).status_code
+
+    codes = sorted(race(race_app, close, 4))
+    assert codes[0] == 200 and set(codes[1:]) <= {409, 422}
+    assert verify(race_app).ok
