@@ -13,6 +13,7 @@ from lims import lots, masterdata, samples
 from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer, Station, User
+from lims.quality import deviations
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
 
@@ -151,11 +152,67 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
                 actor=tech,
                 data=samples.TransitionIn(action=action, **fields),
             )
+    for spec in data.get("deviations", []):
+        _deviation(db, spec, password)
     return {
         "users": len(data["users"]),
         "lots": len(data["lots"]),
         "samples": len(samples.list_samples(db, system, limit=1000)),
     }
+
+
+def _deviation(db: Session, spec: dict, password: str) -> None:
+    """Raise a demo deviation and take it as far as the fixture says (investigated, closed)."""
+    dev = deviations.create_deviation(
+        db,
+        actor=_actor(db, spec["raised_by"]),
+        data=deviations.DeviationCreate(
+            title=spec["title"],
+            description=spec["description"],
+            severity=spec["severity"],
+            category=spec.get("category"),
+            links=[deviations.LinkIn(kind=k, ref=r) for k, r in spec["links"]],
+        ),
+    )
+    qa = spec.get("closed_by")
+    if qa is None:
+        return
+    qa_actor = _actor(db, qa)
+    deviations.transition(
+        db,
+        number=dev.number,
+        actor=qa_actor,
+        data=deviations.DeviationTransitionIn(action="investigate"),
+    )
+    for c in spec.get("capa", []):
+        capa = deviations.add_capa(
+            db,
+            number=dev.number,
+            actor=qa_actor,
+            data=deviations.CapaIn(
+                description=c["description"],
+                owner=c["owner"],
+                due_on=date.fromisoformat(c["due_on"]),
+            ),
+        )
+        deviations.complete_capa(
+            db,
+            number=dev.number,
+            capa_id=capa.id,
+            actor=_actor(db, c["owner"]),
+            data=deviations.CapaComplete(effectiveness_check=c["effectiveness_check"]),
+        )
+    if spec.get("closed_by"):
+        deviations.transition(
+            db,
+            number=dev.number,
+            actor=qa_actor,
+            data=deviations.DeviationTransitionIn(
+                action="close",
+                root_cause=spec["root_cause"],
+                signature=deviations.DeviationSignature(password=password, meaning="approval"),
+            ),
+        )
 
 
 def load_demo_if_empty(engine: Engine) -> bool:

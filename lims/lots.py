@@ -20,6 +20,7 @@ from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
+from lims.quality import deviations
 from lims.roles import LAB, QA
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
@@ -472,6 +473,8 @@ def transition_lot(
                 code="qc_failed",
                 failed=failed,
             )
+    if data.action in ("release", "lift_hold"):
+        deviations.refuse_release(session, what=f"lot {lot.lot_number}", lot=lot)
     today = today or utcnow().date()
     if t.target == "released" and lot.expires_on is not None and lot.expires_on <= today:
         raise Refused(

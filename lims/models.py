@@ -335,3 +335,63 @@ class ScanEvent(SQLModel, table=True):
     # The response JSON given for this scan_id, replayed verbatim when the agent retries it.
     result: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Deviation(SQLModel, table=True):
+    """A departure from an approved procedure or specification, investigated and closed by QA."""
+
+    __tablename__ = "deviation"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=32)  # DEV-26-0001
+    title: str = Field(max_length=200)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    severity: str = Field(max_length=16)  # minor | major | critical
+    category: str | None = Field(default=None, max_length=64)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    state: str = Field(default="open", max_length=16, index=True)  # open|investigation|closed
+    source: str | None = Field(default=None, max_length=200)  # what raised it, e.g. an OOS
+    references_id: int | None = Field(default=None, foreign_key="deviation.id")
+    raised_by_id: int = Field(foreign_key="app_user.id")
+    raised_at: datetime = Field(default_factory=utcnow)
+    root_cause: str | None = Field(default=None, sa_column=Column(Text))
+    closed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    closed_at: datetime | None = None
+    signature_id: int | None = Field(default=None, foreign_key="signature.id")
+    version: int = 1
+
+
+class DeviationLink(SQLModel, table=True):
+    """A record a deviation concerns; an unlinked one stays, with who removed it and when."""
+
+    __tablename__ = "deviation_link"
+    id: int | None = Field(default=None, primary_key=True)
+    deviation_id: int = Field(foreign_key="deviation.id", index=True)
+    kind: str = Field(max_length=16)  # lot | sample | room | print_job
+    ref: str = Field(max_length=64)  # lot number, barcode, room code, print job id
+    lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)
+    sample_id: int | None = Field(default=None, foreign_key="sample.id", index=True)
+    location_id: int | None = Field(default=None, foreign_key="location.id")
+    print_job_id: int | None = Field(default=None, foreign_key="print_job.id")
+    added_by_id: int = Field(foreign_key="app_user.id")
+    added_at: datetime = Field(default_factory=utcnow)
+    removed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    removed_at: datetime | None = None
+
+
+class CapaAction(SQLModel, table=True):
+    """A corrective or preventive action of a deviation, owned by one person, due by a date."""
+
+    __tablename__ = "capa_action"
+    id: int | None = Field(default=None, primary_key=True)
+    deviation_id: int = Field(foreign_key="deviation.id", index=True)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    owner_id: int = Field(foreign_key="app_user.id")
+    due_on: date
+    created_by_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    done_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    done_at: datetime | None = None
+    effectiveness_check: str | None = Field(default=None, sa_column=Column(Text))
+    # Carried into another deviation instead of being done here (that one holds the copy).
+    carried_to_id: int | None = Field(default=None, foreign_key="capa_action.id")
+    carried_from_id: int | None = Field(default=None, foreign_key="capa_action.id")

@@ -29,6 +29,7 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
+from lims.quality import deviations
 
 MAX_ALIQUOTS = 96
 
@@ -440,6 +441,8 @@ def apply_transition(
         lot_state=lot.state if lot else None,
         lot_expired=lot_is_expired(lot),
     )
+    if t.action == "release":
+        deviations.refuse_release(session, what=f"sample {s.barcode}", sample=s)
     for name, value in fields.items():
         if value not in (None, "") and name not in t.requires and name not in t.optional:
             raise Refused(f"{data.action} takes no {name}", code="unexpected_field", field=name)

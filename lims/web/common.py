@@ -172,6 +172,7 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Samples", url_for("web.samples.list")),
         ("Lots", url_for("web.lots.list")),
         ("Storage", url_for("web.storage.tree")),
+        ("Deviations", url_for("web.deviations.list")),
     ]
     if role in LAB:
         items.append(("Print queue", url_for("web.printing.queue")))

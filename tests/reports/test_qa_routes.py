@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from lims.db import new_session
-from lims.models import Organisation, Sample
+from lims.models import Deviation, Organisation, Sample
 
 ANY = frozenset({"technician", "qa", "admin", "client_viewer"})
 LAB = frozenset({"technician", "qa", "admin"})
@@ -112,6 +112,30 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
         LAB,
         {"worker": "w1", "sent": 0, "printed": 0},
     ),
+    ("GET", "/api/deviations"): (ANY, None),
+    ("POST", "/api/deviations"): (
+        LAB,
+        {"title": "Spill", "description": "in the hood", "severity": "minor"},
+    ),
+    ("GET", "/api/deviations/<number>"): (ANY, None),
+    ("POST", "/api/deviations/<number>/transitions"): (
+        frozenset({"qa"}),
+        {"action": "investigate"},
+    ),
+    ("POST", "/api/deviations/<number>/links"): (LAB, {"kind": "room", "ref": "RM-C1"}),
+    ("POST", "/api/deviations/<number>/capa"): (
+        frozenset({"qa"}),
+        {"description": "retrain", "owner": "tech2", "due_on": "2027-01-31"},
+    ),
+    # QA, or the action's owner (tech2 owns the demo's; tech1 asks here).
+    ("POST", "/api/deviations/<number>/capa/<int:capa_id>/complete"): (
+        frozenset({"qa"}),
+        {"effectiveness_check": "checked"},
+    ),
+    ("POST", "/api/deviations/<number>/capa/<int:capa_id>/carry"): (
+        frozenset({"qa"}),
+        {"to": "DEV-00-0000", "reason": "site-wide"},
+    ),
 }
 SKIP = {"/api/health"}  # the one route that needs no sign-in
 QUERY = {"/api/scans": "?station=BENCH-B1"}
@@ -138,7 +162,12 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
                 select(Sample.barcode).where(Sample.org_id == org_id).order_by(Sample.id.desc())
             ).first()
 
+        def deviation_of(org: str) -> str:
+            org_id = db.exec(select(Organisation.id).where(Organisation.name == org)).one()
+            return db.exec(select(Deviation.number).where(Deviation.org_id == org_id)).first()
+
         common = {
+            "capa_id": "1",
             "code": "BOX-0001",
             "name": "BENCH-B1",
             "token_id": "1",
@@ -146,8 +175,18 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
             "username": "tech2",
         }
         return {
-            "own": {**common, "barcode": sample_of("helix-bio"), "lot": "AAV9-2611-001"},
-            "other": {**common, "barcode": sample_of("novacell"), "lot": "LV-2611-002"},
+            "own": {
+                **common,
+                "barcode": sample_of("helix-bio"),
+                "lot": "AAV9-2611-001",
+                "number": deviation_of("helix-bio"),
+            },
+            "other": {
+                **common,
+                "barcode": sample_of("novacell"),
+                "lot": "LV-2611-002",
+                "number": deviation_of("novacell"),
+            },
         }
 
 
