@@ -439,6 +439,8 @@ def apply_transition(
         fields=fields,
         lot_state=lot.state if lot else None,
         lot_expired=lot_is_expired(lot),
+        barcode=s.barcode,
+        lot_number=lot.lot_number if lot else None,
     )
     for name, value in fields.items():
         if value not in (None, "") and name not in t.requires and name not in t.optional:
