@@ -480,6 +480,7 @@ class ScanLine(Out):
     symbology: str | None
     resolved: dict[str, Any] | None
     outcome: str
+    code: str | None = Field(default=None, description="why it was refused")
     message: str | None
     operator: str | None
     time: str

@@ -405,6 +405,8 @@ def scan_dict(session: Session, ev: ScanEvent, users_by_id: dict[int, str] | Non
         if ev.resolved_kind
         else None,
         "outcome": ev.outcome,
+        # Why it was refused (the code a page tells a stop from a refusal by).
+        "code": json.loads(ev.result).get("code") if ev.result else None,
         "message": ev.message,
         "operator": operator,
         "time": ev.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
