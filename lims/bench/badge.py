@@ -32,6 +32,7 @@ class Resumed:
     message: str = ""
     secret: str | None = None
     csrf_token: str | None = None
+    session_id: str | None = None
     user: User | None = None
 
 
@@ -134,6 +135,7 @@ def resume_by_badge(
         message=f"unlocked: {user.full_name}",
         secret=secret,
         csrf_token=ws.csrf_token,
+        session_id=ws.id,
         user=user,
     )
 

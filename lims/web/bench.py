@@ -7,6 +7,8 @@ this browser unlocks it. The bench pass cookie lists those people (signed, this 
 
 from __future__ import annotations
 
+import calendar
+import time
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -95,7 +97,7 @@ def resume(station: str) -> tuple[Response, int]:
         csrf_token=out.csrf_token,
     )
     websession.set_session_cookie(resp, out.secret)
-    _give_pass(resp, station, out.user.id)
+    _give_pass(resp, station, out.user.id, badge_session=out.session_id)
     return resp, 200
 
 
@@ -135,26 +137,57 @@ def _pass_seconds() -> int:
     return int(float(current_app.config.get("BENCH_PASS_HOURS", PASS_HOURS)) * 3600)
 
 
-def _passed(station: str) -> list[int]:
-    """Return who signed in on this station's page in this browser (a valid pass), else []."""
+def _read_pass(station: str) -> dict[str, Any]:
+    """Return this browser's pass for station's page: people (id -> since) and badge sessions.
+
+    A person's entry dates from their password sign-in on the page and is never renewed by a
+    badge: a badge unlocks the page for PASS_HOURS after the password, not for ever.
+    """
+    empty: dict[str, Any] = {"people": {}, "badge_sessions": []}
     raw = request.cookies.get(PASS_COOKIE)
-    if not raw or len(raw) > 2000:
-        return []
+    if not raw or len(raw) > 3000:
+        return empty
     try:
         data = _signer().loads(raw, max_age=_pass_seconds())
     except BadSignature:  # tampered, another key, or too old
-        return []
+        return empty
     if not isinstance(data, dict) or data.get("station") != station:
-        return []
-    return [u for u in data.get("people", []) if isinstance(u, int)]
+        return empty
+    oldest = time.time() - _pass_seconds()
+    people = {
+        str(uid): since
+        for uid, since in (data.get("people") or {}).items()
+        if str(uid).isdigit() and isinstance(since, int | float) and since > oldest
+    }
+    sessions = [s for s in data.get("badge_sessions") or [] if isinstance(s, str)]
+    return {"people": people, "badge_sessions": sessions[-PASS_PEOPLE:]}
 
 
-def _give_pass(resp: Response, station: str, user_id: int) -> None:
-    """Add user_id to this browser's pass for station's page (a pass for another is replaced)."""
-    people = [u for u in _passed(station) if u != user_id][-(PASS_PEOPLE - 1) :] + [user_id]
+def _passed(station: str) -> list[int]:
+    """Return who signed in with a password on this station's page in this browser lately."""
+    return [int(uid) for uid in _read_pass(station)["people"]]
+
+
+def _give_pass(
+    resp: Response, station: str, user_id: int, *, badge_session: str | None = None
+) -> None:
+    """Note in this browser's pass that user_id signed in on station's page with a password.
+
+    A session a badge opened (badge_session, or the current one if it is one) adds nobody and
+    renews nobody's entry.
+    """
+    data = _read_pass(station)
+    people, sessions = data["people"], data["badge_sessions"]
+    current = g.get("web_current")
+    if badge_session is not None:
+        sessions = [*sessions, badge_session[:16]][-PASS_PEOPLE:]
+    elif current is not None and current.session.id[:16] not in sessions:
+        # Since the password sign-in that opened this session, however often the page loads.
+        people[str(user_id)] = calendar.timegm(current.session.created_at.utctimetuple())
+    people = dict(sorted(people.items(), key=lambda kv: kv[1])[-PASS_PEOPLE:])
     resp.set_cookie(
         PASS_COOKIE,
-        _signer().dumps({"station": station, "people": people}),
+        _signer().dumps({"station": station, "people": people, "badge_sessions": sessions}),
         max_age=_pass_seconds(),
         httponly=True,
         samesite="Strict",  # never sent by another site's form: the pass is its own CSRF guard

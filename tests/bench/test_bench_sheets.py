@@ -3,13 +3,18 @@ the badge unlock's guards."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 from helpers import sign_in
 from PIL import ImageOps
+from sqlalchemy import update
 
 from lims.bench import sheets
+from lims.db import new_session
+from lims.models import WebSession, utcnow
 
 
 def _decoded(pdf: bytes) -> list[str]:
@@ -83,3 +88,24 @@ def _csrf(client) -> str:  # noqa: ANN001
     from helpers import page_csrf
 
     return page_csrf(client)
+
+
+def test_a_badge_never_renews_the_pass_it_unlocked_with(app, client):
+    """The pass dates from the password sign-in: badge after badge cannot keep it alive."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    def pass_people() -> dict:
+        raw = client.get_cookie("lims_bench_pass", path="/bench/").value
+        return URLSafeTimedSerializer(app.secret_key, salt="lims.bench-pass").loads(raw)["people"]
+
+    sign_in(client, "tech1")
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        # The password sign-in was an hour ago.
+        db.execute(update(WebSession).values(created_at=utcnow() - timedelta(hours=1)))
+        db.commit()
+    client.get("/bench/BENCH-B1")
+    first = pass_people()
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    assert client.post("/bench/BENCH-B1/resume", json={"badge": "BADGE-0002"}).status_code == 200
+    assert client.get("/bench/BENCH-B1").status_code == 200  # a page load in the badge's session
+    assert pass_people() == first
