@@ -132,6 +132,12 @@ def _refusal(
     halt: dict[str, Any],
 ) -> str:
     """Say why a scan at a stopped station is refused and what releases it."""
+    if not actor.sees_all:
+        # The stopped tube may be another organisation's: a client is not told its barcode.
+        return (
+            "station stopped after a COI mismatch: nothing is done here until the operator "
+            "scans CMD:ACK and a supervisor (QA) scans their badge"
+        )
     said = stop_prompt(halt)
     if parsed.ok and parsed.kind == "code" and halt.get("acknowledged"):
         found = resolve(session, parsed, actor, person=person)

@@ -119,3 +119,13 @@ def test_a_browser_signed_in_as_a_technician_releases_with_the_qa_badge(app, cli
     person.ok("CMD:ACK")
     assert person.ok("BADGE-0004")["action"] == "release_stop"
     assert events(app, action="station.stop_released")[-1].actor == "qa1"
+
+
+def test_a_client_at_a_stopped_bench_is_not_told_the_tube(client, auth):
+    bench = Bench(client, auth("admin", STATION))
+    b, _ = _mismatch(client, auth, bench)
+    helix = Bench(client, auth("helix_tech"))
+    out = helix.scan("BADGE-0101", scan_id="helix-1")
+    assert out["code"] == "station_stopped" and b not in out["message"]
+    assert "COI mismatch" in out["message"]
+    assert out["station_state"]["stopped"] is None and b not in out["station_state"]["prompt"]
