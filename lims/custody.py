@@ -201,6 +201,11 @@ def _moves(actions: list[str]) -> str:
     return ", ".join(f"{DONE_WORDS.get(a, a)} ({a})" for a in actions)
 
 
+def lot_state_words(lot_state: str) -> str:
+    """Return a lot's disposition as a person says it ("in quarantine", "on hold")."""
+    return _LOT_BLOCK.get(lot_state, (lot_state.replace("_", " "), ""))[0]
+
+
 def lot_block_message(action: str, lot_number: str | None, lot_state: str) -> str:
     """Say why a vial of a lot in lot_state cannot have the move, and what would allow it."""
     state, until = _LOT_BLOCK.get(lot_state, (lot_state, "until QA releases the lot"))

@@ -57,3 +57,12 @@ def test_a_missing_field_is_named_in_words(client, tech):
     assert r.status_code == 422 and r.json["error"] == "missing_fields"
     assert r.json["missing"] == ["condition"]
     assert "the condition it arrived in" in r.json["message"]
+
+
+def test_looking_a_vial_up_at_the_bench_says_its_lot_is_held(client, auth):
+    b = _aav_vial(client, auth)
+    bench = Bench(client, auth("admin", STATION))
+    bench.ok("BADGE-0002")
+    out = bench.ok(b)
+    assert out["action"] == "lookup"
+    assert "its lot AAV9-2611-001 is in quarantine" in out["message"]
