@@ -150,6 +150,69 @@ def allowed_actions(state: str) -> list[str]:
     return [a for a, t in TRANSITIONS.items() if state in t.sources]
 
 
+# How a person says each move was done to a tube ("it cannot be checked out").
+DONE_WORDS = {
+    "receive": "received",
+    "quarantine": "put in quarantine",
+    "release": "released for use",
+    "store": "stored",
+    "check_out": "checked out",
+    "check_in": "checked in",
+    "hand_over": "handed over",
+    "ship": "shipped",
+    "consume": "used up",
+    "dispose": "disposed of",
+    "reject": "rejected",
+}
+# Where a tube stands, in words ("S26-... is waiting for QA in quarantine").
+STATE_WORDS = {
+    "registered": "registered but not received yet",
+    "received": "received and not yet quarantined",
+    "quarantine": "in quarantine, waiting for QA",
+    "available": "in storage, available",
+    "in_use": "checked out, in someone's hands",
+    "in_transit": "in transit",
+    "consumed": "used up",
+    "disposed": "disposed of",
+    "rejected": "rejected",
+}
+# What a required field is, for someone at a bench or a form.
+FIELD_WORDS = {
+    "condition": "the condition it arrived in",
+    "location": "where it goes (a box or storage place)",
+    "position": "the box position",
+    "custodian": "who takes it",
+    "coi": "the expected chain-of-identity (COI) label",
+    "destination": "where it is sent",
+    "reason": "a reason",
+}
+# A lot's disposition, and until when its vials are blocked.
+_LOT_BLOCK = {
+    "planned": ("only planned", "until the lot is made, tested and released by QA"),
+    "in_production": ("still in production", "until QA releases the lot"),
+    "quarantine": ("in quarantine", "until QA releases the lot"),
+    "on_hold": ("on hold", "until QA lifts the hold"),
+    "rejected": ("rejected by QA", "ever: its vials can only be disposed of"),
+    "expired": ("expired", "any more: its vials can only be disposed of"),
+}
+
+
+def _moves(actions: list[str]) -> str:
+    return ", ".join(f"{DONE_WORDS.get(a, a)} ({a})" for a in actions)
+
+
+def lot_state_words(lot_state: str) -> str:
+    """Return a lot's disposition as a person says it ("in quarantine", "on hold")."""
+    return _LOT_BLOCK.get(lot_state, (lot_state.replace("_", " "), ""))[0]
+
+
+def lot_block_message(action: str, lot_number: str | None, lot_state: str) -> str:
+    """Say why a vial of a lot in lot_state cannot have the move, and what would allow it."""
+    state, until = _LOT_BLOCK.get(lot_state, (lot_state, "until QA releases the lot"))
+    lot = f"This vial's lot {lot_number}" if lot_number else "This vial's lot"
+    return f"{lot} is {state}: it cannot be {DONE_WORDS.get(action, action)} {until}"
+
+
 def check(
     *,
     action: str,
@@ -158,8 +221,13 @@ def check(
     fields: dict[str, object],
     lot_state: str | None = None,
     lot_expired: bool = False,
+    barcode: str | None = None,
+    lot_number: str | None = None,
 ) -> Transition:
-    """Return the transition for action from state, or refuse with the reason and allowed moves."""
+    """Return the transition for action from state, or refuse with the reason and allowed moves.
+
+    barcode and lot_number only name the tube and its lot in the refusal's words.
+    """
     t = TRANSITIONS.get(action)
     allowed = allowed_actions(state)
     if t is None:
@@ -174,9 +242,11 @@ def check(
         role, t.roles, f"{action} needs the role {' or '.join(sorted(t.roles))}; you are {role}"
     )
     if state not in t.sources:
+        tube = barcode or "This tube"
+        now = f"it can now be {_moves(allowed)}" if allowed else "nothing more can be done with it"
         raise Refused(
-            f"cannot {action} a sample that is {state}; "
-            f"allowed: {', '.join(allowed) or 'none (terminal state)'}",
+            f"{tube} is {STATE_WORDS.get(state, state)}: it cannot be "
+            f"{DONE_WORDS.get(action, action)}; {now}",
             code="illegal_transition",
             state=state,
             allowed=allowed,
@@ -185,14 +255,21 @@ def check(
     missing = [f for f in t.requires if blank(fields.get(f))]
     if missing:
         raise Refused(
-            f"{action} needs {', '.join(missing)}", code="missing_fields", missing=missing
+            f"to be {DONE_WORDS.get(action, action)}, a tube needs "
+            + " and ".join(f"{FIELD_WORDS.get(f, f)} ({f})" for f in missing),
+            code="missing_fields",
+            missing=missing,
         )
     if t.needs_released_lot and lot_state is not None and lot_state != "released":
         raise Refused(
-            f"cannot {action} a vial of a lot that is {lot_state}; the lot must be released",
+            lot_block_message(action, lot_number, lot_state),
             code="lot_not_released",
             lot_state=lot_state,
         )
     if t.needs_released_lot and lot_expired:
-        raise Refused(f"cannot {action} a vial of a lot past its expiry date", code="lot_expired")
+        raise Refused(
+            lot_block_message(action, lot_number, "expired") + " (its expiry date has passed)",
+            code="lot_expired",
+            lot_state=lot_state,
+        )
     return t

@@ -440,6 +440,8 @@ def apply_transition(
         fields=fields,
         lot_state=lot.state if lot else None,
         lot_expired=lot_is_expired(lot),
+        barcode=s.barcode,
+        lot_number=lot.lot_number if lot else None,
     )
     if t.action == "release":
         deviations.refuse_release(session, what=f"sample {s.barcode}", sample=s)

@@ -39,6 +39,8 @@ COMMANDS: dict[str, str | None] = {
     "DISPOSE": "dispose",
     "DONE": None,  # end the task: clear mode, target and settings; the operator stays
     "LOGOUT": None,  # end the task and sign the operator off
+    # Acknowledge the refusals on screen; at a stopped station, the first step of its release.
+    "ACK": None,
 }
 # Preset codes printed on the bench sheet; anything else after CMD:REASON: is taken as written.
 REASONS = {

@@ -453,6 +453,11 @@ class StationOut(Out):
     updated_at: str
     prompt: str = Field(description="what to scan next")
     redacted: bool = Field(description="another organisation's task, shown only as in use")
+    stopped: dict[str, Any] | None = Field(
+        default=None,
+        description="set while a COI mismatch stops the station (why, barcode, acknowledged): "
+        "only CMD:ACK and then a supervisor's badge are taken",
+    )
 
 
 class ScanOut(Out):
@@ -468,6 +473,9 @@ class ScanOut(Out):
     station_state: StationOut | None = None
     time: str | None = None
     replayed: bool | None = Field(default=None, description="true: a retry's first answer")
+    station_stopped: bool | None = Field(
+        default=None, description="true: this refusal stopped the station (COI mismatch)"
+    )
 
 
 class ScanLine(Out):
@@ -477,6 +485,7 @@ class ScanLine(Out):
     symbology: str | None
     resolved: dict[str, Any] | None
     outcome: str
+    code: str | None = Field(default=None, description="why it was refused")
     message: str | None
     operator: str | None
     time: str

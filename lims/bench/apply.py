@@ -190,7 +190,12 @@ def _look_up_lot(session: Session, r: Resolved, result: dict[str, Any]) -> str:
 def _look_up_sample(session: Session, r: Resolved, result: dict[str, Any]) -> str:
     s: Sample = r.obj
     result["sample"] = samples.sample_dict(session, s)
-    return f"{s.barcode}: {s.state}{_where(session, s)}; scan a command to act"
+    lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
+    held = ""
+    if lot is not None and lot.state != "released":
+        # What blocks the vial's use is its lot, which the tube's own state does not show.
+        held = f"; its lot {lot.lot_number} is {custody.lot_state_words(lot.state)}"
+    return f"{s.barcode}: {s.state}{_where(session, s)}{held}; scan a command to act"
 
 
 def _free_position(

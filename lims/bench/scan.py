@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from lims import audit, custody, scanning
 from lims.accounts.users import Actor
+from lims.bench import stop
 from lims.bench.apply import Refusal, apply
 from lims.bench.resolve import Resolved, resolve
 from lims.bench.station import get_station, station_view
@@ -196,12 +197,29 @@ def _run(
             raise Refusal(
                 "scanner_error", f"the scanner sent an unreadable scan ({error}); scan again"
             )
-        resolved = _resolve(session, scanning.classify(data, symbology), scan, result)
+        parsed = scanning.classify(data, symbology)
+        if stop.stopped(scan.st) is not None:
+            _while_stopped(session, scan, parsed, result)
+            return
+        if stop.is_ack(parsed):
+            # The refusals on the bench's screen are seen: nothing changes in the database.
+            result.update(
+                resolved={"kind": "command", "ref": "ACK"},
+                action="acknowledge",
+                message="refusals acknowledged; carry on",
+            )
+            return
+        resolved = _resolve(session, parsed, scan, result)
         with session.begin_nested():
             apply(session, scan.st, resolved, scan.actor, scan.operator, scan.device, result)
     except (Refusal, LimsError) as err:
         # A LimsError is a domain rule's refusal; the savepoint took back whatever it had begun.
         result.update(outcome="refused", code=err.code, message=err.message)
+        if err.code in stop.STOPPING and scan.actor is not None:
+            # Not a misread to scan past: the bench stops until a supervisor releases it.
+            barcode = (result["resolved"] or {}).get("ref") or scanning.printable(scan.data, 64)
+            stop.stop(session, st=scan.st, actor=scan.actor, code=err.code, barcode=barcode)
+            result["station_stopped"] = True
     except ValidationError as err:
         # A bench setting (reason, condition) that the move's own checks refuse: a 500 here
         # would have the agent retry the scan forever and hold up the bench behind it.
@@ -210,6 +228,27 @@ def _run(
             outcome="refused",
             code="bad_field",
             message=f"the bench's {where} cannot be used: {said}; scan it again",
+        )
+
+
+def _while_stopped(
+    session: Session, scan: _Scan, parsed: scanning.Parsed, result: dict[str, Any]
+) -> None:
+    """Let a stopped station take only CMD:ACK and then a supervisor's badge."""
+    if stop.is_ack(parsed):
+        result["resolved"] = {"kind": "command", "ref": "ACK"}
+        if scan.block is not None and scan.block.code == "operator_elsewhere":
+            # Someone else works here: the acknowledgement is theirs to give.
+            raise scan.block
+    with session.begin_nested():
+        stop.while_stopped(
+            session,
+            st=scan.st,
+            parsed=parsed,
+            actor=scan.actor or scan.agent,
+            person=scan.person,
+            device=scan.device,
+            result=result,
         )
 
 
@@ -366,6 +405,8 @@ def scan_dict(session: Session, ev: ScanEvent, users_by_id: dict[int, str] | Non
         if ev.resolved_kind
         else None,
         "outcome": ev.outcome,
+        # Why it was refused (the code a page tells a stop from a refusal by).
+        "code": json.loads(ev.result).get("code") if ev.result else None,
         "message": ev.message,
         "operator": operator,
         "time": ev.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

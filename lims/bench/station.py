@@ -13,6 +13,15 @@ from lims.bench.modes import DEFAULT_CONDITION, MODES
 from lims.errors import NotFound
 from lims.models import Location, Station, User, utcnow
 
+
+def stop_prompt(stopped: dict[str, Any]) -> str:
+    """Return what a stopped station says: why it stopped and how it is released."""
+    why = f"station stopped: {stopped.get('why', 'COI mismatch')} on {stopped.get('barcode')}"
+    if stopped.get("acknowledged"):
+        return f"{why}; CMD:ACK scanned, now a supervisor (QA) scans their badge"
+    return f"{why}; scan CMD:ACK with a supervisor badge"
+
+
 # What a client's staff see of a bench while another organisation's task runs there.
 _HIDDEN = (
     "operator",
@@ -24,6 +33,7 @@ _HIDDEN = (
     "coi",
     "reason",
     "condition",
+    "stopped",
 )
 
 
@@ -78,6 +88,8 @@ def station_state(session: Session, st: Station) -> dict[str, Any]:
         "coi": ctx.get("coi"),
         "reason": ctx.get("reason"),
         "condition": ctx.get("condition"),
+        # A COI mismatch stops the station until CMD:ACK and a supervisor's badge (stop.py).
+        "stopped": ctx.get("stopped"),
         "version": st.version,
         "updated_at": st.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "prompt": prompt(st, ctx, target),
@@ -107,6 +119,8 @@ def station_view(session: Session, st: Station, viewer: Actor) -> dict[str, Any]
 
 def prompt(st: Station, ctx: dict[str, Any], target: Location | None) -> str:
     """Return what the station asks for next."""
+    if ctx.get("stopped"):
+        return stop_prompt(ctx["stopped"])
     if st.operator_id is None:
         return "scan your badge"
     if st.mode is None:
@@ -131,9 +145,17 @@ def change(
     target_id: Any = ...,
     context: dict[str, Any] | None = None,
     reason: str | None = None,
+    release: bool = False,
 ) -> None:
-    """Change the station's state: one audit event with the state before and after."""
+    """Change the station's state: one audit event with the state before and after.
+
+    A stop (stop.py) outlives every other change of the task, a new operator included; only a
+    release (release=True) ends it.
+    """
     before = _recorded(session, st)
+    stopped = before.get("stopped")
+    if context is not None and stopped and not release:
+        context = {**context, "stopped": context.get("stopped", stopped)}
     if operator_id is not ...:
         st.operator_id = operator_id
     if mode is not ...:

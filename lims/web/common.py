@@ -49,6 +49,11 @@ _CSP = (
 )
 
 
+# POSTs made without a session, each with its own guard: sign-in (its double-submit token) and a
+# locked bench page's badge scan (its SameSite=Strict bench pass; lims.web.bench).
+_OWN_GUARD_POSTS = frozenset({"web.accounts.login", "web.bench.resume"})
+
+
 @bp.before_request
 def _load_session() -> Response | None:
     """Find the signed-in user; refuse a form POST without this session's CSRF token."""
@@ -57,7 +62,7 @@ def _load_session() -> Response | None:
     db = get_db()
     cur = websession.current(db)
     g.web_user = cur.user if cur else None
-    if request.method != "POST" or request.endpoint == "web.accounts.login":
+    if request.method != "POST" or request.endpoint in _OWN_GUARD_POSTS:
         return None
     if cur is None:
         if g.get("web_end_reason"):

@@ -194,9 +194,13 @@ def test_hand_over_refuses_a_tube_of_another_coi_loudly(app, client, bench, auth
     assert (out["outcome"], out["code"]) == ("refused", "coi_mismatch")
     assert "COI MISMATCH" in out["message"] and a["coi"] in out["message"]
     assert sample(client, tech, b)["custodian"] == "tech1"
-    assert audit_count(app) == before + 1
+    # The refusal and the station's stop (tests/bench/test_station_stop.py) are recorded.
+    assert audit_count(app) == before + 2
     assert events(app, action="scan.refused")[-1].reason == out["message"]
+    assert out["station_stopped"] is True
 
+    bench.ok("CMD:ACK")
+    assert bench.ok("BADGE-0004")["action"] == "release_stop"  # qa1 releases the bench
     bench.ok(a["coi"])
     out = bench.ok(b)
     assert out["sample"]["custodian"] == "tech2" and out["action"] == "hand_over"

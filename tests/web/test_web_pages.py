@@ -66,7 +66,7 @@ def test_a_refused_move_is_shown_on_the_page_and_changes_nothing(app, client):  
         s = db.exec(select(Sample).where(Sample.barcode == vial)).one()
     r = post_form(client, f"/samples/{vial}/transition", action="consume", version=str(s.version))
     assert r.status_code == 422
-    assert 'id="page-error"' in r.text and "cannot consume" in r.text
+    assert 'id="page-error"' in r.text and "it cannot be used up" in r.text
     with _db(app) as db:
         assert db.exec(select(Sample.state).where(Sample.barcode == vial)).one() == "quarantine"
 
