@@ -38,6 +38,7 @@ class ReaderStats:
     io_errors: int = 0  # failed opens and reads
     callback_errors: int = 0  # exceptions raised by on_scan
     bytes: int = 0
+    noise: int = 0  # bytes of line noise dropped (never handed to on_scan)
 
 
 class ScannerReader:
@@ -212,6 +213,14 @@ class ScannerReader:
         else:
             # The read timed out: the line is idle, so a suffix-less scan may be complete.
             scans = self._framer.poll(now)
+        for noise in self._framer.take_noise():
+            self._count("noise", len(noise))
+            log.info(
+                "scanner %s: dropped %d byte(s) of line noise, not a scan: %s",
+                self.name,
+                len(noise),
+                repr(noise)[2:-1][:80],
+            )
         for scan in scans:
             self._deliver(scan)
 

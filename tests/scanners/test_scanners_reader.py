@@ -127,18 +127,42 @@ def test_noise_and_errors_through_a_pty(sim: ScannerSimulator, reader_factory) -
     sim.noise(b"\x00\x00\r\x11\x13")
     sim.scan("ONE")
     sim.noise(b"\x00" * 10 + b"\r")
-    sim.scan(b"\xff\xfe")
+    sim.scan(b"A\xff\xfeB")
     sim.scan("X" * 10_000)
     sim.scan("TWO")
     scans = got.take(4)
     assert [(s.data, s.error) for s in scans] == [
         ("ONE", None),
-        ("\ufffd\ufffd", "invalid UTF-8"),
+        ("A\ufffd\ufffdB", "invalid UTF-8"),
         ("", "too long"),
         ("TWO", None),
     ]
     got.assert_quiet(0.1)
     assert (reader.stats.scans, reader.stats.errors) == (4, 2)
+
+
+def test_line_noise_before_a_scan_is_dropped_and_the_scan_read(
+    sim: ScannerSimulator, reader_factory, caplog
+) -> None:
+    got = Collector()
+    reader = reader_factory(sim, got, gap_s=0.05)
+    caplog.set_level("INFO", logger="scanners.reader")
+    # NUL and 0xFF from a glitch, then the scan within the 50 ms gap: one read, one frame.
+    sim.write(b"\x00\xff" + sim.frame("S26-000123-K"))
+    (scan,) = got.take(1)
+    assert (scan.data, scan.error) == ("S26-000123-K", None)
+    # Noise alone (a plug-in glitch, nothing scanned): no scan, a log line and a count.
+    sim.noise(b"\xff\xfe\x00")
+    sim.scan("S26-000124-H")
+    (scan,) = got.take(1)
+    assert scan.data == "S26-000124-H" and scan.ok
+    sim.noise(b"\x00\xff\xfe")
+    wait_until(lambda: reader.stats.noise == 8)
+    got.assert_quiet(0.15)
+    lines = [r.getMessage() for r in caplog.records if "line noise" in r.getMessage()]
+    assert lines and all("not a scan" in line for line in lines)
+    assert "\\x00\\xff" in lines[0]
+    assert (reader.stats.scans, reader.stats.errors) == (2, 0)
 
 
 def test_gap_fallback_for_scanner_without_suffix(sim: ScannerSimulator, reader_factory) -> None:
