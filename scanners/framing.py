@@ -157,6 +157,9 @@ class Framer:
         # link), and must not act as a shorter code (BOX-0002 for BOX-0002:C4).
         self._suffix_seen = False
         self._noise: list[bytes] = []
+        # The suffix this scanner really sends when it is not the configured one (a frame ended
+        # by a pause with another terminator at its end): the agent tells the operator.
+        self.heard_suffix: str | None = None
 
     def take_noise(self) -> list[bytes]:
         """Return the runs of line noise dropped since the last call, and forget them."""
@@ -206,6 +209,7 @@ class Framer:
         self._last = None
         self._suffix_seen = False  # another scanner may be plugged in
         self._noise.clear()
+        self.heard_suffix = None
 
     def feed(self, data: bytes, now: float) -> list[Scan]:
         """Add bytes received at time `now`; return the scans they complete.
@@ -280,12 +284,26 @@ class Framer:
         """End the pending frame now, as if its suffix had arrived."""
         out: list[Scan] = []
         if self._buf and not self._discarding:
+            self._note_other_suffix(bytes(self._buf))
             self._emit(bytes(self._buf), out)
         self._buf.clear()
         # An idle line also ends an over-long frame: the next byte starts a fresh scan.
         self._discarding = False
         self._last = None
         return out
+
+    def _note_other_suffix(self, frame: bytes) -> None:
+        # Only a frame ended by a pause can end in another scanner's terminator.
+        if self._line_end:
+            other = "TAB" if frame.endswith(b"\t") else None
+        elif frame.endswith(b"\r\n"):
+            other = "CRLF"
+        elif frame.endswith((b"\r", b"\n")):
+            other = "CR" if frame.endswith(b"\r") else "LF"
+        else:
+            other = None
+        if other is not None:
+            self.heard_suffix = other
 
     def _emit(self, frame: bytes, out: list[Scan]) -> None:
         if len(frame) > self.max_len:
