@@ -296,6 +296,11 @@ def datamatrix_modules(data: str) -> int:
     raise LabelFitError("barcode", f"{codewords} codewords exceed the largest Data Matrix")
 
 
+def _module_dots(template: Template, inches: float) -> int:
+    """Return a Data Matrix module in whole dots, never wider than the design's size."""
+    return max(1, math.floor(inches * template.dpi + 1e-9))
+
+
 def _slots(template: Template) -> _Slots:
     lay = template.layout
     width, height = template.width_dots, template.height_dots
@@ -305,7 +310,10 @@ def _slots(template: Template) -> _Slots:
     pitch = font + gap
     dm = c128 = reprint = None
     if lay.kind == "side":
-        module = template.dots(lay.dm_module_in)
+        # Rounded down: a module rounded up (7.5 -> 8 dots on tube-2ml-300) grows the symbol's
+        # square by a module per module and takes it from the text beside it, so a line that
+        # fits at 203 dpi was refused at 300.
+        module = _module_dots(template, lay.dm_module_in)
         side = module * lay.dm_modules
         dm = (margin, margin, module, side)
         x0 = margin + side + max(module, margin)
@@ -321,7 +329,7 @@ def _slots(template: Template) -> _Slots:
         y0 = margin + bar_h + margin
         line_right = width - margin
         if lay.kind == "bag":
-            dm_module = template.dots(lay.dm_module_in)
+            dm_module = _module_dots(template, lay.dm_module_in)
             side = dm_module * lay.dm_modules
             dm = (width - margin - side, y0, dm_module, side)
             line_right = dm[0] - max(dm_module, margin)

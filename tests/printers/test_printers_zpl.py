@@ -113,6 +113,7 @@ DEMO_VIAL_BYTES = {
     "cryovial-203": (290, 112, 166),
     "cryovial-300": (296, 112, 169),
     "tube-2ml-203": (295, 112, 169),
+    "tube-2ml-300": (300, 112, 173),
     "box-203": (294, 112, 145),
     "box-300": (302, 112, 150),
     "bag-203": (344, 112, 180),
@@ -155,6 +156,22 @@ def test_each_job_gets_the_stored_format_only_when_it_saves_bytes(name):
     # Forced either way, as a caller may ask.
     assert render_batch([DEMO_VIAL], template, stored=True).format_bytes is not None
     assert render_batch([DEMO_VIAL] * 5, template, stored=False).format_bytes is None
+
+
+@pytest.mark.parametrize("base", ["cryovial", "tube-2ml", "box", "bag"])
+def test_the_demo_vial_label_fits_at_300_dpi_as_at_203(base):
+    low, high = get_template(base, 203), get_template(base, 300)
+    # A text line is as wide at 300 dpi as at 203, in inches (1.48 times the dots, within a
+    # dot's rounding per edge): a label that fits one fits the other.
+    width = {t.dpi: plan_label(DEMO_VIAL, t).texts[0].max_width for t in (low, high)}
+    assert width[300] / width[203] == pytest.approx(300 / 203, abs=0.05), width
+    (img,) = zpl_images(render_label(DEMO_VIAL, high), high)
+    for tf in plan_label(DEMO_VIAL, high).texts:
+        band = img.crop((tf.x, tf.y, tf.x + tf.max_width, tf.y + tf.height))
+        ink = ImageOps.invert(band).getbbox()
+        assert ink is not None and ink[2] <= text_width_dots(tf.text, tf.width) <= tf.max_width
+    decoded = decode_image(img.convert("RGB"), border=20)
+    assert {text for _kind, text in decoded} == {DEMO_VIAL.barcode}
 
 
 def test_a_field_block_prints_the_same_pixels_with_odd_text():
