@@ -182,7 +182,7 @@ class StationAgent:
             waiting = self._waiting
         if self._down.is_set():
             item.late = True
-            self.say(f"server down, {_scans(waiting)} waiting; last read: {shown(scan.data)}")
+            self.say(f"server down, {_scans(waiting)} waiting; last read: {_what(scan)}")
         self._queue.put(item)
         return scan_id
 
@@ -227,7 +227,7 @@ class StationAgent:
             self._answered()
             if result.late and result.status is not None:
                 self.say(
-                    f"sent late: {shown(item.scan.data)} (read at {_clock(item.read_clock)}, "
+                    f"sent late: {_what(item.scan)} (read at {_clock(item.read_clock)}, "
                     f"answered at {_clock(time.time())})"
                 )
             try:
@@ -318,7 +318,7 @@ class StationAgent:
                     self._down.set()
                     self.say(
                         f"server down ({what}), {_scans(self._waiting)} waiting: "
-                        f"{shown(scan.data)} will be sent when it answers"
+                        f"{_what(scan)} will be sent when it answers"
                     )
             log.debug("station agent: %s not answered (%s); retrying", scan_id, what)
             if self._stop.wait(delay):
@@ -448,6 +448,10 @@ def port_line(event: PortEvent) -> str:
     )
 
 
+def _what(scan: Scan) -> str:
+    return shown(scan.data) if scan.data else f"<{scan.error or 'empty'}>"
+
+
 def _log_line(line: str) -> None:
     log.info("%s", line)
 
@@ -463,7 +467,7 @@ def _scans(n: int) -> str:
 def format_result(result: PostResult) -> str:
     """Return the one-line log of a scan's outcome (scan data and messages escaped)."""
     body = result.body or {}
-    data = shown(result.scan.data) if result.scan.data else f"<{result.scan.error or 'empty'}>"
+    data = _what(result.scan)
     if result.status is None:
         return f"NOT SENT  {data}  (the agent stopped before the server answered: scan again)"
     if result.status != 200:
