@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,9 +24,18 @@ from typing import Any
 import click
 
 from agent.printloop import agent_print_loop
-from scanners import Scan, ScannerGroup, ScannerReader
+from scanners import PortEvent, Scan, ScannerGroup, ScannerReader
 
-__all__ = ["PostResult", "StationAgent", "main", "station_cli"]
+__all__ = [
+    "PostResult",
+    "StationAgent",
+    "format_result",
+    "main",
+    "port_line",
+    "shown",
+    "station_cli",
+    "suffix_hint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,23 @@ class PostResult:
     attempts: int
     read_at: float  # time.monotonic() when the reader handed the scan over
     answered_at: float  # time.monotonic() when the answer arrived
+    # What to tell the operator beside the server's answer (e.g. the scanner's suffix is not
+    # the agent's, so scans read quickly run together).
+    hint: str | None = None
+    late: bool = False  # read while the server did not answer: sent once it was back
+    read_clock: float = 0.0  # time.time() when read, for the operator's "sent late" line
+
+
+@dataclass
+class _Waiting:
+    """A scan read and not yet answered."""
+
+    scan: Scan
+    scan_id: str
+    read_at: float
+    read_clock: float
+    hint: str | None = None
+    late: bool = False
 
 
 class StationAgent:
@@ -63,11 +90,14 @@ class StationAgent:
         backoff_max_s: float = 5.0,
         on_result: Callable[[PostResult], None] | None = None,
         print_worker: Callable[[threading.Event], None] | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         """Configure the agent; nothing runs until `start()`.
 
         print_worker: claims and prints this bench's label jobs (run in a thread until stop);
-        `printer_worker()` builds one from local printer URLs.
+        `printer_worker()` builds one from local printer URLs. say: where the lines for the
+        operator go (scanner open/lost, server down, sent late, suffix hints); the log by
+        default, stdout under `station run`.
         """
         self.server = server.rstrip("/")
         self.token = token
@@ -77,15 +107,29 @@ class StationAgent:
         self.backoff_max_s = max(backoff_max_s, backoff_min_s)
         self.on_result = on_result or self._log_result
         self.print_worker = print_worker
+        self.say = say or _log_line
+        self.suffix = suffix.upper()
         self.group = ScannerGroup(
-            ScannerReader(url, self._make_on_scan(i), suffix=suffix, baud=baud, name=url)
+            ScannerReader(
+                url,
+                self._make_on_scan(i),
+                suffix=suffix,
+                baud=baud,
+                name=url,
+                on_port=self._port_event,
+            )
             for i, url in enumerate(scanners)
         )
-        self._queue: queue.Queue[tuple[Scan, str, float] | None] = queue.Queue()
+        self._queue: queue.Queue[_Waiting | None] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.posted = 0
         self.retries = 0
+        # Set while the server does not answer: scans read meanwhile are sent late.
+        self._down = threading.Event()
+        self._waiting = 0  # scans read and not yet answered (the sender's one included)
+        self._count_lock = threading.Lock()
+        self._hinted: set[str] = set()  # readers whose suffix hint was said
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -129,20 +173,44 @@ class StationAgent:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def submit(self, scan: Scan, reader: str = "x") -> str:
+    def submit(self, scan: Scan, reader: str = "x", hint: str | None = None) -> str:
         """Queue a scan as if a reader had read it (used by the readers); return its scan_id."""
         scan_id = f"{self.station}-{reader}-{uuid.uuid4().hex}"
-        self._queue.put((scan, scan_id, time.monotonic()))
+        item = _Waiting(scan, scan_id, time.monotonic(), time.time(), hint)
+        with self._count_lock:
+            self._waiting += 1
+            waiting = self._waiting
+        if self._down.is_set():
+            item.late = True
+            self.say(f"server down, {_scans(waiting)} waiting; last read: {_what(scan)}")
+        self._queue.put(item)
         return scan_id
 
     # -- reading and sending --------------------------------------------------------------------
 
     def _make_on_scan(self, index: int) -> Callable[[Scan], None]:
         def on_scan(scan: Scan) -> None:
+            hint = self._suffix_hint(self.group.readers[index])
             # The id is fixed when the scan is read: every retry of it carries the same one.
-            self.submit(scan, f"r{index}")
+            self.submit(scan, f"r{index}", hint)
 
         return on_scan
+
+    def _suffix_hint(self, reader: ScannerReader) -> str | None:
+        heard = reader.heard_suffix
+        if heard is None:
+            return None
+        hint = suffix_hint(reader.url, heard, self.suffix)
+        if reader.name not in self._hinted:
+            self._hinted.add(reader.name)
+            self.say(hint)
+        return hint
+
+    def _port_event(self, event: PortEvent) -> None:
+        if event.kind == "open again":
+            # Its suffix may have been reprogrammed while it was out: say the hint afresh.
+            self._hinted.discard(event.reader)
+        self.say(port_line(event))
 
     def _send_loop(self) -> None:
         while True:
@@ -150,18 +218,28 @@ class StationAgent:
             if item is None or self._stop.is_set():
                 self._report_unsent(item)
                 return
-            scan, scan_id, read_at = item
             try:
-                result = self._post_until_answered(scan, scan_id, read_at)
+                result = self._post_until_answered(item)
             except Exception:  # noqa: BLE001 - one bad scan must not stop the bench
-                log.exception("station agent: could not post scan %s", scan_id)
+                log.exception("station agent: could not post scan %s", shown(item.scan.data))
+                self._answered()
                 continue
+            self._answered()
+            if result.late and result.status is not None:
+                self.say(
+                    f"sent late: {_what(item.scan)} (read at {_clock(item.read_clock)}, "
+                    f"answered at {_clock(time.time())})"
+                )
             try:
                 self.on_result(result)
             except Exception:  # noqa: BLE001
-                log.exception("station agent: on_result failed for %s", scan_id)
+                log.exception("station agent: on_result failed for %s", item.scan_id)
 
-    def _report_unsent(self, first: tuple[Scan, str, float] | None) -> None:
+    def _answered(self) -> None:
+        with self._count_lock:
+            self._waiting -= 1
+
+    def _report_unsent(self, first: _Waiting | None) -> None:
         """Report every scan still waiting as not sent: the operator must scan it again."""
         pending = [first]
         while True:
@@ -172,12 +250,23 @@ class StationAgent:
         for item in pending:
             if item is None:
                 continue
-            scan, scan_id, read_at = item
-            log.warning("station agent: stopping; scan %s was never sent", scan_id)
+            log.warning("station agent: stopping; scan %s was never sent", shown(item.scan.data))
+            result = PostResult(
+                item.scan,
+                item.scan_id,
+                None,
+                None,
+                0,
+                item.read_at,
+                time.monotonic(),
+                item.hint,
+                item.late,
+                item.read_clock,
+            )
             try:
-                self.on_result(PostResult(scan, scan_id, None, None, 0, read_at, time.monotonic()))
+                self.on_result(result)
             except Exception:  # noqa: BLE001
-                log.exception("station agent: on_result failed for %s", scan_id)
+                log.exception("station agent: on_result failed for %s", item.scan_id)
 
     def _payload(self, scan: Scan, scan_id: str) -> bytes:
         body: dict[str, Any] = {
@@ -191,23 +280,49 @@ class StationAgent:
             body["error"] = scan.error[:100]
         return json.dumps(body).encode()
 
-    def _post_until_answered(self, scan: Scan, scan_id: str, read_at: float) -> PostResult:
+    def _post_until_answered(self, item: _Waiting) -> PostResult:
+        scan, scan_id = item.scan, item.scan_id
         payload = self._payload(scan, scan_id)
         delay = self.backoff_min_s
         attempts = 0
+
+        def result(status: int | None, body: dict[str, Any] | None) -> PostResult:
+            return PostResult(
+                scan,
+                scan_id,
+                status,
+                body,
+                attempts,
+                item.read_at,
+                time.monotonic(),
+                item.hint,
+                item.late,
+                item.read_clock,
+            )
+
         while True:
             attempts += 1
             status, body, err = self._post(payload)
             if status is not None and status not in _RETRY_STATUSES:
                 self.posted += 1
-                return PostResult(scan, scan_id, status, body, attempts, read_at, time.monotonic())
+                if self._down.is_set():
+                    self._down.clear()
+                    self.say(f"server {self.server} answers again at {_clock(time.time())}")
+                return result(status, body)
             self.retries += 1
             what = f"HTTP {status}" if status is not None else err
-            # Loud on the first failure, quiet on the repeats: a restarting server is not news.
-            level = logging.WARNING if attempts == 1 else logging.DEBUG
-            log.log(level, "station agent: %s not answered (%s); retrying", scan_id, what)
+            if attempts == 1:
+                item.late = True
+                if not self._down.is_set():
+                    # Said once per outage, naming the scans (not internal ids) the bench waits on.
+                    self._down.set()
+                    self.say(
+                        f"server down ({what}), {_scans(self._waiting)} waiting: "
+                        f"{_what(scan)} will be sent when it answers"
+                    )
+            log.debug("station agent: %s not answered (%s); retrying", scan_id, what)
             if self._stop.wait(delay):
-                return PostResult(scan, scan_id, None, None, attempts, read_at, time.monotonic())
+                return result(None, None)
             delay = min(delay * 2, self.backoff_max_s)
 
     def _request(self, method: str, path: str, data: bytes | None) -> urllib.request.Request:
@@ -283,19 +398,91 @@ def _json(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def shown(text: object, limit: int = 60) -> str:
+    r"""Return text safe to print on the bench's terminal: control characters as escapes.
+
+    A scan is data from a device: ESC, BEL, backspace or CR in it must never move the cursor,
+    ring, or overwrite what the agent printed ("REFUSED"). Control and format characters
+    (C0, DEL, C1, bidi overrides, line separators) show as ``\x1b`` / ``\u202e``; a backslash
+    shows doubled so the escapes cannot be faked. Longer text is cut at `limit` characters.
+    """
+    text = "" if text is None else str(text)
+    cut = len(text) > limit
+    out = []
+    for ch in text[:limit]:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + ("..." if cut else "")
+
+
+def suffix_hint(url: str, heard: str, configured: str) -> str:
+    """Return the operator's hint when a scanner ends its scans otherwise than the agent reads."""
+    return (
+        f"your scanner {url} ends scans with {heard}, the agent reads {configured}: scans read "
+        f"quickly run together and are refused; start the agent with --suffix {heard} "
+        "(or program the scanner to send CR)"
+    )
+
+
+def port_line(event: PortEvent) -> str:
+    """Return the operator's line for a scanner port opened, opened again or lost."""
+    at = _clock(event.at)
+    if event.kind == "open":
+        return (
+            f"scanner {event.url} open at {at}: each scan read shows one line here and on the "
+            "bench; a scanner beep with no line is a missed scan: scan it again"
+        )
+    if event.kind == "open again":
+        return (
+            f"scanner {event.url} open again at {at}; scans sent while it was unplugged are "
+            "lost: rescan the last tube if the bench did not show it"
+        )
+    return (
+        f"scanner {event.url} LOST at {at} ({shown(event.error or 'unplugged', 80)}): "
+        "scans are not read until it is open again"
+    )
+
+
+def _what(scan: Scan) -> str:
+    return shown(scan.data) if scan.data else f"<{scan.error or 'empty'}>"
+
+
+def _log_line(line: str) -> None:
+    log.info("%s", line)
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def _scans(n: int) -> str:
+    return f"{n} scan" if n == 1 else f"{n} scans"
+
+
 def format_result(result: PostResult) -> str:
-    """Return the one-line log of a scan's outcome."""
+    """Return the one-line log of a scan's outcome (scan data and messages escaped)."""
     body = result.body or {}
-    shown = result.scan.data[:60] if result.scan.data else f"<{result.scan.error or 'empty'}>"
+    data = _what(result.scan)
     if result.status is None:
-        return f"NOT SENT  {shown}  (the agent stopped before the server answered: scan again)"
+        return f"NOT SENT  {data}  (the agent stopped before the server answered: scan again)"
     if result.status != 200:
-        return f"ERROR {result.status}  {shown}  {body.get('error')}: {body.get('message')}"
+        return (
+            f"ERROR {result.status}  {data}  "
+            f"{shown(body.get('error'))}: {shown(body.get('message'), 200)}"
+        )
     outcome = str(body.get("outcome", "?")).upper()
     prompt = (body.get("station_state") or {}).get("prompt")
     replay = " (replayed)" if body.get("replayed") else ""
-    line = f"{outcome:<9} {shown}  {body.get('message', '')}{replay}"
-    return f"{line}  | next: {prompt}" if prompt else line
+    line = f"{shown(outcome, 20):<9} {data}  {shown(body.get('message', ''), 200)}{replay}"
+    if result.hint and outcome != "ACCEPTED":
+        # Scanning again cannot help while the scanner and the agent disagree on the suffix.
+        line = f"{line}  | {result.hint}"
+    return f"{line}  | next: {shown(prompt, 200)}" if prompt else line
 
 
 @click.group("station", help="Run a bench station agent (scanners -> server).")
@@ -366,7 +553,7 @@ def run(
     if not scanners and not printers:
         raise click.UsageError("give at least one --scanner URL (e.g. /dev/ttyACM0) or --printer")
     printer_urls = _printer_map(printers)
-    agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud)
+    agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud, say=click.echo)
     if printer_urls:
         agent.print_worker = agent.printer_worker(printer_urls)
     status, state = agent.station_status()
@@ -378,7 +565,7 @@ def run(
             f"{(state or {}).get('message') or f'HTTP {status}'}"
         )
     if state is not None and "prompt" in state:
-        click.echo(f"station {station}: {state['prompt']}")
+        click.echo(f"station {station}: {shown(state['prompt'], 200)}")
     else:
         # Down, restarting behind a proxy (502/503) or busy: scans wait and are retried.
         what = "does not answer yet" if status is None else f"answers HTTP {status} for now"

@@ -43,6 +43,34 @@ class _Field:
     hex_indicator: bytes | None = None
     fn: int | None = None
     data: bytes | None = None
+    block: bool = False  # ^FB: \& breaks the line, \\ is a backslash
+
+
+def _format_key(name: str) -> str:
+    """Return a stored format's name without device and extension (R:CV203.ZPL -> CV203)."""
+    name = name.strip().upper()
+    if len(name) > 2 and name[1] == ":":
+        name = name[2:]
+    return name.removesuffix(".ZPL")
+
+
+def _block_lines(text: str) -> list[str]:
+    """Split ^FB field data into its lines (after ^FH decoding, as a printer does)."""
+    lines, cur, i = [], [], 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        if pair == "\\&":
+            lines.append("".join(cur))
+            cur = []
+            i += 2
+        elif pair == "\\\\":
+            cur.append("\\")
+            i += 2
+        else:
+            cur.append(text[i])
+            i += 1
+    lines.append("".join(cur))
+    return lines
 
 
 @dataclass
@@ -83,6 +111,8 @@ def _parse_format(body: bytes) -> _Format:
             current.kind = "code128"
         elif cmd == b"BX":
             current.kind = "datamatrix"
+        elif cmd == b"FB":
+            current.block = True
         elif cmd == b"DF":
             fmt.name = args.strip().decode("ascii", "replace")
         elif cmd == b"XF":
@@ -343,11 +373,11 @@ class PrinterSimulator:
 
     def _handle_format(self, fmt: _Format) -> None:
         if fmt.name is not None:
-            self.stored[fmt.name.upper()] = fmt
+            self.stored[_format_key(fmt.name)] = fmt
             return
         fields = fmt.fields
         if fmt.recall is not None:
-            stored = self.stored.get(fmt.recall.upper())
+            stored = self.stored.get(_format_key(fmt.recall))
             if stored is None:
                 self.errors.append(f"recall of unknown format {fmt.recall}")
                 return
@@ -362,7 +392,7 @@ class PrinterSimulator:
                 if data is None and f.data is not None:
                     data = _decode_fh(f.data, f.hex_indicator)
                 if data:
-                    fields.append(_Field(f.kind, None, f.fn, data))
+                    fields.append(_Field(f.kind, None, f.fn, data, f.block))
             fields += [f for f in fmt.fields if f.fn is None]
         texts, barcodes = [], []
         for f in fields:
@@ -371,7 +401,7 @@ class PrinterSimulator:
                 continue
             text = raw.decode("utf-8", "replace")
             if f.kind == "text":
-                texts.append(text)
+                texts.extend(_block_lines(text) if f.block else [text])
             else:
                 barcodes.append((f.kind, text))
         label = PrintedLabel(tuple(texts), tuple(barcodes), fmt.recall)

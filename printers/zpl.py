@@ -41,11 +41,13 @@ HEX_INDICATOR = "_"
 DM_ESCAPE = "_"
 REPRINT_TEXT = "REPRINT"
 
-# Field numbers used by stored formats (^DF/^XF): 1 = barcode value, 2 = reprint mark,
-# 3.. = text lines after the first (the first line is the barcode value itself).
+# Field numbers used by stored formats (^DF/^XF): 1 = barcode value, 2 = reprint mark (under
+# the Data Matrix of side layouts), 3 = every text line after the first, as one field block
+# (^FB, lines joined by \&): one field instead of one per line keeps a recall short.
 FN_BARCODE = 1
 FN_REPRINT = 2
 FN_FIRST_LINE = 3
+FN_BLOCK = FN_FIRST_LINE
 
 # Advance widths of the resident scalable font (^A0) as a fraction of the font width parameter,
 # measured per character class on rendered labels; rounded up so the estimate is an upper bound.
@@ -192,6 +194,7 @@ class _Slots:
     line_width: int
     font: int
     reprint: tuple[int, int, int, int] | None  # x, y, font, width (side layout only)
+    gap: int = 0  # dots between two text lines (pitch = font + gap)
 
 
 _LAYOUTS = {
@@ -293,6 +296,11 @@ def datamatrix_modules(data: str) -> int:
     raise LabelFitError("barcode", f"{codewords} codewords exceed the largest Data Matrix")
 
 
+def _module_dots(template: Template, inches: float) -> int:
+    """Return a Data Matrix module in whole dots, never wider than the design's size."""
+    return max(1, math.floor(inches * template.dpi + 1e-9))
+
+
 def _slots(template: Template) -> _Slots:
     lay = template.layout
     width, height = template.width_dots, template.height_dots
@@ -302,7 +310,10 @@ def _slots(template: Template) -> _Slots:
     pitch = font + gap
     dm = c128 = reprint = None
     if lay.kind == "side":
-        module = template.dots(lay.dm_module_in)
+        # Rounded down: a module rounded up (7.5 -> 8 dots on tube-2ml-300) grows the symbol's
+        # square by a module per module and takes it from the text beside it, so a line that
+        # fits at 203 dpi was refused at 300.
+        module = _module_dots(template, lay.dm_module_in)
         side = module * lay.dm_modules
         dm = (margin, margin, module, side)
         x0 = margin + side + max(module, margin)
@@ -318,13 +329,13 @@ def _slots(template: Template) -> _Slots:
         y0 = margin + bar_h + margin
         line_right = width - margin
         if lay.kind == "bag":
-            dm_module = template.dots(lay.dm_module_in)
+            dm_module = _module_dots(template, lay.dm_module_in)
             side = dm_module * lay.dm_modules
             dm = (width - margin - side, y0, dm_module, side)
             line_right = dm[0] - max(dm_module, margin)
     count = max(0, (height - margin - y0 + gap) // pitch)
     lines = tuple((x0, y0 + i * pitch) for i in range(count))
-    return _Slots(dm, c128, lines, line_right - x0, font, reprint)
+    return _Slots(dm, c128, lines, line_right - x0, font, reprint, gap)
 
 
 def _check_text(name: str, text: str) -> None:
@@ -440,22 +451,31 @@ def _format_name(template: Template, name: str | None) -> str:
     name = template.code if name is None else name
     if not FORMAT_NAME_RE.fullmatch(name):
         raise LabelError(f"stored format name {name!r} must be 1-8 of A-Z 0-9")
-    return f"R:{name}.ZPL"
+    return name
 
 
 def render_format(template: Template, name: str | None = None) -> bytes:
-    """Render the stored format (^DF) for template: every field placed, data left to ^FN."""
+    """Render the stored format (^DF) for template: every field placed, data left to ^FN.
+
+    The text lines after the first are one field block (^FB) at the same pitch as separate
+    lines, so a recall carries them as one field; the block reaches the label's edge, as a
+    separate line would, so a line is never wrapped where a full label would not wrap it.
+    """
     slots = _slots(template)
-    cmds = ["^XA", f"^DF{_format_name(template, name)}^FS", *_header(template)]
+    cmds = ["^XA", f"^DFR:{_format_name(template, name)}.ZPL^FS", *_header(template)]
     if slots.dm is not None:
         x, y, module, _side = slots.dm
         cmds.append(f"^FO{x},{y}^BXN,{module},200,,,,{DM_ESCAPE}^FN{FN_BARCODE}^FS")
     if slots.c128 is not None:
         x, y, module, bar_h = slots.c128
         cmds.append(f"^FO{x},{y}^BY{module}^BCN,{bar_h},N,N,N,N^FN{FN_BARCODE}^FS")
-    for i, (x, y) in enumerate(slots.lines):
-        fn = FN_BARCODE if i == 0 else FN_FIRST_LINE + i - 1
-        cmds.append(f"{_text_cmd(x, y, slots.font, slots.font)}^FN{fn}^FS")
+    if slots.lines:
+        x, y = slots.lines[0]
+        cmds.append(f"{_text_cmd(x, y, slots.font, slots.font)}^FN{FN_BARCODE}^FS")
+    if len(slots.lines) > 1:
+        x, y = slots.lines[1]
+        block = f"^FB{template.width_dots - x},{len(slots.lines) - 1},{slots.gap}"
+        cmds.append(f"{_text_cmd(x, y, slots.font, slots.font)}{block}^FN{FN_BLOCK}^FS")
     if slots.reprint is not None:
         rx, ry, rfont, _w = slots.reprint
         cmds.append(f"{_text_cmd(rx, ry, rfont, rfont)}^FN{FN_REPRINT}^FS")
@@ -463,18 +483,31 @@ def render_format(template: Template, name: str | None = None) -> bytes:
     return ("\n".join(cmds) + "\n").encode("ascii")
 
 
+def _recall_field(fn: int, escaped: str, plain: bool) -> str:
+    # ^FH only when the data holds an escape: most ids and names need none.
+    return f"^FN{fn}{'' if plain else '^FH' + HEX_INDICATOR}^FD{escaped}^FS"
+
+
 def render_recall(content: LabelContent, template: Template, name: str | None = None) -> bytes:
-    """Render one label as a recall (^XF) of the stored format: field data only."""
+    r"""Render one label as a recall (^XF) of the stored format: field data only, no newlines.
+
+    In the field block a backslash is written ``\\`` (``\&`` breaks the line there);
+    ^CI28 is repeated only for non-ASCII text (the format sets it for the fields).
+    """
     plan = plan_label(content, template)
-    cmds = ["^XA^CI28", f"^XF{_format_name(template, name)}^FS"]
-    seen: set[int] = set()
-    for t in plan.texts:
-        if t.fn in seen:
-            continue
-        seen.add(t.fn)
-        cmds.append(f"^FN{t.fn}^FH{HEX_INDICATOR}^FD{fh_escape(t.text)}^FS")
+    first = fh_escape(content.barcode)
+    cmds = ["^XA", f"^XF{_format_name(template, name)}^FS"]
+    cmds.append(_recall_field(FN_BARCODE, first, first == content.barcode))
+    block = [t.text for t in plan.texts if t.fn >= FN_BLOCK]
+    if any(t.fn == FN_REPRINT for t in plan.texts):
+        cmds.append(_recall_field(FN_REPRINT, REPRINT_TEXT, True))
+    if block:
+        joined = "\\&".join(fh_escape(line).replace(f"{HEX_INDICATOR}5C", "\\\\") for line in block)
+        cmds.append(_recall_field(FN_BLOCK, joined, HEX_INDICATOR not in joined))
+    if not all(t.text.isascii() for t in plan.texts):
+        cmds.insert(1, "^CI28")
     cmds.append("^XZ")
-    return ("\n".join(cmds) + "\n").encode("ascii")
+    return "".join(cmds).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -491,11 +524,20 @@ class RenderedBatch:
 
 
 def render_batch(
-    contents: list[LabelContent], template: Template, stored: bool = True
+    contents: list[LabelContent], template: Template, stored: bool | None = None
 ) -> RenderedBatch:
-    """Render a batch: one ^DF download and ^XF recalls, or full labels when stored=False."""
-    if not stored:
+    """Render a batch: one ^DF download and ^XF recalls, or full labels.
+
+    stored=None chooses per batch: the stored format only for two labels or more, and only
+    when the format and the recalls together are fewer bytes than the full labels. A single
+    label goes whole: a format used once saves next to nothing and leaves state in the printer.
+    """
+    if stored is False or (stored is None and len(contents) < 2):
         return RenderedBatch(None, tuple(render_label(c, template) for c in contents))
-    return RenderedBatch(
+    recalls = RenderedBatch(
         render_format(template), tuple(render_recall(c, template) for c in contents)
     )
+    if stored:
+        return recalls
+    full = RenderedBatch(None, tuple(render_label(c, template) for c in contents))
+    return recalls if recalls.total_bytes < full.total_bytes else full

@@ -4,6 +4,6 @@ This package never imports `lims` or Flask: the station agent wires `on_scan` to
 """
 
 from scanners.framing import Framer, Scan
-from scanners.reader import ReaderStats, ScannerGroup, ScannerReader
+from scanners.reader import PortEvent, ReaderStats, ScannerGroup, ScannerReader
 
-__all__ = ["Framer", "ReaderStats", "Scan", "ScannerGroup", "ScannerReader"]
+__all__ = ["Framer", "PortEvent", "ReaderStats", "Scan", "ScannerGroup", "ScannerReader"]

@@ -7,6 +7,17 @@ scan short, and that comes back as an error, never as data. It drops line noise,
 symbology identifier (``]C1``, ``]d2``, ...) into ``Scan.symbology`` and keeps GS (0x1D)
 separators inside the data so GS1 element strings stay parseable.
 
+Line noise is a byte that cannot begin a scan: a C0 control other than GS, RS and EOT, DEL, or a
+byte that does not start a character of the scanner's encoding (in UTF-8: 0x80-0xBF, 0xC0,
+0xC1, 0xF5-0xFF, or a lead byte without its continuation bytes). A glitch on plug-in or a noisy
+RS-232 line sends such bytes, often within the inter-byte gap before a scan, so they land in the
+scan's frame. The framer drops them from the start of a frame (and control bytes from its end)
+and drops a frame made only of them; what it dropped waits in `take_noise()` for the reader to
+log. Noise *inside* the data is not dropped: a scan with a bad byte in the middle comes back as
+an error scan, since the bytes around it may be a different code. Dropping a leading byte can
+never turn one valid code into another: a mangled first character leaves a code without its
+first character, which the check character or the format refuses downstream.
+
 It never raises on input: whatever arrives, bad frames come back as a ``Scan`` with ``error`` set.
 """
 
@@ -50,6 +61,9 @@ _EDGE_NOISE = bytes(b for b in _CONTROL if b not in (0x1D, 0x1E, 0x04))
 # so scanners programmed differently can share one bench (a CRLF leaves an empty frame: noise).
 _LINE_ENDS = frozenset({b"\r", b"\n", b"\r\n"})
 _LINE_END_RE = re.compile(rb"[\r\n]")
+
+# Keep at most this many dropped noise runs for the reader to log (memory stays bounded).
+_NOISE_KEEP = 32
 
 # ``]`` + symbology code character + modifier character (ISO/IEC 15424).
 _AIM_RE = re.compile(rb"\][A-Za-z][0-9A-Za-z]")
@@ -142,6 +156,46 @@ class Framer:
         # frame ended by a pause is then a scan cut short (a serial server's hiccup, a slow
         # link), and must not act as a shorter code (BOX-0002 for BOX-0002:C4).
         self._suffix_seen = False
+        self._noise: list[bytes] = []
+        # The suffix this scanner really sends when it is not the configured one (a frame ended
+        # by a pause with another terminator at its end): the agent tells the operator.
+        self.heard_suffix: str | None = None
+
+    def take_noise(self) -> list[bytes]:
+        """Return the runs of line noise dropped since the last call, and forget them."""
+        noise, self._noise = self._noise, []
+        return noise
+
+    def _drop_noise(self, noise: bytes) -> None:
+        if noise and len(self._noise) < _NOISE_KEEP:
+            self._noise.append(noise)
+
+    def split_noise(self, frame: bytes) -> tuple[bytes, bytes]:
+        """Split the line noise off the start of a frame; return (noise, the rest)."""
+        i = 0
+        n = len(frame)
+        while i < n:
+            b = frame[i]
+            if b in _EDGE_NOISE:
+                i += 1
+                continue
+            if b < 0x80 or self._starts_character(frame, i):
+                break
+            i += 1
+        return frame[:i], frame[i:]
+
+    def _starts_character(self, frame: bytes, i: int) -> bool:
+        # A character of any common encoding is at most 4 bytes: one of the first 4 prefixes
+        # decodes exactly when the byte at i begins a character.
+        for width in range(1, 5):
+            if i + width > len(frame):
+                return False
+            try:
+                frame[i : i + width].decode(self.encoding)
+            except UnicodeDecodeError:
+                continue
+            return True
+        return False
 
     @property
     def pending(self) -> int:
@@ -154,6 +208,8 @@ class Framer:
         self._discarding = False
         self._last = None
         self._suffix_seen = False  # another scanner may be plugged in
+        self._noise.clear()
+        self.heard_suffix = None
 
     def feed(self, data: bytes, now: float) -> list[Scan]:
         """Add bytes received at time `now`; return the scans they complete.
@@ -207,10 +263,12 @@ class Framer:
         if self._suffix_seen and self._buf and not self._discarding:
             frame = bytes(self._buf[: self.max_len])
             cut = []
-            if frame.translate(None, _CONTROL):  # not mere line noise
+            noise, rest = self.split_noise(frame)
+            self._drop_noise(noise)
+            if rest.translate(None, _CONTROL):  # not mere line noise
                 cut.append(
                     Scan(
-                        self._decode_lenient(frame.strip(_EDGE_NOISE)),
+                        self._decode_lenient(rest.strip(_EDGE_NOISE)),
                         None,
                         frame,
                         "incomplete: the scanner stopped before the end of the scan",
@@ -226,6 +284,7 @@ class Framer:
         """End the pending frame now, as if its suffix had arrived."""
         out: list[Scan] = []
         if self._buf and not self._discarding:
+            self._note_other_suffix(bytes(self._buf))
             self._emit(bytes(self._buf), out)
         self._buf.clear()
         # An idle line also ends an over-long frame: the next byte starts a fresh scan.
@@ -233,13 +292,29 @@ class Framer:
         self._last = None
         return out
 
+    def _note_other_suffix(self, frame: bytes) -> None:
+        # Only a frame ended by a pause can end in another scanner's terminator.
+        if self._line_end:
+            other = "TAB" if frame.endswith(b"\t") else None
+        elif frame.endswith(b"\r\n"):
+            other = "CRLF"
+        elif frame.endswith((b"\r", b"\n")):
+            other = "CR" if frame.endswith(b"\r") else "LF"
+        else:
+            other = None
+        if other is not None:
+            self.heard_suffix = other
+
     def _emit(self, frame: bytes, out: list[Scan]) -> None:
         if len(frame) > self.max_len:
             out.append(Scan("", None, frame[: self.max_len], "too long"))
             return
-        if not frame.translate(None, _CONTROL):
-            return  # empty or pure line noise: not a scan
-        body = frame.strip(_EDGE_NOISE)
+        noise, body = self.split_noise(frame)
+        if not body.translate(None, _CONTROL):
+            self._drop_noise(frame)  # empty or pure line noise: not a scan
+            return
+        self._drop_noise(noise)
+        body = body.strip(_EDGE_NOISE)
         symbology: str | None = None
         if self.aim is not False:
             symbology, body = split_aim(body)

@@ -4,12 +4,19 @@ The thread opens the port, reads, frames (`scanners.framing.Framer`) and hands e
 `on_scan`. When the port goes away (cable pulled, USB re-enumerated, socket dropped) it closes,
 retries with bounded exponential backoff and carries on; a failing `on_scan` is logged and
 counted, never fatal. `stop()` wakes the thread and joins it within a bounded time.
+
+While a local device path (``/dev/ttyACM0``) is absent the thread watches for it every
+``backoff_min_s`` instead of backing off: a scanner plugged back in is open again within that
+time, which keeps short the moment in which a scan is lost because nobody reads the port yet
+(pyserial also empties the input when it opens a port). `on_port` hears every open, reopen and
+loss (`PortEvent`) so the program around the reader can tell the operator.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +27,7 @@ import serial
 
 from scanners.framing import Framer, Scan
 
-__all__ = ["ReaderStats", "ScannerGroup", "ScannerReader"]
+__all__ = ["PortEvent", "ReaderStats", "ScannerGroup", "ScannerReader"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,18 @@ class ReaderStats:
     io_errors: int = 0  # failed opens and reads
     callback_errors: int = 0  # exceptions raised by on_scan
     bytes: int = 0
+    noise: int = 0  # bytes of line noise dropped (never handed to on_scan)
+
+
+@dataclass(frozen=True, slots=True)
+class PortEvent:
+    """The scanner's port was opened (first time or again) or lost."""
+
+    reader: str  # the reader's name
+    url: str
+    kind: str  # "open", "open again" or "lost"
+    at: float  # time.time() when it happened
+    error: str | None = None  # why it was lost
 
 
 class ScannerReader:
@@ -58,10 +77,14 @@ class ScannerReader:
         backoff_min_s: float = 0.05,
         backoff_max_s: float = 2.0,
         serial_options: dict[str, Any] | None = None,
+        on_port: Callable[[PortEvent], None] | None = None,
     ) -> None:
         """Configure a reader for `url`; nothing is opened until `start()`."""
         self.url = url
         self.on_scan = on_scan
+        self.on_port = on_port
+        # A device node or a link to one (not a URL such as socket:// or loop://).
+        self._device_path = url if url.startswith("/") else None
         self.baud = baud
         self.name = name or url
         self.backoff_min_s = backoff_min_s
@@ -85,6 +108,11 @@ class ScannerReader:
     def connected(self) -> bool:
         """Return True while the port is open."""
         return self._connected.is_set()
+
+    @property
+    def heard_suffix(self) -> str | None:
+        """Return the suffix the scanner sends when it differs from the configured one."""
+        return self._framer.heard_suffix
 
     @property
     def running(self) -> bool:
@@ -153,6 +181,10 @@ class ScannerReader:
         while not self._stop.is_set():
             try:
                 if self._port is None:
+                    if self._device_path is not None and not os.path.exists(self._device_path):
+                        self._absent()
+                        self._stop.wait(self.backoff_min_s)
+                        continue
                     if not self._open():
                         # Bounded exponential backoff: quick after a blip, gentle while absent.
                         self._stop.wait(delay)
@@ -169,6 +201,13 @@ class ScannerReader:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max_s)
         self._close()
+
+    def _absent(self) -> None:
+        """Note once that the device is not there; nothing is retried until it appears."""
+        if self.last_error is None:
+            self._count("io_errors")
+            self.last_error = f"{self._device_path} is not there (unplugged or not yet attached)"
+            log.warning("scanner %s: cannot open %s: not there", self.name, self.url)
 
     def _open(self) -> bool:
         try:
@@ -188,7 +227,8 @@ class ScannerReader:
             self._close()
             return False
         self._framer.reset()
-        if self._ever_connected:
+        again = self._ever_connected
+        if again:
             self._count("reconnects")
             log.info("scanner %s: reconnected to %s", self.name, self.url)
         else:
@@ -196,7 +236,16 @@ class ScannerReader:
         self._ever_connected = True
         self.last_error = None
         self._connected.set()
+        self._tell(PortEvent(self.name, self.url, "open again" if again else "open", time.time()))
         return True
+
+    def _tell(self, event: PortEvent) -> None:
+        if self.on_port is None:
+            return
+        try:
+            self.on_port(event)
+        except Exception:
+            log.exception("scanner %s: on_port failed for %s", self.name, event.kind)
 
     def _read_once(self) -> None:
         port = self._port
@@ -212,6 +261,14 @@ class ScannerReader:
         else:
             # The read timed out: the line is idle, so a suffix-less scan may be complete.
             scans = self._framer.poll(now)
+        for noise in self._framer.take_noise():
+            self._count("noise", len(noise))
+            log.info(
+                "scanner %s: dropped %d byte(s) of line noise, not a scan: %s",
+                self.name,
+                len(noise),
+                repr(noise)[2:-1][:80],
+            )
         for scan in scans:
             self._deliver(scan)
 
@@ -234,7 +291,11 @@ class ScannerReader:
             log.warning("scanner %s: lost %s: %s", self.name, self.url, exc)
         # A scan cut in half by the unplug must not be glued to the first one after replug.
         self._framer.reset()
+        was_open = self._connected.is_set()
         self._close()
+        if was_open:
+            why = self.last_error if exc is not None else "reader error"
+            self._tell(PortEvent(self.name, self.url, "lost", time.time(), why))
 
     def _close(self) -> None:
         self._connected.clear()

@@ -21,6 +21,7 @@ from lims.printing import (
     OutcomeIn,
     PrintRequest,
     ReprintIn,
+    ResolveIn,
     ResumeIn,
     SheetIn,
     StartIn,
@@ -114,6 +115,25 @@ def reprint(job_id: int, data: ReprintIn):
 def resume(job_id: int, data: ResumeIn):
     """Print, as a new job, the labels of a failed job that never printed (no REPRINT)."""
     return _on_job(printing.resume, job_id=job_id, reason=data.reason), 201
+
+
+@bp.post("/print-jobs/<int:job_id>/resolve")
+@answers(bp, schemas.JobOut, *WRITE, 404, 413)
+@bp.input(ResolveIn, arg_name="data")
+@write
+def resolve(job_id: int, data: ResolveIn):
+    """Say which labels of unknown outcome printed (scanned back, or a count); the rest resume.
+
+    Labels found printed count as printed originals (another is a reprint with a reason); the
+    others never printed, and resume prints them as originals.
+    """
+    return _on_job(
+        printing.resolve_unknown,
+        job_id=job_id,
+        scanned=data.scanned,
+        printed=data.printed,
+        reason=data.reason,
+    )
 
 
 @bp.post("/print-jobs/<int:job_id>/void")

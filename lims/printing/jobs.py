@@ -72,6 +72,17 @@ class VoidIn(Input):
     reason: Text = Field(min_length=1, max_length=2000)
 
 
+class ResolveIn(Input):
+    """What the operator found at the printer for the labels of unknown outcome (one way)."""
+
+    # The barcodes of the labels found printed, scanned back (once per label: a job with two
+    # copies of a tube, both found, is scanned twice). [] says none printed.
+    scanned: list[Barcode] | None = Field(default=None, max_length=MAX_BARCODES * MAX_COPIES)
+    # Or how many of them came out: printers print in order, so the first N printed.
+    printed: int | None = Field(default=None, ge=0, le=MAX_BARCODES * MAX_COPIES)
+    reason: Text | None = Field(default=None, max_length=2000)
+
+
 # --- small helpers ---------------------------------------------------------------------------
 
 
@@ -617,6 +628,8 @@ def offers(job: PrintJob) -> dict[str, bool]:
         "reprintable": job.state in ("sent", "failed") and done > 0,
         "resumable": job.state == "failed" and job.labels_total > done,
         "voidable": job.state == "queued",
+        # Labels of unknown outcome wait for the operator to say what came out of the printer.
+        "resolvable": job.state == "failed" and job.labels_unconfirmed > 0,
     }
 
 
@@ -717,16 +730,24 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
         raise Refused(
             f"job {job.id} is {job.state}; only a failed job can be resumed", code="not_resumable"
         )
-    done = session.exec(
-        select(PrintJob).where(PrintJob.resume_of_id == job.id, PrintJob.state != "voided")
-    ).first()
-    if done is not None:
-        raise Conflict(
-            f"job {job.id} was resumed already as job {done.id}",
-            code="already_resumed",
-            job=done.id,
-        )
+    earlier = list(
+        session.exec(
+            select(PrintJob)
+            .where(PrintJob.resume_of_id == job.id, PrintJob.state != "voided")
+            .order_by(col(PrintJob.id))
+        ).all()
+    )
     rows = [r for r in labels_of(session, job) if label_status(job, r) == "not_printed"]
+    if earlier:
+        # A label printed by an earlier resume is not printed again. Labels resolved 'not
+        # printed' after it (resolve_unknown) are still to print: a later resume takes them.
+        rows = _not_resumed_yet(rows, labels_by_job(session, [r.id for r in earlier]))
+        if not rows:
+            raise Conflict(
+                f"job {job.id} was resumed already as job {earlier[-1].id}",
+                code="already_resumed",
+                job=earlier[-1].id,
+            )
     if not rows:
         unknown = job.labels_unconfirmed
         why = (
@@ -739,8 +760,10 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
     sample_ids = [r.sample_id for r in rows if r.sample_id is not None]
     _lock_samples(session, sample_ids)
     # This job's own printed copies and its reprints do not make its other copies duplicates.
-    mine = {job.id} | set(
-        session.exec(select(PrintJob.id).where(PrintJob.reprint_of_id == job.id)).all()
+    mine = (
+        {job.id}
+        | {r.id for r in earlier}
+        | set(session.exec(select(PrintJob.id).where(PrintJob.reprint_of_id == job.id)).all())
     )
     taken = labels_in_use(session, sample_ids, exclude_jobs=mine)
     skipped = [
@@ -766,6 +789,136 @@ def resume(session: Session, *, job_id: int, actor: Actor, reason: str | None = 
         reason=f"rest of job {job.id} after: {job.error}" if blank(reason) else reason,
         extra={"skipped": skipped} if skipped else None,
     )
+
+
+def _not_resumed_yet(
+    rows: list[PrintJobLabel], earlier: dict[int, list[PrintJobLabel]]
+) -> list[PrintJobLabel]:
+    """Return the rows no earlier resume job printed (matched label by label, in order)."""
+    left = list(rows)
+    for resumed in earlier.values():
+        for label in resumed:
+            for i, r in enumerate(left):
+                if r.barcode == label.barcode:
+                    del left[i]
+                    break
+    return left
+
+
+def resolve_unknown(
+    session: Session,
+    *,
+    job_id: int,
+    actor: Actor,
+    scanned: list[str] | None = None,
+    printed: int | None = None,
+    reason: str | None = None,
+) -> PrintJob:
+    """Record which labels of unknown outcome printed, as the operator found at the printer.
+
+    Either the barcodes of the labels found printed, scanned back, or how many came out (the
+    first N: a printer prints in order). The labels found printed count as printed originals
+    (another label of them is a reprint with a reason); the others never printed and `resume`
+    prints them as originals. One audit event names both lists.
+    """
+    require_lab(actor, "resolving labels of unknown outcome")
+    if (scanned is None) == (printed is None):
+        raise BadRequest(
+            "say which labels printed: scan them back (scanned) or give how many came out "
+            "(printed), one of the two",
+            code="resolve_how",
+        )
+    job = lock_job(session, get_job(session, job_id, actor).id)
+    rows = labels_of(session, job)
+    unknown = [r for r in rows if label_status(job, r) == "unknown"]
+    if not unknown:
+        raise Refused(
+            f"job {job.id} has no label of unknown outcome ({job.state})",
+            code="nothing_to_resolve",
+        )
+    if printed is not None:
+        if printed > len(unknown):
+            raise Refused(
+                f"job {job.id} has {len(unknown)} labels of unknown outcome; {printed} cannot "
+                "have printed",
+                code="bad_count",
+                unknown=len(unknown),
+            )
+        found = unknown[:printed]
+        how = "count"
+    else:
+        found = _found_by_scan(job, rows, unknown, scanned or [])
+        how = "scan"
+    found_ids = {r.id for r in found}
+    before = snapshot(job)
+    for r in found:
+        r.printed = True
+        session.add(r)
+    missing = [r for r in unknown if r.id not in found_ids]
+    job.labels_printed = sum(1 for r in rows if r.printed)
+    job.labels_unconfirmed = 0
+    who = actor.username
+    summary = (
+        f"outcome resolved by {who} ({'scanned back' if how == 'scan' else 'counted'}): "
+        f"{len(found)} of {len(unknown)} printed"
+        + (f"; {len(missing)} never printed: resume the job to print them" if missing else "")
+    )
+    # The new text no longer starts with OUTCOME_UNKNOWN: a late report from the worker that
+    # lost the job cannot overwrite what the operator found.
+    job.error = f"{summary}. Before: {job.error or ''}"[:2000]
+    save(session, job)
+    record_event(
+        session,
+        job,
+        "print_job.resolve",
+        actor,
+        before=before,
+        after={
+            **snapshot(job),
+            "method": how,
+            "printed": [r.barcode for r in found],
+            "not_printed": [r.barcode for r in missing],
+            "labels": {str(r.idx): r.id in found_ids for r in unknown},
+        },
+        reason=None if blank(reason) else reason,
+    )
+    return job
+
+
+def _found_by_scan(
+    job: PrintJob, rows: list[PrintJobLabel], unknown: list[PrintJobLabel], scanned: list[str]
+) -> list[PrintJobLabel]:
+    """Match scanned-back barcodes to the unknown labels, one label per scan, in print order."""
+    left: dict[str, list[PrintJobLabel]] = {}
+    for r in unknown:
+        left.setdefault(r.barcode.casefold(), []).append(r)
+    of_job = {r.barcode.casefold(): r.barcode for r in rows}
+    found: list[PrintJobLabel] = []
+    for code in scanned:
+        key = code.strip().casefold()
+        if key not in of_job:
+            raise Refused(
+                f"{code} is not a label of job {job.id}; scan only the labels of this job",
+                code="not_in_job",
+                barcode=code,
+            )
+        if key not in {r.barcode.casefold() for r in unknown}:
+            raise Refused(
+                f"{of_job[key]}'s label in job {job.id} is not of unknown outcome; scan only "
+                "the labels whose outcome is unknown",
+                code="not_unknown",
+                barcode=of_job[key],
+            )
+        if not left.get(key):
+            n = sum(1 for r in unknown if r.barcode.casefold() == key)
+            raise Refused(
+                f"{of_job[key]} was scanned more often than it has labels of unknown outcome "
+                f"({n}) in job {job.id}",
+                code="scanned_too_often",
+                barcode=of_job[key],
+            )
+        found.append(left[key].pop(0))
+    return sorted(found, key=lambda r: r.idx)
 
 
 def void(session: Session, *, job_id: int, reason: str, actor: Actor) -> PrintJob:

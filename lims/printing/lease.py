@@ -405,7 +405,7 @@ def render_claim(session: Session, job: PrintJob) -> Claim:
     printer = session.get(Printer, job.printer_id)
     template = get_template(job.template)
     contents = [labels.content_from_json(r.content) for r in labels_of(session, job)]
-    batch = render_batch(contents, template, stored=True)
+    batch = render_batch(contents, template)
     return Claim(
         job.id,
         printer.name,

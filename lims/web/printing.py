@@ -1,4 +1,5 @@
-"""Label pages: preview, print the ticked samples, and the print queue (reprint, resume, void)."""
+"""Label pages: preview, print the ticked samples, the print queue (reprint, resume, void, and
+resolving labels of unknown outcome after a printer fault)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,36 @@ def resume(job_id: int):  # noqa: ANN201
 def void(job_id: int):  # noqa: ANN201
     """Void a queued job, with a reason."""
     return _job_action(job_id, "void", printing.void, needs_reason=True)
+
+
+@bp.post("/print-queue/<int:job_id>/resolve")
+@page(*LAB)
+def resolve(job_id: int):  # noqa: ANN201
+    """Record which labels of unknown outcome came out of the printer (scanned back or counted)."""
+    back = redirect(url_for("web.printing.queue") + f"#job-{job_id}")
+    how = request.form.get("how")
+    scanned: list[str] | None = None
+    printed: int | None = None
+    if how == "scan":
+        # One scan per line (a scanner ends each with Enter); blank lines are not labels.
+        scanned = [line.strip() for line in request.form.get("scanned", "").splitlines()]
+        scanned = [code for code in scanned if code]
+    elif how == "count":
+        try:
+            printed = int(request.form.get("printed", ""))
+        except ValueError:
+            flash(f"Job {job_id}: give how many of the labels came out (a number).", "error")
+            return back
+    else:
+        flash(f"Job {job_id}: scan the labels that came out, or count them.", "error")
+        return back
+    job, err = perform(
+        lambda: printing.resolve_unknown(
+            get_db(), job_id=job_id, scanned=scanned, printed=printed, actor=actor()
+        )
+    )
+    if err is not None:
+        flash(f"Job {job_id}: {err.message}", "error")
+    else:
+        flash(f"Job {job_id}: {job.error.split('. Before:')[0]}.", "ok")
+    return back

@@ -234,7 +234,7 @@ def test_scans_the_reader_could_not_frame_are_posted_as_refusals(app, client, au
     results = Results()
     agent = make_agent(server.url, token_of(auth("admin", STATION)), sim, results)
     try:
-        sim.scan(b"\xff\xfeBOX")  # not UTF-8
+        sim.scan(b"B\xff\xfeOX")  # not UTF-8 (inside the data: not line noise before it)
         result = results.next()
     finally:
         agent.stop()

@@ -74,6 +74,26 @@ def test_hostile_text_prints_literally(printer, sim):
     assert sim.cancelled == 0 and sim.errors == []
 
 
+@pytest.mark.parametrize("name", ["tube-2ml-203", "box-300", "bag-203"])
+def test_stored_recalls_print_odd_text_literally(printer, sim, name):
+    # A backslash before & would break the field block's line on a printer: it is doubled.
+    odd = [
+        LabelContent("S26-000123-E", "a\\&b \\", lot="é~HS_1", reprint=True),
+        LabelContent("S26-000124-H", "X^XZ~JA", date="2026-11-29"),
+        LabelContent("S26-000125-F", "PBMC"),
+    ]
+    batch = render_batch(odd, get_template(name))
+    assert batch.format_bytes is not None  # three labels: the stored format saves bytes
+    out = printer.print_batch(batch.format_bytes, batch.labels)
+    assert out.ok and out.printed == 3
+    assert [label.texts for label in sim.printed] == [
+        ("S26-000123-E", "a\\&b \\", "Lot é~HS_1", "REPRINT"),
+        ("S26-000124-H", "X^XZ~JA", "2026-11-29"),
+        ("S26-000125-F", "PBMC"),
+    ]
+    assert all(label.format_name for label in sim.printed) and sim.errors == []
+
+
 def test_paper_out_after_40_stops_at_a_known_point(printer, sim):
     contents = sample_contents(96)
     batch = render_batch(contents, TEMPLATE)

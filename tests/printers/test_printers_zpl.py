@@ -83,16 +83,108 @@ def test_stored_format_and_recall_exact_bytes():
         b"^PW260^LL102^LH0,0\n"
         b"^FO6,6^BXN,4,200,,,,_^FN1^FS\n"
         b"^FO76,6^A0N,15,15^FN1^FS\n"
-        b"^FO76,23^A0N,15,15^FN3^FS\n"
-        b"^FO76,40^A0N,15,15^FN4^FS\n"
-        b"^FO76,57^A0N,15,15^FN5^FS\n"
-        b"^FO76,74^A0N,15,15^FN6^FS\n"
+        # The lines after the first: one field block, 4 lines at the separate lines' pitch.
+        b"^FO76,23^A0N,15,15^FB184,4,2^FN3^FS\n"
         b"^FO6,74^A0N,15,15^FN2^FS\n"
         b"^XZ\n"
     )
     assert render_recall(LabelContent("S26-000123-E", "PBMC"), t) == (
-        b"^XA^CI28\n^XFR:CV203.ZPL^FS\n^FN1^FH_^FDS26-000123-E^FS\n^FN3^FH_^FDPBMC^FS\n^XZ\n"
+        b"^XA^XFCV203^FS^FN1^FDS26-000123-E^FS^FN3^FDPBMC^FS^XZ"
     )
+    # ^FH only where an escape is needed; a backslash in the block is doubled, ^CI28 repeated
+    # for non-ASCII text; REPRINT goes to its own field under the Data Matrix.
+    odd = LabelContent("S26-000123-E", "CAR-T a\\&b", lot="Zürich_1", reprint=True)
+    assert render_recall(odd, t) == (
+        b"^XA^CI28^XFCV203^FS^FN1^FDS26-000123-E^FS^FN2^FDREPRINT^FS"
+        b"^FN3^FH_^FDCAR-T a\\\\&b\\&Lot Z_C3_BCrich_5F1^FS^XZ"
+    )
+
+
+# The demo centre's vial of lot AAV9-2611-001 (lims.labels.sample_label of S26-000001-Y).
+DEMO_VIAL = LabelContent(
+    barcode="S26-000001-Y",
+    title="Vector vial",
+    lot="AAV9-2611-001",
+    date="EXP 2028-11-02",
+    coi_short="COI-26-000001-W",
+)
+# Bytes of the demo vial's label per template: (full label, recall, stored format).
+DEMO_VIAL_BYTES = {
+    "cryovial-203": (290, 112, 166),
+    "cryovial-300": (296, 112, 169),
+    "tube-2ml-203": (295, 112, 169),
+    "tube-2ml-300": (300, 112, 173),
+    "box-203": (294, 112, 145),
+    "box-300": (302, 112, 150),
+    "bag-203": (344, 112, 180),
+    "bag-300": (352, 112, 186),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_VIAL_BYTES))
+def test_a_recall_is_at_most_40_percent_of_a_full_label(name):
+    template = TEMPLATES[name]
+    full, recall, fmt = (
+        len(render_label(DEMO_VIAL, template)),
+        len(render_recall(DEMO_VIAL, template)),
+        len(render_format(template)),
+    )
+    assert (full, recall, fmt) == DEMO_VIAL_BYTES[name]
+    assert recall * 100 <= 40 * full
+    # Every test label too, whatever its fields.
+    for content in TEST_LABELS:
+        try:
+            whole = render_label(content, template)
+        except LabelError:
+            continue
+        assert len(render_recall(content, template)) * 100 <= 40 * len(whole), content
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_VIAL_BYTES))
+def test_each_job_gets_the_stored_format_only_when_it_saves_bytes(name):
+    template = TEMPLATES[name]
+    full, recall, fmt = DEMO_VIAL_BYTES[name]
+    for n in range(1, 7):
+        batch = render_batch([DEMO_VIAL] * n, template)
+        stored = n >= 2 and fmt + n * recall < n * full
+        assert (batch.format_bytes is not None) == stored, n
+        assert batch.total_bytes == (fmt + n * recall if stored else n * full), n
+        assert batch.total_bytes <= n * full
+    # One label goes whole; from two on the format pays for itself.
+    assert render_batch([DEMO_VIAL], template).format_bytes is None
+    assert render_batch([DEMO_VIAL] * 2, template).format_bytes is not None
+    # Forced either way, as a caller may ask.
+    assert render_batch([DEMO_VIAL], template, stored=True).format_bytes is not None
+    assert render_batch([DEMO_VIAL] * 5, template, stored=False).format_bytes is None
+
+
+@pytest.mark.parametrize("base", ["cryovial", "tube-2ml", "box", "bag"])
+def test_the_demo_vial_label_fits_at_300_dpi_as_at_203(base):
+    low, high = get_template(base, 203), get_template(base, 300)
+    # A text line is as wide at 300 dpi as at 203, in inches (1.48 times the dots, within a
+    # dot's rounding per edge): a label that fits one fits the other.
+    width = {t.dpi: plan_label(DEMO_VIAL, t).texts[0].max_width for t in (low, high)}
+    assert width[300] / width[203] == pytest.approx(300 / 203, abs=0.05), width
+    (img,) = zpl_images(render_label(DEMO_VIAL, high), high)
+    for tf in plan_label(DEMO_VIAL, high).texts:
+        band = img.crop((tf.x, tf.y, tf.x + tf.max_width, tf.y + tf.height))
+        ink = ImageOps.invert(band).getbbox()
+        assert ink is not None and ink[2] <= text_width_dots(tf.text, tf.width) <= tf.max_width
+    decoded = decode_image(img.convert("RGB"), border=20)
+    assert {text for _kind, text in decoded} == {DEMO_VIAL.barcode}
+
+
+def test_a_field_block_prints_the_same_pixels_with_odd_text():
+    template = get_template("cryovial-203")
+    for content in (
+        # (zplkit draws no accented letter: the simulator's test prints those)
+        LabelContent("S26-000123-E", "a\\&b \\\\", lot="Zurich_1", reprint=True),
+        LabelContent("S26-000123-E", "PBMC"),
+        LabelContent("S26-000123-E", "^XZ~JA", date="2026-11-29"),
+    ):
+        (full,) = zpl_images(render_label(content, template), template)
+        stored = zpl_images(render_format(template) + render_recall(content, template), template)
+        assert ImageChops.difference(full, stored[-1]).getbbox() is None, content
 
 
 def test_box_label_uses_code128_exact_bytes():

@@ -259,14 +259,17 @@ def test_bad_requests_queue_nothing(app, client, auth, tech, zebra):
 
 
 def test_label_that_does_not_fit_is_refused_with_the_reason(app, client, runner, tech, sim):
-    # The demo's AAV9 vials carry "Lot AAV9-2611-001", too wide for a 2 mL tube label at 300 dpi.
     add_printer(runner, "Z300", sim.port, dpi=300)
+    # The room's long name is too wide for a cryovial label, at 300 dpi as at 203.
+    r = queue(client, tech, ["RM-C1"], printer="Z300", template="cryovial")
+    assert r.status_code == 422, r.json
+    assert r.json["error"] == "label_does_not_fit" and r.json["field"] == "title"
+    assert "title: text 'Cleanroom C1 (rented suite)'" in r.json["message"]
+    assert client.get("/api/print-jobs?printer=Z300", headers=tech).json["jobs"] == []
+    # The demo's AAV9 vial fits a 2 mL tube label at 300 dpi as it does at 203.
     vial = client.get("/api/samples?lot=AAV9-2611-001&limit=1", headers=tech).json["samples"][0]
     r = queue(client, tech, [vial["barcode"]], printer="Z300", template="tube-2ml")
-    assert r.status_code == 422, r.json
-    assert r.json["error"] == "label_does_not_fit" and r.json["field"] == "lot"
-    assert "lot: text 'Lot AAV9-2611-001'" in r.json["message"]
-    assert client.get("/api/print-jobs?printer=Z300", headers=tech).json["jobs"] == []
+    assert r.status_code == 201 and r.json["template"] == "tube-2ml-300", r.json
 
 
 def test_other_org_job_is_404_and_list_filters(app, client, auth, tech, sim, zebra):

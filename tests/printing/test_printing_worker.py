@@ -78,7 +78,8 @@ def test_claim_protocol_refuses_what_would_break_the_record(app, client, auth, s
     assert r.status_code == 200
     claim = r.json["job"]
     assert claim["id"] == job_id and claim["printer"]["url"] == "demo-sim"
-    assert claim["format_b64"] and len(claim["labels_b64"]) == 1
+    # One label goes whole: no stored format for a job of one (printers.zpl.render_batch).
+    assert claim["format_b64"] is None and len(claim["labels_b64"]) == 1
     # While leased to worker a, nobody else gets a job of that printer.
     r = client.post("/api/print-jobs/claim", json={"worker": "b"}, headers=bench)
     assert r.json == {"job": None}

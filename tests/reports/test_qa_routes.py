@@ -106,6 +106,7 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("POST", "/api/print-jobs/<int:job_id>/reprint"): (LAB, {"reason": "smudged"}),
     ("POST", "/api/print-jobs/<int:job_id>/resume"): (LAB, {"reason": "ribbon changed"}),
     ("POST", "/api/print-jobs/<int:job_id>/void"): (LAB, {"reason": "wrong printer"}),
+    ("POST", "/api/print-jobs/<int:job_id>/resolve"): (LAB, {"printed": 0}),
     ("POST", "/api/print-jobs/claim"): (LAB, {"worker": "w1"}),
     ("POST", "/api/print-jobs/<int:job_id>/start"): (LAB, {"worker": "w1"}),
     ("POST", "/api/print-jobs/<int:job_id>/outcome"): (

@@ -175,11 +175,74 @@ def test_overlong_line_ended_by_gap_resynchronises() -> None:
 
 
 def test_invalid_utf8_is_an_error_scan_not_an_exception() -> None:
-    out = Framer().feed(b"AB\xff\xfeCD\r\xc3\r\xc3\xa9t\xc3\xa9\r", 0.0)
+    # Bad bytes inside the data (not before it) make an error scan: the rest may be another code.
+    out = Framer().feed(b"AB\xff\xfeCD\r\xc3\xa9A\xc3\r\xc3\xa9t\xc3\xa9\r", 0.0)
     assert [s.error for s in out] == ["invalid UTF-8", "invalid UTF-8", None]
     assert out[0].raw == b"AB\xff\xfeCD"
     assert out[0].data == "AB\ufffd\ufffdCD"
     assert out[2].data == "été"
+
+
+# Every byte that cannot begin a scan, by the rule in scanners/framing.py.
+NOISE_BYTES = sorted(
+    {*range(0x20), 0x7F, *range(0x80, 0xC2), *range(0xF5, 0x100)}
+    - {0x04, 0x1D, 0x1E}
+    - {0x0A, 0x0D}  # line ends end the frame (a CR scanner's LF is an empty frame)
+)
+
+
+@pytest.mark.parametrize("byte", NOISE_BYTES, ids=lambda b: f"{b:#04x}")
+def test_each_noise_byte_before_a_scan_is_dropped_and_the_scan_kept(byte: int) -> None:
+    framer = Framer("CR", gap_s=0.05)
+    # The noise and the scan arrive within the inter-byte gap: one frame.
+    assert framer.feed(bytes([byte, byte]), 1.0) == []
+    (scan,) = framer.feed(b"S26-000123-K\r", 1.02)
+    assert (scan.data, scan.error) == ("S26-000123-K", None)
+    assert framer.take_noise() == [bytes([byte, byte])]
+    assert framer.take_noise() == []
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [b"\x00", b"\xff", b"\x00\xff\xfe\x00", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\x80\xbf"],
+)
+def test_noise_then_scan_in_one_frame_reads_the_scan(noise: bytes) -> None:
+    for framer in (Framer("CR"), Framer("TAB"), Framer("CRLF")):
+        (scan,) = framer.feed(noise + b"S26-000123-K" + framer.suffix, 0.0)
+        assert scan.ok and scan.data == "S26-000123-K", framer.suffix
+        assert scan.raw == noise + b"S26-000123-K"  # the raw frame keeps what arrived
+        assert framer.take_noise() == [noise]
+    # A scanner without a suffix: the gap ends the frame, the noise is still dropped.
+    framer = Framer("CR", gap_s=0.05)
+    framer.feed(noise + b"]C0S26-", 5.0)
+    framer.feed(b"000123-K", 5.01)
+    (scan,) = framer.poll(5.1)
+    assert (scan.symbology, scan.data, scan.ok) == ("]C0", "S26-000123-K", True)
+
+
+def test_noise_alone_is_dropped_and_kept_for_the_log() -> None:
+    framer = Framer("CR", gap_s=0.05)
+    assert framer.feed(b"\xff\xfe\x00\r\x00\r", 0.0) == []
+    # After a suffixed scan a pause ends the frame: noise alone is still nothing.
+    assert [s.data for s in framer.feed(b"BOX-0001\r", 1.0)] == ["BOX-0001"]
+    assert framer.feed(b"\x00\xff", 2.0) == []
+    assert framer.poll(2.1) == []
+    # Noise then part of a scan, cut by a pause: an incomplete scan without the noise.
+    framer.feed(b"\xffBOX-00", 3.0)
+    (cut,) = framer.poll(3.1)
+    assert cut.data == "BOX-00" and cut.error.startswith("incomplete")
+    assert framer.take_noise() == [b"\xff\xfe\x00", b"\x00", b"\x00\xff", b"\xff"]
+
+
+def test_what_is_not_noise() -> None:
+    framer = Framer("CR")
+    # A first character outside ASCII, whole, is data; so are GS1 separators after an AIM id.
+    out = framer.feed("étiquette\r".encode() + b"]d2" + b"01095060001343521" + b"\x1d21X\r", 0.0)
+    assert [s.data for s in out] == ["étiquette", "01095060001343521\x1d21X"]
+    # In Latin-1 every byte from 0xA0 is a letter: 0xFF is 'ÿ', not noise.
+    (scan,) = Framer("CR", encoding="latin-1").feed(b"\xffA\r", 0.0)
+    assert scan.data == "ÿA"
+    assert framer.take_noise() == []
 
 
 def test_other_encoding() -> None:
