@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import register, sign_in
+from helpers import register, sign_in
 
 ROW = re.compile(r'<a class="mono" href="/samples/([^"]+)">')
 
