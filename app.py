@@ -17,7 +17,10 @@ def demo_refusal(environ: dict[str, str] | os._Environ) -> str | None:
     """
     settings = from_env(dict(environ))
     if settings.get("DATABASE_URL") and not settings.get("DEMO"):
-        return f"LIMS_DATABASE_URL is set. {REAL_CENTRE_HINT}"
+        return (
+            f"LIMS_DATABASE_URL is set. {REAL_CENTRE_HINT}. To try the demo in that database "
+            "anyway (an empty one only), set LIMS_DEMO=1"
+        )
     return None
 
 

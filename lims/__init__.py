@@ -224,8 +224,7 @@ REAL_CENTRE_HINT = (
     "`python app.py` serves only the demo centre, in its own database (instance/lims.sqlite3). "
     "To run a real centre: `flask --app app init-db`, then `flask --app app setup ...` and "
     "`flask --app app user create NAME --role admin --org centre`, and serve it with "
-    "`gunicorn -w 4 -b 127.0.0.1:5000 app:app` (README, 'Run a real centre'). To try the demo "
-    "on this database anyway (an empty one only), set LIMS_DEMO=1"
+    "`gunicorn -w 4 -b 127.0.0.1:5000 app:app` (README, 'Run a real centre')"
 )
 
 
