@@ -83,3 +83,23 @@ def test_columns_can_be_chosen_and_stay_while_paging(client, tech, page: Page) -
     assert not any("COI" in h for h in headers) and any("Updated" in h for h in headers)
     page.click("a[rel=prev]")
     expect(page.locator("#samples-table tbody tr")).to_have_count(50)
+
+
+def test_audit_rows_stay_one_line_newest_first(page: Page) -> None:  # noqa: F811
+    sign_in(page, "qa1")
+    page.goto("/audit")
+    rows = "#audit-results tbody tr"
+    heights = page.eval_on_selector_all(rows, "rs => rs.map(r => r.getBoundingClientRect().height)")
+    assert len(heights) >= 20 and all(20 <= h <= 34 for h in heights), heights
+    seqs = [int(s) for s in _column(page, "#audit-results", 0)]
+    assert seqs == sorted(seqs, reverse=True)
+    page.click("#sort-time")
+    expect(page).to_have_url(re.compile(r"order=oldest"))
+    up = [int(s) for s in _column(page, "#audit-results", 0)]
+    assert up == sorted(up) and up[0] == 1
+    page.fill("input[name=actor]", "quinn")
+    page.click("#audit-form button[type=submit]")
+    expect(page.locator("#people-found")).to_contain_text("Quinn Quality (qa1)")
+    who = _column(page, "#audit-results", 2)
+    assert who and set(who) == {"Quinn Quality"}
+    shot(page, "audit-dense")
