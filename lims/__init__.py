@@ -165,9 +165,12 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
             upgrade_database(engine, app.config["MIGRATE_DATABASE_URL"])
             ensure_base(engine)
             if app.config["LOAD_DEMO"]:
-                from lims.fixtures import load_demo_if_empty
+                from lims.fixtures import NotADemoDatabase, load_demo_if_empty
 
-                load_demo_if_empty(engine)
+                try:
+                    load_demo_if_empty(engine)
+                except NotADemoDatabase as err:
+                    raise StartupError(f"{err}. {REAL_CENTRE_HINT}") from None
     except SQLAlchemyError as err:
         cause = getattr(err, "orig", None) or err
         raise StartupError(
@@ -219,6 +222,15 @@ def _attach_checkpoints(app: APIFlask, instance: Path) -> None:
 
 class StartupError(RuntimeError):
     """The app cannot start: its message says what to set or fix (no traceback needed)."""
+
+
+# What `python app.py` says when pointed at a database that is not the demo's.
+REAL_CENTRE_HINT = (
+    "`python app.py` serves only the demo centre, in its own database (instance/lims.sqlite3). "
+    "To run a real centre: `flask --app app init-db`, then `flask --app app setup ...` and "
+    "`flask --app app user create NAME --role admin --org centre`, and serve it with "
+    "`gunicorn -w 4 -b 127.0.0.1:5000 app:app` (README, 'Run a real centre')"
+)
 
 
 def _shown_url(url: str) -> str:

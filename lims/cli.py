@@ -330,6 +330,14 @@ def printer_add(
             },
         )
     click.echo(f"printer {name} added at {url} ({baud} baud)")
+    if "://" not in url and not os.path.exists(url):
+        # Added all the same: a printer is often set up before it is plugged in.
+        click.echo(
+            f"warning: {url} does not exist now; {name} prints once the device is there "
+            "(is it plugged in and switched on? `ls /dev/serial/by-id/` names the connected "
+            "ones by a path that does not change between reboots)",
+            err=True,
+        )
 
 
 audit_cli = AppGroup("audit", help="Verify and export the audit trail.")

@@ -14,6 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "TESTING": False,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # 1 MiB: no legitimate request is larger
     "LOAD_DEMO": False,  # python app.py sets it: demo fixtures on first start
+    # LIMS_DEMO=1: python app.py may load the demo into the database LIMS_DATABASE_URL names
+    # (an empty one only); without it, python app.py refuses any database but its own.
+    "DEMO": False,
     "RUN_DEVICE_WORKER": False,  # python app.py: in-process print worker for local printers
     "AUTO_MIGRATE": True,
     "SESSION_IDLE_MINUTES": 15,

@@ -215,11 +215,32 @@ def _deviation(db: Session, spec: dict, password: str) -> None:
         )
 
 
+class NotADemoDatabase(RuntimeError):
+    """The database holds a centre's own users: the demo (published passwords) never loads."""
+
+
+def users_besides_system(db: Session, limit: int = 3) -> list[str]:
+    """Return a few usernames other than the system user (none: the database is unused)."""
+    return list(db.exec(select(User.username).where(User.username != "system").limit(limit)).all())
+
+
 def load_demo_if_empty(engine: Engine) -> bool:
-    """Load the demo centre unless it is there already; tell whether it loaded."""
+    """Load the demo centre into an unused database; tell whether it loaded.
+
+    A database that holds the demo already (its admin) is left as it is. One that holds other
+    users is a real centre's: NotADemoDatabase, because the demo's accounts share a published
+    password and must never sit beside real ones.
+    """
     with new_session(engine) as db:
         if db.exec(select(User.id).where(User.username == "admin")).first() is not None:
             return False
+        others = users_besides_system(db)
+        if others:
+            raise NotADemoDatabase(
+                f"this database has users already ({', '.join(others)}, ...) and is not the "
+                "demo's: the demo centre, with its published passwords, loads only into an "
+                "empty database"
+            )
         load_demo(db)
         db.commit()
         return True

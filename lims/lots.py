@@ -18,6 +18,7 @@ from lims import audit, signatures
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
+from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
 from lims.quality import deviations
@@ -182,6 +183,100 @@ def list_lots(session: Session, actor: Actor) -> list[VectorLot]:
     if not actor.sees_all:
         stmt = stmt.where(VectorLot.org_id == actor.org.id)
     return list(session.exec(stmt).all())
+
+
+LOT_SORTS: dict[str, SortKey] = {
+    "created": SortKey(VectorLot.created_at),
+    "updated": SortKey(VectorLot.updated_at),
+    "lot": SortKey(VectorLot.lot_number),
+    "vector": SortKey(VectorLot.vector),
+    "type": SortKey(VectorLot.vector_type),
+    "state": SortKey(VectorLot.state),
+    "expires": SortKey(func.coalesce(VectorLot.expires_on, date(9999, 12, 31))),
+}
+LOT_SORT_DEFAULT = "-created"  # newest first
+
+
+def lot_page(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    project: str | None = None,
+    text: str | None = None,
+    sort: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Page:
+    """Return one page of the lots the actor may see, filtered (any case), sorted, with a total.
+
+    text matches part of the lot number or of the vector's name.
+    """
+    name, descending = parse_sort(sort, LOT_SORTS, LOT_SORT_DEFAULT)
+    stmt = select(VectorLot)
+    if not actor.sees_all:
+        stmt = stmt.where(VectorLot.org_id == actor.org.id)
+    if state:
+        stmt = stmt.where(VectorLot.state == state.strip().lower())
+    if project:
+        proj = session.exec(
+            select(Project.id).where(func.lower(Project.code) == project.lower())
+        ).first()
+        stmt = stmt.where(VectorLot.project_id == (proj if proj is not None else -1))
+    if text:
+        like = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        stmt = stmt.where(
+            func.lower(VectorLot.lot_number).like(like, escape="\\")
+            | func.lower(VectorLot.vector).like(like, escape="\\")
+        )
+    return keyset_page(
+        session,
+        stmt,
+        model=VectorLot,
+        key=LOT_SORTS[name],
+        sort=name,
+        descending=descending,
+        after=after,
+        before=before,
+        limit=limit,
+    )
+
+
+def lot_rows(session: Session, rows: list[VectorLot]) -> list[dict[str, Any]]:
+    """Return what the lot list shows of each lot, reading each other table once."""
+    ids = [lot.id for lot in rows]
+    projects = {p.id: p.code for p in session.exec(select(Project))}
+    orgs = {o.id: o.display_name for o in session.exec(select(Organisation))}
+    vials = (
+        dict(
+            session.exec(
+                select(Sample.lot_id, func.count())
+                .where(Sample.lot_id.in_(ids))
+                .group_by(Sample.lot_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    return [
+        {
+            "lot_number": lot.lot_number,
+            "vector": lot.vector,
+            "vector_type": lot.vector_type,
+            "state": lot.state,
+            "project": projects.get(lot.project_id),
+            "organisation": orgs.get(lot.org_id),
+            "vials": vials.get(lot.id, 0),
+            "manufactured_on": lot.manufactured_on,
+            "expires_on": lot.expires_on,
+            "created_at": lot.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": lot.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for lot in rows
+    ]
 
 
 def lot_summary(lot: VectorLot) -> dict[str, Any]:

@@ -5,6 +5,7 @@ removed here (records and printed labels name these codes).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
@@ -144,15 +145,30 @@ def check_new_code(session: Session, code: str, what: str) -> None:
 
 def _check_label(content: LabelContent, template: str, what: str) -> None:
     """Refuse a name or code whose label could never print on the stock it goes on."""
+    stock = get_template(template)
     try:
-        plan_label(content, get_template(template))
+        plan_label(content, stock)
     except LabelError as err:
         part = getattr(err, "field", None)
         why = f"its {part} is too wide" if part in ("title", "barcode") else str(err)
         raise Refused(
-            f"{what} cannot be printed on {template} labels ({why}); shorten it",
+            f"{what} cannot be printed on {template} labels ({why}{_limit(str(err), stock)}); "
+            "shorten it",
             code="label_does_not_fit",
         ) from err
+
+
+_DOTS = re.compile(r"(?:about )?(\d+) dots(?: wide)?\b.*?(?:room for|has) (\d+) dots")
+
+
+def _limit(message: str, stock: Any) -> str:
+    """Return ': 412 dots, the limit 320 dots (40.6 mm at 203 dpi)' from a fit error, or ''."""
+    m = _DOTS.search(message)
+    if m is None:
+        return ""
+    need, room = int(m.group(1)), int(m.group(2))
+    mm = room / stock.dpi * 25.4
+    return f": {need} dots, the limit {room} dots ({mm:.1f} mm at {stock.dpi} dpi)"
 
 
 def add_record(

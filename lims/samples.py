@@ -7,7 +7,9 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import Field, model_validator
+from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -17,6 +19,7 @@ from lims.db import adopt, column_list, dialect_name, driver_execute, rows_by_id
 from lims.errors import Conflict, NotFound, Refused
 from lims.identifiers import check_coi, coi_id, sample_barcode
 from lims.inputs import Input, Line, Text
+from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.models import (
     Counter,
     Location,
@@ -99,6 +102,9 @@ def find_sample(session: Session, barcode: str, actor: Actor | None) -> Sample |
     """
     # Every scan and move starts here: the row is read through the driver (lims.db.adopt).
     row = driver_execute(session, _BY_BARCODE, (barcode,)).fetchone()
+    if row is None and barcode != barcode.upper():
+        # Barcodes are issued in upper case; the bench reads s26-000123-k as S26-000123-K.
+        row = driver_execute(session, _BY_BARCODE, (barcode.upper(),)).fetchone()
     return _visible(session, row, actor)
 
 
@@ -185,6 +191,35 @@ def sample_dict(session: Session, s: Sample) -> dict[str, Any]:
     }
 
 
+def _filtered(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    lot: str | None = None,
+    project: str | None = None,
+    location: str | None = None,
+) -> Any:
+    """Return SELECT sample with the filters, whatever their case (as a scan is read)."""
+    stmt = select(Sample)
+    if not actor.sees_all:
+        stmt = stmt.where(Sample.org_id == actor.org.id)
+    if state:
+        stmt = stmt.where(Sample.state == state.strip().lower())
+    if lot:
+        lot_row = lots.find_lot(session, lot)
+        stmt = stmt.where(Sample.lot_id == (lot_row.id if lot_row else -1))
+    if project:
+        proj = session.exec(
+            select(Project.id).where(func.lower(Project.code) == project.lower())
+        ).first()
+        stmt = stmt.where(Sample.project_id == (proj if proj is not None else -1))
+    if location:
+        loc = storage.find_location(session, location)
+        stmt = stmt.where(Sample.location_id == (loc.id if loc else -1))
+    return stmt
+
+
 def list_samples(
     session: Session,
     actor: Actor,
@@ -197,23 +232,105 @@ def list_samples(
     limit: int = 100,
 ) -> list[Sample]:
     """Return visible samples matching the filters, oldest first."""
-    stmt = select(Sample)
-    if not actor.sees_all:
-        stmt = stmt.where(Sample.org_id == actor.org.id)
-    if state:
-        stmt = stmt.where(Sample.state == state)
-    if lot:
-        lot_row = lots.find_lot(session, lot)
-        stmt = stmt.where(Sample.lot_id == (lot_row.id if lot_row else -1))
-    if project:
-        proj = session.exec(select(Project).where(Project.code == project)).first()
-        stmt = stmt.where(Sample.project_id == (proj.id if proj else -1))
-    if location:
-        loc = session.exec(select(Location).where(Location.code == location)).first()
-        stmt = stmt.where(Sample.location_id == (loc.id if loc else -1))
+    stmt = _filtered(session, actor, state=state, lot=lot, project=project, location=location)
     if after_id:
         stmt = stmt.where(Sample.id > after_id)
     return list(session.exec(stmt.order_by(Sample.id).limit(limit)).all())
+
+
+_Holder = aliased(User)
+_Lot = aliased(VectorLot)
+_Place = aliased(Location)
+_Type = aliased(SampleType)
+_Proj = aliased(Project)
+
+# What a sample list may be sorted by; nullable columns sort as '' (first when ascending).
+SAMPLE_SORTS: dict[str, SortKey] = {
+    "created": SortKey(Sample.created_at),
+    "updated": SortKey(Sample.updated_at),
+    "barcode": SortKey(Sample.barcode),
+    "coi": SortKey(Sample.coi),
+    "state": SortKey(Sample.state),
+    "type": SortKey(_Type.code, lambda q: q.join(_Type, _Type.id == Sample.sample_type_id)),
+    "project": SortKey(_Proj.code, lambda q: q.join(_Proj, _Proj.id == Sample.project_id)),
+    "lot": SortKey(
+        func.coalesce(_Lot.lot_number, ""), lambda q: q.outerjoin(_Lot, _Lot.id == Sample.lot_id)
+    ),
+    "location": SortKey(
+        func.coalesce(_Place.code, ""),
+        lambda q: q.outerjoin(_Place, _Place.id == Sample.location_id),
+    ),
+    "holder": SortKey(
+        func.coalesce(_Holder.full_name, ""),
+        lambda q: q.outerjoin(_Holder, _Holder.id == Sample.custodian_id),
+    ),
+}
+SAMPLE_SORT_DEFAULT = "-created"  # newest first
+
+
+def sample_page(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    lot: str | None = None,
+    project: str | None = None,
+    location: str | None = None,
+    sort: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    default_sort: str = SAMPLE_SORT_DEFAULT,
+) -> Page:
+    """Return one page of the visible samples matching the filters, sorted, with the total."""
+    name, descending = parse_sort(sort, SAMPLE_SORTS, default_sort)
+    stmt = _filtered(session, actor, state=state, lot=lot, project=project, location=location)
+    return keyset_page(
+        session,
+        stmt,
+        model=Sample,
+        key=SAMPLE_SORTS[name],
+        sort=name,
+        descending=descending,
+        after=after,
+        before=before,
+        limit=limit,
+    )
+
+
+def list_rows(session: Session, rows: list[Sample]) -> list[dict[str, Any]]:
+    """Return what a list shows of each sample, reading each referenced table once."""
+    types = rows_by_id(session, SampleType, (s.sample_type_id for s in rows))
+    projects = rows_by_id(session, Project, (s.project_id for s in rows))
+    lot_rows = rows_by_id(session, VectorLot, (s.lot_id for s in rows))
+    places = rows_by_id(session, Location, (s.location_id for s in rows))
+    holders = rows_by_id(session, User, (s.custodian_id for s in rows))
+    out = []
+    for s in rows:
+        lot, place, holder = lot_rows.get(s.lot_id), places.get(s.location_id), None
+        holder = holders.get(s.custodian_id)
+        out.append(
+            {
+                "id": s.id,
+                "barcode": s.barcode,
+                "sample_type": types[s.sample_type_id].code if s.sample_type_id in types else None,
+                "project": projects[s.project_id].code if s.project_id in projects else None,
+                "coi": s.coi,
+                "state": s.state,
+                "lot": lot.lot_number if lot else None,
+                "lot_state": lot.state if lot else None,
+                "location": place.code if place else None,
+                "position": s.position,
+                "holder": holder.username if holder else None,
+                "holder_name": holder.full_name if holder else None,
+                "volume": s.volume,
+                "unit": s.unit,
+                "container": s.container,
+                "created_at": s.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "updated_at": s.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+    return out
 
 
 # --- writing -------------------------------------------------------------------------------

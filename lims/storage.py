@@ -66,6 +66,10 @@ def find_location(session: Session, code: str) -> Location | None:
     if hit is not None:
         return hit
     loc = session.exec(select(Location).where(Location.code == code)).first()
+    if loc is None and code != code.upper():
+        # Codes are printed in upper case and unique whatever the case (masterdata): box-0002
+        # typed with caps lock off names BOX-0002, as it does at the bench.
+        loc = session.exec(select(Location).where(Location.code == code.upper())).first()
     return None if loc is None else _remember(session, loc)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from apiflask import APIBlueprint
 from apiflask.schemas import FileSchema
@@ -28,13 +29,22 @@ class AuditQuery(QueryModel):
         default=None, max_length=64, description="a sample barcode: its events and its lineage's"
     )
     lot: str | None = Field(default=None, max_length=64, description="lot number: lot and vials")
-    actor: str | None = Field(default=None, max_length=64)
+    actor: str | None = Field(default=None, max_length=64, description="a username, exactly")
+    actor_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="part of a person's name or username, any case: everyone it matches",
+    )
     action: str | None = Field(default=None, max_length=64)
     station: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=64)
     since: datetime | None = None
     until: datetime | None = None
     cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
+    order: Literal["oldest", "newest"] = Field(
+        default="oldest", description="oldest first (default) or newest first"
+    )
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -47,6 +57,7 @@ def _filters(q: AuditQuery, actor: Actor) -> dict:
         entity_type=q.entity_type,
         entity=q.entity,
         by=q.actor,
+        by_name=q.actor_name,
         action=q.action,
         station=q.station,
         location=q.location,
@@ -59,9 +70,17 @@ def _filters(q: AuditQuery, actor: Actor) -> dict:
 @answers(bp, schemas.EventsOut, *READ, 403, 404)
 @bp.input(AuditQuery, location="query", arg_name="q")
 def list_events(q: AuditQuery):
-    """Query the audit trail, oldest first; pass next_cursor back as cursor for the next page."""
+    """Query the audit trail, oldest first; pass next_cursor back as cursor for the next page.
+
+    order=newest: newest first, and the next page holds the events older than the cursor.
+    """
     actor = require(*READERS)
-    events = audit.query(get_db(), after_seq=q.cursor, limit=q.limit, **_filters(q, actor))
+    if q.order == "newest":
+        events = audit.query(
+            get_db(), before_seq=q.cursor, newest_first=True, limit=q.limit, **_filters(q, actor)
+        )
+    else:
+        events = audit.query(get_db(), after_seq=q.cursor, limit=q.limit, **_filters(q, actor))
     return {
         "events": [audit.event_dict(e) for e in events],
         "next_cursor": events[-1].seq if len(events) == q.limit else None,

@@ -23,6 +23,15 @@ class SampleQuery(QueryModel):
     project: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=64)
     cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
+    before: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="a prev_cursor: the page before it"
+    )
+    sort: str | None = Field(
+        default=None,
+        max_length=16,
+        description="created (default, oldest first), updated, barcode, coi, state, type, "
+        "project, lot, location or holder; '-' first for descending (-created: newest first)",
+    )
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -59,21 +68,27 @@ def create_sample(data: SampleCreate):
 @answers(bp, schemas.SamplePage, *READ)
 @bp.input(SampleQuery, location="query", arg_name="q")
 def list_samples(q: SampleQuery):
-    """List samples you may see; filter by state, lot, project, location."""
+    """List samples you may see; filter by state, lot, project, location (any case)."""
     db = get_db()
-    rows = samples.list_samples(
+    page = samples.sample_page(
         db,
         current_actor(),
         state=q.state,
         lot=q.lot,
         project=q.project,
         location=q.location,
-        after_id=q.cursor,
+        sort=q.sort,
+        after=q.cursor,
+        before=q.before,
         limit=q.limit,
+        default_sort="created",
     )
     return {
-        "samples": [samples.sample_dict(db, s) for s in rows],
-        "next_cursor": rows[-1].id if len(rows) == q.limit else None,
+        "samples": [samples.sample_dict(db, s) for s in page.rows],
+        "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
+        "total": page.total,
+        "sort": page.sort,
     }
 
 

@@ -266,6 +266,11 @@ class SamplesOut(Out):
 
 class SamplePage(SamplesOut):
     next_cursor: int | None = Field(description="pass as cursor for the next page; null: last")
+    prev_cursor: int | None = Field(
+        default=None, description="pass as before for the previous page; null: first"
+    )
+    total: int = Field(description="how many samples match the filters, on every page")
+    sort: str = Field(description="the order of this page: a column, '-' first for descending")
 
 
 class AliquotsOut(Out):

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import String, and_, false, func, literal_column, or_, select
+from sqlalchemy import String, and_, false, func, literal_column, or_, select, text
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
 from lims.audit.chain import MAX_SEQ, ts_text
-from lims.models import AuditEvent
+from lims.models import AuditEvent, User
 
 
 class Match(TypedDict, total=False):
@@ -25,6 +25,7 @@ class Match(TypedDict, total=False):
     entities: list[tuple[str, list[str]]] | None
     lot_id: int | None
     actor: str | None
+    actors: list[str] | None  # any of these usernames (a search by name found them)
     action: str | None
     station: str | None
     location_id: int | None
@@ -43,9 +44,13 @@ _MATCH_NAMES_IN_ORDER = tuple(Match.__annotations__)
 _MATCH_NAMES = frozenset(_MATCH_NAMES_IN_ORDER)
 
 
-def count_events(session: Session, **filters: Unpack[Filters]) -> int:
-    """Return the number of events in the trail, or of those matching query()'s filters."""
-    if not filters:
+def count_events(session: Session, *, cap: int | None = None, **filters: Unpack[Filters]) -> int:
+    """Return the number of events in the trail, or of those matching query()'s filters.
+
+    With cap: count no further than cap + 1 (a page says "more than cap"; a trail of millions
+    is not read to the end for a number on a screen).
+    """
+    if not filters and cap is None:
         stmt = select(func.count()).select_from(AuditEvent)
     else:
         seq_from, seq_before = seq_range(
@@ -53,9 +58,52 @@ def count_events(session: Session, **filters: Unpack[Filters]) -> int:
         )
         matching = query_statement(
             columns=(AuditEvent.seq,), seq_from=seq_from, seq_before=seq_before, **filters
-        ).limit(None)
+        ).limit(None if cap is None else cap + 1)
         stmt = select(func.count()).select_from(matching.order_by(None).subquery())
     return session.connection().execute(stmt).scalar_one()
+
+
+def actions_in_trail(session: Session) -> list[str]:
+    """Return every action the trail holds, in order: one index probe per action.
+
+    A loose index scan on (action, seq), so that a trail of millions answers as fast as a new
+    one (SELECT DISTINCT would read the whole index on PostgreSQL).
+    """
+    sql = text(
+        "WITH RECURSIVE t(a) AS ("
+        " SELECT MIN(action) FROM audit_event"
+        " UNION ALL"
+        " SELECT (SELECT MIN(action) FROM audit_event WHERE action > t.a) FROM t"
+        " WHERE t.a IS NOT NULL"
+        ") SELECT a FROM t WHERE a IS NOT NULL"
+    )
+    return [row[0] for row in session.connection().execute(sql)]
+
+
+def actors_named(
+    session: Session, name: str, *, org_ids: list[int] | None = None, limit: int = 50
+) -> list[tuple[str, str]]:
+    """Return (username, full name) of the users whose username or full name holds name.
+
+    Case is ignored. org_ids: only users of these organisations (what a client may know).
+    """
+    like = "%" + name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = select(User.username, User.full_name).where(
+        or_(
+            func.lower(User.username).like(like, escape="\\"),
+            func.lower(User.full_name).like(like, escape="\\"),
+        )
+    )
+    if org_ids is not None:
+        stmt = stmt.where(User.org_id.in_(org_ids))
+    rows = session.connection().execute(stmt.order_by(User.username).limit(limit)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def full_names(session: Session) -> dict[str, str]:
+    """Return username -> full name of every user (a few hundred rows: read once per export)."""
+    rows = session.connection().execute(select(User.username, User.full_name)).all()
+    return {r[0]: r[1] for r in rows}
 
 
 def event_dict(ev: AuditEvent | Any) -> dict[str, Any]:
@@ -83,14 +131,26 @@ def query(
     session: Session,
     *,
     after_seq: int | None = None,
+    before_seq: int | None = None,
+    newest_first: bool = False,
     limit: int = 100,
     **filters: Unpack[Filters],
 ) -> list[AuditEvent]:
-    """Return events matching every given filter, oldest first, after the cursor seq."""
+    """Return events matching every given filter, oldest first, after the cursor seq.
+
+    newest_first: newest first instead; before_seq: only events older than that seq.
+    """
     since, until = filters.pop("since", None), filters.pop("until", None)
     seq_from, seq_before = seq_range(session, since, until)
+    if before_seq is not None:
+        seq_before = before_seq if seq_before is None else min(seq_before, before_seq)
     stmt = query_statement(
-        seq_from=seq_from, seq_before=seq_before, after_seq=after_seq, limit=limit, **filters
+        seq_from=seq_from,
+        seq_before=seq_before,
+        after_seq=after_seq,
+        limit=limit,
+        newest_first=newest_first,
+        **filters,
     )
     return list(session.exec(stmt).all())
 
@@ -135,6 +195,7 @@ def query_statement(
     after_seq: int | None = None,
     limit: int = 100,
     columns: tuple = (),
+    newest_first: bool = False,
     **match: Unpack[Match],
 ) -> Any:
     """Build the SELECT of query() over the seq range [seq_from, seq_before)."""
@@ -149,6 +210,8 @@ def query_statement(
             continue
         if name == "entity_ids":
             stmt = stmt.where(AuditEvent.entity_id.in_(value))
+        elif name == "actors":
+            stmt = stmt.where(AuditEvent.actor.in_(value))
         elif name == "entities":
             stmt = stmt.where(
                 or_(
@@ -168,7 +231,7 @@ def query_statement(
         stmt = stmt.where(AuditEvent.seq < min(seq_before, MAX_SEQ))
     if after_seq is not None:
         stmt = stmt.where(AuditEvent.seq > min(after_seq, MAX_SEQ))
-    return stmt.order_by(AuditEvent.seq).limit(limit)
+    return stmt.order_by(AuditEvent.seq.desc() if newest_first else AuditEvent.seq).limit(limit)
 
 
 def iter_events(

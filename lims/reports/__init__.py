@@ -2,6 +2,8 @@
 
 from lims.reports.csv import (
     CSV_COLUMNS,
+    EXPORT_COLUMNS,
+    HUMAN_COLUMNS,
     checkpoint_for_export,
     csv_batches,
     csv_chunks,
@@ -9,7 +11,7 @@ from lims.reports.csv import (
     export_csv,
 )
 from lims.reports.data import ReportData, lot_data, sample_data
-from lims.reports.filters import as_utc, check_may_verify, filters_for, lineage
+from lims.reports.filters import as_utc, check_may_verify, filters_for, lineage, people_named
 from lims.reports.pdf import (
     checkpoint_statement,
     export_pdf,
@@ -21,6 +23,8 @@ from lims.reports.pdf import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "EXPORT_COLUMNS",
+    "HUMAN_COLUMNS",
     "ReportData",
     "as_utc",
     "check_may_verify",
@@ -35,6 +39,7 @@ __all__ = [
     "lineage",
     "lot_data",
     "lot_report",
+    "people_named",
     "render",
     "sample_data",
     "sample_report",

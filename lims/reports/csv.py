@@ -19,6 +19,10 @@ CSV_COLUMNS = (
     *(f for f in audit.HASHED_FIELDS if f not in ("org_id", "lot_id", "location_id")),
     "hash",
 )
+# Beside the raw columns, what a reader needs without a JSON viewer or a user list.
+HUMAN_COLUMNS = ("actor_name", "record", "change")
+EXPORT_COLUMNS = (*CSV_COLUMNS, *HUMAN_COLUMNS)
+_AT = {name: i for i, name in enumerate(CSV_COLUMNS)}
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV injection
@@ -71,18 +75,35 @@ def csv_text(rows: Any) -> str:
 def csv_batches(
     db: Session, filters: audit.Filters, *, batch: int = 5000
 ) -> Iterator[tuple[str, int]]:
-    """Yield (CSV text, events in it): the header first, then a batch of rows per chunk."""
+    """Yield (CSV text, events in it): the header first, then a batch of rows per chunk.
+
+    Each row holds the raw columns (CSV_COLUMNS, as the chain holds them) and then the human
+    ones (HUMAN_COLUMNS): the actor's full name, the record in words, the change in a line.
+    """
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
+    w.writerow(EXPORT_COLUMNS)
     yield buf.getvalue(), 0
     columns = [getattr(AuditEvent, c) for c in CSV_COLUMNS[1:]]
     ts_sql = audit.ts_text_column(db.connection().dialect.name)
     if ts_sql is not None:
         columns[0] = ts_sql  # the database formats the time: no datetime per row
+    names = audit.full_names(db)
+    actor_at, type_at, id_at = _AT["actor"], _AT["entity_type"], _AT["entity_id"]
+    before_at, after_at = _AT["before"], _AT["after"]
+    record_text, change_text = audit.record_text, audit.change_text
     for rows in audit.iter_rows(db, columns=tuple(columns), batch=batch, **filters):
         if ts_sql is None:
             rows = [(r[0], audit.ts_text(r[1]), *r[2:]) for r in rows]
+        rows = [
+            (
+                *r,
+                names.get(r[actor_at], ""),
+                record_text(r[type_at], r[id_at]),
+                change_text(r[before_at], r[after_at]),
+            )
+            for r in rows
+        ]
         yield csv_text(rows), len(rows)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from lims import audit, lots, samples, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Forbidden
-from lims.models import Sample
+from lims.models import Organisation, Sample, User
 
 
 def lineage(db: Session, s: Sample) -> list[Sample]:
@@ -41,6 +42,7 @@ def filters_for(
     entity_type: str | None = None,
     entity: str | None = None,
     by: str | None = None,
+    by_name: str | None = None,
     action: str | None = None,
     station: str | None = None,
     location: str | None = None,
@@ -68,6 +70,14 @@ def filters_for(
     if location:
         loc = storage.find_location(db, location)
         f["location_id"] = loc.id if loc else -1
+    if by_name:
+        f["actors"] = [name for name, _ in people_named(db, actor, by_name)]
+    if by:
+        # Usernames are one to a person whatever the case: TECH1 is tech1.
+        same = db.exec(select(User.username).where(func.lower(User.username) == by.lower())).all()
+        by = same[0] if len(same) == 1 else by
+    if action:
+        action = action.strip().lower()  # actions are written in lower case
     for name, value in (
         ("actor", by),
         ("action", action),
@@ -80,6 +90,18 @@ def filters_for(
     if not actor.sees_all:
         f["org_id"] = actor.org.id
     return f
+
+
+def people_named(db: Session, actor: Actor, name: str) -> list[tuple[str, str]]:
+    """Return (username, full name) of the people whose name or username holds name (any case).
+
+    A client's reader finds its own organisation's people and the centre's, no one else's.
+    """
+    org_ids = None
+    if not actor.sees_all:
+        centre = db.exec(select(Organisation.id).where(Organisation.kind == "centre")).all()
+        org_ids = [actor.org.id, *centre]
+    return audit.actors_named(db, name.strip(), org_ids=org_ids)
 
 
 def check_may_verify(actor: Actor) -> None:

@@ -15,6 +15,7 @@ from lims.errors import BadRequest, LimsError
 from lims.roles import AUDIT_READERS
 from lims.web.common import actor, area, page, render
 from lims.web.common import cursor as page_cursor
+from lims.web.lists import before_cursor
 
 bp = area("audit", __name__)
 
@@ -31,21 +32,34 @@ def _when(raw: str | None, name: str) -> datetime | None:
     return reports.as_utc(value, name)
 
 
+PAGE_SIZE = 50
+COUNT_CAP = 10_000  # a page counts no further: a trail of millions is not read for a number
+
+
+def _action_label(action: str) -> str:
+    area, _, what = action.partition(".")
+    return f"{area}: {what.replace('_', ' ')}" if what else action
+
+
 @bp.get("/audit", endpoint="search")
 @page(*AUDIT_READERS)
 def audit_search():  # noqa: ANN201
-    """Search the audit trail with the API's filters, page by page, with export links."""
+    """Search the audit trail (newest first), page by page, with export links."""
     db = get_db()
+    who = actor()
     raw = {k: (request.args.get(k) or "").strip()[:64] for k in _AUDIT_FILTERS}
+    oldest_first = request.args.get("order") == "oldest"
+    actions = [(a, _action_label(a)) for a in audit.actions_in_trail(db)]
+    base = {"filters": raw, "actions": actions, "oldest_first": oldest_first}
     try:
-        cursor = page_cursor()
+        cursor, before = page_cursor(), before_cursor()
         since, until = _when(raw["since"], "since"), _when(raw["until"], "until")
         filters = reports.filters_for(
             db,
-            actor(),
+            who,
             sample=raw["sample"] or None,
             lot=raw["lot"] or None,
-            by=raw["actor"] or None,
+            by_name=raw["actor"] or None,
             action=raw["action"] or None,
             station=raw["station"] or None,
             location=raw["location"] or None,
@@ -59,29 +73,59 @@ def audit_search():  # noqa: ANN201
             err.status,
             error=err.message,
             events=[],
-            filters=raw,
             searched=False,
             csv_url=None,
             pdf_url=None,
             next_url=None,
-            first_url=url_for("web.audit.search"),
-            paged=False,
+            prev_url=None,
+            total=None,
+            people=[],
+            order_url=None,
+            **base,
         )
-    limit = 50
-    events = [
-        audit.event_dict(e) for e in audit.query(db, after_seq=cursor, limit=limit, **filters)
-    ]
+    people = reports.people_named(db, who, raw["actor"]) if raw["actor"] else []
+    total = audit.count_events(db, cap=COUNT_CAP, **dict(filters))
+    # Walking back (before=) reads the other way round, then turns the page over.
+    backwards = before is not None
+    newest = oldest_first == backwards
+    edge = before if backwards else cursor
+    rows = audit.query(
+        db,
+        after_seq=edge if not newest else None,
+        before_seq=edge if newest else None,
+        newest_first=newest,
+        limit=PAGE_SIZE + 1,
+        **dict(filters),
+    )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    if backwards:
+        rows.reverse()
+    events = [audit.event_dict(e) for e in rows]
+    names = audit.full_names(db)
+    for ev in events:
+        ev["actor_name"] = names.get(ev["actor"], "")
+    has_next = True if backwards else more
+    has_prev = more if backwards else cursor is not None
     active = {k: v for k, v in raw.items() if v}
-    api_args = dict(active)
+    if oldest_first:
+        active["order"] = "oldest"
+    api_args = {k: v for k, v in active.items() if k not in ("actor", "order")}
+    if raw["actor"]:
+        api_args["actor_name"] = raw["actor"]
     if since:
         api_args["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
     if until:
         api_args["until"] = until.strftime("%Y-%m-%dT%H:%M:%SZ")
-    next_url = None
-    if len(events) == limit:
-        next_url = (
-            url_for("web.audit.search") + "?" + urlencode({**active, "cursor": events[-1]["seq"]})
-        )
+    here = url_for("web.audit.search")
+    next_url = prev_url = None
+    if events and has_next:
+        next_url = here + "?" + urlencode({**active, "cursor": events[-1]["seq"]})
+    if events and has_prev:
+        prev_url = here + "?" + urlencode({**active, "before": events[0]["seq"]})
+    flipped = {k: v for k, v in active.items() if k != "order"}
+    if not oldest_first:
+        flipped["order"] = "oldest"
     pdf = None
     if raw["sample"]:
         pdf = f"/api/samples/{raw['sample']}/report.pdf"
@@ -90,42 +134,23 @@ def audit_search():  # noqa: ANN201
     return render(
         "audit.html",
         events=events,
-        filters=raw,
-        searched=bool(active) or cursor is not None,
+        searched=bool(active) or cursor is not None or before is not None,
         csv_url="/api/audit/export.csv" + ("?" + urlencode(api_args) if api_args else ""),
         pdf_url=pdf,
         next_url=next_url,
-        first_url=url_for("web.audit.search") + ("?" + urlencode(active) if active else ""),
-        paged=cursor is not None,
+        prev_url=prev_url,
+        total=total,
+        count_cap=COUNT_CAP,
+        people=people,
+        order_url=here + ("?" + urlencode(flipped) if flipped else ""),
+        **base,
     )
-
-
-def _pretty(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_pretty(v)}" for k, v in value.items() if v not in (None, ""))
-    if isinstance(value, list):
-        return "; ".join(_pretty(v) for v in value)
-    return str(value)
 
 
 @bp.app_template_filter("changes")
 def _changes(ev: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Return (field, before, after) for every field an event changed."""
-    before, after = ev.get("before") or {}, ev.get("after") or {}
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return [("", _pretty(before), _pretty(after))]
-    out = []
-    for key in list(dict.fromkeys([*before, *after])):
-        b, a = before.get(key), after.get(key)
-        if b == a or key == "version":
-            continue
-        if isinstance(b, list) and isinstance(a, list):
-            # A list (a lot's QC results): show what left it and what joined it.
-            b, a = [x for x in b if x not in a], [x for x in a if x not in b]
-        out.append((key, _pretty(b), _pretty(a)))
-    return out
+    return audit.changes(ev.get("before"), ev.get("after"))
 
 
 @bp.app_template_filter("tojson_pretty")

@@ -10,15 +10,63 @@ from lims import lots, samples
 from lims.boundary.unit import get_db
 from lims.roles import AUDIT_READERS, LAB
 from lims.web.common import actor, area, first_error, page, perform, render
+from lims.web.common import cursor as page_cursor
+from lims.web.lists import Column, ListView, before_cursor, chosen_columns
 
 bp = area("lots", __name__)
+
+
+LOT_COLUMNS = (
+    Column("lot", "Lot", "lot"),
+    Column("vector", "Vector", "vector"),
+    Column("type", "Type", "type"),
+    Column("state", "Disposition", "state"),
+    Column("project", "Project", None),
+    Column("organisation", "Organisation", None, shown=False),
+    Column("vials", "Vials", None),
+    Column("expires", "Expires", "expires"),
+    Column("created", "Created", "created"),
+    Column("updated", "Updated", "updated", shown=False),
+)
 
 
 @bp.get("/lots", endpoint="list")
 @page()
 def lots_list():  # noqa: ANN201
-    """List the vector lots you may see, with their disposition."""
-    return render("lots.html", rows=lots.list_lots(get_db(), actor()))
+    """List the vector lots you may see, newest first, sortable, page by page."""
+    db = get_db()
+    args = {k: (request.args.get(k) or "").strip()[:64] or None for k in ("state", "project", "q")}
+    sort = (request.args.get("sort") or "").strip()[:16] or lots.LOT_SORT_DEFAULT
+    result = lots.lot_page(
+        db,
+        actor(),
+        state=args["state"],
+        project=args["project"],
+        text=args["q"],
+        sort=sort,
+        after=page_cursor(),
+        before=before_cursor(),
+        limit=50,
+    )
+    shown = chosen_columns(LOT_COLUMNS)
+    view = ListView(
+        url_for("web.lots.list"),
+        filters=args,
+        sort=result.sort,
+        default_sort=lots.LOT_SORT_DEFAULT,
+        columns=LOT_COLUMNS,
+        shown=shown,
+    )
+    return render(
+        "lots.html",
+        rows=lots.lot_rows(db, result.rows),
+        result=result,
+        view=view,
+        columns=LOT_COLUMNS,
+        shown=shown,
+        filters=args,
+        states=lots.LOT_STATES,
+    )
 
 
 def _lot_context(lot_number: str) -> dict[str, Any]:

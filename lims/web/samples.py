@@ -3,60 +3,78 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import flash, redirect, request, url_for
 
-from lims import custody, masterdata, printing, scanning, storage
+from lims import custody, printing, scanning, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.boundary.unit import get_db
 from lims.roles import AUDIT_READERS, LAB
 from lims.web.common import actor, area, first_error, page, perform, render
 from lims.web.common import cursor as page_cursor
+from lims.web.lists import Column, ListView, before_cursor, chosen_columns
 
 bp = area("samples", __name__)
+
+
+SAMPLE_COLUMNS = (
+    Column("barcode", "Barcode", "barcode"),
+    Column("coi", "COI", "coi"),
+    Column("type", "Type", "type"),
+    Column("project", "Project", "project"),
+    Column("state", "State", "state"),
+    Column("lot", "Lot", "lot"),
+    Column("where", "Where", "location"),
+    Column("holder", "Holder", "holder"),
+    Column("volume", "Volume", None, shown=False),
+    Column("created", "Created", "created"),
+    Column("updated", "Updated", "updated", shown=False),
+)
+PAGE_SIZE = 50
 
 
 @bp.get("/samples", endpoint="list")
 @page()
 def samples_list():  # noqa: ANN201
-    """List samples (filter by state, project, lot, location), newest first page by page."""
+    """List samples (filter by state, project, lot, location), newest first, page by page."""
     db = get_db()
     args = {
-        k: (request.args.get(k) or "").strip()[:64] or None for k in ("state", "project", "lot")
+        k: (request.args.get(k) or "").strip()[:64] or None
+        for k in ("state", "project", "lot", "location")
     }
-    location = (request.args.get("location") or "").strip()[:64] or None
-    cursor = page_cursor()
-    rows = samples_mod.list_samples(
-        db, actor(), location=location, after_id=cursor, limit=50, **args
+    sort = (request.args.get("sort") or "").strip()[:16] or samples_mod.SAMPLE_SORT_DEFAULT
+    result = samples_mod.sample_page(
+        db, actor(), sort=sort, after=page_cursor(), before=before_cursor(), limit=PAGE_SIZE, **args
     )
-    codes = masterdata.code_maps(db)
-    places = codes["places"]
-    next_args = None
-    if len(rows) == 50:
-        next_args = urlencode(
-            {**{k: v for k, v in args.items() if v}, "cursor": rows[-1].id}
-            | ({"location": location} if location else {})
-        )
+    shown = chosen_columns(SAMPLE_COLUMNS)
+    view = ListView(
+        url_for("web.samples.list"),
+        filters=args,
+        sort=result.sort,
+        default_sort=samples_mod.SAMPLE_SORT_DEFAULT,
+        columns=SAMPLE_COLUMNS,
+        shown=shown,
+    )
     # Say when a filter names nothing, so that "no samples match" is not taken for an answer.
     unknown = []
-    if args["state"] and args["state"] not in custody.STATES:
+    state = (args["state"] or "").lower()
+    if state and state not in custody.STATES:
         unknown.append(f"no state {args['state']!r} (states: {', '.join(custody.STATES)})")
-    if location and location not in places.values():
-        unknown.append(f"no location {location!r}")
+    if args["location"] and storage.find_location(db, args["location"]) is None:
+        unknown.append(f"no location {args['location']!r}")
     return render(
         "samples.html",
         error="; ".join(unknown) or None,
         printers=printing.active_printers(db) if actor().role in LAB else [],
         templates=printing.template_names(),
-        rows=rows,
-        types=codes["types"],
-        projects=codes["projects"],
-        places=places,
-        filters={**args, "location": location},
+        rows=samples_mod.list_rows(db, result.rows),
+        result=result,
+        view=view,
+        columns=SAMPLE_COLUMNS,
+        shown=shown,
+        filters={**args, "state": state or None},
         states=custody.STATES,
-        next_args=next_args,
     )
 
 

@@ -198,11 +198,11 @@ def test_csv_export_matches_the_trail_and_the_csv_module(app, client, auth):
     assert reports.csv_text(tricky) == buf.getvalue()
     body = client.get("/api/audit/export.csv", headers=qa).get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(body)))
-    assert tuple(rows[0]) == reports.CSV_COLUMNS
+    assert tuple(rows[0]) == reports.EXPORT_COLUMNS
     events = _all_events(app)
     assert len(rows) - 1 == len(events)
     for row, e in zip(rows[1:], events, strict=True):
-        d = dict(zip(reports.CSV_COLUMNS, row, strict=True))
+        d = dict(zip(reports.EXPORT_COLUMNS, row, strict=True))
         assert int(d["seq"]) == e.seq and d["ts"] == audit.ts_text(e.ts)
         assert (d["actor"], d["action"], d["entity_id"]) == (e.actor, e.action, e.entity_id)
         assert d["after"] == (e.after or "") and d["hash"] == e.hash

@@ -205,8 +205,14 @@ def test_audit_page_filters_and_pages_with_the_cursor(app, client):  # noqa: ANN
     nxt = re.search(r'href="(/audit\?[^"]*cursor=\d+)"', first.text).group(1).replace("&amp;", "&")
     second = client.get(nxt)
     more = [int(x) for x in re.findall(r"<tr class=\"ev[^\"]*\">\s*<td>(\d+)</td>", second.text)]
-    assert more and min(more) > max(seqs)
+    # Newest first: the next page holds older events, and Previous leads back to the first.
+    assert seqs == sorted(seqs, reverse=True)
+    assert more and max(more) < min(seqs)
     assert "since=2000-01-01T00" in nxt
+    prev = re.search(r'href="(/audit\?[^"]*before=\d+)"', second.text).group(1)
+    back = client.get(prev.replace("&amp;", "&"))
+    again = [int(x) for x in re.findall(r"<tr class=\"ev[^\"]*\">\s*<td>(\d+)</td>", back.text)]
+    assert again == seqs
     bad = client.get("/audit?since=yesterday&actor=tech1")
     assert bad.status_code == 400 and "since must be" in bad.text
     # The form stays as typed, to be mended, with no results or exports of a search not run.
