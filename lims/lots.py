@@ -20,6 +20,7 @@ from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
+from lims.quality import trail
 from lims.roles import LAB, QA
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
@@ -478,6 +479,9 @@ def transition_lot(
             f"lot {lot_number} expired on {lot.expires_on}; it cannot be released",
             code="lot_expired",
         )
+    if t.target == "released":
+        # Release and lifting a hold rest on QA's review of the lot's audit trail (Annex 11 §9).
+        trail.release_refusal(session, lot)
     if data.action == "expire":
         if lot.expires_on is None or lot.expires_on > today:
             raise Refused(

@@ -335,3 +335,16 @@ class ScanEvent(SQLModel, table=True):
     # The response JSON given for this scan_id, replayed verbatim when the agent retries it.
     result: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class LotTrailReview(SQLModel, table=True):
+    """QA's signed review of a lot's audit trail up to a seq (EU GMP Annex 11 §9); append-only."""
+
+    __tablename__ = "lot_trail_review"
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = Field(foreign_key="vector_lot.id", index=True)
+    # The newest event of the lot's lineage the reviewer saw; later ones make the review stale.
+    reviewed_up_to_seq: int
+    signature_id: int = Field(foreign_key="signature.id")
+    reviewer_id: int = Field(foreign_key="app_user.id")
+    reviewed_at: datetime = Field(default_factory=utcnow)

@@ -1,5 +1,6 @@
 """QA records read from the trail: filters for a QA reader, chain-of-custody PDFs, CSV exports."""
 
+from lims.reports.coa import Certificate, certificate, record_issue
 from lims.reports.csv import (
     CSV_COLUMNS,
     checkpoint_for_export,
@@ -21,8 +22,10 @@ from lims.reports.pdf import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "Certificate",
     "ReportData",
     "as_utc",
+    "certificate",
     "check_may_verify",
     "checkpoint_for_export",
     "checkpoint_statement",
@@ -35,6 +38,7 @@ __all__ = [
     "lineage",
     "lot_data",
     "lot_report",
+    "record_issue",
     "render",
     "sample_data",
     "sample_report",

@@ -1,0 +1,1 @@
+"""Quality loop: specifications, OOS, deviations, audit-trail review."""
