@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import PASSWORD, audit_count, post_form, review_trail, sign_in, verify
+from helpers import (
+    PASSWORD,
+    audit_count,
+    pdf_text,
+    post_form,
+    review_trail,
+    sign_in,
+    verify,
+)
 from printing_util import add_printer, queue
 
 LOT = "AAV9-2611-001"  # demo: Helix Bio, quarantine, mycoplasma missing, six vials
@@ -118,6 +126,9 @@ def test_a_review_is_qa_s_and_carries_a_review_signature(client, auth, app):
     assert client.get(f"/api/lots/{LOT}", headers=qa).json["signatures"] == []
     r = _review(client, qa, newest)
     assert r.status_code == 409 and r.json["error"] == "already_reviewed"
+    # The lot's custody report lists the review signature, checked against its event.
+    text = pdf_text(client.get(f"/api/lots/{LOT}/report.pdf", headers=qa).data)
+    assert f"lot_trail/{LOT}" in text and "intact" in text and "NOT VERIFIED" not in text
     assert verify(app).ok
 
 
