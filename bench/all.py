@@ -235,6 +235,7 @@ def rows_audit(data: dict, args: argparse.Namespace) -> list[dict]:
     return [
         _p95_row(b, data, "history", "sample history", 5, note),
         _p95_row(b, data, "page", "QA page of 100", 25),
+        _p95_row(b, data, "lot_trail", "lot audit-trail review page", 25),
         _row(
             b,
             "CSV export",

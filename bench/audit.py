@@ -31,10 +31,17 @@ from lims import audit, reports, samples  # noqa: E402
 from lims.accounts.users import Actor, actor_for  # noqa: E402
 from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import AuditEvent, Location, Organisation, Sample, User, VectorLot  # noqa: E402
+from lims.quality import trail  # noqa: E402
 
 # --tiny: a fresh trail of 2,000 events, a few histories and pages.
 TINY = {"generate": 2000, "samples": 10, "filter_rounds": 2}
-TARGETS = {"history_ms": 5.0, "page_ms": 25.0, "csv_rows_s": 50_000, "verify_s": 200_000}
+TARGETS = {
+    "history_ms": 5.0,
+    "page_ms": 25.0,
+    "lot_trail_ms": 25.0,
+    "csv_rows_s": 50_000,
+    "verify_s": 200_000,
+}
 
 
 class Capture:
@@ -197,6 +204,25 @@ def bench_pages(db, cap, raw, actor: Actor, rng: random.Random, rounds: int) -> 
     }
 
 
+def bench_lot_trail(db, cap, raw, actor: Actor, rng: random.Random, n: int) -> dict:  # noqa: ANN001
+    """Time the newest page of a lot's lineage trail with its review status (QA's review page)."""
+    lots = db.exec(select(VectorLot)).all()
+    picks = [rng.choice(lots) for _ in range(n)]
+    lims_ms, raw_ms, stmts = [], [], []
+
+    def page(lot: VectorLot) -> dict:
+        return trail.lineage_page(db, lot, actor, limit=100)
+
+    for lot in picks[:10]:  # warm the caches the same way for both
+        page(lot)
+    for lot in picks:
+        st = cap.grab(lambda lot=lot: page(lot))
+        stmts += st
+        lims_ms += timed(lambda lot=lot: page(lot))
+        raw_ms += timed(lambda st=st: replay(raw, st))
+    return {"lims_p95": p95(lims_ms), "raw_p95": p95(raw_ms), "statements": stmts}
+
+
 def bench_csv(db, cap, raw, org_id: int) -> dict:  # noqa: ANN001
     filters = {"org_id": org_id}  # what filters_for gives a client viewer of that organisation
 
@@ -295,6 +321,14 @@ def print_report(out: dict[str, Any], scans: list[str]) -> None:
         ),
         _vs_raw(
             out,
+            "lot trail page p95 (ms)",
+            "lot_trail_p95_ms",
+            "lot_trail_raw_p95_ms",
+            "<= 25",
+            out["lot_trail_p95_ms"] <= TARGETS["lot_trail_ms"],
+        ),
+        _vs_raw(
+            out,
             "CSV export (rows/s)",
             "csv_rows_s",
             "csv_raw_rows_s",
@@ -341,7 +375,12 @@ def measure(url: str, samples_n: int, filter_rounds: int, seed: int) -> dict[str
         ).first()
         history = bench_history(db, cap, raw, qa, rng, samples_n)
         pages = bench_pages(db, cap, raw, qa, rng, filter_rounds)
-        scans = explain_full_scans(raw, dialect, history["statements"] + pages["statements"])
+        lot_trail = bench_lot_trail(db, cap, raw, qa, rng, samples_n)
+        scans = explain_full_scans(
+            raw,
+            dialect,
+            history["statements"] + pages["statements"] + lot_trail["statements"],
+        )
         db.rollback()
         exported = bench_csv(db, cap, raw, client_org.id)
         db.rollback()
@@ -354,6 +393,8 @@ def measure(url: str, samples_n: int, filter_rounds: int, seed: int) -> dict[str
         page_p95_ms=round(pages["lims_p95"], 2),
         page_raw_p95_ms=round(pages["raw_p95"], 2),
         pages=pages["pages"],
+        lot_trail_p95_ms=round(lot_trail["lims_p95"], 2),
+        lot_trail_raw_p95_ms=round(lot_trail["raw_p95"], 2),
         csv_rows=exported["rows"],
         csv_rows_s=round(exported["lims_rows_s"]),
         csv_raw_rows_s=round(exported["raw_rows_s"]),

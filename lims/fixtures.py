@@ -13,7 +13,8 @@ from lims import lots, masterdata, samples
 from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer, Station, User
-from lims.quality import deviations
+from lims.quality import deviations, trail
+from lims.signatures import SignatureIn
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
 
@@ -91,10 +92,21 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
                 db, lot_number=lot.lot_number, data=lots.LotTransitionIn(action=action), actor=tech
             )
         if spec.get("release_by"):
+            qa = _actor(db, spec["release_by"])
+            # QA reviews the lot's audit trail (Annex 11 §9) before it may release it.
+            trail.review(
+                db,
+                lot=lot,
+                actor=qa,
+                data=trail.ReviewIn(
+                    up_to_seq=trail.review_status(db, lot)["newest_seq"],
+                    signature=SignatureIn(password=password, meaning="review"),
+                ),
+            )
             lots.transition_lot(
                 db,
                 lot_number=lot.lot_number,
-                actor=_actor(db, spec["release_by"]),
+                actor=qa,
                 data=lots.LotTransitionIn(
                     action="release",
                     signature=lots.SignatureIn(password=password, meaning="release"),

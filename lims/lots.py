@@ -21,7 +21,7 @@ from lims.inputs import Day, Input, Line, Text, blank
 from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.masterdata import check_new_code
 from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
-from lims.quality import deviations
+from lims.quality import deviations, trail
 from lims.roles import LAB, QA
 
 REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
@@ -576,6 +576,9 @@ def transition_lot(
             f"lot {lot_number} expired on {lot.expires_on}; it cannot be released",
             code="lot_expired",
         )
+    if t.target == "released":
+        # Release and lifting a hold rest on QA's review of the lot's audit trail (Annex 11 §9).
+        trail.release_refusal(session, lot)
     if data.action == "expire":
         if lot.expires_on is None or lot.expires_on > today:
             raise Refused(

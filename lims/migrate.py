@@ -29,6 +29,7 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     "audit_event": ("SELECT", "INSERT"),
     "audit_head": ("SELECT", "UPDATE"),
     "signature": ("SELECT", "INSERT"),
+    "lot_trail_review": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

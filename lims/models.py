@@ -395,3 +395,16 @@ class CapaAction(SQLModel, table=True):
     # Carried into another deviation instead of being done here (that one holds the copy).
     carried_to_id: int | None = Field(default=None, foreign_key="capa_action.id")
     carried_from_id: int | None = Field(default=None, foreign_key="capa_action.id")
+
+
+class LotTrailReview(SQLModel, table=True):
+    """QA's signed review of a lot's audit trail up to a seq (EU GMP Annex 11 §9); append-only."""
+
+    __tablename__ = "lot_trail_review"
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = Field(foreign_key="vector_lot.id", index=True)
+    # The newest event of the lot's lineage the reviewer saw; later ones make the review stale.
+    reviewed_up_to_seq: int
+    signature_id: int = Field(foreign_key="signature.id")
+    reviewer_id: int = Field(foreign_key="app_user.id")
+    reviewed_at: datetime = Field(default_factory=utcnow)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pydantic import Field
 from sqlmodel import Session
 
 from lims.accounts import throttle
 from lims.accounts.users import Actor, check_password
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
+from lims.inputs import Input
 from lims.models import Signature, User, utcnow
 
 MEANINGS = ("review", "approval", "release", "rejection", "responsibility")
@@ -36,6 +38,15 @@ def _signature_hash(sig: Signature) -> str:
             ]
         ).encode()
     ).hexdigest()
+
+
+class SignatureIn(Input):
+    """A signature as a request gives it: the password re-entered and the meaning it carries."""
+
+    # Compared, never stored as given: the password is checked, the meaning must match exactly.
+    password: str = Field(min_length=1, max_length=500)
+    meaning: str = Field(min_length=1, max_length=32)
+    username: str | None = Field(default=None, max_length=64)
 
 
 class SignatureRefused(Refused):

@@ -80,6 +80,20 @@ def tamper(app, sql: str, **params) -> None:  # noqa: ANN001, ANN003
         conn.execute(text(sql), params)
 
 
+def review_trail(client, lot: str, headers, password: str = "demo-only-lims"):  # noqa: ANN001, ANN201
+    """Sign QA's review of the lot's audit trail up to its newest event, as release needs."""
+    page = client.get(f"/api/lots/{lot}/audit-trail?limit=1", headers=headers)
+    assert page.status_code == 200, page.json
+    seq = page.json["review"]["newest_seq"]
+    r = client.post(
+        f"/api/lots/{lot}/audit-trail/review",
+        json={"up_to_seq": seq, "signature": {"password": password, "meaning": "review"}},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.json
+    return r
+
+
 def pdf_text(data: bytes) -> str:
     """Return the text of every page of a PDF, whitespace (table cell wraps) as single spaces."""
     assert data.startswith(b"%PDF-")

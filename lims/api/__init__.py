@@ -7,8 +7,19 @@ from apiflask import APIFlask
 
 def register(app: APIFlask) -> None:
     """Register every API blueprint on app."""
-    from lims.api import admin, audit, deviations, lots, printing, reports, samples, scans, schemas
+    from lims.api import (
+        admin,
+        audit,
+        deviations,
+        lots,
+        printing,
+        reports,
+        samples,
+        scans,
+        schemas,
+        trail,
+    )
 
     schemas.register(app)
-    for module in (samples, lots, audit, admin, scans, reports, printing, deviations):
+    for module in (samples, lots, audit, admin, scans, reports, printing, deviations, trail):
         app.register_blueprint(module.bp)

@@ -9,7 +9,7 @@ from flask import Response
 from lims import reports, samples
 from lims.api import schemas
 from lims.api.schemas import READ, WRITE, answers
-from lims.boundary import get_db, require, write
+from lims.boundary import get_db, require, unit, write
 from lims.roles import AUDIT_READERS as READERS
 from lims.roles import LAB
 from lims.samples import CorrectionIn
@@ -48,6 +48,26 @@ def lot_report(lot: str):
     """Return the chain-of-custody PDF of a lot and its vials (QA, admin, client viewer)."""
     actor = require(*READERS)
     return _pdf(reports.lot_report(get_db(), lot, actor), f"custody-{lot}.pdf")
+
+
+@bp.get("/lots/<lot>/coa.pdf")
+@answers(bp, None, *READ, 404, 422)
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the certificate of analysis",
+)
+def lot_coa(lot: str):
+    """Return the certificate of analysis of a released lot (centre staff, the lot's client).
+
+    Each one issued is recorded in the audit trail with its SHA-256 (also in X-Content-SHA256).
+    """
+    actor = require()
+    cert = reports.certificate(get_db(), lot_number=lot, actor=actor)
+    unit.write_aside(lambda db: reports.record_issue(db, cert=cert, actor=actor))
+    resp = _pdf(cert.pdf, f"coa-{cert.lot_number}.pdf")
+    resp.headers["X-Content-SHA256"] = cert.sha256
+    return resp
 
 
 @bp.post("/samples/<barcode>/corrections")

@@ -501,6 +501,32 @@ class ScansOut(Out):
     scans: list[ScanLine]
 
 
+# --- quality: audit-trail review --------------------------------------------------------------
+
+
+class TrailReviewStatusOut(Out):
+    newest_seq: int | None = Field(description="the newest lineage event QA must have reviewed")
+    reviewed: bool = Field(description="QA has reviewed the lot's audit trail at least once")
+    current: bool = Field(description="the newest review covers every lineage event")
+    reviewed_up_to_seq: int | None
+    new_events: int | None = Field(description="lineage events after the review (stale if > 0)")
+    signature: SignatureOut | None
+
+
+class LotTrailOut(Out):
+    lot_number: str
+    state: str
+    review: TrailReviewStatusOut
+    events: list[EventOut] = Field(description="the lineage's events, newest first")
+    next_cursor: int | None = Field(description="pass as cursor for the next (older) page")
+
+
+class TrailReviewOut(Out):
+    lot_number: str
+    reviewed_up_to_seq: int
+    review: TrailReviewStatusOut
+
+
 # --- the document -----------------------------------------------------------------------------
 
 MODELS: list[type[BaseModel]] = [

@@ -291,3 +291,104 @@ def iter_rows(
             return
         yield rows
         after = rows[-1][0]
+
+
+def _lineage_parts(
+    *,
+    lot_id: int,
+    print_jobs: list[str],
+    org_id: int | None,
+    columns: tuple,
+    skip_actions: tuple[str, ...] = (),
+) -> list[Any]:
+    """Return the SELECTs whose union is a lot's lineage, each walking one index in seq order.
+
+    Every event of the lot, its vials and their descendants carries the lot's id (one probe of
+    (lot_id, seq)); a print job that labelled tubes of several lots carries none, so the jobs
+    that labelled the lineage are added by (entity_type, entity_id, seq). Two statements, not
+    one OR: each reads its own index backwards and stops at the page's limit.
+    """
+    base = sm_select(AuditEvent) if not columns else select(*columns)
+    own = base.where(AuditEvent.lot_id == lot_id)
+    parts = [own]
+    if print_jobs:
+        parts.append(
+            base.where(
+                AuditEvent.entity_type == "print_job",
+                AuditEvent.entity_id.in_(print_jobs),
+                or_(AuditEvent.lot_id.is_(None), AuditEvent.lot_id != lot_id),
+            )
+        )
+    out = []
+    for stmt in parts:
+        if org_id is not None:
+            stmt = stmt.where(AuditEvent.org_id == org_id)
+        if skip_actions:
+            stmt = stmt.where(AuditEvent.action.not_in(skip_actions))
+        out.append(stmt)
+    return out
+
+
+def lineage_events(
+    session: Session,
+    *,
+    lot_id: int,
+    print_jobs: list[str],
+    org_id: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Return the events of a lot's lineage, newest first, before the cursor seq."""
+    rows: list[AuditEvent] = []
+    for stmt in _lineage_parts(lot_id=lot_id, print_jobs=print_jobs, org_id=org_id, columns=()):
+        if before_seq is not None:
+            stmt = stmt.where(AuditEvent.seq < min(before_seq, MAX_SEQ))
+        rows += session.exec(stmt.order_by(AuditEvent.seq.desc()).limit(limit)).all()
+    rows.sort(key=lambda e: e.seq, reverse=True)
+    return rows[:limit]
+
+
+def lineage_newest_seq(
+    session: Session,
+    *,
+    lot_id: int,
+    print_jobs: list[str],
+    skip_actions: tuple[str, ...] = (),
+) -> int | None:
+    """Return the seq of the newest event of a lot's lineage (None: it has none)."""
+    conn = session.connection()
+    newest = None
+    for stmt in _lineage_parts(
+        lot_id=lot_id,
+        print_jobs=print_jobs,
+        org_id=None,
+        columns=(AuditEvent.seq,),
+        skip_actions=skip_actions,
+    ):
+        seq = conn.execute(stmt.order_by(AuditEvent.seq.desc()).limit(1)).scalar()
+        if seq is not None and (newest is None or seq > newest):
+            newest = seq
+    return newest
+
+
+def lineage_count_after(
+    session: Session,
+    *,
+    lot_id: int,
+    print_jobs: list[str],
+    after_seq: int,
+    skip_actions: tuple[str, ...] = (),
+) -> int:
+    """Return how many events of a lot's lineage came after seq after_seq."""
+    conn = session.connection()
+    total = 0
+    for stmt in _lineage_parts(
+        lot_id=lot_id,
+        print_jobs=print_jobs,
+        org_id=None,
+        columns=(AuditEvent.seq,),
+        skip_actions=skip_actions,
+    ):
+        newer = stmt.where(AuditEvent.seq > min(after_seq, MAX_SEQ)).subquery()
+        total += conn.execute(select(func.count()).select_from(newer)).scalar_one()
+    return total

@@ -1,5 +1,6 @@
 """QA records read from the trail: filters for a QA reader, chain-of-custody PDFs, CSV exports."""
 
+from lims.reports.coa import Certificate, certificate, record_issue
 from lims.reports.csv import (
     CSV_COLUMNS,
     EXPORT_COLUMNS,
@@ -25,8 +26,10 @@ __all__ = [
     "CSV_COLUMNS",
     "EXPORT_COLUMNS",
     "HUMAN_COLUMNS",
+    "Certificate",
     "ReportData",
     "as_utc",
+    "certificate",
     "check_may_verify",
     "checkpoint_for_export",
     "checkpoint_statement",
@@ -40,6 +43,7 @@ __all__ = [
     "lot_data",
     "lot_report",
     "people_named",
+    "record_issue",
     "render",
     "sample_data",
     "sample_report",

@@ -86,7 +86,7 @@ def checkpoint_statement(
     )
 
 
-def _canvas_class(footer_left: str):  # noqa: ANN202
+def _canvas_class(footer_left: str, page: tuple[float, float] = PAGE):  # noqa: ANN202
     """Return a canvas that prints 'page x of y' once the number of pages is known."""
 
     class NumberedCanvas(canvas.Canvas):
@@ -112,7 +112,7 @@ def _canvas_class(footer_left: str):  # noqa: ANN202
             self.setFont(font, 7)
             self.setFillColor(colors.grey)
             self.drawString(12 * mm, 7 * mm, footer_left)
-            self.drawRightString(PAGE[0] - 12 * mm, 7 * mm, f"page {self._pageNumber} of {total}")
+            self.drawRightString(page[0] - 12 * mm, 7 * mm, f"page {self._pageNumber} of {total}")
 
     return NumberedCanvas
 

@@ -8,7 +8,8 @@ from flask import flash, redirect, request, url_for
 
 from lims import lots, samples
 from lims.boundary.unit import get_db
-from lims.roles import AUDIT_READERS, LAB
+from lims.quality import trail
+from lims.roles import AUDIT_READERS, LAB, QA
 from lims.web.common import actor, area, first_error, page, perform, render
 from lims.web.common import cursor as page_cursor
 from lims.web.lists import Column, ListView, before_cursor, chosen_columns
@@ -90,6 +91,8 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
         "required_qc": lots.REQUIRED_QC,
         "can_qc": who.role in LAB and lot.state in ("in_production", "quarantine"),
         "can_report": who.role in AUDIT_READERS,
+        "trail": trail.review_status(db, lot),
+        "can_review_trail": who.role in QA,
         "project": project,
         "org": org,
     }

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from alembic import command
 from conftest import ENGINE, PG_URL, PgDatabases
-from helpers import PASSWORD, bearer, move, register
+from helpers import PASSWORD, bearer, move, register, review_trail
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
@@ -148,6 +148,8 @@ def test_the_app_works_as_its_role(roles: Roles, monkeypatch: pytest.MonkeyPatch
         assert (
             client.post(f"{lot}/qc", json={**qc, "passed": True}, headers=tech).status_code == 201
         )
+        # QA's trail review: a row of an append-only table (SELECT and INSERT for the app role).
+        review_trail(client, "AAV9-2611-001", qa)
         r = client.post(
             f"{lot}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
         )

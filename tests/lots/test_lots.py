@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from helpers import audit_count, verify
+from helpers import audit_count, review_trail, verify
 from sqlmodel import select
 
 from lims import lots, signatures
@@ -34,6 +34,9 @@ def test_release_needs_every_qc_result_qa_and_a_signature(client, auth, app):
     assert _myco(client, tech).status_code == 201
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=tech)
     assert r.status_code == 403
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "audit_trail_not_reviewed"
+    review_trail(client, LOT, qa)
     r = client.post(url, json={"action": "release"}, headers=qa)
     assert r.status_code == 422 and r.json["error"] == "signature_required"
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
@@ -50,6 +53,7 @@ def test_release_needs_every_qc_result_qa_and_a_signature(client, auth, app):
 def test_wrong_password_at_signing_is_audited_and_changes_nothing(client, auth, app):
     qa = auth("qa1")
     _myco(client, auth("tech1"))
+    review_trail(client, LOT, qa)
     before = audit_count(app)
     r = client.post(
         f"/api/lots/{LOT}/transitions",
@@ -62,7 +66,8 @@ def test_wrong_password_at_signing_is_audited_and_changes_nothing(client, auth, 
     ev = client.get("/api/audit?action=signature.refused", headers=qa).json["events"]
     assert ev[-1]["actor"] == "qa1" and ev[-1]["entity_id"] == LOT
     with new_session(app.extensions["lims"]["engine"]) as db:
-        assert db.exec(select(Signature).where(Signature.record_id == LOT)).all() == []
+        on_lot = (Signature.record_type == "lot", Signature.record_id == LOT)
+        assert db.exec(select(Signature).where(*on_lot)).all() == []
 
 
 def test_failed_qc_blocks_release_and_a_correction_needs_a_reason(client, auth):
@@ -86,6 +91,7 @@ def test_failed_qc_blocks_release_and_a_correction_needs_a_reason(client, auth):
         headers=tech,
     )
     assert r.status_code == 201
+    review_trail(client, LOT, qa)
     r = client.post(
         f"/api/lots/{LOT}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
     )
@@ -143,6 +149,7 @@ def test_hold_lift_and_expire(client, auth, app):
     assert client.post(url, json={"action": "hold"}, headers=qa).status_code == 422
     r = client.post(url, json={"action": "hold", "reason": "deviation DV-12"}, headers=qa)
     assert r.json["state"] == "on_hold"
+    review_trail(client, "LV-2611-002", qa)
     r = client.post(
         url, json={"action": "lift_hold", "reason": "DV-12 closed", "signature": SIGN}, headers=qa
     )
@@ -165,6 +172,7 @@ def lot_user(db):
 
 def test_signature_is_bound_to_its_record(client, auth, app):
     _myco(client, auth("tech1"))
+    review_trail(client, LOT, auth("qa1"))
     r = client.post(
         f"/api/lots/{LOT}/transitions",
         json={"action": "release", "signature": SIGN},
@@ -255,6 +263,7 @@ def test_a_vial_cannot_be_checked_out_once_its_lot_expired_even_before_the_batch
 ):
     tech, qa = auth("tech1"), auth("qa1")
     _qc_complete_lot(client, tech, "SOON-2601", "2099-01-01")
+    review_trail(client, "SOON-2601", qa)
     r = client.post(
         "/api/lots/SOON-2601/transitions", json={"action": "release", "signature": SIGN}, headers=qa
     )
@@ -304,6 +313,7 @@ def test_another_organisations_lot_number_is_not_confirmed(client, auth):
 def test_wrong_signature_passwords_lock_the_account_like_sign_in(client, auth, app):
     qa = auth("qa1")
     _myco(client, auth("tech1"))
+    review_trail(client, LOT, qa)
     url = f"/api/lots/{LOT}/transitions"
     limit = app.config["LOGIN_MAX_FAILURES"]
     for i in range(limit):
@@ -328,6 +338,7 @@ def test_a_run_out_signature_lock_counts_afresh_and_locks_again(client, auth, ap
 
     qa = auth("qa1")
     _myco(client, auth("tech1"))
+    review_trail(client, LOT, qa)
     url = f"/api/lots/{LOT}/transitions"
     wrong = {"action": "release", "signature": {**SIGN, "password": "guess"}}
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):

@@ -74,6 +74,13 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
             "signature": {"password": "x", "meaning": "rejection"},
         },
     ),
+    ("GET", "/api/lots/<lot>/audit-trail"): (READERS, None),
+    ("POST", "/api/lots/<lot>/audit-trail/review"): (
+        frozenset({"qa"}),
+        {"up_to_seq": 1, "signature": {"password": "x", "meaning": "review"}},
+    ),
+    # A released lot's certificate: centre staff and the lot's own organisation.
+    ("GET", "/api/lots/<lot>/coa.pdf"): (ANY, None),
     ("GET", "/api/audit"): (READERS, None),
     ("GET", "/api/audit/export.csv"): (READERS, None),
     ("GET", "/api/audit/verify"): (LAB, None),

@@ -204,6 +204,18 @@ def test_release_a_lot_with_an_electronic_signature(app, page: Page) -> None:  #
     _record_mycoplasma(app)
     page.reload()
     expect(page.locator("#qc-table .qc-pass")).to_have_count(4)
+    # QA reviews the lot's audit trail first (EU GMP Annex 11 §9): the lot page links to it.
+    expect(page.locator("#trail-review-status")).to_contain_text("Not reviewed")
+    page.click("#trail-review-link")
+    expect(page.locator("#trail-events tbody tr").first).to_contain_text("lot.qc")
+    review = page.locator("#trail-review-form")
+    review.locator("input[name=password]").fill(PASSWORD)
+    review.locator("button[type=submit]").click()
+    expect(page.locator(".flash-ok")).to_contain_text("reviewed up to seq")
+    expect(page.locator("#review-status")).to_contain_text("Quinn Quality")
+    shot(page, "lot-trail-reviewed")
+    page.goto("/lots/AAV9-2611-001")
+    expect(page.locator("#trail-review-status")).to_contain_text("no events since")
     form = page.locator("#lot-release")
     form.locator("input[name=password]").fill("not my password")
     form.locator("button[type=submit]").click()
@@ -219,6 +231,7 @@ def test_release_a_lot_with_an_electronic_signature(app, page: Page) -> None:  #
     expect(page.locator("#signatures")).to_contain_text("Quinn Quality")
     expect(page.locator("#signatures")).to_contain_text("release")
     shot(page, "lot-released")
+    expect(page.locator("#coa-link")).to_have_attribute("href", "/api/lots/AAV9-2611-001/coa.pdf")
 
 
 def test_search_the_audit_trail(page: Page) -> None:
