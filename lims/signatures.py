@@ -5,15 +5,24 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pydantic import Field
 from sqlmodel import Session
 
 from lims.accounts import throttle
 from lims.accounts.users import Actor, check_password
 from lims.audit import canonical_json
 from lims.errors import BadRequest, Refused
+from lims.inputs import Input
 from lims.models import Signature, User, utcnow
 
 MEANINGS = ("review", "approval", "release", "rejection", "responsibility")
+
+
+class SignatureIn(Input):
+    # Compared, never stored as given: the password is checked, the meaning must match exactly.
+    password: str = Field(min_length=1, max_length=500)
+    meaning: str = Field(min_length=1, max_length=32)
+    username: str | None = Field(default=None, max_length=64)
 
 
 def content_hash(content: dict[str, Any]) -> str:
@@ -164,3 +173,34 @@ def signature_dict(sig: Signature) -> dict[str, Any]:
         "content_hash": sig.content_hash,
         "hash": sig.hash,
     }
+
+
+def sign_required(
+    session: Session,
+    *,
+    actor: Actor,
+    given: SignatureIn | None,
+    meaning: str,
+    what: str,
+    record_type: str,
+    record_id: str,
+    content: dict[str, Any],
+) -> Signature:
+    """Sign content with the signature a move (what) needs, refusing a missing or wrong one."""
+    if given is None:
+        raise Refused(
+            f"{what} needs an electronic signature (your password, meaning {meaning!r})",
+            code="signature_required",
+        )
+    if given.meaning != meaning:
+        raise BadRequest(f"{what} is signed with the meaning {meaning!r}", code="signature_meaning")
+    return sign(
+        session,
+        actor=actor,
+        password=given.password,
+        meaning=given.meaning,
+        username=given.username,
+        record_type=record_type,
+        record_id=record_id,
+        content=content,
+    )

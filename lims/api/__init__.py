@@ -7,8 +7,8 @@ from apiflask import APIFlask
 
 def register(app: APIFlask) -> None:
     """Register every API blueprint on app."""
-    from lims.api import admin, audit, lots, printing, reports, samples, scans, schemas
+    from lims.api import admin, audit, lots, printing, quality, reports, samples, scans, schemas
 
     schemas.register(app)
-    for module in (samples, lots, audit, admin, scans, reports, printing):
+    for module in (samples, lots, quality, audit, admin, scans, reports, printing):
         app.register_blueprint(module.bp)

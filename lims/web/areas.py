@@ -1,9 +1,9 @@
 """The pages of every area, each its own blueprint, nested once under the pages' parent."""
 
-from lims.web import accounts, audit, bench, home, lots, printing, samples, storage
+from lims.web import accounts, audit, bench, home, lots, printing, quality, samples, storage
 from lims.web.common import bp
 
-AREAS = (home, accounts, bench, samples, lots, storage, audit, printing)
+AREAS = (home, accounts, bench, samples, lots, quality, storage, audit, printing)
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.
 for _area in AREAS:

@@ -174,6 +174,8 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Storage", url_for("web.storage.tree")),
     ]
     if role in LAB:
+        items.append(("Quality", url_for("web.quality.specs")))
+    if role in LAB:
         items.append(("Print queue", url_for("web.printing.queue")))
     if role in AUDIT_READERS:
         items.append(("Audit", url_for("web.audit.search")))

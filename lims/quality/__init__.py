@@ -1,0 +1,1 @@
+"""The quality loop: specifications, results judged against them, review, OOS, release rules."""
