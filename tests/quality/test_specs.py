@@ -184,3 +184,74 @@ def test_a_result_that_cannot_be_read_against_its_limit_is_refused(result, error
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_specification_pages_write_a_draft_and_approve_it(app, client, qa2):
+    from helpers import PASSWORD, post_form, sign_in
+
+    sign_in(client, "qa1")
+    page = client.get("/quality/specs")
+    assert page.status_code == 200 and "AAV-RELEASE v1" in page.text
+    r = post_form(
+        client,
+        "/quality/specs",
+        code="PBMC-RELEASE",
+        product="PBMC",
+        stage="release",
+        title="PBMC release",
+        limits="viability | trypan blue | % | >= 70\nsterility | Ph. Eur. | | no growth",
+    )
+    assert r.status_code == 302, r.text
+    page = client.get("/quality/specs/PBMC-RELEASE/1")
+    assert "&gt;= 70 %" in page.text and 'id="spec-approve"' in page.text
+    r = post_form(
+        client,
+        "/quality/specs/PBMC-RELEASE/1/transition",
+        action="approve",
+        meaning="approval",
+        password=PASSWORD,
+    )
+    assert r.status_code == 422 and "four-eyes" in r.text
+    r = post_form(
+        client,
+        "/quality/specs",
+        code="X",
+        product="PBMC",
+        stage="release",
+        title="x",
+        limits="titer >= 1",
+    )
+    assert r.status_code == 422 and "cannot read" in r.text
+    other = app.test_client()  # another QA person, at another browser
+    sign_in(other, "qa2")
+    r = post_form(
+        other,
+        "/quality/specs/PBMC-RELEASE/1/transition",
+        action="approve",
+        meaning="approval",
+        password=PASSWORD,
+    )
+    assert r.status_code == 302, r.text
+    assert 'id="spec-state">approved' in other.get("/quality/specs/PBMC-RELEASE/1").text
+
+
+def test_a_specification_is_loaded_from_a_file_as_a_draft(runner, client, auth, tmp_path):
+    import json
+
+    path = tmp_path / "pbmc.json"
+    path.write_text(json.dumps(PBMC))
+    r = runner.invoke(args=["setup", "spec", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "draft PBMC-RELEASE v1 written" in r.output
+    spec = client.get("/api/specs/PBMC-RELEASE/1", headers=auth("qa1")).json
+    assert (spec["state"], spec["created_by"]) == ("draft", "system")
+    # Loaded by the system, so any QA person may approve it.
+    r = client.post(
+        "/api/specs/PBMC-RELEASE/1/transitions",
+        json={"action": "approve", "signature": APPROVE},
+        headers=auth("qa1"),
+    )
+    assert r.status_code == 200
+    path.write_text(json.dumps({**PBMC, "stage": "someday"}))
+    r = runner.invoke(args=["setup", "spec", str(path)])
+    assert r.exit_code == 1 and "stage" in r.output
