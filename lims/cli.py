@@ -569,6 +569,30 @@ def setup_station(name: str, room: str) -> None:
     _setup("station", masterdata.add_station, masterdata.StationIn, name=name, room=room)
 
 
+@setup_cli.command("spec")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def setup_spec(path: str) -> None:
+    """Write a specification draft from a JSON file (as POST /api/specs); QA approves it."""
+    import json
+
+    from lims import masterdata
+    from lims.quality import specs
+
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"cannot read {path}: {err}") from err
+    if not isinstance(body, dict):
+        raise click.ClickException(f"{path} must hold one JSON object (a specification)")
+    with cli_session() as db:
+        data = masterdata.parse(specs.SpecIn, **body)
+        spec = specs.create_draft(db, data=data, actor=cli_actor(db))
+        click.echo(
+            f"draft {spec.code} v{spec.version} written; QA approves it (Specifications page or "
+            f"POST /api/specs/{spec.code}/{spec.version}/transitions)"
+        )
+
+
 lots_cli = AppGroup("lots", help="Vector lot jobs.")
 
 

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from lims import lots, masterdata, samples
 from lims.accounts import users
 from lims.db import new_session
-from lims.models import Printer, Station, User
-from lims.quality import deviations, trail
+from lims.models import Printer, Specification, Station, User
+from lims.quality import deviations, results, specs, trail
 from lims.signatures import SignatureIn
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
@@ -30,6 +30,21 @@ def _locations(db: Session, actor: users.Actor, nodes: list[dict], parent: str |
         place = masterdata.LocationIn(**fields, parent=parent)
         masterdata.add_location(db, data=place, actor=actor)
         _locations(db, actor, node.get("children", []), place.code)
+
+
+def load_spec(db: Session, spec: dict, *, password: str) -> Specification:
+    """Write a specification as its author's draft and approve it as its approver (signed)."""
+    fields = {k: spec[k] for k in ("code", "product", "stage", "title", "limits")}
+    draft = specs.create_draft(db, data=specs.SpecIn(**fields), actor=_actor(db, spec["author"]))
+    return specs.transition_spec(
+        db,
+        code=draft.code,
+        version=draft.version,
+        actor=_actor(db, spec["approved_by"]),
+        data=specs.SpecTransitionIn(
+            action="approve", signature=SignatureIn(password=password, meaning="approval")
+        ),
+    )
 
 
 def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
@@ -56,6 +71,8 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
         station = db.exec(select(Station).where(Station.name == pr["station"])).one()
         printer = Printer(name=pr["name"], url=pr["url"], baud=pr["baud"], station_id=station.id)
         masterdata.add_record(db, system, printer, "printer", pr["name"], pr)
+    for spec in data.get("specifications", []):
+        load_spec(db, spec, password=password)
     tech = _actor(db, "tech1", "BENCH-B1")
     qa = _actor(db, "qa1", "BENCH-QC")
     for spec in data["lots"]:
@@ -78,15 +95,22 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
             lots.transition_lot(
                 db, lot_number=lot.lot_number, data=lots.LotTransitionIn(action=action), actor=tech
             )
-        for qc in spec["qc"]:
-            lots.record_qc(
+        for test, result in spec["qc"]:
+            qc = lots.record_qc(
                 db,
                 lot_number=lot.lot_number,
                 actor=tech,
-                data=lots.QcIn(
-                    test=qc[0], spec=qc[1], result=qc[2], passed=qc[3] if len(qc) > 3 else None
-                ),
+                data=lots.QcIn(test=test, result=result),
             )
+            if spec.get("reviewed_by"):
+                results.review(
+                    db,
+                    result=qc,
+                    actor=_actor(db, spec["reviewed_by"]),
+                    data=results.ReviewIn(
+                        signature=SignatureIn(password=password, meaning="review")
+                    ),
+                )
         for action in spec["advance"][1:]:
             lots.transition_lot(
                 db, lot_number=lot.lot_number, data=lots.LotTransitionIn(action=action), actor=tech

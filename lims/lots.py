@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,15 +14,24 @@ from sqlmodel import Session, select
 
 from lims import audit, signatures
 from lims.accounts.users import Actor
-from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.errors import BadRequest, Conflict, Forbidden, LimsError, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.masterdata import check_new_code
-from lims.models import Organisation, Project, QcResult, Sample, Signature, VectorLot, utcnow
-from lims.quality import deviations, trail
+from lims.models import (
+    Organisation,
+    Project,
+    QcResult,
+    Sample,
+    Signature,
+    Specification,
+    User,
+    VectorLot,
+    utcnow,
+)
+from lims.quality import deviations, oos, release, results, specs, trail
 from lims.roles import LAB, QA
-
-REQUIRED_QC = ("titer", "sterility", "endotoxin", "mycoplasma")
+from lims.signatures import SignatureIn
 
 
 @dataclass(frozen=True)
@@ -95,19 +102,8 @@ class LotCreate(Input):
     expires_on: Day | None = None
 
 
-class QcIn(Input):
-    test: Line = Field(min_length=1, max_length=32, description="titer, sterility, endotoxin, ...")
-    spec: Line = Field(min_length=1, max_length=200, description="e.g. '>= 1e13', 'no growth'")
-    result: Text = Field(min_length=1, max_length=200)
-    passed: bool | None = Field(default=None, description="needed unless the spec is numeric")
-    reason: Text | None = Field(default=None, max_length=2000, description="why, for a correction")
-
-
-class SignatureIn(Input):
-    # Compared, never stored as given: the password is checked, the meaning must match exactly.
-    password: str = Field(min_length=1, max_length=500)
-    meaning: str = Field(min_length=1, max_length=32)
-    username: str | None = Field(default=None, max_length=64)
+# A QC result names the test and what was found; the specification in force judges it.
+QcIn = results.ResultIn
 
 
 class LotTransitionIn(Input):
@@ -115,43 +111,6 @@ class LotTransitionIn(Input):
     version: int | None = Field(default=None, ge=1)
     reason: Text | None = Field(default=None, max_length=2000)
     signature: SignatureIn | None = None
-
-
-_NUMERIC_SPEC = re.compile(r"^\s*(>=|<=|>|<|=)\s*([0-9.eE+-]+)\s*(\S*)\s*$")
-_NUMBER = re.compile(r"^\s*([0-9.eE+-]+)\s*(\S*)\s*$")
-
-
-def evaluate_spec(spec: str, result: str) -> bool | None:
-    """Judge a numeric result against a numeric spec ('>= 1e13'); None when not numeric."""
-    m, r = _NUMERIC_SPEC.match(spec), _NUMBER.match(result)
-    if not (m and r):
-        return None
-    try:
-        limit, value = float(m.group(2)), float(r.group(1))
-    except ValueError:
-        return None
-    if not (math.isfinite(limit) and math.isfinite(value)):
-        # '1e999' overflows to infinity, which would meet any '>=' spec.
-        raise BadRequest("numbers in a spec or result must be finite", code="bad_number")
-    if value < 0 <= limit:
-        # Against a limit of zero or more (titer, endotoxin, counts) the result is an amount, and
-        # a negative amount is a typing error; a limit below zero (a temperature) allows one.
-        raise Refused(f"a measured amount cannot be negative ({result})", code="bad_number")
-    spec_unit, result_unit = m.group(3), r.group(2)
-    if spec_unit and result_unit and spec_unit.casefold() != result_unit.casefold():
-        # 0.5 mg/L read against '< 5 EU/mL' would pass on the number alone.
-        raise Refused(
-            f"the result is in {result_unit} but the spec is in {spec_unit}; "
-            "give the result in the spec's unit",
-            code="unit_mismatch",
-        )
-    return {
-        ">=": value >= limit,
-        "<=": value <= limit,
-        ">": value > limit,
-        "<": value < limit,
-        "=": value == limit,
-    }[m.group(1)]
 
 
 def find_lot(session: Session, lot_number: str, actor: Actor | None = None) -> VectorLot | None:
@@ -291,26 +250,23 @@ def lot_summary(lot: VectorLot) -> dict[str, Any]:
 
 
 def qc_results(session: Session, lot: VectorLot) -> list[QcResult]:
-    """Return the current QC results of a lot (latest per test)."""
-    rows = session.exec(select(QcResult).where(QcResult.lot_id == lot.id).order_by(QcResult.id))
-    current: dict[str, QcResult] = {}
-    for r in rows:
-        current[r.test] = r
-    return list(current.values())
+    """Return the current QC results of a lot (latest per test; retests are not among them)."""
+    return results.current_results(session, lot_id=lot.id)
 
 
-def _qc_dict(r: QcResult) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        **_qc_result(r),
-        "recorded_at": r.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "supersedes": r.supersedes_id,
-    }
-
-
-def _qc_result(r: QcResult) -> dict[str, Any]:
+def _qc_result(session: Session, r: QcResult) -> dict[str, Any]:
     """Return what a QC result says (the part a lot's snapshot, and so its signature, binds)."""
-    return {"test": r.test, "spec": r.spec, "result": r.result, "passed": r.passed}
+    said = {"test": r.test, "spec": r.spec, "result": r.result, "passed": r.passed}
+    if r.spec_id is not None:
+        # Judged against a specification (migration 0004): which one, and who reviewed it.
+        spec = session.get(Specification, r.spec_id)
+        reviewer = session.get(User, r.reviewed_by_id) if r.reviewed_by_id else None
+        said |= {
+            "spec_code": spec.code,
+            "spec_version": spec.version,
+            "reviewed_by": reviewer.username if reviewer else None,
+        }
+    return said
 
 
 def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
@@ -326,25 +282,26 @@ def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
         "volume_ml": lot.volume_ml,
         "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else None,
         "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
-        "qc": [_qc_result(r) for r in qc_results(session, lot)],
+        "qc": [_qc_result(session, r) for r in qc_results(session, lot)],
     }
 
 
 def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
     """Return the public JSON of a lot, with QC, signatures and vial counts."""
     snap = snapshot(session, lot)
-    snap["qc"] = [_qc_dict(r) for r in qc_results(session, lot)]
+    snap["qc"] = results.results_dicts(session, lot_id=lot.id)
     sigs = session.exec(
         select(Signature)
         .where(Signature.record_type == "lot", Signature.record_id == lot.lot_number)
         .order_by(Signature.id)
     ).all()
     vials = session.exec(select(Sample.barcode, Sample.state).where(Sample.lot_id == lot.id)).all()
+    plan = specs.required_tests(session, product=lot.vector_type)
     return {
         **snap,
         "project": session.get(Project, lot.project_id).code,
         "organisation": session.get(Organisation, lot.org_id).name,
-        "qc_missing": [t for t in REQUIRED_QC if t not in {r["test"] for r in snap["qc"]}],
+        "qc_missing": [t for t in plan or () if t not in {r["test"] for r in snap["qc"]}],
         "allowed_actions": [a for a, t in LOT_TRANSITIONS.items() if lot.state in t.sources],
         "signatures": [signatures.signature_dict(s) for s in sigs],
         "vials": [{"barcode": b, "state": st} for b, st in vials],
@@ -433,53 +390,33 @@ def _save(session: Session, lot: VectorLot, changes: dict[str, Any]) -> None:
 
 
 def record_qc(session: Session, *, lot_number: str, data: QcIn, actor: Actor) -> QcResult:
-    """Record a QC result; a second result for the same test supersedes (with a reason)."""
+    """Record a QC result judged against the specification; a repeat corrects, with a reason.
+
+    A failing result opens an OOS investigation in the same transaction.
+    """
     lot = get_lot(session, lot_number, actor)
     if actor.role not in LAB:
         raise Forbidden("recording QC needs a technician, qa or admin role", code="role_required")
+    results.check_input(data)
     if lot.state not in ("in_production", "quarantine"):
         raise Refused(
             f"QC results are recorded while a lot is in production or quarantine; "
             f"{lot.lot_number} is {lot.state}",
             code="illegal_state",
         )
-    judged = evaluate_spec(data.spec, data.result)
-    if judged is None and data.passed is None:
-        raise Refused(
-            "this spec is not numeric: say whether the result passed ('passed')",
-            code="missing_fields",
-            missing=["passed"],
-        )
-    if judged is not None and data.passed is not None and judged != data.passed:
-        raise Refused(
-            f"result {data.result} {'meets' if judged else 'fails'} spec {data.spec}, "
-            f"but passed={data.passed} was given",
-            code="qc_contradiction",
-        )
-    passed = judged if judged is not None else bool(data.passed)
     previous = {r.test: r for r in qc_results(session, lot)}.get(data.test)
-    if previous is not None and blank(data.reason):
-        raise Refused(
-            f"{data.test} is recorded already; a correction needs a reason", code="reason_required"
-        )
+    results.check_correction(session, previous, data)
     before = snapshot(session, lot)
     # A correction points at the event that recorded the result it replaces, as a sample
     # correction does: an inspector follows the link instead of comparing snapshots.
     corrects = _qc_recorded_by(session, lot, previous) if previous is not None else None
-    qc = QcResult(
-        lot_id=lot.id,
-        test=data.test,
-        spec=data.spec,
-        result=data.result,
-        passed=passed,
-        recorded_by_id=actor.user.id,
-        supersedes_id=previous.id if previous else None,
+    qc = results.judged_result(
+        session, product=lot.vector_type, data=data, actor=actor, lot=lot, previous=previous
     )
-    session.add(qc)
-    session.flush()
     _save(session, lot, {})
     after = snapshot(session, lot)
     _record(session, actor, "lot.qc", lot, before, after, data.reason, corrects_seq=corrects)
+    oos.open_if_failed(session, result=qc, actor=actor)
     return qc
 
 
@@ -520,6 +457,39 @@ def _qc_recorded_by(session: Session, lot: VectorLot, previous: QcResult) -> int
     return seq
 
 
+def check_release(
+    session: Session, lot: VectorLot, actor: Actor, t: LotTransition, today: date
+) -> None:
+    """Refuse a move to released (release, lift_hold) that a GMP rule forbids, with the rule."""
+    if t.needs_qc:
+        # The specification's sampling plan, OOS investigations, review and four eyes.
+        release.lot_release_refusal(session, lot, actor)
+    if t.target != "released":
+        return
+    deviations.refuse_release(session, what=f"lot {lot.lot_number}", lot=lot)
+    if lot.expires_on is not None and lot.expires_on <= today:
+        raise Refused(
+            f"lot {lot.lot_number} expired on {lot.expires_on}; it cannot be released",
+            code="lot_expired",
+        )
+    # Release and lifting a hold rest on QA's review of the lot's audit trail (Annex 11 §9).
+    trail.release_refusal(session, lot)
+
+
+def release_blocker(
+    session: Session, lot: VectorLot, actor: Actor, action: str = "release"
+) -> str | None:
+    """Return why actor could not take lot to released by action now (for a page), or None."""
+    t = LOT_TRANSITIONS[action]
+    if actor.role not in t.roles or lot.state not in t.sources:
+        return None
+    try:
+        check_release(session, lot, actor, t, utcnow().date())
+    except LimsError as err:
+        return err.message
+    return None
+
+
 def transition_lot(
     session: Session,
     *,
@@ -554,31 +524,8 @@ def transition_lot(
         )
     if t.needs_reason and blank(data.reason):
         raise Refused(f"{data.action} needs a reason", code="missing_fields", missing=["reason"])
-    if t.needs_qc:
-        results = qc_results(session, lot)
-        missing = [x for x in REQUIRED_QC if x not in {r.test for r in results}]
-        if missing:
-            raise Refused(
-                f"QC results missing: {', '.join(missing)}", code="qc_incomplete", missing=missing
-            )
-        failed = [r.test for r in results if not r.passed]
-        if failed:
-            raise Refused(
-                f"QC failed: {', '.join(failed)}; the lot cannot be released",
-                code="qc_failed",
-                failed=failed,
-            )
-    if data.action in ("release", "lift_hold"):
-        deviations.refuse_release(session, what=f"lot {lot.lot_number}", lot=lot)
     today = today or utcnow().date()
-    if t.target == "released" and lot.expires_on is not None and lot.expires_on <= today:
-        raise Refused(
-            f"lot {lot_number} expired on {lot.expires_on}; it cannot be released",
-            code="lot_expired",
-        )
-    if t.target == "released":
-        # Release and lifting a hold rest on QA's review of the lot's audit trail (Annex 11 §9).
-        trail.release_refusal(session, lot)
+    check_release(session, lot, actor, t, today)
     if data.action == "expire":
         if lot.expires_on is None or lot.expires_on > today:
             raise Refused(

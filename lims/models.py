@@ -154,7 +154,8 @@ class VectorLot(SQLModel, table=True):
 class QcResult(SQLModel, table=True):
     __tablename__ = "qc_result"
     id: int | None = Field(default=None, primary_key=True)
-    lot_id: int = Field(foreign_key="vector_lot.id", index=True)
+    # A lot's result, or a cell product's (a sample whose sample type has a specification).
+    lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)
     test: str = Field(max_length=32)  # titer | sterility | endotoxin | mycoplasma | ...
     spec: str = Field(max_length=200)
     result: str = Field(max_length=200)
@@ -162,6 +163,19 @@ class QcResult(SQLModel, table=True):
     recorded_by_id: int = Field(foreign_key="app_user.id")
     recorded_at: datetime = Field(default_factory=utcnow)
     supersedes_id: int | None = Field(default=None, foreign_key="qc_result.id")
+    # Migration 0004: results judged against the specification (lims.quality).
+    sample_id: int | None = Field(default=None, foreign_key="sample.id", index=True)
+    spec_id: int | None = Field(default=None, foreign_key="specification.id")
+    limit_id: int | None = Field(default=None, foreign_key="spec_limit.id")
+    method: str | None = Field(default=None, max_length=100)
+    unit: str | None = Field(default=None, max_length=32)
+    sampled_at: datetime | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    flag: str | None = Field(default=None, max_length=16)  # alert | action (still in spec)
+    reviewed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    reviewed_at: datetime | None = None
+    review_signature_id: int | None = None
+    retest_of_oos_id: int | None = Field(default=None, index=True)  # a retest inside that OOS
 
 
 class Sample(SQLModel, table=True):
@@ -408,3 +422,64 @@ class LotTrailReview(SQLModel, table=True):
     signature_id: int = Field(foreign_key="signature.id")
     reviewer_id: int = Field(foreign_key="app_user.id")
     reviewed_at: datetime = Field(default_factory=utcnow)
+
+
+class Specification(SQLModel, table=True):
+    """One version of a product's specification for a stage (master data, lims.quality.specs)."""
+
+    __tablename__ = "specification"
+    __table_args__ = (
+        UniqueConstraint("code", "version", name="uq_specification_code_version"),
+        Index("ix_specification_product", "product", "stage", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64)
+    version: int
+    product: str = Field(max_length=64)  # a sample type code, or a vector type (AAV | LV)
+    stage: str = Field(max_length=16)  # in_process | release | stability
+    title: str = Field(max_length=200)
+    state: str = Field(default="draft", max_length=16)  # draft|approved|superseded|retired
+    created_by_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    approved_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    approved_at: datetime | None = None  # in force from then ...
+    ended_at: datetime | None = None  # ... until superseded or retired
+    signature_id: int | None = None
+
+
+class SpecLimit(SQLModel, table=True):
+    """One test of a specification: its limits (or accepted text) and whether release needs it."""
+
+    __tablename__ = "spec_limit"
+    id: int | None = Field(default=None, primary_key=True)
+    spec_id: int = Field(foreign_key="specification.id", index=True)
+    test: str = Field(max_length=32)
+    method: str | None = Field(default=None, max_length=100)
+    unit: str | None = Field(default=None, max_length=32)
+    lower: float | None = None
+    lower_inclusive: bool = True
+    upper: float | None = None
+    upper_inclusive: bool = True
+    alert_lower: float | None = None
+    alert_upper: float | None = None
+    action_lower: float | None = None
+    action_upper: float | None = None
+    text: str | None = Field(default=None, max_length=200)  # accepted text result
+    required: bool = True  # the sampling plan: needed for disposition
+
+
+class OosRecord(SQLModel, table=True):
+    """An out-of-specification investigation, opened by a failing result (lims.quality.oos)."""
+
+    __tablename__ = "oos_record"
+    id: int | None = Field(default=None, primary_key=True)
+    result_id: int = Field(foreign_key="qc_result.id", unique=True)
+    lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)
+    sample_id: int | None = Field(default=None, foreign_key="sample.id", index=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    test: str = Field(max_length=32)
+    phase: str = Field(default="phase_1", max_length=16)  # phase_1|phase_2|confirmed|invalidated
+    opened_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+    conclusion: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = 1

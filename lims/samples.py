@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, lots, storage
+from lims import audit, custody, lots, signatures, storage
 from lims.accounts.users import Actor
 from lims.db import adopt, column_list, dialect_name, driver_execute, rows_by_id, to_db_time
 from lims.errors import Conflict, NotFound, Refused
@@ -32,7 +32,8 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
-from lims.quality import deviations
+from lims.quality import deviations, release
+from lims.signatures import SignatureIn
 
 MAX_ALIQUOTS = 96
 
@@ -63,6 +64,9 @@ class TransitionIn(Input):
     coi: Line | None = Field(default=None, max_length=64)
     destination: Text | None = Field(default=None, max_length=200)
     reason: Text | None = Field(default=None, max_length=2000)
+    signature: SignatureIn | None = Field(
+        default=None, description="release of a cell product: the QA e-signature ('release')"
+    )
 
 
 class AliquotIn(Input):
@@ -549,7 +553,7 @@ def apply_transition(
             current_version=s.version,
         )
     lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
-    fields = data.model_dump(exclude={"action", "version"})
+    fields = data.model_dump(exclude={"action", "version", "signature"})
     t = custody.check(
         action=data.action,
         state=s.state,
@@ -579,7 +583,33 @@ def apply_transition(
             code="coi_mismatch",
             expected=data.coi,
         )
+    quality_release = data.action == "release" and release.needs_quality_release(session, s)
+    if quality_release:
+        if data.signature is None:
+            # The bench cannot type a password: it says where the release is done.
+            raise Refused(
+                f"release needs an e-signature on the sample page: {s.barcode} is a cell "
+                "product with a release specification (API: 'signature', meaning 'release')",
+                code="signature_required",
+            )
+        release.sample_release_refusal(session, s, actor)
+    elif data.signature is not None:
+        raise Refused(
+            f"{data.action} takes no signature", code="unexpected_field", field="signature"
+        )
     before = snapshot(session, s)
+    sig = None
+    if quality_release:
+        sig = signatures.sign_required(
+            session,
+            actor=actor,
+            given=data.signature,
+            meaning="release",
+            what=f"release of {s.barcode}",
+            record_type="sample",
+            record_id=s.barcode,
+            content={**before, "state": t.target, "version": s.version + 1},
+        )
     changes: dict[str, Any] = {}
     if t.target is not None:
         changes["state"] = t.target
@@ -631,7 +661,18 @@ def apply_transition(
     after = snapshot(session, s)
     if data.destination:
         after["destination"] = data.destination
-    _record(session, actor, f"sample.{data.action}", s, before, after, reason=data.reason)
+    if sig is not None:
+        after["signature"] = signatures.manifestation(sig)
+    _record(
+        session,
+        actor,
+        f"sample.{data.action}",
+        s,
+        before,
+        after,
+        reason=data.reason,
+        signature_id=sig.id if sig else None,
+    )
     return s
 
 

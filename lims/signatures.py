@@ -175,3 +175,34 @@ def signature_dict(sig: Signature) -> dict[str, Any]:
         "content_hash": sig.content_hash,
         "hash": sig.hash,
     }
+
+
+def sign_required(
+    session: Session,
+    *,
+    actor: Actor,
+    given: SignatureIn | None,
+    meaning: str,
+    what: str,
+    record_type: str,
+    record_id: str,
+    content: dict[str, Any],
+) -> Signature:
+    """Sign content with the signature a move (what) needs, refusing a missing or wrong one."""
+    if given is None:
+        raise Refused(
+            f"{what} needs an electronic signature (your password, meaning {meaning!r})",
+            code="signature_required",
+        )
+    if given.meaning != meaning:
+        raise BadRequest(f"{what} is signed with the meaning {meaning!r}", code="signature_meaning")
+    return sign(
+        session,
+        actor=actor,
+        password=given.password,
+        meaning=given.meaning,
+        username=given.username,
+        record_type=record_type,
+        record_id=record_id,
+        content=content,
+    )

@@ -246,3 +246,20 @@ def server(app) -> Iterator[Server]:  # noqa: ANN001
     srv = Server(app)
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def qa2(app, auth) -> dict[str, str]:  # noqa: ANN001
+    """Return the bearer headers of a second QA person, qa2 (four eyes need two)."""
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        users.create_user(
+            db,
+            username="qa2",
+            full_name="Quentin Quality",
+            role="qa",
+            org="centre",
+            password="demo-only-lims",
+            actor=users.system_actor(db),
+        )
+        db.commit()
+    return auth("qa2")

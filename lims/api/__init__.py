@@ -13,6 +13,7 @@ def register(app: APIFlask) -> None:
         deviations,
         lots,
         printing,
+        quality,
         reports,
         samples,
         scans,
@@ -21,5 +22,16 @@ def register(app: APIFlask) -> None:
     )
 
     schemas.register(app)
-    for module in (samples, lots, audit, admin, scans, reports, printing, deviations, trail):
+    for module in (
+        samples,
+        lots,
+        quality,
+        audit,
+        admin,
+        scans,
+        reports,
+        printing,
+        deviations,
+        trail,
+    ):
         app.register_blueprint(module.bp)

@@ -10,6 +10,8 @@ from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, answers
 from lims.boundary import current_actor, get_db, write
 from lims.lots import LotCreate, LotTransitionIn, QcIn
+from lims.quality import results
+from lims.quality.results import ReviewIn
 
 bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
 
@@ -50,10 +52,26 @@ def get_lot(lot: str):
 @bp.input(QcIn, arg_name="data")
 @write
 def record_qc(lot: str, data: QcIn):
-    """Record a QC result against its spec (a repeat supersedes, with a reason)."""
+    """Record a QC result, judged against the specification in force when it was sampled.
+
+    No spec and no passed: the approved specification gives the limits. A repeat corrects the
+    result (with a reason); a failing result opens an OOS investigation.
+    """
     db = get_db()
     lots.record_qc(db, lot_number=lot, data=data, actor=current_actor())
     return lots.lot_dict(db, lots.get_lot(db, lot, current_actor())), 201
+
+
+@bp.post("/lots/<lot>/qc/<int:result_id>/review")
+@answers(bp, schemas.LotOut, *WRITE, 404, 413)
+@bp.input(ReviewIn, arg_name="data")
+@write
+def review_qc(lot: str, result_id: int, data: ReviewIn):
+    """Review a QC result (QA e-signature 'review'); who recorded it may not review it."""
+    db = get_db()
+    x = lots.get_lot(db, lot, current_actor())
+    results.review_of(db, result_id=result_id, lot=x, data=data, actor=current_actor())
+    return lots.lot_dict(db, lots.get_lot(db, lot, current_actor()))
 
 
 @bp.post("/lots/<lot>/transitions")

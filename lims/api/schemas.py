@@ -331,11 +331,24 @@ class LotsOut(Out):
 class QcOut(Out):
     id: int
     test: str
-    spec: str
+    spec: str = Field(description="the limit judged against, e.g. '>= 1e12 vg/mL'")
     result: str
     passed: bool
     recorded_at: str
     supersedes: int | None
+    spec_code: str | None = Field(description="the specification (None: typed before 0004)")
+    spec_version: int | None
+    method: str | None
+    unit: str | None
+    flag: str | None = Field(description="alert or action: in specification, past a trend limit")
+    sampled_at: str | None
+    reason: str | None
+    recorded_by: str
+    reviewed_by: str | None
+    reviewed_at: str | None
+    oos: int | None = Field(description="the OOS investigation it opened, or its retest is in")
+    oos_phase: str | None
+    retest: bool
 
 
 class SignatureOut(Out):
@@ -372,6 +385,100 @@ class LotOut(Out):
     allowed_actions: list[str]
     signatures: list[SignatureOut]
     vials: list[Vial]
+
+
+# --- quality: specifications, cell product QC, OOS ---------------------------------------------
+
+
+class SpecLimitOut(Out):
+    test: str
+    method: str | None
+    unit: str | None
+    lower: float | None
+    lower_inclusive: bool
+    upper: float | None
+    upper_inclusive: bool
+    alert_lower: float | None
+    alert_upper: float | None
+    action_lower: float | None
+    action_upper: float | None
+    text: str | None
+    required: bool = Field(description="the sampling plan: needed for disposition")
+    limit: str = Field(description="as a person writes it: '>= 1e12 vg/mL'")
+
+
+class SpecLine(Out):
+    code: str
+    version: int
+    product: str
+    stage: str
+    title: str
+    state: str
+    approved_at: str | None
+
+
+class SpecsOut(Out):
+    specifications: list[SpecLine]
+
+
+class SpecOut(Out):
+    code: str
+    version: int
+    product: str
+    stage: str
+    title: str
+    state: str
+    limits: list[SpecLimitOut]
+    created_by: str | None
+    created_at: str | None
+    approved_by: str | None
+    approved_at: str | None
+    ended_at: str | None
+    signature: SignatureOut | None
+    allowed_actions: list[str]
+
+
+class SampleQcOut(Out):
+    barcode: str
+    state: str
+    version: int
+    product: str
+    qc: list[QcOut]
+    qc_missing: list[str]
+    release_refusal: str | None = Field(description="why a release would be refused now")
+
+
+class OosLine(Out):
+    id: int
+    name: str
+    lot: str | None
+    sample: str | None
+    test: str
+    result: str
+    spec: str
+    phase: str
+    opened_at: str
+
+
+class OosListOut(Out):
+    oos: list[OosLine]
+
+
+class OosOut(Out):
+    id: int
+    name: str
+    lot: str | None
+    sample: str | None
+    test: str
+    phase: str
+    open: bool
+    version: int
+    opened_at: str
+    closed_at: str | None
+    conclusion: str | None
+    result: QcOut
+    retests: list[QcOut]
+    allowed_actions: list[str]
 
 
 # --- label printing ---------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""Quality loop: specifications, OOS, deviations, audit-trail review."""
+"""The quality loop: specifications, results judged against them, review, OOS, deviations,
+audit-trail review, release rules."""

@@ -8,13 +8,26 @@ from lims.web import (
     home,
     lots,
     printing,
+    quality,
     quality_trail,
     samples,
     storage,
 )
 from lims.web.common import bp
 
-AREAS = (home, accounts, bench, samples, lots, storage, audit, printing, deviations, quality_trail)
+AREAS = (
+    home,
+    accounts,
+    bench,
+    samples,
+    lots,
+    quality,
+    storage,
+    audit,
+    printing,
+    deviations,
+    quality_trail,
+)
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.
 for _area in AREAS:

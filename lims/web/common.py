@@ -180,6 +180,8 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Deviations", url_for("web.deviations.list")),
     ]
     if role in LAB:
+        items.append(("Quality", url_for("web.quality.specs")))
+    if role in LAB:
         items.append(("Print queue", url_for("web.printing.queue")))
     if role in AUDIT_READERS:
         items.append(("Audit", url_for("web.audit.search")))

@@ -8,8 +8,9 @@ from flask import flash, redirect, request, url_for
 
 from lims import lots, samples
 from lims.boundary.unit import get_db
-from lims.quality import trail
+from lims.quality import results, specs, trail
 from lims.roles import AUDIT_READERS, LAB, QA
+from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 from lims.web.common import cursor as page_cursor
 from lims.web.lists import Column, ListView, before_cursor, chosen_columns
@@ -77,6 +78,7 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
     info = lots.lot_dict(db, lot)
     vials = samples.vials_of_lot(db, lot)
     project, org = lots.owner(db, lot)
+    spec = specs.in_force(db, product=lot.vector_type, stage="release")
     actions = []
     for name in info["allowed_actions"]:
         t = lots.LOT_TRANSITIONS[name]
@@ -88,7 +90,13 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
         "info": info,
         "vials": vials,
         "actions": actions,
-        "required_qc": lots.REQUIRED_QC,
+        "required_qc": info["qc_missing"],
+        "spec": spec,
+        "spec_tests": [x.test for x in specs.limits_of(db, spec)] if spec else [],
+        # Every rule release answers to (results, OOS, deviations, expiry, trail review), asked
+        # of the domain: the button is disabled with the reason the server would give.
+        "release_blocker": lots.release_blocker(db, lot, who) if who.role in QA else None,
+        "can_review": who.role in QA and lot.state in ("in_production", "quarantine"),
         "can_qc": who.role in LAB and lot.state in ("in_production", "quarantine"),
         "can_report": who.role in AUDIT_READERS,
         "trail": trail.review_status(db, lot),
@@ -164,13 +172,11 @@ def lot_transition(lot: str):  # noqa: ANN201
 def lot_qc(lot: str):  # noqa: ANN201
     """Record a QC result for a lot (a repeat supersedes the last one, with a reason)."""
     form = request.form
-    passed_raw = form.get("passed") or ""
     try:
         data = lots.QcIn(
             test=(form.get("test") or "").strip(),
-            spec=(form.get("spec") or "").strip(),
             result=(form.get("result") or "").strip(),
-            passed={"yes": True, "no": False}.get(passed_raw),
+            sampled_at=(form.get("sampled_at") or "").strip() or None,
             reason=(form.get("reason") or "").strip() or None,
         )
     except ValueError as exc:
@@ -185,4 +191,32 @@ def lot_qc(lot: str):  # noqa: ANN201
         ctx = _lot_context(lot)
         return render("lot.html", err.status, error=err.message, **ctx)
     flash(f"QC result for {data.test} recorded.", "ok")
+    return redirect(url_for("web.lots.show", lot=lot))
+
+
+@bp.post("/lots/<lot>/qc/<int:result_id>/review", endpoint="review")
+@page(*QA)
+def lot_qc_review(lot: str, result_id: int):  # noqa: ANN201
+    """Sign a QC result as reviewed (not by its recorder)."""
+    form = request.form
+    password = form.get("password") or ""
+    if not password:
+        return render("lot.html", 422, error="Enter your password to sign.", **_lot_context(lot))
+    data = results.ReviewIn(
+        signature=SignatureIn(
+            password=password[:500], meaning=(form.get("meaning") or "")[:32] or "\0"
+        )
+    )
+
+    def review() -> None:
+        db = get_db()
+        x = lots.get_lot(db, lot, actor())
+        results.review_of(db, result_id=result_id, lot=x, data=data, actor=actor())
+
+    _, err = perform(review)
+    if err is not None:
+        if err.code == "unknown_lot":
+            raise err
+        return render("lot.html", err.status, error=err.message, **_lot_context(lot))
+    flash(f"QC result {result_id} reviewed.", "ok")
     return redirect(url_for("web.lots.show", lot=lot))

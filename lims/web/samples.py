@@ -10,7 +10,9 @@ from lims import custody, printing, scanning, storage
 from lims import labels as labels_mod
 from lims import samples as samples_mod
 from lims.boundary.unit import get_db
-from lims.roles import AUDIT_READERS, LAB
+from lims.quality import release, results
+from lims.roles import AUDIT_READERS, LAB, QA
+from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 from lims.web.common import cursor as page_cursor
 from lims.web.lists import Column, ListView, before_cursor, chosen_columns
@@ -111,7 +113,13 @@ def _sample_context(barcode: str) -> dict[str, Any]:
         if who.role in custody.TRANSITIONS[a].roles
     ]
     labels = printing.sample_labels(db, s, who)
+    # A cell product (its sample type has a release specification): QC, reviews, signed release.
+    quality = release.sample_qc_dict(db, s, who) if release.needs_quality_release(db, s) else None
     return {
+        "quality": quality,
+        "can_review": quality is not None
+        and who.role in QA
+        and s.state in ("received", "quarantine"),
         "s": s,
         "info": info,
         "location": loc,
@@ -167,10 +175,15 @@ def sample_transition(barcode: str):  # noqa: ANN201
         for name in custody.FIELDS
         if form.get(name) is not None
     }
+    password = form.get("password") or ""
     try:
         version = int(form.get("version") or 0) or None
+        sig = None
+        if password:
+            meaning = (form.get("meaning") or "")[:32] or "\0"
+            sig = SignatureIn(password=password[:500], meaning=meaning)
         data = samples_mod.TransitionIn(
-            action=(form.get("action") or "")[:32], version=version, **fields
+            action=(form.get("action") or "")[:32], version=version, signature=sig, **fields
         )
     except ValueError as exc:
         flash(f"The form could not be read: {first_error(exc)}", "error")
@@ -185,3 +198,32 @@ def sample_transition(barcode: str):  # noqa: ANN201
         return render("sample.html", err.status, error=err.message, failed=data.action, **ctx)
     flash(f"{s.barcode}: {data.action.replace('_', ' ')} done; now {s.state}.", "ok")
     return redirect(url_for("web.samples.show", barcode=s.barcode))
+
+
+@bp.post("/samples/<barcode>/qc/<int:result_id>/review", endpoint="review")
+@page(*QA)
+def sample_qc_review(barcode: str, result_id: int):  # noqa: ANN201
+    """Sign a cell product's QC result as reviewed (not by its recorder)."""
+    form = request.form
+    password = form.get("password") or ""
+    if not password:
+        ctx = _sample_context(barcode)
+        return render("sample.html", 422, error="Enter your password to sign.", **ctx)
+    data = results.ReviewIn(
+        signature=SignatureIn(
+            password=password[:500], meaning=(form.get("meaning") or "")[:32] or "\0"
+        )
+    )
+
+    def review() -> None:
+        db = get_db()
+        s = samples_mod.get_sample(db, barcode, actor())
+        results.review_of(db, result_id=result_id, sample=s, data=data, actor=actor())
+
+    _, err = perform(review)
+    if err is not None:
+        if err.code == "unknown_sample":
+            raise err
+        return render("sample.html", err.status, error=err.message, **_sample_context(barcode))
+    flash(f"QC result {result_id} reviewed.", "ok")
+    return redirect(url_for("web.samples.show", barcode=barcode))

@@ -21,12 +21,8 @@ from lims.audit import verification
 from lims.db import new_session, read_only, spare_connections
 from lims.models import AuditEvent, AuditHead
 
-# The demo centre's chain: the positions the tests tamper with are chosen relative to its length
-# (its records, two deviations, and QA's audit-trail review of the released lot).
-DEMO_EVENTS = 99
-MID = DEMO_EVENTS // 2  # where verify splits the chain on PostgreSQL
-# 1: every event its own batch; 4: the demo chain in many batches, split at MID on PostgreSQL;
-# 10000: one batch, one connection.
+# 1: every event its own batch; 4: the demo chain in many batches, split at its middle on
+# PostgreSQL; 10000: one batch, one connection.
 BATCHES = (1, 4, 10000)
 
 # Text JSON escaping treats specially: quotes, backslashes, non-ASCII (µ, line and paragraph
@@ -128,11 +124,12 @@ TAMPERING = {
 @pytest.mark.parametrize("kind", sorted(TAMPERING))
 def test_each_tampering_is_named_at_its_seq_whatever_the_batches(app, engine, kind):
     last = _assert_same_as_reference(engine).head_seq
-    assert last == DEMO_EVENTS  # the positions below are chosen for the demo chain's length
+    assert last > 16  # the positions below need a demo chain of some length
+    mid = last // 2
     _drop_guards(engine)
-    # First event; first and last of a batch of 4; both sides of PostgreSQL's split at MID; the
-    # last events (a deleted last event is caught by the head).
-    for seq in (1, 5, 8, MID, MID + 1, MID + 2, last - 1, last):
+    # First event; first and last of a batch of 4; both sides of PostgreSQL's split in the
+    # middle; the last events (a deleted last event is caught by the head).
+    for seq in (1, 5, 8, mid, mid + 1, mid + 2, last - 1, last):
         if kind == "swap" and seq == last:
             continue
         saved = _rows(engine, (seq, seq + 1))
@@ -197,11 +194,12 @@ def test_events_with_any_text_verify_ok_and_an_edit_of_one_is_named(app, engine)
     odd += [
         {"action": "test.odd", "entity_id": f"odd-{f}", f: ODD + f} for f in ("station", "device")
     ]
+    demo = _assert_same_as_reference(engine).head_seq
     seqs = _record(engine, [every, *odd])
     # Plain events after them: on PostgreSQL (batch 4) the odd ones lie in the batch of the
-    # first half that its exact re-walk would read past the split.
+    # first half that its exact re-walk would read past the split, just after them.
     _record(engine, [{"action": "test.plain", "entity_id": str(i)} for i in range(100)])
-    assert seqs == list(range(DEMO_EVENTS + 1, DEMO_EVENTS + 7))
+    assert seqs == list(range(demo + 1, demo + 7))
     if ENGINE == "postgresql":
         # The premises: PostgreSQL renders text without control characters exactly as
         # json.dumps (the fast path), and control characters outside reason differently, so
@@ -222,8 +220,10 @@ def test_events_with_any_text_verify_ok_and_an_edit_of_one_is_named(app, engine)
 def test_a_deleted_event_is_missing_even_when_its_successors_are_rehashed(app, engine):
     _drop_guards(engine)
     table = AuditEvent.__table__
-    saved = _rows(engine, tuple(range(1, DEMO_EVENTS + 1)))
-    for seq in (1, 5, MID, MID + 1, MID + 2):
+    last = _assert_same_as_reference(engine).head_seq
+    mid = last // 2
+    saved = _rows(engine, tuple(range(1, last + 1)))
+    for seq in (1, 5, mid, mid + 1, mid + 2):
         with new_session(engine) as db:
             db.delete(db.get(AuditEvent, seq))
             db.flush()

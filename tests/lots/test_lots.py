@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from helpers import audit_count, review_trail, verify
+from helpers import audit_count, review_all, review_trail, verify
 from sqlmodel import select
 
 from lims import lots, signatures
@@ -17,10 +17,10 @@ LOT = "AAV9-2611-001"  # demo: quarantine, mycoplasma QC missing
 SIGN = {"password": "demo-only-lims", "meaning": "release"}
 
 
-def _myco(client, headers, result="not detected", passed=True):
+def _myco(client, headers, result="not detected", **extra):
     return client.post(
         f"/api/lots/{LOT}/qc",
-        json={"test": "mycoplasma", "spec": "not detected", "result": result, "passed": passed},
+        json={"test": "mycoplasma", "result": result, **extra},
         headers=headers,
     )
 
@@ -32,6 +32,9 @@ def test_release_needs_every_qc_result_qa_and_a_signature(client, auth, app):
     assert r.status_code == 422 and r.json["error"] == "qc_incomplete"
     assert r.json["missing"] == ["mycoplasma"]
     assert _myco(client, tech).status_code == 201
+    r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
+    assert r.status_code == 422 and r.json["error"] == "qc_not_reviewed"
+    review_all(client, LOT, qa, trail=False)
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=tech)
     assert r.status_code == 403
     r = client.post(url, json={"action": "release", "signature": SIGN}, headers=qa)
@@ -53,7 +56,7 @@ def test_release_needs_every_qc_result_qa_and_a_signature(client, auth, app):
 def test_wrong_password_at_signing_is_audited_and_changes_nothing(client, auth, app):
     qa = auth("qa1")
     _myco(client, auth("tech1"))
-    review_trail(client, LOT, qa)
+    review_all(client, LOT, qa)
     before = audit_count(app)
     r = client.post(
         f"/api/lots/{LOT}/transitions",
@@ -72,46 +75,40 @@ def test_wrong_password_at_signing_is_audited_and_changes_nothing(client, auth, 
 
 def test_failed_qc_blocks_release_and_a_correction_needs_a_reason(client, auth):
     tech, qa = auth("tech1"), auth("qa1")
-    r = _myco(client, tech, result="detected", passed=False)
+    r = _myco(client, tech, result="detected")
     assert r.status_code == 201
+    myco = [q for q in r.json["qc"] if q["test"] == "mycoplasma"][0]
+    assert myco["passed"] is False and myco["oos"] is not None
+    review_all(client, LOT, qa)
     r = client.post(
         f"/api/lots/{LOT}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
     )
-    assert r.status_code == 422 and r.json["failed"] == ["mycoplasma"]
-    assert _myco(client, tech).status_code == 422  # a second result needs a reason
+    assert r.status_code == 422 and r.json["error"] == "oos_open"
+    assert r.json["oos"] == [myco["oos"]]
+    # A passing result is corrected only with a reason.
+    body = {"test": "endotoxin", "result": "0.9 EU/mL"}
+    r = client.post(f"/api/lots/{LOT}/qc", json=body, headers=tech)
+    assert r.status_code == 422 and r.json["error"] == "reason_required"
     r = client.post(
-        f"/api/lots/{LOT}/qc",
-        json={
-            "test": "mycoplasma",
-            "spec": "not detected",
-            "result": "not detected",
-            "passed": True,
-            "reason": "retest: first plate contaminated",
-        },
-        headers=tech,
+        f"/api/lots/{LOT}/qc", json={**body, "reason": "transcription error"}, headers=tech
     )
     assert r.status_code == 201
-    review_trail(client, LOT, qa)
-    r = client.post(
-        f"/api/lots/{LOT}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
-    )
-    assert r.status_code == 200
+    endotoxin = [q for q in r.json["qc"] if q["test"] == "endotoxin"][0]
+    assert endotoxin["supersedes"] is not None and endotoxin["reviewed_by"] is None
 
 
-def test_numeric_spec_is_judged_and_a_contradiction_refused(client, auth):
+def test_a_typed_spec_or_verdict_is_refused(client, auth):
     tech = auth("tech1")
-    r = client.post(
-        f"/api/lots/{LOT}/qc",
-        json={
-            "test": "endotoxin",
-            "spec": "< 5 EU/mL",
-            "result": "7 EU/mL",
-            "passed": True,
-            "reason": "re-measured",
-        },
-        headers=tech,
-    )
-    assert r.status_code == 422 and r.json["error"] == "qc_contradiction"
+    for extra in ({"spec": ">= 1e7 vg/mL"}, {"passed": True}, {"spec": "x", "passed": False}):
+        r = client.post(
+            f"/api/lots/{LOT}/qc",
+            json={"test": "titer", "result": "2e7 vg/mL", "reason": "typo", **extra},
+            headers=tech,
+        )
+        assert r.status_code == 422 and r.json["error"] == "spec_not_accepted", r.json
+        assert "specification" in r.json["message"]
+    lot = client.get(f"/api/lots/{LOT}", headers=tech).json
+    assert [q["result"] for q in lot["qc"] if q["test"] == "titer"] == ["2.1e13 vg/mL"]
 
 
 def test_reject_needs_a_reason_and_a_rejection_signature(client, auth):
@@ -172,7 +169,7 @@ def lot_user(db):
 
 def test_signature_is_bound_to_its_record(client, auth, app):
     _myco(client, auth("tech1"))
-    review_trail(client, LOT, auth("qa1"))
+    review_all(client, LOT, auth("qa1"))
     r = client.post(
         f"/api/lots/{LOT}/transitions",
         json={"action": "release", "signature": SIGN},
@@ -233,17 +230,13 @@ def _qc_complete_lot(client, tech, lot_number: str, expires_on: str) -> None:
     assert client.post("/api/lots", json=body, headers=tech).status_code == 201
     url = f"/api/lots/{lot_number}"
     client.post(f"{url}/transitions", json={"action": "start_production"}, headers=tech)
-    for test, spec, result in (
-        ("titer", ">= 1e13", "2e13"),
-        ("endotoxin", "< 5", "1"),
-        ("sterility", "no growth", "no growth"),
-        ("mycoplasma", "not detected", "not detected"),
+    for test, result in (
+        ("titer", "2e13"),
+        ("endotoxin", "1"),
+        ("sterility", "no growth"),
+        ("mycoplasma", "not detected"),
     ):
-        r = client.post(
-            f"{url}/qc",
-            json={"test": test, "spec": spec, "result": result, "passed": True},
-            headers=tech,
-        )
+        r = client.post(f"{url}/qc", json={"test": test, "result": result}, headers=tech)
         assert r.status_code == 201, r.json
     client.post(f"{url}/transitions", json={"action": "complete"}, headers=tech)
 
@@ -251,6 +244,7 @@ def _qc_complete_lot(client, tech, lot_number: str, expires_on: str) -> None:
 def test_a_lot_past_its_expiry_date_cannot_be_released(client, auth):
     tech, qa = auth("tech1"), auth("qa1")
     _qc_complete_lot(client, tech, "OLD-2001", "2021-01-01")
+    review_all(client, "OLD-2001", qa)
     r = client.post(
         "/api/lots/OLD-2001/transitions", json={"action": "release", "signature": SIGN}, headers=qa
     )
@@ -263,7 +257,7 @@ def test_a_vial_cannot_be_checked_out_once_its_lot_expired_even_before_the_batch
 ):
     tech, qa = auth("tech1"), auth("qa1")
     _qc_complete_lot(client, tech, "SOON-2601", "2099-01-01")
-    review_trail(client, "SOON-2601", qa)
+    review_all(client, "SOON-2601", qa)
     r = client.post(
         "/api/lots/SOON-2601/transitions", json={"action": "release", "signature": SIGN}, headers=qa
     )
@@ -296,7 +290,7 @@ def test_a_vial_cannot_be_checked_out_once_its_lot_expired_even_before_the_batch
 def test_an_overflowing_number_is_not_a_pass(client, auth):
     r = client.post(
         f"/api/lots/{LOT}/qc",
-        json={"test": "mycoplasma", "spec": ">= 1e13", "result": "1e999"},
+        json={"test": "titer", "result": "1e999", "reason": "re-measured"},
         headers=auth("tech1"),
     )
     assert r.status_code == 400 and r.json["error"] == "bad_number"
@@ -313,7 +307,7 @@ def test_another_organisations_lot_number_is_not_confirmed(client, auth):
 def test_wrong_signature_passwords_lock_the_account_like_sign_in(client, auth, app):
     qa = auth("qa1")
     _myco(client, auth("tech1"))
-    review_trail(client, LOT, qa)
+    review_all(client, LOT, qa)
     url = f"/api/lots/{LOT}/transitions"
     limit = app.config["LOGIN_MAX_FAILURES"]
     for i in range(limit):
@@ -338,7 +332,7 @@ def test_a_run_out_signature_lock_counts_afresh_and_locks_again(client, auth, ap
 
     qa = auth("qa1")
     _myco(client, auth("tech1"))
-    review_trail(client, LOT, qa)
+    review_all(client, LOT, qa)
     url = f"/api/lots/{LOT}/transitions"
     wrong = {"action": "release", "signature": {**SIGN, "password": "guess"}}
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
@@ -362,18 +356,16 @@ def test_a_qc_correction_names_the_event_that_recorded_the_result_it_replaces(cl
     def qc_events() -> list[dict]:
         return client.get(f"/api/audit?lot={LOT}&action=lot.qc", headers=qa).json["events"]
 
-    assert _myco(client, tech, result="detected", passed=False).status_code == 201
+    assert _myco(client, tech).status_code == 201
     first = qc_events()[-1]
     assert first["corrects_seq"] is None  # a first result corrects nothing
-    look = {"test": "appearance", "spec": "clear", "result": "clear", "passed": True}
+    look = {"test": "appearance", "result": "clear, colourless"}
     assert client.post(f"/api/lots/{LOT}/qc", json=look, headers=tech).status_code == 201
-    # A retest may give the same result again: each correction is still a record of its own.
-    reasons = ("plate contaminated", "retest", "retest again")
+    # A repeat may give the same result again: each correction is still a record of its own.
+    reasons = ("wrong plate read", "transcription error", "checked again")
     for reason in reasons:
-        body = {"test": "mycoplasma", "spec": "not detected", "result": "not detected"}
-        r = client.post(
-            f"/api/lots/{LOT}/qc", json={**body, "passed": True, "reason": reason}, headers=tech
-        )
+        body = {"test": "mycoplasma", "result": "not detected"}
+        r = client.post(f"/api/lots/{LOT}/qc", json={**body, "reason": reason}, headers=tech)
         assert r.status_code == 201, r.json
     fixes = qc_events()[-3:]
     assert [f["reason"] for f in fixes] == list(reasons)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from helpers import PASSWORD, pdf_text, review_trail, verify
+from helpers import PASSWORD, pdf_text, review_all, verify
 
 LOT = "AAV9-2611-001"  # demo: Helix Bio, quarantine, mycoplasma missing
 RELEASED = "LV-2611-002"  # demo: NovaCell, released by qa1 after the trail review
@@ -16,9 +16,9 @@ def _coa(client, headers, lot: str = RELEASED):
 
 def _release(client, auth) -> None:
     qa, tech = auth("qa1"), auth("tech1")
-    body = {"test": "mycoplasma", "spec": "not detected", "result": "not detected", "passed": True}
+    body = {"test": "mycoplasma", "result": "not detected"}
     assert client.post(f"/api/lots/{LOT}/qc", json=body, headers=tech).status_code == 201
-    review_trail(client, LOT, qa)
+    review_all(client, LOT, qa)  # each result, then the trail
     r = client.post(
         f"/api/lots/{LOT}/transitions",
         json={"action": "release", "signature": {"password": PASSWORD, "meaning": "release"}},
@@ -44,7 +44,9 @@ def test_the_certificate_states_results_signatures_and_the_chain(client, auth, a
         "Helix Bio Ltd",
         "2026-11-02",
         "2028-11-02",
-        ">= 1e13 vg/mL",
+        # Each result with its method, the specification and version it was judged against,
+        # who recorded and who reviewed it.
+        "titer ddPCR AAV-RELEASE: >= 1e12 vg/mL 1 2.1e13 vg/mL yes tech1 qa1",
         "2.1e13 vg/mL",
         "no growth",
         "0.8 EU/mL",
@@ -54,8 +56,7 @@ def test_the_certificate_states_results_signatures_and_the_chain(client, auth, a
         "verification PASSED",
     ):
         assert expected in text, expected
-    # Keys the results do not carry yet (method, who reviewed) read '-'.
-    assert "Method" in text and "Reviewed by" in text and " - " in text
+    assert "Method" in text and "Spec version" in text and "Reviewed by" in text
     # A client's certificate does not state the centre-wide event count.
     assert "all " not in text.split("verification PASSED")[1][:40]
     assert verify(app).ok

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import audit_count, bearer, move, race, register, review_trail, verify
+from helpers import (
+    audit_count,
+    bearer,
+    move,
+    race,
+    register,
+    review_all,
+    review_trail,
+    verify,
+)
 from sqlmodel import select
 
 from lims.accounts import users
@@ -36,18 +45,12 @@ def _close(client, qa, number: str, root_cause: str = "door seal worn"):  # noqa
     return _go(client, qa, number, "close", root_cause=root_cause, signature=SIGN)
 
 
-def _complete_lot_qc(client, tech) -> None:  # noqa: ANN001
+def _complete_lot_qc(client, tech, qa) -> None:  # noqa: ANN001
     r = client.post(
-        f"/api/lots/{LOT}/qc",
-        json={
-            "test": "mycoplasma",
-            "spec": "not detected",
-            "result": "not detected",
-            "passed": True,
-        },
-        headers=tech,
+        f"/api/lots/{LOT}/qc", json={"test": "mycoplasma", "result": "not detected"}, headers=tech
     )
     assert r.status_code == 201, r.json
+    review_all(client, LOT, qa, trail=False)  # QA reviews each result (four eyes)
 
 
 def _release_lot(client, qa):  # noqa: ANN001, ANN201
@@ -372,7 +375,7 @@ def test_link_and_unlink_are_audited_events(app, client, auth) -> None:  # noqa:
 
 def test_an_open_critical_deviation_holds_the_lot_release(app, client, auth) -> None:  # noqa: ANN001
     tech, qa = auth("tech1"), auth("qa1")
-    _complete_lot_qc(client, tech)
+    _complete_lot_qc(client, tech, qa)
     # Minor and major deviations do not hold a release.
     _raise(client, tech, severity="major", links=[{"kind": "lot", "ref": LOT}])
     n = _raise(client, tech, links=[{"kind": "lot", "ref": LOT}])["number"]
@@ -399,7 +402,7 @@ def test_an_open_critical_deviation_holds_the_lot_release(app, client, auth) -> 
 
 def test_a_critical_deviation_on_a_vial_holds_its_lot(client, auth) -> None:  # noqa: ANN001
     tech, qa = auth("tech1"), auth("qa1")
-    _complete_lot_qc(client, tech)
+    _complete_lot_qc(client, tech, qa)
     vial = client.get(f"/api/lots/{LOT}", headers=tech).json["vials"][2]["barcode"]
     n = _raise(client, tech, links=[{"kind": "sample", "ref": vial}])["number"]
     r = _release_lot(client, qa)

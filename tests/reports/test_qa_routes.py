@@ -61,10 +61,41 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("POST", "/api/lots"): (LAB, LOT_CREATE),
     ("GET", "/api/lots/<lot>"): (ANY, None),
     ("GET", "/api/lots/<lot>/report.pdf"): (READERS, None),
-    ("POST", "/api/lots/<lot>/qc"): (
-        LAB,
-        {"test": "mycoplasma", "spec": "not detected", "result": "not detected", "passed": True},
+    ("POST", "/api/lots/<lot>/qc"): (LAB, {"test": "mycoplasma", "result": "not detected"}),
+    # Reviewing a result, moving a specification or an OOS on: QA alone (signed).
+    ("POST", "/api/lots/<lot>/qc/<int:result_id>/review"): (
+        frozenset({"qa"}),
+        {"signature": {"password": "x", "meaning": "review"}},
     ),
+    ("GET", "/api/samples/<barcode>/qc"): (ANY, None),
+    ("POST", "/api/samples/<barcode>/qc"): (LAB, {"test": "viability", "result": "90 %"}),
+    ("POST", "/api/samples/<barcode>/qc/<int:result_id>/review"): (
+        frozenset({"qa"}),
+        {"signature": {"password": "x", "meaning": "review"}},
+    ),
+    ("GET", "/api/specs"): (ANY, None),
+    ("POST", "/api/specs"): (
+        frozenset({"qa", "admin"}),
+        {
+            "code": "PBMC-RELEASE",
+            "product": "PBMC",
+            "stage": "release",
+            "title": "PBMC release",
+            "limits": [{"test": "sterility", "text": "no growth"}],
+        },
+    ),
+    ("GET", "/api/specs/<code>/<int:version>"): (ANY, None),
+    ("POST", "/api/specs/<code>/<int:version>/transitions"): (
+        frozenset({"qa"}),
+        {"action": "approve", "signature": {"password": "x", "meaning": "approval"}},
+    ),
+    ("GET", "/api/oos"): (ANY, None),
+    ("GET", "/api/oos/<int:oos_id>"): (ANY, None),
+    ("POST", "/api/oos/<int:oos_id>/transitions"): (
+        frozenset({"qa"}),
+        {"action": "confirm", "reason": "t", "signature": {"password": "x", "meaning": "approval"}},
+    ),
+    ("POST", "/api/oos/<int:oos_id>/retests"): (LAB, {"result": "no growth"}),
     # Rejecting a quarantined lot is for QA alone (with a signature).
     ("POST", "/api/lots/<lot>/transitions"): (
         frozenset({"qa"}),
@@ -181,6 +212,9 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
             "token_id": "1",
             "job_id": "1",
             "username": "tech2",
+            "result_id": "1",
+            "oos_id": "1",
+            "version": "1",
         }
         return {
             "own": {

@@ -188,9 +188,7 @@ def _record_mycoplasma(app) -> None:  # noqa: ANN001
         lots.record_qc(
             db,
             lot_number="AAV9-2611-001",
-            data=lots.QcIn(
-                test="mycoplasma", spec="not detected", result="not detected", passed=True
-            ),
+            data=lots.QcIn(test="mycoplasma", result="not detected"),
             actor=tech,
         )
         db.commit()
@@ -204,7 +202,17 @@ def test_release_a_lot_with_an_electronic_signature(app, page: Page) -> None:  #
     _record_mycoplasma(app)
     page.reload()
     expect(page.locator("#qc-table .qc-pass")).to_have_count(4)
-    # QA reviews the lot's audit trail first (EU GMP Annex 11 §9): the lot page links to it.
+    # Recorded by tech1, not yet reviewed: the release button says why it cannot be used.
+    expect(page.locator("#release-blocker")).to_contain_text("not reviewed")
+    expect(page.locator("#lot-release button[type=submit]")).to_be_disabled()
+    for left in (3, 2, 1, 0):
+        page.locator("details.review-form summary").first.click()
+        review = page.locator("form[id^=review-]").first
+        review.locator("input[name=password]").fill(PASSWORD)
+        review.locator("button[type=submit]").click()
+        expect(page.locator("form[id^=review-]")).to_have_count(left)
+    # Then the lot's audit trail (EU GMP Annex 11 §9): the lot page links to it.
+    expect(page.locator("#release-blocker")).to_contain_text("audit trail")
     expect(page.locator("#trail-review-status")).to_contain_text("Not reviewed")
     page.click("#trail-review-link")
     expect(page.locator("#trail-events tbody tr").first).to_contain_text("lot.qc")
@@ -216,6 +224,7 @@ def test_release_a_lot_with_an_electronic_signature(app, page: Page) -> None:  #
     shot(page, "lot-trail-reviewed")
     page.goto("/lots/AAV9-2611-001")
     expect(page.locator("#trail-review-status")).to_contain_text("no events since")
+    expect(page.locator("#release-blocker")).to_have_count(0)
     form = page.locator("#lot-release")
     form.locator("input[name=password]").fill("not my password")
     form.locator("button[type=submit]").click()

@@ -183,17 +183,11 @@ def test_wrong_signature_password_is_refused_and_audited(app, client):  # noqa: 
 
 def test_qc_form_records_a_result_and_shows_it(app, client):  # noqa: ANN001
     sign_in(client, "tech1")
-    r = post_form(
-        client,
-        "/lots/AAV9-2611-001/qc",
-        test="mycoplasma",
-        spec="not detected",
-        result="detected",
-        passed="no",
-    )
+    r = post_form(client, "/lots/AAV9-2611-001/qc", test="mycoplasma", result="detected")
     assert r.status_code == 302
     page = client.get("/lots/AAV9-2611-001").text
-    assert "qc-fail" in page and "FAIL" in page
+    # Judged against AAV-RELEASE v1 ('not detected'): a fail, and an OOS opened for it.
+    assert "qc-fail" in page and "FAIL" in page and "OOS-1" in page
 
 
 def test_audit_page_filters_and_pages_with_the_cursor(app, client):  # noqa: ANN001
