@@ -10,7 +10,17 @@ from sqlmodel import Session, select
 
 from lims import lots
 from lims.accounts.users import Actor
-from lims.models import Printer, PrintJob, Sample, VectorLot
+from lims.models import (
+    Deviation,
+    OosRecord,
+    Printer,
+    PrintJob,
+    QcResult,
+    Sample,
+    Specification,
+    VectorLot,
+)
+from lims.quality import deviations, oos
 from lims.roles import LAB, QA
 
 # A home page shows the first few of each list and says how many there are in all.
@@ -83,6 +93,115 @@ def _sample_states(session: Session, actor: Actor) -> dict[str, int]:
     return dict(sorted(session.exec(stmt).all()))
 
 
+def _results_to_review(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], int, int]:
+    """Return current results nobody has reviewed that actor may review; and how many are theirs.
+
+    A corrected result is no longer current: its correction is what waits. Four eyes: a result
+    the actor recorded is counted apart, as someone else must review it.
+    """
+    later = aliased(QcResult)
+    corrected = select(later.id).where(later.supersedes_id == QcResult.id).exists()
+    waiting = (QcResult.reviewed_by_id.is_(None), ~corrected)
+    mine = session.exec(
+        select(func.count())
+        .select_from(QcResult)
+        .where(*waiting, QcResult.recorded_by_id == actor.user.id)
+    ).one()
+    others = (*waiting, QcResult.recorded_by_id != actor.user.id)
+    total = session.exec(select(func.count()).select_from(QcResult).where(*others)).one()
+    rows = session.exec(
+        select(QcResult, VectorLot.lot_number, Sample.barcode)
+        .join(VectorLot, VectorLot.id == QcResult.lot_id, isouter=True)
+        .join(Sample, Sample.id == QcResult.sample_id, isouter=True)
+        .where(*others)
+        .order_by(QcResult.recorded_at, QcResult.id)
+        .limit(SHOWN)
+    ).all()
+    return (
+        [
+            {
+                "lot": lot_number,
+                "sample": barcode,
+                "test": r.test,
+                "result": r.result,
+                "passed": r.passed,
+                "since": r.recorded_at,
+            }
+            for r, lot_number, barcode in rows
+        ],
+        total,
+        mine,
+    )
+
+
+def _open_oos(session: Session) -> tuple[list[dict[str, Any]], int]:
+    """Return the investigations still in phase I or II, oldest first."""
+    where = (OosRecord.phase.in_(sorted(oos.OPEN)),)
+    total = session.exec(select(func.count()).select_from(OosRecord).where(*where)).one()
+    rows = session.exec(
+        select(OosRecord, VectorLot.lot_number, Sample.barcode)
+        .join(VectorLot, VectorLot.id == OosRecord.lot_id, isouter=True)
+        .join(Sample, Sample.id == OosRecord.sample_id, isouter=True)
+        .where(*where)
+        .order_by(OosRecord.opened_at, OosRecord.id)
+        .limit(SHOWN)
+    ).all()
+    return [
+        {
+            "id": o.id,
+            "name": oos.name(o),
+            "subject": lot_number or barcode,
+            "test": o.test,
+            "phase": o.phase,
+            "since": o.opened_at,
+        }
+        for o, lot_number, barcode in rows
+    ], total
+
+
+def _open_deviations(session: Session) -> tuple[list[dict[str, Any]], int]:
+    """Return deviations not yet closed, critical first, then oldest first."""
+    where = (Deviation.state.in_(deviations.ACTIVE),)
+    total = session.exec(select(func.count()).select_from(Deviation).where(*where)).one()
+    rank = {s: i for i, s in enumerate(reversed(deviations.SEVERITIES))}
+    rows = sorted(
+        session.exec(
+            select(Deviation).where(*where).order_by(Deviation.raised_at, Deviation.id)
+        ).all(),
+        key=lambda d: (rank.get(d.severity, 9), d.raised_at, d.id),
+    )[:SHOWN]
+    return [
+        {
+            "number": d.number,
+            "title": d.title,
+            "severity": d.severity,
+            "state": d.state,
+            "since": d.raised_at,
+        }
+        for d in rows
+    ], total
+
+
+def _specs_to_approve(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], int]:
+    """Return draft specifications someone other than their author must approve."""
+    where = (Specification.state == "draft",)
+    total = session.exec(select(func.count()).select_from(Specification).where(*where)).one()
+    rows = session.exec(
+        select(Specification).where(*where).order_by(Specification.created_at).limit(SHOWN)
+    ).all()
+    return [
+        {
+            "code": sp.code,
+            "version": sp.version,
+            "title": sp.title,
+            "product": sp.product,
+            "yours": sp.created_by_id == actor.user.id,
+            "since": sp.created_at,
+        }
+        for sp in rows
+    ], total
+
+
 def worklist(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """Return the sections of what needs the actor now, by role: title, rows, total."""
     sections: list[dict[str, Any]] = []
@@ -108,6 +227,50 @@ def worklist(session: Session, actor: Actor) -> list[dict[str, Any]]:
             }
         )
     if actor.role in QA:
+        rows, total, mine = _results_to_review(session, actor)
+        empty = "No result waits for your review."
+        if mine:
+            empty += f" {mine} you recorded wait for another QA person."
+        sections.append(
+            {
+                "key": "results_to_review",
+                "title": "Results to review",
+                "rows": rows,
+                "total": total,
+                "empty": empty,
+                "mine": mine,
+            }
+        )
+        rows, total = _open_oos(session)
+        sections.append(
+            {
+                "key": "oos_open",
+                "title": "Open OOS investigations",
+                "rows": rows,
+                "total": total,
+                "empty": "No OOS investigation is open.",
+            }
+        )
+        rows, total = _open_deviations(session)
+        sections.append(
+            {
+                "key": "deviations_open",
+                "title": "Open deviations",
+                "rows": rows,
+                "total": total,
+                "empty": "No deviation is open.",
+            }
+        )
+        rows, total = _specs_to_approve(session, actor)
+        sections.append(
+            {
+                "key": "specs_draft",
+                "title": "Specifications to approve",
+                "rows": rows,
+                "total": total,
+                "empty": "No draft specification waits.",
+            }
+        )
         rows, total = _lots_by_state(session, actor, ("quarantine",))
         sections.append(
             {

@@ -80,3 +80,57 @@ def test_qa_sees_lots_waiting_for_release_and_a_client_only_its_own(app, tech): 
     assert 'id="now-custody"' not in home and 'id="now-print_failed"' not in home
     home = home_of("helix_viewer")
     assert "AAV9-2612-077" in _section(home, "my_lots") and "LV-2611-002" not in home
+
+
+def test_qa_sees_results_to_review_open_oos_and_deviations_and_draft_specs(app, auth):  # noqa: ANN001
+    tech, qa = auth("tech1"), auth("qa1")
+    api = app.test_client()
+    # A failing mycoplasma result on the demo AAV lot opens an OOS; qa1 writes a draft spec.
+    r = api.post(
+        "/api/lots/AAV9-2611-001/qc",
+        json={"test": "mycoplasma", "result": "detected"},
+        headers=tech,
+    )
+    assert r.status_code == 201, r.json
+    draft = {
+        "code": "AAV-INPROC",
+        "product": "AAV",
+        "stage": "in_process",
+        "title": "AAV in-process",
+        "limits": [{"test": "bioburden", "unit": "CFU/mL", "upper": 10}],
+    }
+    assert api.post("/api/specs", json=draft, headers=qa).status_code == 201
+
+    browser = app.test_client()
+    assert sign_in(browser, "qa1").status_code == 302
+    home = browser.get("/home").text
+    review = _section(home, "results_to_review")
+    # The demo's unreviewed AAV results and the new failing one, recorded by tech1.
+    assert "AAV9-2611-001" in review and "mycoplasma: detected" in review and "FAIL" in review
+    assert review.count("<tr>") == _count(review)
+    oos_open = _section(home, "oos_open")
+    assert "AAV9-2611-001" in oos_open and "mycoplasma, phase 1" in oos_open
+    open_devs = _section(home, "deviations_open")
+    assert "DEV-" in open_devs and "major" in open_devs and "closed" not in open_devs
+    specs = _section(home, "specs_draft")
+    assert "AAV-INPROC v1" in specs and "yours: another QA person approves" in specs
+    # Not a technician's list.
+    tech_page = app.test_client()
+    assert sign_in(tech_page, "tech1").status_code == 302
+    assert 'id="now-results_to_review"' not in tech_page.get("/home").text
+
+
+def test_a_result_qa_recorded_waits_for_another_qa_person(app, auth):  # noqa: ANN001
+    qa = auth("qa1")
+    r = app.test_client().post(
+        "/api/lots/AAV9-2611-001/qc",
+        json={"test": "mycoplasma", "result": "not detected"},
+        headers=qa,
+    )
+    assert r.status_code == 201, r.json
+    browser = app.test_client()
+    assert sign_in(browser, "qa1").status_code == 302
+    review = _section(browser.get("/home").text, "results_to_review")
+    # Four eyes: qa1's own result is not offered to qa1, and the page says who must act.
+    assert "mycoplasma" not in review
+    assert "1 you recorded wait for another QA person" in review
