@@ -318,3 +318,29 @@ def test_a_long_misread_does_not_widen_the_bench_page(page: Page, app) -> None: 
     expect(page.locator(".scan").first).to_contain_text("xxxx")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 800, width
+
+
+def test_rejecting_a_lot_asks_first_because_it_cannot_be_undone(page: Page) -> None:
+    sign_in(page, "qa1")
+    page.goto("/lots/AAV9-2611-001")
+    form = page.locator("#lot-reject")
+    form.locator("[name=reason]").fill("titer trend outside the validated range")
+    form.locator("input[name=password]").fill(PASSWORD)
+    asked: list[str] = []
+
+    def say_no(dialog) -> None:  # noqa: ANN001
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", say_no)
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#lot-state")).to_contain_text("quarantine")
+    assert asked and "cannot be undone" in asked[0] and "AAV9-2611-001" in asked[0]
+    page.reload()
+    expect(page.locator("#lot-state")).to_contain_text("quarantine")
+    form = page.locator("#lot-reject")
+    form.locator("[name=reason]").fill("titer trend outside the validated range")
+    form.locator("input[name=password]").fill(PASSWORD)
+    page.once("dialog", lambda dialog: dialog.accept())
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#lot-state")).to_contain_text("rejected")
