@@ -105,7 +105,7 @@ def rack(code: str, *extra: str) -> list[str]:
         (["sample-type", "PBMC", "again"], "exists already"),
         # Its name is the title of every tube label.
         (["sample-type", "PBMC2", "Peripheral blood mononuclear cells"], "cannot be printed"),
-        (["sample-type", "LEUK", "Leukapheresis product"], "tube-2ml-203"),
+        (["sample-type", "LEUK", "Leukapheresis concentrate"], "tube-2ml-203"),
         # Fits every stock since 300-dpi lines are as wide in inches as 203-dpi ones.
         (["sample-type", "BMA", "Bone marrow aspirate"], None),
         (["sample-type", "PBMC2", "   "], "visible text"),
