@@ -328,6 +328,27 @@ def rows_load(data: dict, _args: argparse.Namespace) -> list[dict]:
 # --- the steps ----------------------------------------------------------------------------
 
 
+def rows_centre(data: dict, _args: argparse.Namespace) -> list[dict]:
+    """One row per page or API list of bench/centre.py, against its bare SQL."""
+    size = f"{data['samples']:,} samples, {data['events']:,} events, {data['lots']:,} lots"
+    b = f"centre ({data['engine']})"
+    return [
+        _row(
+            b,
+            f"{p['what']} p95",
+            p["p95_ms"],
+            "ms",
+            p["raw_p95_ms"],
+            "same SQL via the bare driver",
+            p["raw_p95_ms"] / max(p["p95_ms"], 1e-9),
+            f"<= {p['target_ms']:g} ms",
+            p["p95_ms"] <= p["target_ms"],
+            f"{p['statements']} statements; {size}" if i == 0 else f"{p['statements']} statements",
+        )
+        for i, p in enumerate(data["pages"])
+    ]
+
+
 def engines(args: argparse.Namespace) -> list[str]:
     """Return the engines to measure: --engine, without PostgreSQL when it does not answer."""
     wanted = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
@@ -402,6 +423,22 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
         # A schema of its own (dropped afterwards): runs at the same time do not meet.
         schema = f"bench_audit_{uuid.uuid4().hex[:8]}"
         out.append(audit("audit_pg", f"{PG_ADMIN_URL}?schema={schema}", ["--drop"], 480))
+
+    def centre(name: str, url: str, extra: list[str]) -> tuple:
+        return (
+            name,
+            [PY, "bench/centre.py", "--json", "--database-url", url, *extra]
+            + size([], ["--events", "50000", "--samples", "10000", "--lots", "1000"]),
+            timeout(3600, 300),
+            "stdout",
+            rows_centre,
+        )
+
+    if "sqlite" in eng:
+        out.append(centre("centre", f"sqlite:///{tmp / 'centre.sqlite3'}", []))
+    if "postgresql" in eng:
+        schema = f"bench_centre_{uuid.uuid4().hex[:8]}"
+        out.append(centre("centre_pg", f"{PG_ADMIN_URL}?schema={schema}", ["--drop"]))
     if eng:
         # The load test is PostgreSQL's (the production engine); on SQLite only without it.
         load_engine = "postgresql" if "postgresql" in eng else "sqlite"

@@ -393,13 +393,19 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def generate(url: str, n: int, seed: int) -> dict[str, Any]:
-    """Build a fresh database at url holding a chained trail of n events; return the figures."""
+def generate(
+    url: str, n: int, seed: int, *, samples: int | None = None, lots: int | None = None
+) -> dict[str, Any]:
+    """Build a fresh database at url holding a chained trail of n events; return the figures.
+
+    Without samples/lots the trail sets them from n (about 18 events a sample, 5,000 a lot);
+    a centre after five years has more of both (bench/quality.py asks for 100,000 and 10,000).
+    """
     rng = random.Random(seed)
     t0 = time.perf_counter()
     engine = fresh_engine(url)
-    n_samples = min(999_000, max(50, n // 18))
-    n_lots = max(4, n // 5000)
+    n_samples = samples or min(999_000, max(50, n // 18))
+    n_lots = lots or max(4, n // 5000)
     ref = reference_rows(engine, n_samples, n_lots, rng)
     t1 = time.perf_counter()
     seq, h = load(engine, n, ref, rng)

@@ -282,8 +282,13 @@ def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
         "volume_ml": lot.volume_ml,
         "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else None,
         "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
-        "qc": [_qc_result(session, r) for r in qc_results(session, lot)],
+        "qc": [_qc_result(session, r) for r in _preloaded(session, qc_results(session, lot))],
     }
+
+
+def _preloaded(session: Session, found: list[QcResult]) -> list[QcResult]:
+    results.preload(session, found)
+    return found
 
 
 def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:

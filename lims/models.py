@@ -133,7 +133,10 @@ class SampleType(SQLModel, table=True):
 class VectorLot(SQLModel, table=True):
     __tablename__ = "vector_lot"
     # One lot to a reader whatever the case (migration 0002).
-    __table_args__ = (Index("uq_vector_lot_number_ci", text("lower(lot_number)"), unique=True),)
+    __table_args__ = (
+        Index("uq_vector_lot_number_ci", text("lower(lot_number)"), unique=True),
+        Index("ix_vector_lot_state", "state", "id"),  # lots waiting for QA (migration 0007)
+    )
     id: int | None = Field(default=None, primary_key=True)
     lot_number: str = Field(unique=True, max_length=64)
     vector_type: str = Field(max_length=16)  # AAV | LV
@@ -153,6 +156,21 @@ class VectorLot(SQLModel, table=True):
 
 class QcResult(SQLModel, table=True):
     __tablename__ = "qc_result"
+    # QA's results to review, and whether a result was corrected (migration 0007).
+    __table_args__ = (
+        Index(
+            "ix_qc_result_unreviewed",
+            "recorded_by_id",
+            sqlite_where=text("reviewed_by_id IS NULL"),
+            postgresql_where=text("reviewed_by_id IS NULL"),
+        ),
+        Index(
+            "ix_qc_result_supersedes",
+            "supersedes_id",
+            sqlite_where=text("supersedes_id IS NOT NULL"),
+            postgresql_where=text("supersedes_id IS NOT NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     # A lot's result, or a cell product's (a sample whose sample type has a specification).
     lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)
@@ -180,7 +198,17 @@ class QcResult(SQLModel, table=True):
 
 class Sample(SQLModel, table=True):
     __tablename__ = "sample"
-    __table_args__ = (UniqueConstraint("location_id", "position", name="uq_sample_position"),)
+    __table_args__ = (
+        UniqueConstraint("location_id", "position", name="uq_sample_position"),
+        # Tubes in someone's custody (a technician's home), migration 0007.
+        Index(
+            "ix_sample_custodian",
+            "custodian_id",
+            "state",
+            sqlite_where=text("custodian_id IS NOT NULL"),
+            postgresql_where=text("custodian_id IS NOT NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     barcode: str = Field(unique=True, max_length=64)
     sample_type_id: int = Field(foreign_key="sample_type.id")
@@ -213,6 +241,7 @@ class Counter(SQLModel, table=True):
 
 class Signature(SQLModel, table=True):
     __tablename__ = "signature"
+    __table_args__ = (Index("ix_signature_record", "record_type", "record_id", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="app_user.id")
     username: str = Field(max_length=64)
@@ -472,6 +501,7 @@ class OosRecord(SQLModel, table=True):
     """An out-of-specification investigation, opened by a failing result (lims.quality.oos)."""
 
     __tablename__ = "oos_record"
+    __table_args__ = (Index("ix_oos_record_phase", "phase", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     result_id: int = Field(foreign_key="qc_result.id", unique=True)
     lot_id: int | None = Field(default=None, foreign_key="vector_lot.id", index=True)

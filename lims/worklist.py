@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -163,13 +163,18 @@ def _open_deviations(session: Session) -> tuple[list[dict[str, Any]], int]:
     """Return deviations not yet closed, critical first, then oldest first."""
     where = (Deviation.state.in_(deviations.ACTIVE),)
     total = session.exec(select(func.count()).select_from(Deviation).where(*where)).one()
-    rank = {s: i for i, s in enumerate(reversed(deviations.SEVERITIES))}
-    rows = sorted(
-        session.exec(
-            select(Deviation).where(*where).order_by(Deviation.raised_at, Deviation.id)
-        ).all(),
-        key=lambda d: (rank.get(d.severity, 9), d.raised_at, d.id),
-    )[:SHOWN]
+    # Ranked in the query: a centre's open deviations are not all read to show the first few.
+    rank = case(
+        {s: i for i, s in enumerate(reversed(deviations.SEVERITIES))},
+        value=Deviation.severity,
+        else_=9,
+    )
+    rows = session.exec(
+        select(Deviation)
+        .where(*where)
+        .order_by(rank, Deviation.raised_at, Deviation.id)
+        .limit(SHOWN)
+    ).all()
     return [
         {
             "number": d.number,

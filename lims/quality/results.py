@@ -182,6 +182,27 @@ def _time(t: datetime | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
+def preload(session: Session, found: list[QcResult]) -> None:
+    """Load the specifications and people of these results in two queries, not one per row.
+
+    What session.get later asks for is then already in the session (a lot page at a centre's
+    size otherwise spends most of its time on one primary-key lookup per reviewer and spec).
+    """
+    spec_ids = {r.spec_id for r in found if r.spec_id} - _loaded(session, Specification)
+    people = {u for r in found for u in (r.recorded_by_id, r.reviewed_by_id) if u}
+    people -= _loaded(session, User)
+    pinned = session.info.setdefault("pinned", [])
+    # The session holds what it loaded only weakly: pinned keeps them for its lifetime.
+    if spec_ids:
+        pinned += session.exec(select(Specification).where(col(Specification.id).in_(spec_ids)))
+    if people:
+        pinned += session.exec(select(User).where(col(User.id).in_(people)))
+
+
+def _loaded(session: Session, model: type) -> set[Any]:
+    return {key[1][0] for key in session.identity_map.keys() if key[0] is model}
+
+
 def result_dict(
     session: Session, r: QcResult, oos: dict[int, OosRecord] | None = None
 ) -> dict[str, Any]:
@@ -224,7 +245,9 @@ def results_dicts(
     for r in retests(session, [o.id for o in oos.values()]):
         by_oos.setdefault(r.retest_of_oos_id, []).append(r)
     out = []
-    for r in current_results(session, lot_id=lot_id, sample_id=sample_id):
+    current = current_results(session, lot_id=lot_id, sample_id=sample_id)
+    preload(session, current + [x for xs in by_oos.values() for x in xs])
+    for r in current:
         out.append(result_dict(session, r, oos))
         if r.id in oos:
             out.extend(result_dict(session, x, oos) for x in by_oos.get(oos[r.id].id, []))

@@ -95,7 +95,10 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
         "spec_tests": [x.test for x in specs.limits_of(db, spec)] if spec else [],
         # Every rule release answers to (results, OOS, deviations, expiry, trail review), asked
         # of the domain: the button is disabled with the reason the server would give.
-        "release_blocker": lots.release_blocker(db, lot, who) if who.role in QA else None,
+        # Asked only where an action that needs it is offered (a released lot has none).
+        "release_blocker": lots.release_blocker(db, lot, who)
+        if any(t.needs_qc for t in actions)
+        else None,
         "can_review": who.role in QA and lot.state in ("in_production", "quarantine"),
         "can_qc": who.role in LAB and lot.state in ("in_production", "quarantine"),
         "can_report": who.role in AUDIT_READERS,

@@ -37,6 +37,8 @@ MEMBERS = {
     "audit": ("sqlite", 6),
     "audit_pg": ("postgresql", 6),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
+    "centre": ("sqlite", 35),  # one row per page and API list of bench/centre.py
+    "centre_pg": ("postgresql", 35),
 }
 
 
