@@ -1,6 +1,8 @@
 """Scans end to end: eight stations' scan -> committed audit event, next to a raw commit.
 
-Method: docs/benchmarks.md.
+On SQLite behind the threaded werkzeug server (the embedded default), or with --engine
+postgresql behind gunicorn (a centre's production set-up); --profile adds where a scan's time
+goes in the server (cProfile of the same POST /api/scans in-process). Method: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -22,15 +25,15 @@ sys.path.insert(0, ROOT)
 
 from agent.station import PostResult, StationAgent  # noqa: E402
 from bench import scans_reader  # noqa: E402
-from bench._common import parse_args  # noqa: E402
-from bench._server import add_bench, session_on  # noqa: E402
+from bench._common import parse_args, pg_create_database  # noqa: E402
+from bench._server import Gunicorn, add_bench, session_on  # noqa: E402
 from lims import audit, create_app, samples  # noqa: E402
 from lims.accounts import users  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from scanners.sim import ScannerSimulator  # noqa: E402
 
 TIMEOUT_S = 120.0
-TINY = {"stations": 2, "tubes": 3, "scans": 200, "raw_commits": 20}  # --tiny
+TINY = {"stations": 2, "tubes": 3, "scans": 200, "raw_commits": 20, "profile": 5}  # --tiny
 SERVER = """
 import sys
 from werkzeug.serving import make_server
@@ -162,39 +165,144 @@ def end_to_end(url: str, benches: list, port: int) -> dict[str, object]:
     }
 
 
-def run(stations: int, tubes: int, scans: int, raw_commits: int = 200) -> dict[str, object]:
+def profile_scans(url: str, n: int, top: int = 25) -> list[dict[str, object]]:
+    """Post n receive scans in-process under cProfile; return the costliest functions per scan.
+
+    The same request the agents send (POST /api/scans), without the network and the agent:
+    where the server's share of a scan goes.
+    """
+    import cProfile
+    import pstats
+
+    with session_on(url) as db:
+        system = users.system_actor(db)
+        add_bench(db, "BENCH-PROF", system)
+        user = users.create_user(
+            db,
+            username="profiler",
+            role="technician",
+            org="centre",
+            password=None,
+            badge="BADGE-PROF",
+            actor=system,
+        )
+        db.flush()
+        secret, _ = users.create_token(db, username="admin", station="BENCH-PROF", actor=system)
+        tech = users.actor_for(db, user, station="BENCH-PROF")
+        codes = [
+            samples.register_sample(
+                db, actor=tech, data=samples.SampleCreate(sample_type="PBMC", project="CART-001")
+            ).barcode
+            for _ in range(n)
+        ]
+        db.commit()
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "AUTO_MIGRATE": False})
+    client = app.test_client()
+    h = {"Authorization": f"Bearer {secret}"}
+
+    def scan(data: str, i: int) -> None:
+        body = {"station": "BENCH-PROF", "data": data, "scan_id": f"prof-{i}"}
+        r = client.post("/api/scans", json=body, headers=h)
+        if r.status_code != 200:
+            raise RuntimeError(f"scan {data}: {r.status_code} {r.text[:200]}")
+
+    scan("BADGE-PROF", -2)
+    scan("CMD:RECEIVE", -1)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for i, code in enumerate(codes):
+        scan(code, i)
+    prof.disable()
+    total = time.perf_counter() - t0
+    app.extensions["lims"]["engine"].dispose()
+    stats = pstats.Stats(prof)
+    rows = []
+    for (path, line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        short = path.split("site-packages/")[-1].removeprefix(ROOT + "/")
+        rows.append(
+            {
+                "function": f"{short}:{line}({func})",
+                "cumulative_ms_per_scan": round(ct * 1000 / n, 3),
+                "own_ms_per_scan": round(tt * 1000 / n, 3),
+            }
+        )
+    rows.sort(key=lambda r: -r["cumulative_ms_per_scan"])
+    return [
+        {"function": "(all, profiled)", "cumulative_ms_per_scan": round(total * 1000 / n, 3)}
+    ] + rows[:top]
+
+
+def serve(url: str, server: str, workers: int, log_dir: str):  # noqa: ANN201
+    """Start the app on url (werkzeug in a subprocess, or gunicorn); return (port, stop)."""
+    if server == "gunicorn":
+        g = Gunicorn(url, workers=workers, log=Path(log_dir) / "gunicorn.log")
+        g.start()
+        return g.port, g.stop
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, url],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        text=True,
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(10)
+
+    try:
+        return int(proc.stdout.readline()), stop
+    except ValueError:
+        stop()
+        raise
+
+
+def run(
+    stations: int,
+    tubes: int,
+    scans: int,
+    raw_commits: int = 200,
+    *,
+    engine: str = "sqlite",
+    server: str = "werkzeug",
+    workers: int = 4,
+    profile: int = 0,
+) -> dict[str, object]:
     """Measure everything once and return the figures."""
     raw_pty = scans_reader.bench_raw_pty(scans)
     reader = scans_reader.bench_reader(scans)
     with tempfile.TemporaryDirectory(prefix="bench-scans-") as tmp:
-        url = f"sqlite:///{tmp}/lims.sqlite3"
-        benches = setup(url, stations, tubes)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, url],
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": ROOT},
-            text=True,
-        )
+        if engine == "sqlite":
+            url, drop = f"sqlite:///{tmp}/lims.sqlite3", (lambda: None)
+        else:
+            url, drop = pg_create_database()
         try:
-            port = int(proc.stdout.readline())
-            e2e = end_to_end(url, benches, port)
+            benches = setup(url, stations, tubes)
+            port, stop = serve(url, server, workers, tmp)
+            try:
+                e2e = end_to_end(url, benches, port)
+            finally:
+                stop()
+            n_events = stations * tubes
+            raw_rate, raw_lat = raw_commit(url, max(raw_commits, n_events))
+            with session_on(url) as db:
+                received = sum(
+                    len(audit.query(db, action="sample.receive", station=name, limit=10**6))
+                    for name, *_ in benches
+                )
+                chain_ok = audit.verify(db).ok
+            profiled = profile_scans(url, profile) if profile else None
         finally:
-            proc.terminate()
-            proc.wait(10)
-        n_events = stations * tubes
-        raw_rate, raw_lat = raw_commit(url, max(raw_commits, n_events))
-        with session_on(url) as db:
-            received = sum(
-                len(audit.query(db, action="sample.receive", station=name, limit=10**6))
-                for name, *_ in benches
-            )
-            chain_ok = audit.verify(db).ok
+            drop()
     lat = e2e["latencies"]
     e2e_rate = len(lat) / e2e["elapsed"]
     raw_med = statistics.median(raw_lat)
     return {
         "python": sys.version.split()[0],
+        "engine": engine,
+        "server": server if server == "werkzeug" else f"gunicorn, {workers} workers",
+        "profile": profiled,
         "stations": stations,
         "tubes_per_station": tubes,
         "outcomes": e2e["outcomes"],
@@ -229,13 +337,32 @@ def main() -> int:
     parser.add_argument("--tubes", type=int, default=40, help="tubes received per station")
     parser.add_argument("--scans", type=int, default=20000, help="scans for the reader rows")
     parser.add_argument("--raw-commits", type=int, default=200, help="at least this many")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--server",
+        choices=("werkzeug", "gunicorn"),
+        help="default: werkzeug on SQLite, else gunicorn",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--profile", type=int, default=0, help="profile this many scans in-process")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parse_args(parser, TINY)
-    result = run(args.stations, args.tubes, args.scans, args.raw_commits)
+    server = args.server or ("werkzeug" if args.engine == "sqlite" else "gunicorn")
+    result = run(
+        args.stations,
+        args.tubes,
+        args.scans,
+        args.raw_commits,
+        engine=args.engine,
+        server=server,
+        workers=args.workers,
+        profile=args.profile,
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["chain_verifies"] else 1
     print(
+        f"{result['engine']} behind {result['server']}: "
         f"{result['stations']} stations x {result['tubes_per_station']} tubes, "
         f"Python {result['python']}; outcomes {result['outcomes']}; "
         f"retried {result['scans_retried']}; "
@@ -252,6 +379,8 @@ def main() -> int:
         f"raw commit median {lat['raw_commit_median']} ms, p99 {lat['raw_commit_p99']} ms "  # type: ignore[index]
         f"(median ratio {lat['median_over_raw_commit']}x)"  # type: ignore[index]
     )
+    for row in result["profile"] or []:  # type: ignore[union-attr]
+        print(f"{row['cumulative_ms_per_scan']:>9.3f} ms/scan  {row['function']}")
     return 0 if result["chain_verifies"] else 1
 
 

@@ -33,7 +33,8 @@ MEMBERS = {
     "scans_reader": ("sqlite", 4),
     "labels": ("sqlite", 4),
     "custody": (None, 5),
-    "scans": ("sqlite", 2),
+    "scans": ("sqlite", 3),
+    "scans_pg": ("postgresql", 3),  # the same behind gunicorn
     "audit": ("sqlite", 6),
     "audit_pg": ("postgresql", 6),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
