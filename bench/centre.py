@@ -33,7 +33,7 @@ from sqlalchemy import insert, select, text, update  # noqa: E402
 
 from bench import gen_audit  # noqa: E402
 from bench._common import database_url, parse_args  # noqa: E402
-from bench.audit import Capture, drop_schema, p95, raw_connection, replay  # noqa: E402
+from bench.audit import Capture, drop_schema, p95, raw_connection  # noqa: E402
 from lims import create_app  # noqa: E402
 from lims import db as lims_db  # noqa: E402
 from lims import samples as lims_samples  # noqa: E402
@@ -259,6 +259,21 @@ def seed_quality(url: str, seed: int) -> dict[str, Any]:
         conn.commit()
     engine.dispose()
     return counted(url)
+
+
+def replay(raw, statements) -> None:  # noqa: ANN001
+    """Run the statements on the bare connection, reading every row, then roll back.
+
+    A page also writes (the session's last-seen time): replayed too, as it costs, but undone so
+    that the bare connection never holds a lock the app then waits for.
+    """
+    cur = raw.cursor()
+    for sql, params in statements:
+        cur.execute(sql, params)
+        if cur.description is not None:
+            cur.fetchall()
+    cur.close()
+    raw.rollback()
 
 
 class DriverCapture(Capture):

@@ -136,6 +136,7 @@ class VectorLot(SQLModel, table=True):
     __table_args__ = (
         Index("uq_vector_lot_number_ci", text("lower(lot_number)"), unique=True),
         Index("ix_vector_lot_state", "state", "id"),  # lots waiting for QA (migration 0007)
+        Index("ix_vector_lot_created", "created_at", "id"),  # the lots list's newest page
     )
     id: int | None = Field(default=None, primary_key=True)
     lot_number: str = Field(unique=True, max_length=64)
@@ -160,6 +161,8 @@ class QcResult(SQLModel, table=True):
     __table_args__ = (
         Index(
             "ix_qc_result_unreviewed",
+            "recorded_at",
+            "id",
             "recorded_by_id",
             sqlite_where=text("reviewed_by_id IS NULL"),
             postgresql_where=text("reviewed_by_id IS NULL"),
@@ -200,6 +203,10 @@ class Sample(SQLModel, table=True):
     __tablename__ = "sample"
     __table_args__ = (
         UniqueConstraint("location_id", "position", name="uq_sample_position"),
+        # The lists' newest page, a client's (migration 0007).
+        Index("ix_sample_created", "created_at", "id"),
+        Index("ix_sample_org_created", "org_id", "created_at", "id"),
+        Index("ix_sample_org_state", "org_id", "state"),  # a client's home counts by state
         # Tubes in someone's custody (a technician's home), migration 0007.
         Index(
             "ix_sample_custodian",

@@ -118,7 +118,7 @@ def list_deviations(q: DeviationQuery):
     rows = deviations.list_deviations(
         db, current_actor(), state=q.state, severity=q.severity, lot=q.lot, sample=q.sample
     )
-    return {"deviations": [deviations.summary(db, d) for d in rows]}
+    return {"deviations": deviations.summaries(db, rows)}
 
 
 @bp.get("/deviations/<number>")

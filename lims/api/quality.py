@@ -111,8 +111,8 @@ def review_sample_qc(barcode: str, result_id: int, data: ReviewIn):
 def list_oos(q: OosQuery):
     """List the out-of-specification investigations you may see, newest first."""
     db = get_db()
-    rows = oos.list_oos(db, current_actor(), open_only=q.open)
-    return {"oos": [oos.oos_summary(db, x) for x in rows]}
+    rows, _total = oos.list_oos(db, current_actor(), open_only=q.open)
+    return {"oos": oos.oos_summaries(db, rows)}
 
 
 @bp.get("/oos/<int:oos_id>")

@@ -379,15 +379,36 @@ def deviation_dict(session: Session, dev: Deviation) -> dict[str, Any]:
 
 def summary(session: Session, dev: Deviation) -> dict[str, Any]:
     """Return a deviation's line in a list."""
-    return {
-        "number": dev.number,
-        "title": dev.title,
-        "severity": dev.severity,
-        "state": dev.state,
-        "organisation": session.get(Organisation, dev.org_id).name,
-        "raised_at": _time(dev.raised_at),
-        "links": [{"kind": x.kind, "ref": x.ref} for x in active_links(session, dev)],
-    }
+    return summaries(session, [dev])[0]
+
+
+def summaries(session: Session, devs: list[Deviation]) -> list[dict[str, Any]]:
+    """Return the lines of a list of deviations, their organisations and links read at once."""
+    ids = [d.id for d in devs]
+    orgs = {o.id: o.name for o in session.exec(select(Organisation))} if devs else {}
+    links: dict[int, list[DeviationLink]] = {}
+    for i in range(0, len(ids), 500):
+        for x in session.exec(
+            select(DeviationLink)
+            .where(
+                col(DeviationLink.deviation_id).in_(ids[i : i + 500]),
+                col(DeviationLink.removed_at).is_(None),
+            )
+            .order_by(DeviationLink.id)
+        ):
+            links.setdefault(x.deviation_id, []).append(x)
+    return [
+        {
+            "number": dev.number,
+            "title": dev.title,
+            "severity": dev.severity,
+            "state": dev.state,
+            "organisation": orgs[dev.org_id],
+            "raised_at": _time(dev.raised_at),
+            "links": [{"kind": x.kind, "ref": x.ref} for x in links.get(dev.id, [])],
+        }
+        for dev in devs
+    ]
 
 
 # --- changing ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import update
+from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
 from lims import audit, signatures
@@ -116,14 +116,20 @@ def get_oos(session: Session, oos_id: int, actor: Actor) -> OosRecord:
     return oos
 
 
-def list_oos(session: Session, actor: Actor, *, open_only: bool = False) -> list[OosRecord]:
-    """Return the investigations the actor may see, newest first."""
-    stmt = select(OosRecord)
+def list_oos(
+    session: Session, actor: Actor, *, open_only: bool = False, limit: int | None = None
+) -> tuple[list[OosRecord], int]:
+    """Return the investigations the actor may see, open ones first, then newest first; and
+    how many there are in all (a list shows the first `limit`)."""
+    where = []
     if not actor.sees_all:
-        stmt = stmt.where(OosRecord.org_id == actor.org.id)
+        where.append(OosRecord.org_id == actor.org.id)
     if open_only:
-        stmt = stmt.where(col(OosRecord.phase).in_(sorted(OPEN)))
-    return list(session.exec(stmt.order_by(col(OosRecord.id).desc())).all())
+        where.append(col(OosRecord.phase).in_(sorted(OPEN)))
+    total = session.exec(select(func.count()).select_from(OosRecord).where(*where)).one()
+    still_open = case((col(OosRecord.phase).in_(sorted(OPEN)), 0), else_=1)
+    stmt = select(OosRecord).where(*where).order_by(still_open, col(OosRecord.id).desc())
+    return list(session.exec(stmt.limit(limit)).all()), total
 
 
 def _subject(session: Session, oos: OosRecord) -> tuple[str, str]:
@@ -167,21 +173,45 @@ def oos_dict(session: Session, oos: OosRecord) -> dict[str, Any]:
     }
 
 
-def oos_summary(session: Session, oos: OosRecord) -> dict[str, Any]:
-    """Return an investigation's line in a list."""
-    kind, ref = _subject(session, oos)
-    original = session.get(QcResult, oos.result_id)
-    return {
-        "id": oos.id,
-        "name": name(oos),
-        "lot": ref if kind == "lot" else None,
-        "sample": ref if kind == "sample" else None,
-        "test": oos.test,
-        "result": original.result,
-        "spec": original.spec,
-        "phase": oos.phase,
-        "opened_at": results._time(oos.opened_at),
-    }
+def oos_summaries(session: Session, found: list[OosRecord]) -> list[dict[str, Any]]:
+    """Return the lines of a list of investigations (lots, samples, results read at once)."""
+
+    def by_id(model: Any, column: Any, ids: set[int]) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        ids_ = sorted(i for i in ids if i)
+        for i in range(0, len(ids_), 500):
+            out.update(
+                session.exec(
+                    select(model.id, column).where(col(model.id).in_(ids_[i : i + 500]))
+                ).all()
+            )
+        return out
+
+    lots = by_id(VectorLot, VectorLot.lot_number, {o.lot_id for o in found})
+    tubes = by_id(Sample, Sample.barcode, {o.sample_id for o in found})
+    said: dict[int, tuple[str, str]] = {}
+    ids = sorted(o.result_id for o in found)
+    for i in range(0, len(ids), 500):
+        for rid, result, spec in session.exec(
+            select(QcResult.id, QcResult.result, QcResult.spec).where(
+                col(QcResult.id).in_(ids[i : i + 500])
+            )
+        ):
+            said[rid] = (result, spec)
+    return [
+        {
+            "id": o.id,
+            "name": name(o),
+            "lot": lots.get(o.lot_id) if o.lot_id else None,
+            "sample": tubes.get(o.sample_id) if not o.lot_id else None,
+            "test": o.test,
+            "result": said[o.result_id][0],
+            "spec": said[o.result_id][1],
+            "phase": o.phase,
+            "opened_at": results._time(o.opened_at),
+        }
+        for o in found
+    ]
 
 
 def transition_oos(

@@ -36,7 +36,7 @@ def deviation_list():  # noqa: ANN201
     rows = deviations.list_deviations(db, actor(), **filters)
     return render(
         "deviations/list.html",
-        rows=[deviations.summary(db, d) for d in rows],
+        rows=deviations.summaries(db, rows),
         filters=filters,
         states=deviations.STATES,
         severities=deviations.SEVERITIES,

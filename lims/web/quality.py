@@ -125,9 +125,11 @@ def spec_transition(code: str, version: int):  # noqa: ANN201
 def oos_list():  # noqa: ANN201
     """List the out-of-specification investigations, open ones first."""
     db = get_db()
-    rows = [oos.oos_summary(db, x) for x in oos.list_oos(db, actor())]
-    rows.sort(key=lambda r: (r["phase"] not in oos.OPEN, -r["id"]))
-    return render("quality/oos_list.html", rows=rows)
+    found, total = oos.list_oos(db, actor(), limit=OOS_SHOWN)
+    return render("quality/oos_list.html", rows=oos.oos_summaries(db, found), total=total)
+
+
+OOS_SHOWN = 200  # open ones come first, so none is ever out of sight behind closed ones
 
 
 @bp.get("/quality/oos/<int:oos_id>", endpoint="oos")
