@@ -170,3 +170,23 @@ def test_the_oos_pages_show_and_move_an_investigation(client, auth):
     assert r.status_code == 302, r.text
     assert "invalidated" in client.get(f"/quality/oos/{oos}").text
     assert APPROVE["meaning"] == "approval"
+
+
+def test_the_oos_list_puts_open_investigations_before_newer_closed_ones(client, auth):
+    from helpers import sign_in
+
+    tech, qa = auth("tech1"), auth("qa1")
+    older = _fail_myco(client, tech)["oos"]
+    r = qc(client, LOT, tech, "sterility", "growth", reason="plate read again")
+    assert r.status_code == 201, r.json
+    newer = result_of(r.json, "sterility")["oos"]
+    r = client.post(f"/api/oos/{newer}/retests", json={"result": "no growth"}, headers=tech)
+    assert r.status_code == 201, r.json
+    r = _move(client, newer, qa, "invalidate", reason="contaminated plate")
+    assert r.status_code == 200, r.json
+    listed = client.get("/api/oos", headers=qa).json["oos"]
+    assert [o["id"] for o in listed] == [older, newer]
+    sign_in(client, "qa1")
+    page = client.get("/quality/oos").text
+    assert page.index(f"OOS-{older}") < page.index(f"OOS-{newer}")
+    assert "2 investigations" in page
