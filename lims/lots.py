@@ -269,8 +269,12 @@ def _qc_result(session: Session, r: QcResult) -> dict[str, Any]:
     return said
 
 
-def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
+def snapshot(
+    session: Session, lot: VectorLot, current: list[QcResult] | None = None
+) -> dict[str, Any]:
     """Return the lot content that audit events and signatures bind to."""
+    if current is None:
+        current = qc_results(session, lot)
     return {
         "lot_number": lot.lot_number,
         "state": lot.state,
@@ -282,7 +286,7 @@ def snapshot(session: Session, lot: VectorLot) -> dict[str, Any]:
         "volume_ml": lot.volume_ml,
         "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else None,
         "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
-        "qc": [_qc_result(session, r) for r in _preloaded(session, qc_results(session, lot))],
+        "qc": [_qc_result(session, r) for r in _preloaded(session, current)],
     }
 
 
@@ -293,8 +297,9 @@ def _preloaded(session: Session, found: list[QcResult]) -> list[QcResult]:
 
 def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
     """Return the public JSON of a lot, with QC, signatures and vial counts."""
-    snap = snapshot(session, lot)
-    snap["qc"] = results.results_dicts(session, lot_id=lot.id)
+    current = qc_results(session, lot)
+    snap = snapshot(session, lot, current)
+    snap["qc"] = results.results_dicts(session, lot_id=lot.id, current=current)
     sigs = session.exec(
         select(Signature)
         .where(Signature.record_type == "lot", Signature.record_id == lot.lot_number)

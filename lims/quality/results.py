@@ -237,15 +237,23 @@ def result_dict(
 
 
 def results_dicts(
-    session: Session, *, lot_id: int | None = None, sample_id: int | None = None
+    session: Session,
+    *,
+    lot_id: int | None = None,
+    sample_id: int | None = None,
+    current: list[QcResult] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return a lot's or sample's current results, each followed by the retests of its OOS."""
+    """Return a lot's or sample's current results, each followed by the retests of its OOS.
+
+    current: its current results when the caller has read them already.
+    """
     oos = {o.result_id: o for o in oos_of(session, lot_id=lot_id, sample_id=sample_id)}
     by_oos: dict[int, list[QcResult]] = {}
     for r in retests(session, [o.id for o in oos.values()]):
         by_oos.setdefault(r.retest_of_oos_id, []).append(r)
     out = []
-    current = current_results(session, lot_id=lot_id, sample_id=sample_id)
+    if current is None:
+        current = current_results(session, lot_id=lot_id, sample_id=sample_id)
     preload(session, current + [x for xs in by_oos.values() for x in xs])
     for r in current:
         out.append(result_dict(session, r, oos))

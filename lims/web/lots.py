@@ -75,9 +75,9 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
     db = get_db()
     who = actor()
     lot = lots.get_lot(db, lot_number, who)
+    project, org = lots.owner(db, lot)  # held first: lot_dict then finds them in the session
     info = lots.lot_dict(db, lot)
     vials = samples.vials_of_lot(db, lot)
-    project, org = lots.owner(db, lot)
     spec = specs.in_force(db, product=lot.vector_type, stage="release")
     actions = []
     for name in info["allowed_actions"]:
