@@ -1,0 +1,97 @@
+"""Cell therapy pages: episodes, one episode with its chain of identity as a timeline and its
+next move, and the patient register for the centre's QA and admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+
+from lims.boundary.unit import get_db, record_now
+from lims.roles import CENTRE_ROLES
+from lims.therapy import episodes, patients
+from lims.web.common import actor, area, first_error, page, perform, render
+
+bp = area("therapy", __name__)
+
+
+def _text(name: str, limit: int) -> str | None:
+    return (request.form.get(name) or "").strip()[:limit] or None
+
+
+@bp.get("/episodes", endpoint="list")
+@page()
+def episode_list():  # noqa: ANN201
+    """List the treatment episodes you may see, newest first."""
+    db = get_db()
+    state = (request.args.get("state") or "").strip()[:32] or None
+    rows = episodes.list_episodes(db, actor(), state=state)
+    return render(
+        "therapy/episodes.html",
+        rows=[episodes.episode_dict(db, e) for e in rows],
+        states=episodes.STATES,
+        state=state,
+        can_read_identifiers=patients.may_read_identifiers(actor()),
+    )
+
+
+def _context(number: str, **extra: Any) -> dict[str, Any]:
+    db = get_db()
+    who = actor()
+    ep = episodes.get_episode(db, number, who)
+    info = episodes.episode_dict(db, ep)
+    moves = [
+        episodes.TRANSITIONS[a]
+        for a in info["allowed_actions"]
+        if who.role in episodes.TRANSITIONS[a].roles
+    ]
+    return {
+        "ep": info,
+        "timeline": episodes.timeline(db, ep),
+        "moves": moves if who.sees_all else [],
+        "field_words": episodes.FIELD_WORDS,
+        **extra,
+    }
+
+
+@bp.get("/episodes/<number>", endpoint="show")
+@page()
+def episode_page(number: str):  # noqa: ANN201
+    """Show an episode: its COI, product identity, samples, the timeline and its next moves."""
+    return render("therapy/episode.html", **_context(number))
+
+
+@bp.post("/episodes/<number>/transition", endpoint="transition")
+@page()
+def episode_transition(number: str):  # noqa: ANN201
+    """Apply one move from the form; a refusal (a COI mismatch) shows the domain's reason."""
+    action = _text("action", 32) or ""
+    try:
+        data = episodes.EpisodeTransitionIn(
+            action=action,
+            version=int(request.form.get("version") or 0) or None,
+            **{f: _text(f, 2000 if f == "reason" else 64) for f in episodes.FIELDS},
+        )
+    except ValueError as exc:
+        ctx = _context(number, failed=action)
+        return render("therapy/episode.html", 400, error=first_error(exc), **ctx)
+    _, err = perform(lambda: episodes.transition(get_db(), number=number, data=data, actor=actor()))
+    if err is not None:
+        if err.code == "unknown_episode":
+            raise err
+        ctx = _context(number, failed=action)
+        return render("therapy/episode.html", err.status, error=err.message, **ctx)
+    flash(f"{number}: {action.replace('_', ' ')} done.", "ok")
+    return redirect(url_for("web.therapy.show", number=number))
+
+
+@bp.get("/patients", endpoint="patients")
+@page(*CENTRE_ROLES)
+def patient_list():  # noqa: ANN201
+    """The patient and donor register (centre QA and admin); showing it is recorded."""
+    db = get_db()
+    who = actor()
+    rows = patients.list_patients(db, who)
+    shown = [patients.patient_dict(db, p) for p in rows]
+    record_now(lambda w: patients.record_read(w, who, rows, "patients page"))
+    return render("therapy/patients.html", rows=shown)

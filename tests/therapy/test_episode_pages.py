@@ -1,0 +1,69 @@
+"""Episode pages: the list, one episode with its timeline and moves, the patient register."""
+
+from __future__ import annotations
+
+import html
+
+from helpers import post_form, sign_in
+from sqlmodel import select
+from therapy_util import DEMO_NAME, new_episode, walk
+
+from lims.db import new_session
+from lims.models import AuditEvent
+
+
+def _demo_number(client) -> str:  # noqa: ANN001
+    page = client.get("/episodes").text
+    return page.split('class="mono rowlink" href="/episodes/', 1)[1].split('"', 1)[0]
+
+
+def test_technician_sees_episode_and_timeline_but_no_identifiers(client) -> None:  # noqa: ANN001
+    sign_in(client, "tech1")
+    r = client.get("/episodes")
+    assert r.status_code == 200 and 'id="episodes"' in r.text
+    assert 'id="patient-register"' not in r.text
+    number = _demo_number(client)
+    page = client.get(f"/episodes/{number}").text
+    assert 'id="episode-timeline"' in page and "start manufacturing" in page
+    assert DEMO_NAME not in page and "MRN-0042" not in page
+    assert client.get("/patients").status_code == 403
+
+
+def test_a_coi_mismatch_on_the_page_shows_the_reason_and_the_deviation(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    mine = new_episode(client, qa, tech, hospital_id="MRN-P1")
+    other = new_episode(client, qa, tech, hospital_id="MRN-P2")
+    walk(client, tech, qa, mine, until="collect")
+    sign_in(client, "tech1")
+    r = post_form(
+        client,
+        f"/episodes/{mine['number']}/transition",
+        action="receive",
+        bag=other["bag"],
+        coi=mine["coi"],
+    )
+    assert r.status_code == 422
+    text = html.unescape(r.text)
+    assert "COI MISMATCH - STOP" in text and "deviation DEV-" in text
+    assert 'id="episode-state"' in r.text and "collected" in r.text
+    r = post_form(
+        client,
+        f"/episodes/{mine['number']}/transition",
+        action="receive",
+        bag=mine["bag"],
+        coi=mine["coi"],
+    )
+    assert r.status_code == 302
+    page = client.get(f"/episodes/{mine['number']}").text
+    assert "coi mismatch" in page  # the refused scan stays in the chain's timeline
+
+
+def test_qa_opens_the_register_and_the_view_is_recorded(app, client) -> None:  # noqa: ANN001
+    sign_in(client, "qa1")
+    r = client.get("/patients")
+    assert r.status_code == 200 and DEMO_NAME in r.text and "MRN-0042" in r.text
+    with new_session(app.extensions["lims"]["engine"]) as db:
+        reads = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "patient.identifiers_read")
+        ).all()
+    assert len(reads) == 2 and all("patients page" in e.after for e in reads)
