@@ -5,14 +5,16 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from pydantic import Field
 
+from lims import samples
 from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
 from lims.boundary.unit import record_now
-from lims.therapy import episodes, patients, products
+from lims.therapy import episodes, patients, pools, products
 from lims.therapy.episodes import EpisodeCreate, EpisodeTransitionIn
 from lims.therapy.patients import PatientIn
+from lims.therapy.pools import PoolIn
 from lims.therapy.products import ProductCodeIn
 
 bp = APIBlueprint("therapy", __name__, url_prefix="/api", tag="Cell therapy")
@@ -199,3 +201,39 @@ def transition(number: str, data: EpisodeTransitionIn):
     db = get_db()
     ep = episodes.transition(db, number=number, data=data, actor=current_actor())
     return episodes.episode_dict(db, ep)
+
+
+class PoolParentOut(Out):
+    barcode: str
+    coi: str
+    state: str
+
+
+class PoolOut(Out):
+    barcode: str
+    coi: str
+    lineage: str | None
+    parents: list[PoolParentOut]
+
+
+schemas.MODELS.extend([PoolParentOut, PoolOut])
+
+
+@bp.post("/pools")
+@answers(bp, PoolOut, *WRITE, 404, status=201)
+@bp.input(PoolIn, arg_name="data")
+@write
+def make_pool(data: PoolIn):
+    """Pool several parents into one derivative: one COI only, unless the product is allogeneic."""
+    db = get_db()
+    pool = pools.make_pool(db, data=data, actor=current_actor())
+    return pools.pool_dict(db, pool), 201
+
+
+@bp.get("/pools/<barcode>")
+@answers(bp, PoolOut, *READ, 404)
+def get_pool(barcode: str):
+    """Return a sample with the parents it was pooled from (none: not a pool)."""
+    db = get_db()
+    s = samples.get_sample(db, barcode, current_actor())
+    return pools.pool_dict(db, s)

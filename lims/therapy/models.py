@@ -54,3 +54,11 @@ class Episode(SQLModel, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PoolParent(SQLModel, table=True):
+    """One parent of a pooled derivative (a sample made from several): multi-parent lineage."""
+
+    __tablename__ = "therapy_pool_parent"
+    pool_id: int = Field(foreign_key="sample.id", primary_key=True)
+    parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)

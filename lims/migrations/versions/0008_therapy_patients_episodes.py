@@ -1,4 +1,5 @@
-"""Cell therapy: product code catalogue (ISBT 128), patients/donors, treatment episodes
+"""Cell therapy: product code catalogue (ISBT 128), patients/donors, treatment episodes,
+pooled derivatives (several parents)
 
 Revision ID: 0008
 Revises: 0006
@@ -68,9 +69,19 @@ def upgrade() -> None:
     op.create_index("ix_therapy_episode_coi", "therapy_episode", ["coi"])
     op.create_index("ix_therapy_episode_org_id", "therapy_episode", ["org_id"])
     op.create_index("ix_therapy_episode_state", "therapy_episode", ["state"])
+    op.create_table(
+        "therapy_pool_parent",
+        sa.Column("pool_id", sa.Integer(), nullable=False),
+        sa.Column("parent_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["pool_id"], ["sample.id"]),
+        sa.ForeignKeyConstraint(["parent_id"], ["sample.id"]),
+        sa.PrimaryKeyConstraint("pool_id", "parent_id"),
+    )
+    op.create_index("ix_therapy_pool_parent_parent_id", "therapy_pool_parent", ["parent_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("therapy_pool_parent")
     op.drop_table("therapy_episode")
     op.drop_table("therapy_patient")
     op.drop_table("therapy_product_code")
