@@ -8,8 +8,8 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 
 from lims.boundary.unit import get_db, record_now
-from lims.roles import CENTRE_ROLES
-from lims.therapy import episodes, patients
+from lims.roles import CENTRE_ROLES, LAB
+from lims.therapy import episodes, patients, products
 from lims.web.common import actor, area, first_error, page, perform, render
 
 bp = area("therapy", __name__)
@@ -21,18 +21,46 @@ def _text(name: str, limit: int) -> str | None:
 
 @bp.get("/episodes", endpoint="list")
 @page()
-def episode_list():  # noqa: ANN201
-    """List the treatment episodes you may see, newest first."""
+def episode_list(status: int = 200, **extra: Any):  # noqa: ANN201
+    """List the treatment episodes you may see, newest first (with the enrolment form)."""
     db = get_db()
     state = (request.args.get("state") or "").strip()[:32] or None
     rows = episodes.list_episodes(db, actor(), state=state)
     return render(
         "therapy/episodes.html",
+        status,
         rows=[episodes.episode_dict(db, e) for e in rows],
         states=episodes.STATES,
         state=state,
         can_read_identifiers=patients.may_read_identifiers(actor()),
+        can_enrol=_can_enrol(),
+        product_codes=products.list_product_codes(db),
+        **extra,
     )
+
+
+def _can_enrol() -> bool:
+    who = actor()
+    return who.sees_all and who.role in LAB
+
+
+@bp.post("/episodes", endpoint="enrol")
+@page(*LAB)
+def episode_enrol():  # noqa: ANN201
+    """Enrol a registered patient or donor from the form (by COI)."""
+    try:
+        data = episodes.EpisodeCreate(
+            coi=_text("coi", 64) or "",
+            project=_text("project", 64) or "",
+            product_code=_text("product_code", 8),
+        )
+    except ValueError as exc:
+        return episode_list(error=f"The form is incomplete: {first_error(exc)}", status=400)
+    ep, err = perform(lambda: episodes.enrol(get_db(), data=data, actor=actor()))
+    if err is not None:
+        return episode_list(error=err.message, status=err.status)
+    flash(f"{ep.number} opened for {ep.coi}.", "ok")
+    return redirect(url_for("web.therapy.show", number=ep.number))
 
 
 def _context(number: str, **extra: Any) -> dict[str, Any]:
@@ -87,11 +115,32 @@ def episode_transition(number: str):  # noqa: ANN201
 
 @bp.get("/patients", endpoint="patients")
 @page(*CENTRE_ROLES)
-def patient_list():  # noqa: ANN201
+def patient_list(status: int = 200, **extra: Any):  # noqa: ANN201
     """The patient and donor register (centre QA and admin); showing it is recorded."""
     db = get_db()
     who = actor()
     rows = patients.list_patients(db, who)
     shown = [patients.patient_dict(db, p) for p in rows]
     record_now(lambda w: patients.record_read(w, who, rows, "patients page"))
-    return render("therapy/patients.html", rows=shown)
+    return render("therapy/patients.html", status, rows=shown, **extra)
+
+
+@bp.post("/patients", endpoint="register")
+@page(*CENTRE_ROLES)
+def patient_register():  # noqa: ANN201
+    """Register a patient or donor from the form; the COI is allocated."""
+    try:
+        data = patients.PatientIn(
+            kind=_text("kind", 16) or "patient",
+            full_name=_text("full_name", 200) or "",
+            date_of_birth=_text("date_of_birth", 10) or "",
+            hospital_id=_text("hospital_id", 64) or "",
+            organisation=_text("organisation", 64),
+        )
+    except ValueError as exc:
+        return patient_list(error=f"The form is incomplete: {first_error(exc)}", status=400)
+    p, err = perform(lambda: patients.register_patient(get_db(), data=data, actor=actor()))
+    if err is not None:
+        return patient_list(error=err.message, status=err.status)
+    flash(f"Registered with COI {p.coi}.", "ok")
+    return redirect(url_for("web.therapy.patients"))

@@ -67,3 +67,32 @@ def test_qa_opens_the_register_and_the_view_is_recorded(app, client) -> None:  #
             select(AuditEvent).where(AuditEvent.action == "patient.identifiers_read")
         ).all()
     assert len(reads) == 2 and all("patients page" in e.after for e in reads)
+
+
+def test_qa_registers_a_patient_and_a_technician_enrols_them_on_the_pages(client) -> None:  # noqa: ANN001
+    sign_in(client, "qa1")
+    r = post_form(
+        client,
+        "/patients",
+        kind="patient",
+        full_name="Jo Page",
+        date_of_birth="1990-02-03",
+        hospital_id="MRN-PG1",
+    )
+    assert r.status_code == 302, r.text[:2000]
+    page = client.get("/patients").text
+    assert "Jo Page" in page
+    coi = page.split("Jo Page", 1)[0].rsplit('<td class="mono">', 1)[1].split("<", 1)[0]
+    r = post_form(
+        client, "/patients", full_name="Jo Page", date_of_birth="1990-02-03", hospital_id="MRN-PG1"
+    )
+    assert r.status_code == 409 and "registered already" in html.unescape(r.text)
+    post_form(client, "/logout")
+    sign_in(client, "tech1")
+    assert post_form(client, "/patients", full_name="X").status_code == 403
+    r = post_form(client, "/episodes", coi="COI-26-999999-Z", project="CART-001")
+    assert r.status_code == 404 and "QA or admin registers them first" in r.text
+    r = post_form(client, "/episodes", coi=coi, project="CART-001", product_code="S0001")
+    assert r.status_code == 302
+    page = client.get(r.location).text
+    assert coi in page and "enrolled" in page and "Jo Page" not in page
