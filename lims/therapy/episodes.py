@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, samples
+from lims import audit, custody, samples
 from lims.accounts.users import Actor, system_actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
@@ -401,14 +401,17 @@ def check(*, action: str, state: str, role: str, fields: dict[str, Any]) -> Epis
 
 
 def coi_mismatch(
-    episode_coi: str, *, bag: Sample, label_coi: str, wristband: str | None
+    episode: Episode, *, bag: Sample, label_coi: str, wristband: str | None
 ) -> str | None:
     """Say what does not match the episode's COI at a change of custody, or None if all do.
 
     Pure: the one place the rule is written. The bag itself, the COI printed on it and the
     patient's wristband must all name the episode's patient.
     """
-    want = episode_coi.strip().upper()
+    want = episode.coi.strip().upper()
+    if bag.org_id != episode.org_id:
+        # The words go to this episode's organisation: they do not name another's patient.
+        return f"bag {bag.barcode} is another organisation's material, not this episode's {want}"
     if bag.coi.upper() != want:
         return f"bag {bag.barcode} carries COI {bag.coi}, not this episode's {want}"
     if label_coi.strip().upper() != want:
@@ -478,9 +481,15 @@ def transition(
     extra: dict[str, Any] = {}
     if t.custody:
         bag = samples.get_sample(session, data.bag, actor)
-        what = coi_mismatch(ep.coi, bag=bag, label_coi=data.coi, wristband=data.wristband)
+        what = coi_mismatch(ep, bag=bag, label_coi=data.coi, wristband=data.wristband)
         if what is not None:
             raise _mismatch_refusal(session, ep, actor, t.action, bag, what)
+        if bag.state in custody.TERMINAL:
+            raise Refused(
+                f"bag {bag.barcode} is {bag.state}: it cannot change hands any more",
+                code="bag_unusable",
+                state=bag.state,
+            )
         extra["bag"] = bag.barcode
     if "din" in t.requires:
         din = isbt.parse_din(data.din)

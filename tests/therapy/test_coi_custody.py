@@ -4,7 +4,7 @@ and opens a critical deviation; nothing of the move is written."""
 from __future__ import annotations
 
 import pytest
-from helpers import audit_count, verify
+from helpers import audit_count, move, register, verify
 from sqlmodel import select
 from therapy_util import go, new_episode, walk
 
@@ -117,3 +117,28 @@ def test_an_unknown_or_hidden_bag_is_not_found_and_opens_nothing(app, client, au
     r = go(client, tech, mine["number"], "receive", bag="S26-999999-X", coi=mine["coi"])
     assert r.status_code == 404 and r.json["error"] == "unknown_sample"
     assert audit_count(app) == count
+
+
+def test_another_organisations_bag_is_refused_without_naming_its_patient(
+    client, auth, tech
+) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    mine, _ = _two(client, auth, tech)
+    walk(client, tech, qa, mine, until="collect")
+    helix = register(client, auth("helix_tech"), sample_type="PLASMID", project="HX-AAV9")
+    r = go(client, tech, mine["number"], "receive", bag=helix["barcode"], coi=mine["coi"])
+    assert r.status_code == 422 and r.json["error"] == "coi_mismatch"
+    assert "another organisation's material" in r.json["message"]
+    assert helix["coi"] not in r.json["message"]
+    dev = client.get(f"/api/deviations/{r.json['deviation']}", headers=qa).json
+    assert dev["links"] == [] and dev["organisation"] == "centre"
+    assert helix["coi"] not in dev["description"]
+
+
+def test_a_disposed_bag_cannot_change_hands(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    mine, _ = _two(client, auth, tech)
+    walk(client, tech, qa, mine, until="collect")
+    assert move(client, tech, mine["bag"], "dispose", reason="bag leaked").status_code == 200
+    r = go(client, tech, mine["number"], "receive", bag=mine["bag"], coi=mine["coi"])
+    assert r.status_code == 422 and r.json["error"] == "bag_unusable"
