@@ -37,6 +37,8 @@ MEMBERS = {
     "audit": ("sqlite", 6),
     "audit_pg": ("postgresql", 6),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
+    "therapy": ("sqlite", 1),
+    "therapy_pg": ("postgresql", 1),
 }
 
 
