@@ -12,7 +12,7 @@ from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
 from lims.boundary.unit import record_now
 from lims.therapy import episodes, patients, pools, products
-from lims.therapy.episodes import EpisodeCreate, EpisodeTransitionIn
+from lims.therapy.episodes import AcknowledgeIn, EpisodeCreate, EpisodeTransitionIn
 from lims.therapy.patients import PatientIn
 from lims.therapy.pools import PoolIn
 from lims.therapy.products import ProductCodeIn
@@ -65,6 +65,7 @@ class EpisodeOut(Out):
     state: str
     version: int
     reason: str | None
+    held_by: str | None = Field(description="the deviation of a COI mismatch QA has to acknowledge")
     product_code: ProductCodeOut | None
     din: str | None = Field(description="ISBT 128 DIN (13 characters)")
     din_text: str | None = Field(description="as printed, with its check character")
@@ -237,3 +238,15 @@ def get_pool(barcode: str):
     db = get_db()
     s = samples.get_sample(db, barcode, current_actor())
     return pools.pool_dict(db, s)
+
+
+@bp.post("/episodes/<number>/acknowledge")
+@answers(bp, EpisodeOut, *WRITE, 404)
+@bp.input(AcknowledgeIn, arg_name="data")
+@write
+def acknowledge(number: str, data: AcknowledgeIn):
+    """QA acknowledges the COI mismatch that holds an episode (with a reason); the deviation
+    stays open for its investigation."""
+    db = get_db()
+    ep = episodes.acknowledge_mismatch(db, number=number, data=data, actor=current_actor())
+    return episodes.episode_dict(db, ep)

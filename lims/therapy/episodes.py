@@ -127,6 +127,9 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
     )
 }
 
+# What may still happen to an episode held by a COI mismatch: it can be ended, not moved on.
+HELD_MAY = frozenset({"cancel", "fail"})
+
 FIELD_WORDS = {
     "bag": "the bag's barcode, scanned",
     "coi": "the COI on the bag's label, scanned",
@@ -219,6 +222,7 @@ def snapshot(session: Session, ep: Episode) -> dict[str, Any]:
         "product_code": code.code if code else None,
         "din": ep.din,
         "reason": ep.reason,
+        "held_by": ep.held_by,
     }
 
 
@@ -235,6 +239,7 @@ def episode_dict(session: Session, ep: Episode) -> dict[str, Any]:
         "state": ep.state,
         "version": ep.version,
         "reason": ep.reason,
+        "held_by": ep.held_by,
         "product_code": products.product_dict(code) if code else None,
         "din": ep.din,
         "din_text": isbt.Din(ep.din, None, isbt.din_check(ep.din)).eye_readable()
@@ -432,16 +437,6 @@ def _mismatch_refusal(
     err = Refused(message, code="coi_mismatch", expected=coi, episode=number)
 
     def open_deviation(db: Session, _config: Any) -> None:
-        audit.record_by(
-            db,
-            actor,
-            action="episode.coi_mismatch",
-            entity_type="episode",
-            entity_id=number,
-            after={"action": action, "bag": barcode, "expected_coi": coi, "found": what},
-            reason=message,
-            org_id=org_id,
-        )
         # A technician raises it in their own name; someone who may not raise deviations
         # (a client user) has it raised by the system, naming them in the description.
         raiser = actor if actor.sees_all and actor.role in LAB else system_actor(db)
@@ -457,7 +452,29 @@ def _mismatch_refusal(
             links=[("sample", barcode)] if bag_org == org_id else [],
             source="COI check",
         )
-        err.message = f"{message}; deviation {dev.number} opened"
+        # The episode is held until QA acknowledges the mismatch (acknowledge_mismatch).
+        db.connection().execute(
+            update(Episode)
+            .where(Episode.number == number)
+            .values(held_by=dev.number, version=Episode.version + 1, updated_at=utcnow())
+        )
+        audit.record_by(
+            db,
+            actor,
+            action="episode.coi_mismatch",
+            entity_type="episode",
+            entity_id=number,
+            after={
+                "action": action,
+                "bag": barcode,
+                "expected_coi": coi,
+                "found": what,
+                "held_by": dev.number,
+            },
+            reason=message,
+            org_id=org_id,
+        )
+        err.message = f"{message}; deviation {dev.number} opened, QA acknowledges it"
         err.extra["deviation"] = dev.number
 
     err.after_rollback = open_deviation
@@ -477,6 +494,13 @@ def transition(
         )
     fields = data.model_dump(exclude={"action", "version"})
     t = check(action=data.action, state=ep.state, role=actor.role, fields=fields)
+    if ep.held_by and t.action not in HELD_MAY:
+        raise Refused(
+            f"{ep.number} is held since a COI mismatch (deviation {ep.held_by}): QA "
+            "acknowledges the mismatch before the episode moves on",
+            code="episode_held",
+            deviation=ep.held_by,
+        )
     changes: dict[str, Any] = {"state": t.target}
     extra: dict[str, Any] = {}
     if t.custody:
@@ -512,6 +536,48 @@ def transition(
         ep,
         before,
         {**snapshot(session, ep), **extra},
+        reason=data.reason,
+    )
+    return ep
+
+
+class AcknowledgeIn(Input):
+    reason: Text = Field(min_length=1, max_length=2000, description="what QA found and decided")
+    version: int | None = Field(default=None, ge=1)
+
+
+def acknowledge_mismatch(
+    session: Session, *, number: str, data: AcknowledgeIn, actor: Actor
+) -> Episode:
+    """QA acknowledges the COI mismatch that holds an episode, with a reason; it may move on.
+
+    The deviation stays open for its investigation; the acknowledgement only lifts the hold.
+    """
+    ep = get_episode(session, number, actor)
+    if actor.role not in QA:
+        raise Forbidden(
+            f"acknowledging a COI mismatch needs the role qa; you are {actor.role}",
+            code="role_required",
+        )
+    if data.version is not None and data.version != ep.version:
+        raise Conflict(
+            f"episode {ep.number} is at version {ep.version}, not {data.version}; reload it",
+            code="version_conflict",
+            current_version=ep.version,
+        )
+    if not ep.held_by:
+        raise Refused(f"{ep.number} is not held: nothing to acknowledge", code="not_held")
+    if blank(data.reason):
+        raise Refused("acknowledging needs a reason", code="missing_fields", missing=["reason"])
+    before = snapshot(session, ep)
+    _save(session, ep, {"held_by": None})
+    _record(
+        session,
+        actor,
+        "episode.acknowledge_mismatch",
+        ep,
+        before,
+        {**snapshot(session, ep), "deviation": before["held_by"]},
         reason=data.reason,
     )
     return ep

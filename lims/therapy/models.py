@@ -51,6 +51,8 @@ class Episode(SQLModel, table=True):
     din: str | None = Field(default=None, max_length=16)
     state: str = Field(default="enrolled", max_length=32, index=True)
     reason: str | None = Field(default=None, max_length=2000)  # why cancelled or failed
+    # The deviation a COI mismatch opened: the episode moves on only once QA acknowledged it.
+    held_by: str | None = Field(default=None, max_length=32)
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 
 from lims.boundary.unit import get_db, record_now
-from lims.roles import CENTRE_ROLES, LAB
+from lims.roles import CENTRE_ROLES, LAB, QA
 from lims.therapy import episodes, patients, products
 from lims.web.common import actor, area, first_error, page, perform, render
 
@@ -77,6 +77,7 @@ def _context(number: str, **extra: Any) -> dict[str, Any]:
         "ep": info,
         "timeline": episodes.timeline(db, ep),
         "moves": moves if who.sees_all else [],
+        "can_acknowledge": bool(ep.held_by) and who.role in QA,
         "field_words": episodes.FIELD_WORDS,
         **extra,
     }
@@ -144,3 +145,25 @@ def patient_register():  # noqa: ANN201
         return patient_list(error=err.message, status=err.status)
     flash(f"Registered with COI {p.coi}.", "ok")
     return redirect(url_for("web.therapy.patients"))
+
+
+@bp.post("/episodes/<number>/acknowledge", endpoint="acknowledge")
+@page(*QA)
+def episode_acknowledge(number: str):  # noqa: ANN201
+    """QA acknowledges the COI mismatch that holds the episode, with a reason."""
+    try:
+        data = episodes.AcknowledgeIn(
+            reason=_text("reason", 2000) or "",
+            version=int(request.form.get("version") or 0) or None,
+        )
+    except ValueError as exc:
+        ctx = _context(number, failed="acknowledge")
+        return render("therapy/episode.html", 400, error=first_error(exc), **ctx)
+    _, err = perform(
+        lambda: episodes.acknowledge_mismatch(get_db(), number=number, data=data, actor=actor())
+    )
+    if err is not None:
+        ctx = _context(number, failed="acknowledge")
+        return render("therapy/episode.html", err.status, error=err.message, **ctx)
+    flash(f"{number}: COI mismatch acknowledged; the episode may move on.", "ok")
+    return redirect(url_for("web.therapy.show", number=number))

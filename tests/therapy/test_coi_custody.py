@@ -60,8 +60,15 @@ def test_another_patients_bag_is_refused_and_opens_a_deviation(
     assert [x["ref"] for x in dev["links"]] == [other["bag"]]
     with new_session(app.extensions["lims"]["engine"]) as db:
         new = db.exec(select(AuditEvent).where(AuditEvent.seq > count)).all()
-    assert [e.action for e in new] == ["episode.coi_mismatch", "deviation.raise"]
-    assert new[0].entity_id == mine["number"] and new[0].actor == "tech1"
+    assert [e.action for e in new] == ["deviation.raise", "episode.coi_mismatch"]
+    assert new[1].entity_id == mine["number"] and new[1].actor == "tech1"
+    # Held until QA acknowledges: even the right bag does not move it on.
+    held = client.get(f"/api/episodes/{mine['number']}", headers=tech).json["episode"]
+    assert held["held_by"] == number
+    fields["bag"] = mine["bag"]
+    r = go(client, tech, mine["number"], action, **fields)
+    assert r.status_code == 422 and r.json["error"] == "episode_held"
+    assert r.json["deviation"] == number
     assert verify(app).ok
 
 
@@ -97,6 +104,9 @@ def test_the_wrong_wristband_stops_the_infusion(client, auth, tech) -> None:  # 
     # Without the wristband the bedside move is not even tried.
     r = go(client, tech, mine["number"], "infuse", bag=mine["bag"], coi=mine["coi"])
     assert r.status_code == 422 and r.json["missing"] == ["wristband"]
+    ack = {"reason": "wristband of the next bed scanned; patient identified again"}
+    r = client.post(f"/api/episodes/{mine['number']}/acknowledge", json=ack, headers=qa)
+    assert r.status_code == 200
     ok = go(
         client,
         tech,
@@ -142,3 +152,35 @@ def test_a_disposed_bag_cannot_change_hands(client, auth, tech) -> None:  # noqa
     assert move(client, tech, mine["bag"], "dispose", reason="bag leaked").status_code == 200
     r = go(client, tech, mine["number"], "receive", bag=mine["bag"], coi=mine["coi"])
     assert r.status_code == 422 and r.json["error"] == "bag_unusable"
+
+
+def test_qa_acknowledges_the_mismatch_and_the_episode_moves_on(app, client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    mine, other = _two(client, auth, tech)
+    walk(client, tech, qa, mine, until="collect")
+    r = go(client, tech, mine["number"], "receive", bag=other["bag"], coi=mine["coi"])
+    number = r.json["deviation"]
+    url = f"/api/episodes/{mine['number']}/acknowledge"
+    assert client.post(url, json={"reason": "checked"}, headers=tech).status_code == 403
+    r = client.post(url, json={"reason": " "}, headers=qa)
+    assert r.status_code in (400, 422)
+    count = audit_count(app)
+    r = client.post(
+        url, json={"reason": "wrong bag picked from the rack; right one found"}, headers=qa
+    )
+    assert r.status_code == 200 and r.json["held_by"] is None
+    assert audit_count(app) == count + 1
+    assert client.post(url, json={"reason": "again"}, headers=qa).json["error"] == "not_held"
+    r = go(client, tech, mine["number"], "receive", bag=mine["bag"], coi=mine["coi"])
+    assert r.status_code == 200 and r.json["state"] == "received"
+    # The deviation stays open for its investigation.
+    assert client.get(f"/api/deviations/{number}", headers=qa).json["state"] == "open"
+
+
+def test_a_held_episode_can_still_be_cancelled(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    mine, other = _two(client, auth, tech)
+    walk(client, tech, qa, mine, until="collect")
+    go(client, tech, mine["number"], "receive", bag=other["bag"], coi=mine["coi"])
+    r = go(client, tech, mine["number"], "cancel", reason="identity not restorable")
+    assert r.status_code == 200 and r.json["state"] == "cancelled"

@@ -45,6 +45,7 @@ steps = st.lists(
         ),
         _moves,
         _moves,
+        st.tuples(st.just("acknowledge"), st.integers(0, 1), st.none(), st.none()),
     ),
     min_size=1,
     max_size=16,
@@ -120,6 +121,13 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
                 bags.append(r.json["barcode"])
             else:
                 assert r.status_code in (400, 422), r.json
+        elif op == "acknowledge":
+            r = client.post(
+                f"/api/episodes/{eps[a]['number']}/acknowledge",
+                json={"reason": "QA checked the scan"},
+                headers=qa,
+            )
+            assert r.status_code in (200, 422), r.json
         else:
             ep = client.get(f"/api/episodes/{eps[a]['number']}", headers=tech).json["episode"]
             allowed = [x for x in ep["allowed_actions"] if x not in ("cancel", "fail")]

@@ -46,6 +46,18 @@ def test_a_coi_mismatch_on_the_page_shows_the_reason_and_the_deviation(client, a
     text = html.unescape(r.text)
     assert "COI MISMATCH - STOP" in text and "deviation DEV-" in text
     assert 'id="episode-state"' in r.text and "collected" in r.text
+    assert 'id="episode-held"' in r.text and 'id="acknowledge-form"' not in r.text
+    post_form(client, "/logout")
+    sign_in(client, "qa1")
+    page = client.get(f"/episodes/{mine['number']}").text
+    assert 'id="acknowledge-form"' in page
+    r = post_form(
+        client, f"/episodes/{mine['number']}/acknowledge", reason="wrong bag; right one found"
+    )
+    assert r.status_code == 302
+    assert 'id="episode-held"' not in client.get(f"/episodes/{mine['number']}").text
+    post_form(client, "/logout")
+    sign_in(client, "tech1")
     r = post_form(
         client,
         f"/episodes/{mine['number']}/transition",

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("din", sa.String(length=16), nullable=True),
         sa.Column("state", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=2000), nullable=True),
+        sa.Column("held_by", sa.String(length=32), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
