@@ -48,7 +48,8 @@ class Episode(SQLModel, table=True):
     org_id: int = Field(foreign_key="organisation.id", index=True)
     project_id: int = Field(foreign_key="project.id")
     product_code_id: int | None = Field(default=None, foreign_key="therapy_product_code.id")
-    din: str | None = Field(default=None, max_length=16)
+    # A DIN names one donation for ever: unique, so two releases racing cannot share it.
+    din: str | None = Field(default=None, unique=True, max_length=16)
     state: str = Field(default="enrolled", max_length=32, index=True)
     reason: str | None = Field(default=None, max_length=2000)  # why cancelled or failed
     # The deviation a COI mismatch opened: the episode moves on only once QA acknowledged it.

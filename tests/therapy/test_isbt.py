@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import race
 from therapy_util import go, new_episode, walk
 
 from lims.errors import Refused
@@ -99,3 +100,20 @@ def test_product_codes_api_and_cli(client, auth, runner) -> None:  # noqa: ANN00
         "allogeneic": True,
         "active": True,
     } in r.json["product_codes"]
+
+
+def test_two_releases_racing_for_one_din_give_it_to_one(app, client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    eps = [new_episode(client, qa, tech, hospital_id=f"MRN-R{i}") for i in range(2)]
+    for ep in eps:
+        walk(client, tech, qa, ep, until="submit_to_qc")
+
+    def fire(c, i: int):  # noqa: ANN001, ANN202
+        return go(c, qa, eps[i]["number"], "release", din="G123498654321H", product_code="S0001")
+
+    codes = sorted(r.status_code for r in race(app, fire, 2))
+    assert codes == [200, 409]
+    dins = [
+        client.get(f"/api/episodes/{e['number']}", headers=qa).json["episode"]["din"] for e in eps
+    ]
+    assert sorted(dins, key=str) == sorted([None, "G123498654321"], key=str)

@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["product_code_id"], ["therapy_product_code.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("number"),
+        sa.UniqueConstraint("din"),
     )
     op.create_index("ix_therapy_episode_patient_id", "therapy_episode", ["patient_id"])
     op.create_index("ix_therapy_episode_coi", "therapy_episode", ["coi"])
