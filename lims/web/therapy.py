@@ -76,7 +76,7 @@ def _context(number: str, **extra: Any) -> dict[str, Any]:
     return {
         "ep": info,
         "timeline": episodes.timeline(db, ep),
-        "moves": moves if who.sees_all else [],
+        "moves": moves,
         "can_acknowledge": bool(ep.held_by) and who.role in QA,
         "field_words": episodes.FIELD_WORDS,
         **extra,
