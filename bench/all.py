@@ -240,6 +240,12 @@ def _p95_row(bench: str, data: dict, key: str, what: str, limit_ms: float, note:
     )
 
 
+def rows_therapy(data: dict, _args: argparse.Namespace) -> list[dict]:
+    note = f"{data['episodes']:,} episodes, {data['statements_per_read']} statements a read"
+    b = f"therapy ({data['engine']})"
+    return [_p95_row(b, data, "timeline", "episode page with its COI timeline", 25, note)]
+
+
 def rows_audit(data: dict, args: argparse.Namespace) -> list[dict]:
     note = f"{data['events']:,} events ({data['engine']}); the issue's size is 1,000,000"
     if data["events"] >= 1_000_000:
@@ -463,6 +469,17 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
     if "postgresql" in eng:
         schema = f"bench_centre_{uuid.uuid4().hex[:8]}"
         out.append(centre("centre_pg", f"{PG_ADMIN_URL}?schema={schema}", ["--drop"]))
+    for e in eng:
+        out.append(
+            (
+                "therapy" if e == "sqlite" else "therapy_pg",
+                [PY, "bench/therapy.py", "--json", "--engine", e]
+                + size(["--episodes", "500"], ["--episodes", "100", "--reads", "50"]),
+                timeout(600, 240),
+                "stdout",
+                rows_therapy,
+            )
+        )
     if eng:
         # The load test is PostgreSQL's (the production engine); on SQLite only without it.
         load_engine = "postgresql" if "postgresql" in eng else "sqlite"

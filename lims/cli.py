@@ -593,6 +593,24 @@ def setup_spec(path: str) -> None:
         )
 
 
+@setup_cli.command("product-code")
+@click.argument("code")
+@click.argument("description")
+@click.option("--allogeneic", is_flag=True, help="donor material for others: pools may mix COIs")
+def setup_product_code(code: str, description: str, allogeneic: bool) -> None:
+    """Add an ISBT 128 product description code (CODE like S1234) to the centre's catalogue."""
+    from lims import masterdata
+    from lims.therapy import products
+
+    with cli_session() as db:
+        data = masterdata.parse(
+            products.ProductCodeIn, code=code, description=description, allogeneic=allogeneic
+        )
+        p = products.add_product_code(db, data=data, actor=cli_actor(db))
+        kind = "allogeneic" if p.allogeneic else "autologous"
+        click.echo(f"product code {p.code} added ({kind})")
+
+
 lots_cli = AppGroup("lots", help="Vector lot jobs.")
 
 

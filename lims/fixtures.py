@@ -190,6 +190,10 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
             )
     for spec in data.get("deviations", []):
         _deviation(db, spec, password)
+    if data.get("therapy"):
+        from lims.therapy import demo as therapy_demo
+
+        therapy_demo.load(db, data["therapy"], admin=_actor(db, "admin"), qa=qa, tech=tech)
     return {
         "users": len(data["users"]),
         "lots": len(data["lots"]),

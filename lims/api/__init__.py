@@ -18,6 +18,7 @@ def register(app: APIFlask) -> None:
         samples,
         scans,
         schemas,
+        therapy,
         trail,
     )
 
@@ -33,5 +34,6 @@ def register(app: APIFlask) -> None:
         printing,
         deviations,
         trail,
+        therapy,
     ):
         app.register_blueprint(module.bp)

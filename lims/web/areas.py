@@ -12,6 +12,7 @@ from lims.web import (
     quality_trail,
     samples,
     storage,
+    therapy,
 )
 from lims.web.common import bp
 
@@ -27,6 +28,7 @@ AREAS = (
     printing,
     deviations,
     quality_trail,
+    therapy,
 )
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.

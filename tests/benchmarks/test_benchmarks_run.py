@@ -40,6 +40,8 @@ MEMBERS = {
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
     "centre": ("sqlite", 35),  # one row per page and API list of bench/centre.py
     "centre_pg": ("postgresql", 35),
+    "therapy": ("sqlite", 1),
+    "therapy_pg": ("postgresql", 1),
 }
 
 

@@ -1,0 +1,67 @@
+"""Tables of the cell therapy area: the product code catalogue, patients, treatment episodes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+from lims.models import utcnow
+
+
+class ProductCode(SQLModel, table=True):
+    """An ISBT 128 product description code the centre makes (its own catalogue)."""
+
+    __tablename__ = "therapy_product_code"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=8)  # e.g. S1234: one letter, four digits
+    description: str = Field(max_length=200)
+    # Allogeneic material comes from a donor for other patients: a pool may mix identities.
+    allogeneic: bool = False
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Patient(SQLModel, table=True):
+    """A patient or donor: the identifiers only the centre's QA and admin read, and the COI."""
+
+    __tablename__ = "therapy_patient"
+    id: int | None = Field(default=None, primary_key=True)
+    coi: str = Field(unique=True, max_length=64)
+    coi_scheme: str = Field(default="local", max_length=16)  # local | isbt128
+    kind: str = Field(default="patient", max_length=16)  # patient | donor
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    full_name: str = Field(max_length=200)
+    date_of_birth: date
+    hospital_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Episode(SQLModel, table=True):
+    """One treatment of one patient, from enrolment to infusion; its samples carry its COI."""
+
+    __tablename__ = "therapy_episode"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=32)  # EP-26-0001
+    patient_id: int = Field(foreign_key="therapy_patient.id", index=True)
+    coi: str = Field(index=True, max_length=64)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    project_id: int = Field(foreign_key="project.id")
+    product_code_id: int | None = Field(default=None, foreign_key="therapy_product_code.id")
+    # A DIN names one donation for ever: unique, so two releases racing cannot share it.
+    din: str | None = Field(default=None, unique=True, max_length=16)
+    state: str = Field(default="enrolled", max_length=32, index=True)
+    reason: str | None = Field(default=None, max_length=2000)  # why cancelled or failed
+    # The deviation a COI mismatch opened: the episode moves on only once QA acknowledged it.
+    held_by: str | None = Field(default=None, max_length=32)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PoolParent(SQLModel, table=True):
+    """One parent of a pooled derivative (a sample made from several): multi-parent lineage."""
+
+    __tablename__ = "therapy_pool_parent"
+    pool_id: int = Field(foreign_key="sample.id", primary_key=True)
+    parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)

@@ -1,0 +1,73 @@
+"""Pooled derivatives: several parents, one COI unless the product code is allogeneic."""
+
+from __future__ import annotations
+
+from helpers import audit_count, move, register, verify
+from therapy_util import new_episode
+
+
+def _in_hand(client, tech, coi: str) -> str:  # noqa: ANN001
+    b = register(client, tech, sample_type="PBMC", coi=coi)["barcode"]
+    assert move(client, tech, b, "receive", condition="frozen").status_code == 200
+    return b
+
+
+def _pool(client, tech, parents, **fields):  # noqa: ANN001, ANN201
+    body = {"parents": parents, "sample_type": "PBMC", "volume": 10, "unit": "mL", **fields}
+    return client.post("/api/pools", json=body, headers=tech)
+
+
+def test_a_pool_of_one_coi_keeps_it_and_lists_its_parents(app, client, auth, tech) -> None:  # noqa: ANN001
+    ep = new_episode(client, auth("qa1"), tech)
+    a, b = _in_hand(client, tech, ep["coi"]), _in_hand(client, tech, ep["coi"])
+    count = audit_count(app)
+    r = _pool(client, tech, [a, b], product_code="S0001")
+    assert r.status_code == 201, r.json
+    assert r.json["coi"] == ep["coi"] and r.json["lineage"] == "pool"
+    assert [p["barcode"] for p in r.json["parents"]] == [a, b]
+    assert audit_count(app) == count + 1
+    got = client.get(f"/api/pools/{r.json['barcode']}", headers=tech).json
+    assert {p["barcode"] for p in got["parents"]} == {a, b}
+    # The pool belongs to the episode's chain: it shows on the timeline.
+    tl = client.get(f"/api/episodes/{ep['number']}", headers=tech).json["timeline"]
+    assert ("sample.pool", r.json["barcode"]) in {(e["action"], e["entity_id"]) for e in tl}
+    assert verify(app).ok
+
+
+def test_two_patients_material_is_not_pooled_for_an_autologous_product(
+    app, client, auth, tech
+) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    one = new_episode(client, qa, tech, hospital_id="MRN-1")
+    two = new_episode(client, qa, tech, hospital_id="MRN-2")
+    a, b = _in_hand(client, tech, one["coi"]), _in_hand(client, tech, two["coi"])
+    count = audit_count(app)
+    for fields in ({"product_code": "S0001"}, {}):
+        r = _pool(client, tech, [a, b], **fields)
+        assert r.status_code == 422 and r.json["error"] == "coi_mix_refused"
+        assert sorted(r.json["cois"]) == sorted([one["coi"], two["coi"]])
+    assert audit_count(app) == count
+
+
+def test_an_allogeneic_pool_mixes_donors_under_a_coi_of_its_own(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    one = new_episode(client, qa, tech, hospital_id="DON-1")
+    two = new_episode(client, qa, tech, hospital_id="DON-2")
+    a, b = _in_hand(client, tech, one["coi"]), _in_hand(client, tech, two["coi"])
+    r = _pool(client, tech, [a, b], product_code="S0002")
+    assert r.status_code == 201, r.json
+    assert r.json["coi"] not in (one["coi"], two["coi"])
+    assert {p["coi"] for p in r.json["parents"]} == {one["coi"], two["coi"]}
+
+
+def test_pool_refusals(client, auth, tech) -> None:  # noqa: ANN001
+    ep = new_episode(client, auth("qa1"), tech)
+    a = _in_hand(client, tech, ep["coi"])
+    assert _pool(client, tech, [a]).status_code == 400
+    r = _pool(client, tech, [a, a.lower()])
+    assert r.status_code == 400 and r.json["error"] == "duplicate_barcode"
+    fresh = register(client, tech, sample_type="PBMC", coi=ep["coi"])["barcode"]
+    r = _pool(client, tech, [a, fresh])
+    assert r.status_code == 422 and r.json["error"] == "parent_unusable"
+    r = _pool(client, auth("helix_viewer"), [a, fresh])
+    assert r.status_code in (403, 404)
