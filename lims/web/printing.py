@@ -29,8 +29,17 @@ def label_preview(barcode: str):  # noqa: ANN201
         raise NotFound(f"no label template {template[:64]!r}; choose one from the list")
     content = labels_mod.sample_label(db, s)
     lines = [text for _, text in content.text_lines()]
+    # The stock the container calls for: the page warns, and asks a reason, before another.
+    wanted = labels_mod.container_stock(s.container)
     return render(
-        "label.html", s=s, template=template, lines=lines, templates=printing.template_names()
+        "label.html",
+        s=s,
+        template=template,
+        lines=lines,
+        templates=printing.template_names(),
+        wanted=wanted,
+        mismatch=wanted is not None and wanted != template,
+        printers=printing.active_printers(db) if actor().role in LAB else [],
     )
 
 
@@ -59,6 +68,7 @@ def print_labels():  # noqa: ANN201
             printer=request.form.get("printer", ""),
             template=request.form.get("template") or None,
             copies=int(request.form.get("copies") or 1),
+            stock_override=(request.form.get("stock_override") or "").strip() or None,
         )
     except (ValidationError, ValueError):
         flash("Choose a printer, a label stock and 1 to 10 copies.", "error")
