@@ -137,6 +137,9 @@ class PrinterOut(Out):
     url: str | None = Field(default=None, description="the centre's lab staff only")
     baud: int | None = None
     flow: str | None = None
+    status: dict[str, Any] | None = Field(
+        default=None, description="what the printer last said to ~HS: ready, summary, checked_at"
+    )
 
 
 class PrintersOut(Out):
