@@ -234,6 +234,49 @@ def query_statement(
     return stmt.order_by(AuditEvent.seq.desc() if newest_first else AuditEvent.seq).limit(limit)
 
 
+# Columns the audit list may be sorted by besides time (seq order is query()'s own).
+AUDIT_SORTS: dict[str, Any] = {
+    "actor": AuditEvent.actor,
+    "action": AuditEvent.action,
+    "record": AuditEvent.entity_type + ":" + AuditEvent.entity_id,
+    "station": func.coalesce(AuditEvent.station, ""),
+}
+
+
+def query_sorted(
+    session: Session,
+    *,
+    sort: str,
+    down: bool = False,
+    edge_seq: int | None = None,
+    limit: int = 100,
+    **filters: Unpack[Filters],
+) -> list[AuditEvent]:
+    """Return matching events ordered by a column of AUDIT_SORTS, then seq, after edge_seq.
+
+    down: read the order descending. edge_seq: the event the previous page ended on (its value
+    of the column and its seq place the page; no OFFSET).
+    """
+    key = AUDIT_SORTS[sort]
+    seq_from, seq_before = seq_range(
+        session, filters.pop("since", None), filters.pop("until", None)
+    )
+    stmt = query_statement(seq_from=seq_from, seq_before=seq_before, **filters)
+    stmt = stmt.order_by(None).limit(None)
+    seq = AuditEvent.seq
+    if edge_seq is not None:
+        value = session.exec(select(key).where(seq == edge_seq)).first()
+        if value is None:
+            return []
+        value = value[0]
+        if down:
+            stmt = stmt.where(or_(key < value, and_(key == value, seq < edge_seq)))
+        else:
+            stmt = stmt.where(or_(key > value, and_(key == value, seq > edge_seq)))
+    order = (key.desc(), seq.desc()) if down else (key.asc(), seq.asc())
+    return list(session.exec(stmt.order_by(*order).limit(limit)).all())
+
+
 def iter_events(
     session: Session, *, batch: int = 2000, after_seq: int | None = None, **filters: Unpack[Filters]
 ) -> Iterator[AuditEvent]:
