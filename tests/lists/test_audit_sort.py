@@ -56,3 +56,19 @@ def test_sort_keeps_the_filters_and_a_bad_sort_is_time_order(client, auth) -> No
     assert 'href="/audit?action=sample.register&amp;sort=actor"' in page
     plain = _rows(client.get("/audit?sort=colour").text)
     assert [r[0] for r in plain] == sorted((r[0] for r in plain), reverse=True)
+
+
+@pytest.mark.parametrize("sort", ["record", "-record", "station", "-station"])
+def test_record_and_where_sorts_page_without_repeats(client, auth, sort) -> None:
+    tech = auth("tech1")
+    for _ in range(30):
+        register(client, tech, sample_type="PBMC", project="CART-001")
+    sign_in(client, "qa1")
+    first = client.get(f"/audit?sort={sort}")
+    assert first.status_code == 200
+    seen = [r[0] for r in _rows(first.text)]
+    page = first.text
+    while (nxt := _next(page)) is not None and len(seen) < 400:
+        page = client.get(nxt).text
+        seen += [r[0] for r in _rows(page)]
+    assert len(seen) == len(set(seen)) and len(seen) > 50
