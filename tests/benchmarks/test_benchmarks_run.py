@@ -34,8 +34,8 @@ MEMBERS = {
     "labels": ("sqlite", 4),
     "custody": (None, 5),
     "scans": ("sqlite", 2),
-    "audit": ("sqlite", 6),
-    "audit_pg": ("postgresql", 6),
+    "audit": ("sqlite", 7),
+    "audit_pg": ("postgresql", 7),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
 }
 
