@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, or_, true
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, labels, lots, samples, storage
@@ -354,6 +354,33 @@ def job_visible_to(actor: Actor, *, creator_org: int | None, label_orgs: set[int
     and the print-queue page (which loads the inputs in bulk).
     """
     return actor.sees_all or creator_org == actor.org.id or label_orgs == {actor.org.id}
+
+
+def visible_jobs_clause(actor: Actor) -> Any:
+    """Return job_visible_to as a WHERE clause on PrintJob, for lists read a page at a time."""
+    if actor.sees_all:
+        return true()
+    org = actor.org.id
+    label_org = func.coalesce(Sample.org_id, VectorLot.org_id)
+    labels = (
+        select(PrintJobLabel.job_id)
+        .select_from(PrintJobLabel)
+        .outerjoin(Sample, col(PrintJobLabel.sample_id) == col(Sample.id))
+        .outerjoin(
+            VectorLot,
+            and_(
+                col(PrintJobLabel.sample_id).is_(None),
+                col(VectorLot.lot_number) == col(PrintJobLabel.barcode),
+            ),
+        )
+    )
+    return or_(
+        col(PrintJob.created_by_id).in_(select(User.id).where(User.org_id == org)),
+        and_(
+            col(PrintJob.id).in_(labels.where(label_org == org)),
+            col(PrintJob.id).not_in(labels.where(or_(label_org.is_(None), label_org != org))),
+        ),
+    )
 
 
 def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:

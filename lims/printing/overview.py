@@ -17,6 +17,7 @@ from lims.printing.jobs import (
     label_orgs_by_job,
     labels_by_job,
     offers,
+    visible_jobs_clause,
 )
 from lims.printing.status import check_dict, last_checks
 from lims.roles import LAB
@@ -172,14 +173,11 @@ def job_page(
 ) -> Page:
     """Return one page of print jobs, filtered (any case), sorted, with a total.
 
-    A client organisation's lab user sees the jobs its own people queued.
+    A client organisation's lab user sees the jobs its own people queued and those that label
+    only its own material (job_visible_to).
     """
     name, descending = parse_sort(sort, JOB_SORTS, JOB_SORT_DEFAULT)
-    stmt = select(PrintJob)
-    if not actor.sees_all:
-        stmt = stmt.where(
-            col(PrintJob.created_by_id).in_(select(User.id).where(User.org_id == actor.org.id))
-        )
+    stmt = select(PrintJob).where(visible_jobs_clause(actor))
     if state:
         stmt = stmt.where(PrintJob.state == state.strip().lower())
     if printer:

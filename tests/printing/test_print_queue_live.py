@@ -120,3 +120,37 @@ def test_print_jobs_list_newest_first_sortable_with_total_and_pages(
     )
     assert names == sorted(names) and names[0] == "AQ"
     assert web.get("/print-jobs?sort=nonsense").status_code == 400
+
+
+def test_a_clients_lab_user_lists_the_jobs_it_may_open(app, client, auth, tech, zebra):
+    helix = auth("helix_tech")
+    theirs = register(client, tech, sample_type="PLASMID", project="HX-AAV9")["barcode"]
+    ours = register(client, tech)["barcode"]
+    for_them = queue(client, tech, [theirs], printer=zebra).json["id"]  # by the centre
+    centre_only = queue(client, tech, [ours], printer=zebra).json["id"]
+    mixed = queue(
+        client,
+        tech,
+        [
+            register(client, tech, sample_type="PLASMID", project="HX-AAV9")["barcode"],
+            register(client, tech)["barcode"],
+        ],
+        printer=zebra,
+    ).json["id"]
+    by_them = queue(
+        client,
+        helix,
+        [register(client, helix, sample_type="PLASMID", project="HX-AAV9")["barcode"]],
+        printer=zebra,
+    ).json["id"]
+    web = app.test_client()
+    sign_in(web, "helix_tech")
+    page = web.get("/print-jobs").text
+    listed = set(_job_ids(page))
+    assert {for_them, by_them} <= listed and not {centre_only, mixed} & listed
+    # The list and the job's own page agree.
+    for job_id in (for_them, by_them, centre_only, mixed):
+        opened = client.get(f"/api/print-jobs/{job_id}", headers=helix).status_code == 200
+        assert opened == (job_id in listed), job_id
+    total = int(re.search(r'id="list-total">([\d,]+) print jobs', page).group(1))
+    assert total == len(listed)
