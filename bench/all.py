@@ -255,6 +255,14 @@ def rows_audit(data: dict, args: argparse.Namespace) -> list[dict]:
         _p95_row(b, data, "history", "sample history", 5, note),
         _p95_row(b, data, "page", "QA page of 100", 25),
         _p95_row(b, data, "lot_trail", "lot audit-trail review page", 25),
+        _p95_row(
+            b,
+            data,
+            "sorted_page",
+            "QA page sorted by who/action/record/where",
+            250,
+            "first and next page of 50; where (station) sorts the matching events",
+        ),
         _row(
             b,
             "CSV export",

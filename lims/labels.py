@@ -13,15 +13,18 @@ from printers.zpl import LabelContent
 
 __all__ = [
     "COI_SHORT_MAX",
+    "CONTAINER_STOCK",
     "LabelSource",
     "box_label",
     "coi_short",
     "content_from_json",
+    "container_stock",
     "content_to_json",
     "default_stock",
     "default_template",
     "lot_label",
     "sample_label",
+    "stock_base",
 ]
 
 # Our own COI ids (COI-26-000123-K) are 15 characters; longer ones (an ISBT 128 ST-028 id) are
@@ -101,9 +104,25 @@ class LabelSource:
         self.container = container
 
 
+# The label stock each kind of container takes: a bag label on a cryovial wraps round and
+# hides its own barcode, a cryovial label on a bag is too small to read at the bedside.
+CONTAINER_STOCK = {"cryovial": "cryovial", "tube": "tube-2ml", "bag": "bag"}
+
+
+def container_stock(container: str | None) -> str | None:
+    """Return the stock a container's label goes on (None: the container says nothing)."""
+    return CONTAINER_STOCK.get((container or "").strip().lower())
+
+
+def stock_base(template_name: str) -> str:
+    """Return the stock of a template name without its resolution ("tube-2ml-300" -> "tube-2ml")."""
+    base, _, dpi = template_name.rpartition("-")
+    return base if base and dpi.isdigit() else template_name
+
+
 def default_template(container: str | None) -> str:
-    """Return the label stock for a container: bags get bag labels, the rest cryovial ones."""
-    return "bag" if container == "bag" else "cryovial"
+    """Return the label stock for a container (cryovial when the container is not known)."""
+    return container_stock(container) or "cryovial"
 
 
 def default_stock(kinds: set[str]) -> str | None:

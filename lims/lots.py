@@ -163,6 +163,9 @@ def lot_page(
     state: str | None = None,
     project: str | None = None,
     text: str | None = None,
+    vector: str | None = None,
+    expires_before: date | None = None,
+    expires_after: date | None = None,
     sort: str | None = None,
     after: int | None = None,
     before: int | None = None,
@@ -170,7 +173,9 @@ def lot_page(
 ) -> Page:
     """Return one page of the lots the actor may see, filtered (any case), sorted, with a total.
 
-    text matches part of the lot number or of the vector's name.
+    text matches part of the lot number or of the vector's name. vector is a whole vector
+    name, type (AAV, LV) or serotype (AAV9). expires_before/after include the day named; a lot
+    with no expiry date matches neither.
     """
     name, descending = parse_sort(sort, LOT_SORTS, LOT_SORT_DEFAULT)
     stmt = select(VectorLot)
@@ -183,6 +188,17 @@ def lot_page(
             select(Project.id).where(func.lower(Project.code) == project.lower())
         ).first()
         stmt = stmt.where(VectorLot.project_id == (proj if proj is not None else -1))
+    if vector:
+        v = vector.strip().lower()
+        stmt = stmt.where(
+            (func.lower(VectorLot.vector) == v)
+            | (func.lower(VectorLot.vector_type) == v)
+            | (func.lower(func.coalesce(VectorLot.serotype, "")) == v)
+        )
+    if expires_before is not None:
+        stmt = stmt.where(VectorLot.expires_on <= expires_before)
+    if expires_after is not None:
+        stmt = stmt.where(VectorLot.expires_on >= expires_after)
     if text:
         like = (
             "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -246,6 +262,7 @@ def lot_summary(lot: VectorLot) -> dict[str, Any]:
         "vector": lot.vector,
         "vector_type": lot.vector_type,
         "version": lot.version,
+        "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
     }
 
 

@@ -99,7 +99,17 @@ def _outcome_body(o: BatchOutcome) -> dict[str, Any]:
         "cancelled": o.cancelled,
         "error": o.error,
         "code": o.code,
+        **_printer_said(o),
     }
+
+
+def _printer_said(o: BatchOutcome) -> dict[str, Any]:
+    """Return what the printer said to ~HS, for the print queue page to show."""
+    if o.status is not None:
+        return {"printer_ready": o.status.ready, "printer_status": o.status.reason or "ready"}
+    if o.code is None:
+        return {"printer_ready": True, "printer_status": "ready"}
+    return {"printer_ready": False, "printer_status": (o.error or o.code)[:500]}
 
 
 def print_claim(
@@ -133,6 +143,8 @@ def print_claim(
                 "cancelled": 0,
                 "error": not_ready_text(str(err)),
                 "code": "not_ready",
+                "printer_ready": False,
+                "printer_status": str(err)[:500],
             }
             log.info(
                 "job %s: %s at %s: %s; left queued",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from apiflask import APIBlueprint
+from pydantic import ConfigDict, Field
 
 from lims import lots
 from lims.api import schemas
@@ -17,7 +20,27 @@ bp = APIBlueprint("lots", __name__, url_prefix="/api", tag="Lots")
 
 
 class LotQuery(QueryModel):
-    """The lot list takes no parameters: an unknown one (a filter, a limit) is refused."""
+    """Filters of the lot list (any case); an unknown parameter is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: str | None = Field(default=None, max_length=32)
+    vector: str | None = Field(
+        default=None, max_length=64, description="a vector's name, type (AAV, LV) or serotype"
+    )
+    project: str | None = Field(default=None, max_length=64)
+    expires_before: date | None = Field(default=None, description="expiring on or before")
+    expires_after: date | None = Field(default=None, description="expiring on or after")
+    cursor: int | None = Field(default=None, ge=0, le=2**31 - 1)  # INTEGER ids
+    before: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="a prev_cursor: the page before it"
+    )
+    sort: str | None = Field(
+        default=None,
+        max_length=16,
+        description="created (default, oldest first), updated, lot, vector, type, state or "
+        "expires; '-' first for descending (-created: newest first)",
+    )
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 @bp.post("/lots")
@@ -32,11 +55,30 @@ def create_lot(data: LotCreate):
 
 
 @bp.get("/lots")
-@answers(bp, schemas.LotsOut, *READ)
+@answers(bp, schemas.LotPage, *READ)
 @bp.input(LotQuery, location="query", arg_name="q")
 def list_lots(q: LotQuery):
-    """List the lots you may see."""
-    return {"lots": [lots.lot_summary(x) for x in lots.list_lots(get_db(), current_actor())]}
+    """List the lots you may see; filter by state, vector, project, expiry (any case)."""
+    page = lots.lot_page(
+        get_db(),
+        current_actor(),
+        state=q.state,
+        vector=q.vector,
+        project=q.project,
+        expires_before=q.expires_before,
+        expires_after=q.expires_after,
+        sort=q.sort or "created",
+        after=q.cursor,
+        before=q.before,
+        limit=q.limit,
+    )
+    return {
+        "lots": [lots.lot_summary(x) for x in page.rows],
+        "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
+        "total": page.total,
+        "sort": page.sort,
+    }
 
 
 @bp.get("/lots/<lot>")

@@ -89,3 +89,36 @@ def get_station(name: str):
     db = get_db()
     # A client's staff see another organisation's task only as "in use" (redacted: true).
     return bench.station_view(db, bench.get_station(db, name), actor)
+
+
+class RefusalAckIn(Input):
+    """Acknowledge one refusal (its scan's id), or, with none, every one waiting."""
+
+    scan_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+@bp.get("/stations/<name>/refusals")
+@answers(bp, None, *READ, 403, 404)
+def station_refusals(name: str):
+    """List a station's refusals not yet acknowledged, newest first (stop: needs a supervisor)."""
+    actor = require(*LAB)
+    db = get_db()
+    st = bench.get_station(db, name)
+    return {"station": st.name, "refusals": bench.refusals.waiting(db, st, actor)}
+
+
+@bp.post("/stations/<name>/refusals/acknowledge")
+@answers(bp, None, *WRITE, 404, 413)
+@bp.input(RefusalAckIn, arg_name="data")
+@write
+def acknowledge_refusals(name: str, data: RefusalAckIn):
+    """Acknowledge a refusal on a bench's screen, or all of them (as CMD:ACK does)."""
+    actor = require(*LAB)
+    db = get_db()
+    st = bench.get_station(db, name, lock=True)
+    n = bench.refusals.acknowledge(db, st, actor, scan_id=data.scan_id)
+    return {
+        "station": st.name,
+        "acknowledged": n,
+        "refusals": bench.refusals.waiting(db, st, actor),
+    }

@@ -137,6 +137,9 @@ class PrinterOut(Out):
     url: str | None = Field(default=None, description="the centre's lab staff only")
     baud: int | None = None
     flow: str | None = None
+    status: dict[str, Any] | None = Field(
+        default=None, description="what the printer last said to ~HS: ready, summary, checked_at"
+    )
 
 
 class PrintersOut(Out):
@@ -322,10 +325,20 @@ class LotLine(Out):
     vector: str
     vector_type: str
     version: int
+    expires_on: str | None = None
 
 
 class LotsOut(Out):
     lots: list[LotLine]
+
+
+class LotPage(LotsOut):
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null: last")
+    prev_cursor: int | None = Field(
+        default=None, description="pass as before for the previous page; null: first"
+    )
+    total: int = Field(description="how many lots match the filters, on every page")
+    sort: str = Field(description="the order of this page: a column, '-' first for descending")
 
 
 class QcOut(Out):

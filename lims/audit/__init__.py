@@ -13,6 +13,7 @@ from lims.audit.chain import (
 from lims.audit.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from lims.audit.describe import change_text, changes, record_text
 from lims.audit.queries import (
+    AUDIT_SORTS,
     Filters,
     actions_in_trail,
     actors_named,
@@ -25,11 +26,13 @@ from lims.audit.queries import (
     lineage_events,
     lineage_newest_seq,
     query,
+    query_sorted,
     ts_text_column,
 )
 from lims.audit.verification import VerifyResult, verify
 
 __all__ = [
+    "AUDIT_SORTS",
     "Checkpoint",
     "CheckpointError",
     "CheckpointStore",
@@ -52,6 +55,7 @@ __all__ = [
     "lineage_events",
     "lineage_newest_seq",
     "query",
+    "query_sorted",
     "record",
     "record_text",
     "record_by",

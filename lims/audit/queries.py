@@ -234,6 +234,55 @@ def query_statement(
     return stmt.order_by(AuditEvent.seq.desc() if newest_first else AuditEvent.seq).limit(limit)
 
 
+# Columns the audit list may be sorted by besides time (seq order is query()'s own); each is
+# a tuple read left to right. Who, action and record walk their (column.., seq) indexes; where
+# (a station may be empty) sorts the matching events.
+AUDIT_SORTS: dict[str, tuple[Any, ...]] = {
+    "actor": (AuditEvent.actor,),
+    "action": (AuditEvent.action,),
+    "record": (AuditEvent.entity_type, AuditEvent.entity_id),
+    "station": (func.coalesce(AuditEvent.station, ""),),
+}
+
+
+def _after(keys: tuple[Any, ...], values: tuple[Any, ...], down: bool) -> Any:
+    """Return the condition "(keys) come after values" in the reading order (a keyset)."""
+    head, value = keys[0], values[0]
+    beyond = head < value if down else head > value
+    if len(keys) == 1:
+        return beyond
+    return or_(beyond, and_(head == value, _after(keys[1:], values[1:], down)))
+
+
+def query_sorted(
+    session: Session,
+    *,
+    sort: str,
+    down: bool = False,
+    edge_seq: int | None = None,
+    limit: int = 100,
+    **filters: Unpack[Filters],
+) -> list[AuditEvent]:
+    """Return matching events ordered by a sort of AUDIT_SORTS, then seq, after edge_seq.
+
+    down: read the order descending. edge_seq: the event the previous page ended on (its values
+    of the columns and its seq place the page; no OFFSET).
+    """
+    keys = (*AUDIT_SORTS[sort], AuditEvent.seq)
+    seq_from, seq_before = seq_range(
+        session, filters.pop("since", None), filters.pop("until", None)
+    )
+    stmt = query_statement(seq_from=seq_from, seq_before=seq_before, **filters)
+    stmt = stmt.order_by(None).limit(None)
+    if edge_seq is not None:
+        found = session.exec(select(*keys).where(AuditEvent.seq == edge_seq)).first()
+        if found is None:
+            return []
+        stmt = stmt.where(_after(keys, tuple(found), down))
+    order = [k.desc() if down else k.asc() for k in keys]
+    return list(session.exec(stmt.order_by(*order).limit(limit)).all())
+
+
 def iter_events(
     session: Session, *, batch: int = 2000, after_seq: int | None = None, **filters: Unpack[Filters]
 ) -> Iterator[AuditEvent]:

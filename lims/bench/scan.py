@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from lims import audit, custody, scanning
 from lims.accounts.users import Actor
-from lims.bench import stop
+from lims.bench import refusals, stop
 from lims.bench.apply import Refusal, apply
 from lims.bench.resolve import Resolved, resolve
 from lims.bench.station import get_station, station_view
@@ -202,7 +202,9 @@ def _run(
             _while_stopped(session, scan, parsed, result)
             return
         if stop.is_ack(parsed):
-            # The refusals on the bench's screen are seen: nothing changes in the database.
+            # The refusals on the bench's screen are seen; the station keeps that (a reload
+            # shows only those still waiting).
+            refusals.acknowledge(session, scan.st, scan.actor or scan.agent)
             result.update(
                 resolved={"kind": "command", "ref": "ACK"},
                 action="acknowledge",
@@ -305,6 +307,7 @@ def _record(session: Session, scan: _Scan, result: dict[str, Any]) -> dict[str, 
     session.add(ev)
     session.flush()
     result["time"] = ev.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    result["id"] = ev.id  # the scan's id: a bench acknowledges its refusal by it
     if result["outcome"] == "refused":
         _record_refusal(session, scan, result)
     ev.result = json.dumps({**result, "_poster": _poster_key(scan.agent)})

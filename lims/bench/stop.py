@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from lims import scanning
 from lims.accounts.users import Actor
+from lims.bench import refusals
 from lims.bench.apply import Refusal
 from lims.bench.resolve import resolve
 from lims.bench.station import change, context, stop_prompt
@@ -88,6 +89,7 @@ def while_stopped(
         raise Refusal("station_stopped", _refusal(session, parsed, actor, person, halt))
     result["resolved"] = {"kind": "badge", "ref": parsed.value, "user": supervisor.username}
     ctx = {k: v for k, v in context(st).items() if k != "stopped"}
+    ctx = refusals.released_context(session, st, ctx)
     change(
         session,
         st,

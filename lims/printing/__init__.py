@@ -49,14 +49,22 @@ from lims.printing.lease import (
     start_sending,
 )
 from lims.printing.overview import (
+    JOB_SORT_DEFAULT,
     active_printers,
+    job_page,
+    job_rows,
     list_printers,
+    queue_feed,
     queue_overview,
     sample_labels,
 )
 from lims.printing.worker import PrintWorker, start_device_worker
 
 __all__ = [
+    "JOB_SORT_DEFAULT",
+    "job_page",
+    "job_rows",
+    "queue_feed",
     "OUTCOME_UNKNOWN",
     "ClaimIn",
     "LabelFile",

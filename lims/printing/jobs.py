@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, or_, true
 from sqlmodel import Session, col, select
 
 from lims import audit, custody, labels, lots, samples, storage
@@ -56,6 +56,10 @@ class PrintRequest(Input):
     printer: Line = Field(min_length=1, max_length=64)
     template: Line | None = Field(default=None, min_length=1, max_length=32)
     copies: int = Field(default=1, ge=1, le=MAX_COPIES)
+    # Why these labels go on a stock that does not match their container (recorded with the
+    # job). Without it a mismatch is refused: a cryovial label on a bag, or the reverse, is
+    # how a tube ends up unreadable at the bedside.
+    stock_override: Text | None = Field(default=None, max_length=2000)
 
 
 class ReprintIn(Input):
@@ -352,6 +356,33 @@ def job_visible_to(actor: Actor, *, creator_org: int | None, label_orgs: set[int
     return actor.sees_all or creator_org == actor.org.id or label_orgs == {actor.org.id}
 
 
+def visible_jobs_clause(actor: Actor) -> Any:
+    """Return job_visible_to as a WHERE clause on PrintJob, for lists read a page at a time."""
+    if actor.sees_all:
+        return true()
+    org = actor.org.id
+    label_org = func.coalesce(Sample.org_id, VectorLot.org_id)
+    labels = (
+        select(PrintJobLabel.job_id)
+        .select_from(PrintJobLabel)
+        .outerjoin(Sample, col(PrintJobLabel.sample_id) == col(Sample.id))
+        .outerjoin(
+            VectorLot,
+            and_(
+                col(PrintJobLabel.sample_id).is_(None),
+                col(VectorLot.lot_number) == col(PrintJobLabel.barcode),
+            ),
+        )
+    )
+    return or_(
+        col(PrintJob.created_by_id).in_(select(User.id).where(User.org_id == org)),
+        and_(
+            col(PrintJob.id).in_(labels.where(label_org == org)),
+            col(PrintJob.id).not_in(labels.where(or_(label_org.is_(None), label_org != org))),
+        ),
+    )
+
+
 def job_visible(session: Session, job: PrintJob, actor: Actor) -> bool:
     """Tell whether the actor may see the job (see job_visible_to)."""
     if actor.sees_all:
@@ -575,6 +606,7 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
     seen: set[str] = set()
     items: list[tuple[LabelContent, int | None]] = []
     kinds: set[str] = set()
+    sources: list[labels.LabelSource] = []
     for barcode in data.barcodes:
         if barcode in seen:
             raise Refused(
@@ -587,7 +619,11 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         src = label_source(session, barcode, actor)
         items.append((src.content, src.sample_id))
         kinds.add(src.kind)
-    template = template_for(printer, data.template or labels.default_stock(kinds))
+        sources.append(src)
+    template = template_for(
+        printer, data.template or _container_stock(sources) or labels.default_stock(kinds)
+    )
+    override = _check_stock(sources, template, data.stock_override)
     sample_ids = [sid for _, sid in items if sid is not None]
     _lock_samples(session, sample_ids)
     closed = session.exec(
@@ -613,7 +649,60 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         copies=data.copies,
         actor=actor,
         action="print_job.queue",
+        reason=override["stock_override"] if override else None,
+        extra=override,
     )
+
+
+def _container_stock(sources: list[labels.LabelSource]) -> str | None:
+    """Return the one stock the samples' containers call for (None: they say nothing).
+
+    Samples in different containers (a bag and its cryovials) need a job per stock: 422.
+    """
+    wanted: dict[str, list[str]] = {}
+    for src in sources:
+        stock = labels.container_stock(src.container) if src.kind == "sample" else None
+        if stock is not None:
+            wanted.setdefault(stock, []).append(src.content.barcode)
+    if len(wanted) > 1:
+        parts = "; ".join(f"{stock}: {', '.join(codes[:3])}" for stock, codes in wanted.items())
+        raise Refused(
+            f"these samples are in different containers whose labels go on different stocks "
+            f"({parts}); print one job per stock, or choose a stock",
+            code="mixed_containers",
+            stocks=sorted(wanted),
+        )
+    return next(iter(wanted), None)
+
+
+def _check_stock(
+    sources: list[labels.LabelSource], template: Template, override: str | None
+) -> dict[str, Any] | None:
+    """Refuse (422) samples whose container takes another stock than template, unless the
+    operator gave a reason to print on it anyway; return what the audit event records then.
+    """
+    stock = labels.stock_base(template.name)
+    mismatched = [
+        {"barcode": src.content.barcode, "container": src.container, "stock": wanted}
+        for src in sources
+        if src.kind == "sample"
+        and (wanted := labels.container_stock(src.container)) is not None
+        and wanted != stock
+    ]
+    if not mismatched:
+        return None
+    first = mismatched[0]
+    if override is None or not override.strip():
+        more = f" ({len(mismatched) - 1} more listed in mismatched)" if len(mismatched) > 1 else ""
+        raise Refused(
+            f"{first['barcode']} is in a {first['container']}: its label goes on "
+            f"{first['stock']} stock, not {stock}{more}. Choose {first['stock']}, or give the "
+            f"reason to print on {stock} anyway (stock_override)",
+            code="stock_mismatch",
+            template=template.name,
+            mismatched=mismatched,
+        )
+    return {"stock_override": override.strip(), "stock_mismatch": mismatched}
 
 
 def offers(job: PrintJob) -> dict[str, bool]:

@@ -30,6 +30,7 @@ from lims.printing.jobs import (
     save,
     snapshot,
 )
+from lims.printing.status import note_printer
 from printers import get_template, render_batch
 from printers.claim import CLAIM_LEASE_S, NOT_READY_CODES, Claim, not_ready_text
 from printers.transport import link_seconds
@@ -67,6 +68,9 @@ class OutcomeIn(Input):
     # The driver's own words, whatever the printer sent: refusing them would lose the outcome.
     error: str | None = Field(default=None, max_length=4000)
     code: str | None = Field(default=None, max_length=32)
+    # What the printer said to ~HS around the job (shown on the print queue page).
+    printer_ready: bool | None = None
+    printer_status: str | None = Field(default=None, max_length=500)
 
 
 # --- claiming and outcomes ----------------------------------------------------------------
@@ -314,6 +318,15 @@ def record_outcome(
     job = _worker_job(session, job_id, actor)
     if job.claimed_by != data.worker:
         raise Conflict(f"job {job.id} is not claimed by {data.worker}", code="claim_lost")
+    if data.printer_ready is not None:
+        note_printer(
+            session,
+            printer_id=job.printer_id,
+            ready=data.printer_ready,
+            summary=data.printer_status or "",
+            job_id=job.id,
+            worker=data.worker,
+        )
     total = job.labels_total
     if not (data.printed <= data.sent <= total and data.printed + data.unconfirmed <= data.sent):
         raise BadRequest(

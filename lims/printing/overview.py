@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from lims.accounts.users import Actor
 from lims.db import rows_by_id
+from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.models import Printer, PrintJob, PrintJobLabel, Sample, Station, User
 from lims.printing.jobs import (
     job_visible,
@@ -15,7 +17,9 @@ from lims.printing.jobs import (
     label_orgs_by_job,
     labels_by_job,
     offers,
+    visible_jobs_clause,
 )
+from lims.printing.status import check_dict, last_checks
 from lims.roles import LAB
 
 
@@ -28,6 +32,7 @@ def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
         .join(Station, Station.id == Printer.station_id, isouter=True)
         .order_by(Printer.id)
     ).all()
+    checks = last_checks(session, [p.id for p, _ in rows])
     out = []
     for p, st in rows:
         row = {
@@ -36,6 +41,8 @@ def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
             "dpi": p.dpi,
             "station": st.name if st is not None else None,
             "active": p.active,
+            # What the printer last said to ~HS (None: no worker has asked it yet).
+            "status": check_dict(checks.get(p.id)),
         }
         if wiring:
             row.update(url=p.url, baud=p.baud, flow=p.flow)
@@ -93,6 +100,7 @@ def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> 
     label_orgs = label_orgs_by_job(session, job_ids) if not actor.sees_all else {}
     authors = rows_by_id(session, User, (j.created_by_id for js in jobs_of.values() for j in js))
     benches = rows_by_id(session, Station, (p.station_id for p in printers))
+    checks = last_checks(session, [p.id for p in printers])
     out = []
     for p in printers:
         rows = []
@@ -105,5 +113,100 @@ def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> 
             ):
                 continue
             rows.append({"job": j, "labels": labels_of[j.id], "by": author, **offers(j)})
-        out.append({"printer": p, "station": benches.get(p.station_id), "jobs": rows})
+        out.append(
+            {
+                "printer": p,
+                "station": benches.get(p.station_id),
+                "jobs": rows,
+                "check": checks.get(p.id),
+            }
+        )
     return out
+
+
+def queue_feed(
+    session: Session, actor: Actor, *, overview: list[dict] | None = None
+) -> dict[str, Any]:
+    """Return what the print queue page polls: each printer's last ~HS and its jobs' states.
+
+    'version' changes whenever a job is added or moves, so the page reloads its list only then.
+    """
+    printers = []
+    marks = []
+    for p in overview if overview is not None else queue_overview(session, actor):
+        jobs = [
+            {
+                "id": r["job"].id,
+                "state": r["job"].state,
+                "printed": r["job"].labels_printed,
+                "total": r["job"].labels_total,
+            }
+            for r in p["jobs"]
+        ]
+        marks += [f"{j['id']}:{j['state']}:{j['printed']}" for j in jobs]
+        printers.append({"name": p["printer"].name, "status": check_dict(p["check"]), "jobs": jobs})
+    return {"printers": printers, "version": "|".join(marks)}
+
+
+JOB_SORTS: dict[str, SortKey] = {
+    "created": SortKey(PrintJob.created_at),
+    "state": SortKey(PrintJob.state),
+    "template": SortKey(PrintJob.template),
+    "labels": SortKey(PrintJob.labels_total),
+    "printer": SortKey(
+        Printer.name, join=lambda stmt: stmt.join(Printer, Printer.id == PrintJob.printer_id)
+    ),
+}
+JOB_SORT_DEFAULT = "-created"  # newest first
+
+
+def job_page(
+    session: Session,
+    actor: Actor,
+    *,
+    printer: str | None = None,
+    state: str | None = None,
+    sort: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Page:
+    """Return one page of print jobs, filtered (any case), sorted, with a total.
+
+    A client organisation's lab user sees the jobs its own people queued and those that label
+    only its own material (job_visible_to).
+    """
+    name, descending = parse_sort(sort, JOB_SORTS, JOB_SORT_DEFAULT)
+    stmt = select(PrintJob).where(visible_jobs_clause(actor))
+    if state:
+        stmt = stmt.where(PrintJob.state == state.strip().lower())
+    if printer:
+        ids = select(Printer.id).where(func.lower(Printer.name) == printer.strip().lower())
+        stmt = stmt.where(col(PrintJob.printer_id).in_(ids))
+    return keyset_page(
+        session,
+        stmt,
+        model=PrintJob,
+        key=JOB_SORTS[name],
+        sort=name,
+        descending=descending,
+        after=after,
+        before=before,
+        limit=limit,
+    )
+
+
+def job_rows(session: Session, rows: list[PrintJob]) -> list[dict[str, Any]]:
+    """Return what the print-jobs list shows of each job, reading each other table once."""
+    printers = rows_by_id(session, Printer, (j.printer_id for j in rows))
+    authors = rows_by_id(session, User, (j.created_by_id for j in rows))
+    labels = labels_by_job(session, [j.id for j in rows])
+    return [
+        {
+            "job": j,
+            "printer": printers.get(j.printer_id),
+            "by": authors.get(j.created_by_id),
+            "labels": labels[j.id],
+        }
+        for j in rows
+    ]

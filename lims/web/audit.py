@@ -49,6 +49,12 @@ def audit_search():  # noqa: ANN201
     who = actor()
     raw = {k: (request.args.get(k) or "").strip()[:64] for k in _AUDIT_FILTERS}
     oldest_first = request.args.get("order") == "oldest"
+    # Besides time: who, action, record or where, "-" first for Z to A.
+    sort_raw = (request.args.get("sort") or "").strip()[:16]
+    sort_desc = sort_raw.startswith("-")
+    sort = sort_raw.lstrip("-") or None
+    if sort is not None and sort not in audit.AUDIT_SORTS:
+        sort = None
     actions = [(a, _action_label(a)) for a in audit.actions_in_trail(db)]
     base = {"filters": raw, "actions": actions, "oldest_first": oldest_first}
     try:
@@ -81,6 +87,8 @@ def audit_search():  # noqa: ANN201
             total=None,
             people=[],
             order_url=None,
+            sort_urls=None,
+            sorted_by=None,
             **base,
         )
     people = reports.people_named(db, who, raw["actor"]) if raw["actor"] else []
@@ -89,14 +97,24 @@ def audit_search():  # noqa: ANN201
     backwards = before is not None
     newest = oldest_first == backwards
     edge = before if backwards else cursor
-    rows = audit.query(
-        db,
-        after_seq=edge if not newest else None,
-        before_seq=edge if newest else None,
-        newest_first=newest,
-        limit=PAGE_SIZE + 1,
-        **dict(filters),
-    )
+    if sort is not None:
+        rows = audit.query_sorted(
+            db,
+            sort=sort,
+            down=sort_desc != backwards,
+            edge_seq=edge,
+            limit=PAGE_SIZE + 1,
+            **dict(filters),
+        )
+    else:
+        rows = audit.query(
+            db,
+            after_seq=edge if not newest else None,
+            before_seq=edge if newest else None,
+            newest_first=newest,
+            limit=PAGE_SIZE + 1,
+            **dict(filters),
+        )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if backwards:
@@ -110,6 +128,8 @@ def audit_search():  # noqa: ANN201
     active = {k: v for k, v in raw.items() if v}
     if oldest_first:
         active["order"] = "oldest"
+    if sort is not None:
+        active["sort"] = f"-{sort}" if sort_desc else sort
     api_args = {k: v for k, v in active.items() if k not in ("actor", "order")}
     if raw["actor"]:
         api_args["actor_name"] = raw["actor"]
@@ -123,9 +143,17 @@ def audit_search():  # noqa: ANN201
         next_url = here + "?" + urlencode({**active, "cursor": events[-1]["seq"]})
     if events and has_prev:
         prev_url = here + "?" + urlencode({**active, "before": events[0]["seq"]})
-    flipped = {k: v for k, v in active.items() if k != "order"}
-    if not oldest_first:
+    flipped = {k: v for k, v in active.items() if k not in ("order", "sort")}
+    if not oldest_first and sort is None:
         flipped["order"] = "oldest"
+    # A header link: sort by that column (A to Z), or turn the order round when it is the sort.
+    plain = {k: v for k, v in active.items() if k not in ("order", "sort")}
+    sort_urls = {
+        key: here
+        + "?"
+        + urlencode({**plain, "sort": f"-{key}" if sort == key and not sort_desc else key})
+        for key in audit.AUDIT_SORTS
+    }
     pdf = None
     if raw["sample"]:
         pdf = f"/api/samples/{raw['sample']}/report.pdf"
@@ -143,6 +171,8 @@ def audit_search():  # noqa: ANN201
         count_cap=COUNT_CAP,
         people=people,
         order_url=here + ("?" + urlencode(flipped) if flipped else ""),
+        sort_urls=sort_urls,
+        sorted_by=(sort, "descending" if sort_desc else "ascending") if sort else None,
         **base,
     )
 

@@ -51,7 +51,11 @@ def _bench(station: str) -> Any:
     st = bench_mod.get_station(db, station)
     state = bench_mod.station_view(db, st, actor())
     scans = bench_mod.recent_scans(db, station=st.name, actor=actor(), limit=15)
-    body, status = render("bench.html", station=st, state=state, scans=scans)
+    # Refusals not yet acknowledged stay on screen across a reload (kept with the station).
+    waiting = bench_mod.refusals.waiting(db, st, actor())
+    body, status = render(
+        "bench.html", station=st, state=state, scans=scans, refusals=list(reversed(waiting))
+    )
     resp = Response(body, status)
     _give_pass(resp, st.name, g.web_user.id)
     return resp

@@ -3,7 +3,7 @@ resolving labels of unknown outcome after a printer fault)."""
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from pydantic import ValidationError
 
 from lims import labels as labels_mod
@@ -14,6 +14,8 @@ from lims.errors import NotFound
 from lims.inputs import check_text
 from lims.roles import LAB
 from lims.web.common import actor, area, page, perform, render, safe_next
+from lims.web.common import cursor as page_cursor
+from lims.web.lists import Column, ListView, before_cursor, chosen_columns
 
 bp = area("printing", __name__)
 
@@ -29,8 +31,17 @@ def label_preview(barcode: str):  # noqa: ANN201
         raise NotFound(f"no label template {template[:64]!r}; choose one from the list")
     content = labels_mod.sample_label(db, s)
     lines = [text for _, text in content.text_lines()]
+    # The stock the container calls for: the page warns, and asks a reason, before another.
+    wanted = labels_mod.container_stock(s.container)
     return render(
-        "label.html", s=s, template=template, lines=lines, templates=printing.template_names()
+        "label.html",
+        s=s,
+        template=template,
+        lines=lines,
+        templates=printing.template_names(),
+        wanted=wanted,
+        mismatch=wanted is not None and wanted != template,
+        printers=printing.active_printers(db) if actor().role in LAB else [],
     )
 
 
@@ -59,6 +70,7 @@ def print_labels():  # noqa: ANN201
             printer=request.form.get("printer", ""),
             template=request.form.get("template") or None,
             copies=int(request.form.get("copies") or 1),
+            stock_override=(request.form.get("stock_override") or "").strip() or None,
         )
     except (ValidationError, ValueError):
         flash("Choose a printer, a label stock and 1 to 10 copies.", "error")
@@ -79,7 +91,73 @@ def print_labels():  # noqa: ANN201
 def print_queue():  # noqa: ANN201
     """Show print jobs per printer with their state, and what the operator can do with each."""
     printers = printing.queue_overview(get_db(), actor())
-    return render("print_queue.html", printers=printers)
+    return render(
+        "print_queue.html",
+        printers=printers,
+        version=printing.queue_feed(get_db(), actor(), overview=printers)["version"],
+        poll_ms=current_app.config.get("PRINT_QUEUE_POLL_MS", 3000),
+    )
+
+
+@bp.get("/print-queue.json", endpoint="queue_feed")
+@page(*LAB)
+def print_queue_feed() -> Response:
+    """What the queue page polls: each printer's last ~HS status and its jobs' states."""
+    resp = jsonify(printing.queue_feed(get_db(), actor()))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+JOB_COLUMNS = (
+    Column("job", "Job", "created"),
+    Column("printer", "Printer", "printer"),
+    Column("state", "State", "state"),
+    Column("labels", "Labels", "labels"),
+    Column("barcodes", "Barcodes", None),
+    Column("template", "Stock", "template"),
+    Column("by", "By", None),
+    Column("created", "Queued", "created"),
+    Column("note", "Note", None),
+)
+JOB_PAGE_SIZE = 50
+
+
+@bp.get("/print-jobs", endpoint="jobs")
+@page(*LAB)
+def print_jobs():  # noqa: ANN201
+    """List print jobs, newest first, a page at a time, sortable, filtered by printer and state."""
+    db = get_db()
+    args = {k: (request.args.get(k) or "").strip()[:64] or None for k in ("printer", "state")}
+    sort = (request.args.get("sort") or "").strip()[:16] or printing.JOB_SORT_DEFAULT
+    result = printing.job_page(
+        db,
+        actor(),
+        sort=sort,
+        after=page_cursor(),
+        before=before_cursor(),
+        limit=JOB_PAGE_SIZE,
+        **args,
+    )
+    shown = chosen_columns(JOB_COLUMNS)
+    view = ListView(
+        url_for("web.printing.jobs"),
+        filters=args,
+        sort=result.sort,
+        default_sort=printing.JOB_SORT_DEFAULT,
+        columns=JOB_COLUMNS,
+        shown=shown,
+    )
+    return render(
+        "print_jobs.html",
+        rows=printing.job_rows(db, result.rows),
+        result=result,
+        view=view,
+        columns=JOB_COLUMNS,
+        shown=shown,
+        filters={**args, "state": (args["state"] or "").lower() or None},
+        states=("queued", "sending", "sent", "failed", "voided"),
+        printers=printing.active_printers(db),
+    )
 
 
 def _job_action(job_id: int, verb: str, fn, needs_reason: bool) -> Response:  # noqa: ANN001

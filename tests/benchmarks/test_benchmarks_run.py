@@ -35,8 +35,8 @@ MEMBERS = {
     "custody": (None, 5),
     "scans": ("sqlite", 3),
     "scans_pg": ("postgresql", 3),  # the same behind gunicorn
-    "audit": ("sqlite", 6),
-    "audit_pg": ("postgresql", 6),
+    "audit": ("sqlite", 7),
+    "audit_pg": ("postgresql", 7),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
     "centre": ("sqlite", 35),  # one row per page and API list of bench/centre.py
     "centre_pg": ("postgresql", 35),

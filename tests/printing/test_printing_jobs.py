@@ -268,7 +268,14 @@ def test_label_that_does_not_fit_is_refused_with_the_reason(app, client, runner,
     assert client.get("/api/print-jobs?printer=Z300", headers=tech).json["jobs"] == []
     # The demo's AAV9 vial fits a 2 mL tube label at 300 dpi as it does at 203.
     vial = client.get("/api/samples?lot=AAV9-2611-001&limit=1", headers=tech).json["samples"][0]
-    r = queue(client, tech, [vial["barcode"]], printer="Z300", template="tube-2ml")
+    r = queue(
+        client,
+        tech,
+        [vial["barcode"]],
+        printer="Z300",
+        template="tube-2ml",
+        stock_override="cryovial stock out; the vial's label checked on 2 mL tube stock",
+    )
     assert r.status_code == 201 and r.json["template"] == "tube-2ml-300", r.json
 
 

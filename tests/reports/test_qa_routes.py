@@ -122,6 +122,8 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("GET", "/api/locations/<code>"): (ANY, None),
     ("GET", "/api/stations"): (LAB, None),
     ("GET", "/api/stations/<name>"): (LAB, None),
+    ("GET", "/api/stations/<name>/refusals"): (LAB, None),
+    ("POST", "/api/stations/<name>/refusals/acknowledge"): (LAB, {}),
     ("GET", "/api/printers"): (ANY, None),
     ("GET", "/api/users"): (ADMIN, None),
     ("POST", "/api/users"): (

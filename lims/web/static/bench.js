@@ -167,14 +167,26 @@
     refusals.hidden = n === 0;
     root.dataset.refusals = String(n);
   }
-  function addRefusal(data, message, stop) {
+  function postAck(body) {
+    // The station keeps what is acknowledged, so a reload shows only what still waits.
+    if (!root.dataset.ackUrl) return;
+    fetch(root.dataset.ackUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      redirect: "manual",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body),
+    }).catch(function () { /* shown again after a reload: acknowledged again then */ });
+  }
+  function addRefusal(data, message, stop, scanId, when) {
     if (!refusalList) return;
     var li = document.createElement("li");
     li.className = "refusal" + (stop ? " refusal-stop" : "");
+    if (scanId) li.dataset.scan = String(scanId);
     var text = document.createElement("div");
     var mark = stop ? (/STOP/.test(message) ? "" : "STOP: ") : "\u2716 ";
     text.appendChild(span("refusal-msg", mark + message));
-    text.appendChild(span("refusal-data", data + " \u00b7 " + utc(new Date().toISOString())));
+    text.appendChild(span("refusal-data", data + " \u00b7 " + utc(when || new Date().toISOString())));
     li.appendChild(text);
     var ok = document.createElement("button");
     ok.type = "button";
@@ -184,21 +196,28 @@
       ok.disabled = true;
     } else {
       ok.textContent = "OK, seen";
-      ok.addEventListener("click", function () { li.remove(); updateRefusals(); });
+      ok.addEventListener("click", function () {
+        li.remove();
+        updateRefusals();
+        if (scanId) postAck({ scan_id: scanId });
+        refocus();
+      });
     }
     li.appendChild(ok);
     refusalList.insertBefore(li, refusalList.firstChild);
     updateRefusals();
   }
-  function acknowledgeAll() {
+  function acknowledgeAll(done) {
+    // done: the server has it already (a CMD:ACK scan); else tell it (the button).
     if (!refusalList) return;
     refusalList.querySelectorAll("li.refusal:not(.refusal-stop)").forEach(function (li) {
       li.remove();
     });
     updateRefusals();
+    if (!done) postAck({});
   }
   var ackAll = document.getElementById("ack-all");
-  if (ackAll) ackAll.addEventListener("click", acknowledgeAll);
+  if (ackAll) ackAll.addEventListener("click", function () { acknowledgeAll(false); refocus(); });
   function isAck(j) {
     return j.outcome === "accepted" && j.resolved && j.resolved.kind === "command" &&
       j.resolved.ref === "ACK";
@@ -209,8 +228,8 @@
     show(ok ? "accepted" : (j.outcome || "error"), (ok ? "\u2714 " : "\u2716 ") +
       (j.message || j.outcome));
     soundFor(j);
-    if (j.outcome === "refused") addRefusal(data, j.message || j.code, isStop(j));
-    if (isAck(j) && !stopped) acknowledgeAll();
+    if (j.outcome === "refused") addRefusal(data, j.message || j.code, isStop(j), j.id, j.time);
+    if (isAck(j) && !stopped) acknowledgeAll(true);
   }
 
   // --- the lock screen ------------------------------------------------------------------------
@@ -370,6 +389,12 @@
       conn.textContent = "No connection to the server: live updates paused (" + err.message + ")";
     }).then(function () { polling = false; });
   }
+  // The refusals still waiting when the page was drawn (kept with the station), oldest first.
+  try {
+    JSON.parse(root.dataset.refusals || "[]").forEach(function (r) {
+      addRefusal(r.data, r.message || r.code, r.stop, r.id, r.time);
+    });
+  } catch (e) { /* an old page without the list: nothing to restore */ }
   if (list) {
     setInterval(poll, 1000);
     renderStop(stopBox && !stopBox.hidden ? document.getElementById("stop-text").textContent
