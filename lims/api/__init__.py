@@ -15,6 +15,7 @@ def register(app: APIFlask) -> None:
         printing,
         quality,
         reports,
+        rooms,
         samples,
         scans,
         schemas,
@@ -33,5 +34,6 @@ def register(app: APIFlask) -> None:
         printing,
         deviations,
         trail,
+        rooms,
     ):
         app.register_blueprint(module.bp)

@@ -1,0 +1,144 @@
+"""Cleanroom rental: rooms and their status, bookings, line clearance, environmental monitoring."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from apiflask import APIBlueprint
+from pydantic import Field
+
+from lims.api import schemas
+from lims.api.query import QueryModel
+from lims.api.schemas import READ, WRITE, Out, answers
+from lims.boundary import current_actor, get_db, write
+from lims.rooms import bookings, status
+from lims.rooms.bookings import BookingIn, BookingTransitionIn
+from lims.rooms.status import RoomTransitionIn
+
+bp = APIBlueprint("rooms", __name__, url_prefix="/api", tag="Rooms")
+
+
+class BookingQuery(QueryModel):
+    room: str | None = Field(default=None, max_length=64)
+    organisation: str | None = Field(default=None, max_length=64)
+    state: str | None = Field(default=None, max_length=16)
+    start: datetime | None = Field(default=None, description="bookings ending after this time")
+    end: datetime | None = Field(default=None, description="bookings starting before this time")
+
+
+class RoomOut(Out):
+    code: str
+    name: str
+    grade: str | None
+    status: str = Field(description="available, booked, in_use, dirty, cleaning, cleared, on_hold")
+    booking: str | None = Field(description="the booking the room is booked for or in use by")
+    hold_reason: str | None
+    version: int
+    rented: bool = Field(description="the room has bookings: its rules apply at its benches")
+    allowed_actions: list[str]
+    open_deviations: list[str]
+
+
+class RoomsOut(Out):
+    rooms: list[RoomOut]
+
+
+class BookingOut(Out):
+    number: str = Field(description="e.g. BK-26-0001")
+    room: str
+    organisation: str
+    starts_at: str
+    ends_at: str
+    changeover_minutes: int
+    free_from: str = Field(description="the end plus the changeover")
+    state: str = Field(description="requested, approved, rejected, cancelled")
+    purpose: str | None
+    requested_by: str | None
+    decided_by: str | None
+    version: int
+    allowed_actions: list[str]
+
+
+class BookingsOut(Out):
+    bookings: list[BookingOut]
+
+
+schemas.MODELS.extend([RoomOut, RoomsOut, BookingOut, BookingsOut])
+
+
+@bp.get("/rooms")
+@answers(bp, RoomsOut, *READ)
+def list_rooms():
+    """List the rooms with their grade and rental status."""
+    current_actor()
+    db = get_db()
+    return {"rooms": [status.room_dict(db, r) for r in status.list_rooms(db)]}
+
+
+@bp.get("/rooms/<code>")
+@answers(bp, RoomOut, *READ, 404, 422)
+def get_room(code: str):
+    """Return one room's grade and rental status."""
+    current_actor()
+    db = get_db()
+    return status.room_dict(db, status.get_room(db, code))
+
+
+@bp.post("/rooms/<code>/transitions")
+@answers(bp, RoomOut, *WRITE, 404)
+@bp.input(RoomTransitionIn, arg_name="data")
+@write
+def room_transition(code: str, data: RoomTransitionIn):
+    """Move a room: book, start, finish, clean, release, hold, lift_hold (QA)."""
+    db = get_db()
+    status.transition(db, code=code, data=data, actor=current_actor())
+    return status.room_dict(db, status.get_room(db, code))
+
+
+@bp.get("/bookings")
+@answers(bp, BookingsOut, *READ, 404, 422)
+@bp.input(BookingQuery, location="query", arg_name="q")
+def list_bookings(q: BookingQuery):
+    """List the bookings you may see (clients: their own), by start time."""
+    db = get_db()
+    room = status.get_room(db, q.room) if q.room else None
+    rows = bookings.list_bookings(
+        db,
+        current_actor(),
+        room=room,
+        organisation=q.organisation,
+        start=q.start,
+        end=q.end,
+        state=q.state or None,
+    )
+    return {"bookings": [bookings.booking_dict(db, b) for b in rows]}
+
+
+@bp.post("/bookings")
+@answers(bp, BookingOut, *WRITE, 404, status=201)
+@bp.input(BookingIn, arg_name="data")
+@write
+def request_booking(data: BookingIn):
+    """Request a slot in a room; 409 slot_taken when it meets another booking's held time."""
+    db = get_db()
+    b = bookings.request_booking(db, data=data, actor=current_actor())
+    return bookings.booking_dict(db, b), 201
+
+
+@bp.get("/bookings/<number>")
+@answers(bp, BookingOut, *READ, 404)
+def get_booking(number: str):
+    """Return one booking (another organisation's is 404)."""
+    db = get_db()
+    return bookings.booking_dict(db, bookings.get_booking(db, number, current_actor()))
+
+
+@bp.post("/bookings/<number>/transitions")
+@answers(bp, BookingOut, *WRITE, 404)
+@bp.input(BookingTransitionIn, arg_name="data")
+@write
+def booking_transition(number: str, data: BookingTransitionIn):
+    """Approve or reject (the centre's admin or QA), or cancel, with a reason."""
+    db = get_db()
+    b = bookings.transition(db, number=number, data=data, actor=current_actor())
+    return bookings.booking_dict(db, b)
