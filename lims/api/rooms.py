@@ -11,8 +11,9 @@ from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
-from lims.rooms import bookings, status
+from lims.rooms import bookings, clearance, status
 from lims.rooms.bookings import BookingIn, BookingTransitionIn
+from lims.rooms.clearance import ChecklistIn, ClearanceIn, CountersignIn
 from lims.rooms.status import RoomTransitionIn
 
 bp = APIBlueprint("rooms", __name__, url_prefix="/api", tag="Rooms")
@@ -142,3 +143,81 @@ def booking_transition(number: str, data: BookingTransitionIn):
     db = get_db()
     b = bookings.transition(db, number=number, data=data, actor=current_actor())
     return bookings.booking_dict(db, b)
+
+
+class ClearanceOut(Out):
+    id: int
+    room: str
+    state: str = Field(description="signed_once (waiting for the second person) or complete")
+    checklist: list[str]
+    note: str | None
+    first_by: str
+    second_by: str | None
+    first_signature: schemas.SignatureOut
+    second_signature: schemas.SignatureOut | None
+    started_at: str
+    completed_at: str | None
+
+
+class ClearanceStateOut(Out):
+    room: str
+    checklist: list[str]
+    open: ClearanceOut | None = Field(description="signed once, waiting for the second signature")
+    latest: ClearanceOut | None = Field(description="the newest complete clearance")
+
+
+schemas.MODELS.extend([ClearanceOut, ClearanceStateOut])
+
+
+def _clearance_state(code: str) -> dict:
+    db = get_db()
+    room = status.get_room(db, code)
+    c_open, c_last = clearance.open_clearance(db, room), clearance.latest_clearance(db, room)
+    return {
+        "room": room.code,
+        "checklist": clearance.checklist(db, room),
+        "open": clearance.clearance_dict(db, c_open) if c_open else None,
+        "latest": clearance.clearance_dict(db, c_last) if c_last else None,
+    }
+
+
+@bp.get("/rooms/<code>/clearance")
+@answers(bp, ClearanceStateOut, *READ, 404, 422)
+def get_clearance(code: str):
+    """Return the room's checklist, the clearance waiting for a second signature, the latest."""
+    current_actor()
+    return _clearance_state(code)
+
+
+@bp.put("/rooms/<code>/checklist")
+@answers(bp, ClearanceStateOut, *WRITE, 404)
+@bp.input(ChecklistIn, arg_name="data")
+@write
+def put_checklist(code: str, data: ChecklistIn):
+    """Write the room's line-clearance checklist (the centre's admin or QA)."""
+    clearance.set_checklist(get_db(), code=code, data=data, actor=current_actor())
+    return _clearance_state(code)
+
+
+@bp.post("/rooms/<code>/clearances")
+@answers(bp, ClearanceOut, *WRITE, 404, 429, status=201)
+@bp.input(ClearanceIn, arg_name="data")
+@write
+def start_clearance(code: str, data: ClearanceIn):
+    """Confirm every checklist line and sign (meaning responsibility): first of two people."""
+    db = get_db()
+    c = clearance.start(db, code=code, data=data, actor=current_actor())
+    return clearance.clearance_dict(db, c), 201
+
+
+@bp.post("/rooms/<code>/clearances/<int:clearance_id>/countersign")
+@answers(bp, ClearanceOut, *WRITE, 404, 429)
+@bp.input(CountersignIn, arg_name="data")
+@write
+def countersign(code: str, clearance_id: int, data: CountersignIn):
+    """A second person signs (meaning review); the room is then cleared."""
+    db = get_db()
+    c = clearance.countersign(
+        db, code=code, clearance_id=clearance_id, data=data, actor=current_actor()
+    )
+    return clearance.clearance_dict(db, c)
