@@ -28,7 +28,10 @@ STATES = ("requested", "approved", "rejected", "cancelled")
 HOLDING = ("requested", "approved")  # the states that hold the room's time
 DECIDERS = ("admin", "qa")  # the centre approves and rejects
 MAX_CHANGEOVER_MIN = 7 * 24 * 60
-MAX_LENGTH = timedelta(days=366)
+# A campaign longer than a quarter is booked as several bookings: the bound keeps the overlap
+# and calendar queries to a short range of the (room, start) index however long the history.
+MAX_LENGTH = timedelta(days=92)
+REACH = MAX_LENGTH + timedelta(minutes=MAX_CHANGEOVER_MIN)
 
 
 def _instant(value: Any) -> Any:
@@ -157,6 +160,20 @@ def list_bookings(
     return list(session.exec(stmt).all())
 
 
+def organisation(session: Session, name: str, actor: Actor) -> Organisation:
+    """Return the organisation named name if the actor may see it (404 otherwise)."""
+    org = session.exec(select(Organisation).where(Organisation.name == name)).first()
+    if org is None or not actor.can_see(org.id):
+        raise NotFound(f"no organisation {name!r}", code="unknown_organisation")
+    return org
+
+
+def visible_organisations(session: Session, actor: Actor) -> list[str]:
+    """Return the names of the organisations the actor may see, by name."""
+    rows = session.exec(select(Organisation).order_by(Organisation.name)).all()
+    return [o.name for o in rows if actor.can_see(o.id)]
+
+
 def booking_dict(session: Session, b: Booking) -> dict[str, Any]:
     """Return a booking's public JSON."""
     room = session.get(Location, b.room_id)
@@ -228,6 +245,7 @@ def overlapping(
         Booking.room_id == room_id,
         col(Booking.state).in_(HOLDING),
         Booking.starts_at < new_until,
+        Booking.starts_at > starts_at - REACH,
         Booking.ends_at > starts_at - timedelta(minutes=MAX_CHANGEOVER_MIN),
     )
     if exclude is not None:
@@ -294,7 +312,9 @@ def request_booking(session: Session, *, data: BookingIn, actor: Actor) -> Booki
     if ends <= starts:
         raise BadRequest("a booking ends after it starts", code="bad_slot")
     if ends - starts > MAX_LENGTH:
-        raise BadRequest("a booking lasts at most a year; book again after", code="bad_slot")
+        raise BadRequest(
+            "a booking lasts at most 92 days; book a longer campaign in parts", code="bad_slot"
+        )
     if ends <= utcnow():
         raise Refused("that slot is over already", code="slot_in_past")
     # The room's row lock: requests for the same room take turns, so the overlap check below

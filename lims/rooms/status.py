@@ -121,6 +121,11 @@ def get_room(session: Session, code: str) -> Location:
     return loc
 
 
+def room_code(session: Session, room_id: int) -> str:
+    """Return the code of the room with this id."""
+    return storage.location_by_id(session, room_id).code
+
+
 def list_rooms(session: Session) -> list[Location]:
     """Return every room, by code."""
     return list(

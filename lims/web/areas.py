@@ -10,6 +10,7 @@ from lims.web import (
     printing,
     quality,
     quality_trail,
+    rooms,
     samples,
     storage,
 )
@@ -27,6 +28,7 @@ AREAS = (
     printing,
     deviations,
     quality_trail,
+    rooms,
 )
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.

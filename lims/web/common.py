@@ -178,6 +178,7 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Lots", url_for("web.lots.list")),
         ("Storage", url_for("web.storage.tree")),
         ("Deviations", url_for("web.deviations.list")),
+        ("Rooms", url_for("web.rooms.list")),
     ]
     if role in LAB:
         items.append(("Quality", url_for("web.quality.specs")))
