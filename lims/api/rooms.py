@@ -11,9 +11,10 @@ from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
-from lims.rooms import bookings, clearance, status
+from lims.rooms import bookings, clearance, em, status
 from lims.rooms.bookings import BookingIn, BookingTransitionIn
 from lims.rooms.clearance import ChecklistIn, ClearanceIn, CountersignIn
+from lims.rooms.em import EmResultIn, PointIn
 from lims.rooms.status import RoomTransitionIn
 
 bp = APIBlueprint("rooms", __name__, url_prefix="/api", tag="Rooms")
@@ -221,3 +222,96 @@ def countersign(code: str, clearance_id: int, data: CountersignIn):
         db, code=code, clearance_id=clearance_id, data=data, actor=current_actor()
     )
     return clearance.clearance_dict(db, c)
+
+
+class EmLimitOut(Out):
+    alert: float | None
+    action: float | None
+
+
+class EmPointOut(Out):
+    code: str
+    name: str
+    room: str
+    grade: str | None
+    kind: str = Field(description="particles, air, settle, contact or glove")
+    measures: list[str]
+    limits: dict[str, EmLimitOut] = Field(description="by measure/occupancy: Annex 1 limits")
+
+
+class EmPointsOut(Out):
+    points: list[EmPointOut]
+
+
+class EmResultOut(Out):
+    id: int
+    point: str
+    room: str
+    taken_at: str
+    occupancy: str
+    measure: str
+    unit: str
+    value: float
+    grade: str
+    alert_limit: float | None
+    action_limit: float | None
+    level: str = Field(description="ok, alert or action")
+    deviation: str | None = Field(description="the deviation an action result opened")
+    recorded_by: str | None
+    recorded_at: str
+
+
+class EmResultsOut(Out):
+    point: EmPointOut
+    results: list[EmResultOut]
+
+
+class TrendQuery(QueryModel):
+    measure: str | None = Field(default=None, max_length=16)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+schemas.MODELS.extend([EmLimitOut, EmPointOut, EmPointsOut, EmResultOut, EmResultsOut])
+
+
+@bp.get("/rooms/<code>/em-points")
+@answers(bp, EmPointsOut, *READ, 404, 422)
+def list_points(code: str):
+    """List a room's environmental monitoring points with their Annex 1 limits."""
+    current_actor()
+    db = get_db()
+    room = status.get_room(db, code)
+    return {"points": [em.point_dict(db, p) for p in em.points(db, room)]}
+
+
+@bp.post("/em-points")
+@answers(bp, EmPointOut, *WRITE, 404, status=201)
+@bp.input(PointIn, arg_name="data")
+@write
+def add_point(data: PointIn):
+    """Add a sampling point to a room (the centre's admin or QA)."""
+    db = get_db()
+    return em.point_dict(db, em.add_point(db, data=data, actor=current_actor())), 201
+
+
+@bp.get("/em-points/<code>/results")
+@answers(bp, EmResultsOut, *READ, 404)
+@bp.input(TrendQuery, location="query", arg_name="q")
+def point_results(code: str, q: TrendQuery):
+    """A point's results of one measure over time (default: the last 90 days), oldest first."""
+    current_actor()
+    db = get_db()
+    p = em.get_point(db, code)
+    rows = em.trend(db, p, measure=q.measure or None, since=q.since, until=q.until)
+    return {"point": em.point_dict(db, p), "results": [em.result_dict(db, r, p) for r in rows]}
+
+
+@bp.post("/em-results")
+@answers(bp, EmResultOut, *WRITE, 404, status=201)
+@bp.input(EmResultIn, arg_name="data")
+@write
+def record_result(data: EmResultIn):
+    """Record a result; above the action limit the room goes on hold and a deviation opens."""
+    db = get_db()
+    return em.result_dict(db, em.record_result(db, data=data, actor=current_actor())), 201

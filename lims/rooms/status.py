@@ -317,6 +317,7 @@ def move(
         after=after,
         reason=None if blank(reason) else reason.strip(),
         org_id=(booking or current).org_id if (booking or current) else None,
+        location_id=room.id,
         signature_id=signature_id,
     )
     return state
