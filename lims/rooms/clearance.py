@@ -14,7 +14,7 @@ from lims import audit, signatures, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
-from lims.models import Location, User, utcnow
+from lims.models import Location, Station, User, utcnow
 from lims.roles import LAB
 from lims.rooms import bookings, status
 from lims.rooms.models import Booking, ChecklistItem, LineClearance, RoomState
@@ -59,7 +59,7 @@ def checklist(session: Session, room: Location) -> list[str]:
 
 def set_checklist(session: Session, *, code: str, data: ChecklistIn, actor: Actor) -> list[str]:
     """Replace a room's checklist (the centre's admin or QA); one audited event."""
-    if not (actor.sees_all and actor.role in ("admin", "qa", "system")):
+    if not (actor.sees_all and (actor.role in ("admin", "qa") or actor.username == "system")):
         raise Forbidden("a room's checklist is written by the centre's admin or QA")
     room = status.get_room(session, code)
     items = [x.strip() for x in data.items if not blank(x)]
@@ -303,3 +303,25 @@ def _text(t: datetime | None) -> str | None:
     if t is None:
         return None
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def room_notice(session: Session, room_id: int | None, org_id: int) -> str | None:
+    """Return what a bench in a rented room tells organisation org_id (None: not rented)."""
+    if room_id is None or session.get(RoomState, room_id) is None:
+        return None
+    why = use_refusal(session, room_id, org_id)
+    if why:
+        return f"Work with {status.org_name(session, org_id)}'s material is refused here: {why}"
+    running = bookings.running_booking(session, room_id, org_id, utcnow())
+    return (
+        f"Room {storage.location_by_id(session, room_id).code} is cleared and in use under "
+        f"booking {running.number} until {_text(running.ends_at)}"
+    )
+
+
+def station_notice(session: Session, st: Station, viewer: Actor) -> str | None:
+    """Return the rented-room notice a bench page shows: for its operator's organisation when
+    the viewer may see it, else for the viewer's own."""
+    operator = session.get(User, st.operator_id) if st.operator_id else None
+    org_id = operator.org_id if operator and viewer.can_see(operator.org_id) else viewer.org.id
+    return room_notice(session, st.room_id, org_id)

@@ -20,6 +20,7 @@ from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
 from lims.errors import LimsError
 from lims.roles import LAB
+from lims.rooms.clearance import station_notice
 from lims.web.common import actor, area, page, render
 
 bp = area("bench", __name__)
@@ -51,7 +52,9 @@ def _bench(station: str) -> Any:
     st = bench_mod.get_station(db, station)
     state = bench_mod.station_view(db, st, actor())
     scans = bench_mod.recent_scans(db, station=st.name, actor=actor(), limit=15)
-    body, status = render("bench.html", station=st, state=state, scans=scans)
+    # A rented room's rule, as it stands for the operator's organisation (else the viewer's).
+    room_note = station_notice(db, st, actor())
+    body, status = render("bench.html", station=st, state=state, scans=scans, room_note=room_note)
     resp = Response(body, status)
     _give_pass(resp, st.name, g.web_user.id)
     return resp

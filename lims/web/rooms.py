@@ -3,7 +3,7 @@ a client's week calendar."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from lims.boundary.unit import get_db
 from lims.errors import BadRequest, NotFound
 from lims.roles import LAB
-from lims.rooms import bookings, calendar, clearance, status
+from lims.rooms import bookings, calendar, clearance, em, status
 from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 
@@ -64,6 +64,7 @@ def _context(code: str, **extra: Any) -> dict[str, Any]:
         "decider": who.sees_all and who.role in bookings.DECIDERS,
         "can_book": who.role in LAB,
         "history": status.history(db, room, limit=30) if who.sees_all else [],
+        "points": [em.point_dict(db, p) for p in em.points(db, room)],
         "username": who.username,
         "form": request.form if request.method == "POST" else {},
         **extra,
@@ -215,4 +216,74 @@ def client_calendar():  # noqa: ANN201
         week=week,
         org=org.name if org else None,
         organisations=bookings.visible_organisations(db, who),
+    )
+
+
+_W, _H, _PAD = 720, 240, 40
+
+
+def _chart(results: list[dict[str, Any]], alert: float | None, action: float | None) -> dict:
+    """Scale a point's results into an SVG line chart with its alert and action lines."""
+    if not results:
+        return {"points": [], "width": _W, "height": _H}
+    times = [datetime.fromisoformat(r["taken_at"].replace("Z", "+00:00")) for r in results]
+    t0, t1 = min(times), max(times)
+    span = (t1 - t0).total_seconds() or 1.0
+    top = max([r["value"] for r in results] + [x for x in (alert, action) if x]) * 1.1 or 1.0
+
+    def y(v: float) -> float:
+        return round(_H - _PAD - (v / top) * (_H - 2 * _PAD), 1)
+
+    pts = [
+        {
+            "x": round(_PAD + (t - t0).total_seconds() / span * (_W - 2 * _PAD), 1),
+            "y": y(r["value"]),
+            "level": r["level"],
+            "label": f"{r['taken_at']}: {r['value']:g}",
+        }
+        for t, r in zip(times, results, strict=True)
+    ]
+    return {
+        "points": pts,
+        "line": " ".join(f"{p['x']},{p['y']}" for p in pts),
+        "alert_y": y(alert) if alert else None,
+        "action_y": y(action) if action is not None else None,
+        "width": _W,
+        "height": _H,
+        "top": top,
+        "first": results[0]["taken_at"],
+        "last": results[-1]["taken_at"],
+    }
+
+
+@bp.get("/em/<code>", endpoint="trend")
+@page()
+def em_trend(code: str):  # noqa: ANN201
+    """A sampling point's trend: results over time against the alert and action levels."""
+    db = get_db()
+    point = em.get_point(db, code)
+    info = em.point_dict(db, point)
+    measure = (request.args.get("measure") or "").strip()[:16] or info["measures"][0]
+    try:
+        days = max(1, min(int(request.args.get("days") or 90), 3660))
+    except ValueError:
+        raise BadRequest("days is a whole number", code="bad_filter") from None
+    until = calendar.now()
+    rows = em.trend(db, point, measure=measure, since=until - timedelta(days=days), until=until)
+    results = [em.result_dict(db, r, point) for r in rows]
+    occupancy = (request.args.get("occupancy") or "in_operation").strip()[:16]
+    if occupancy not in em.OCCUPANCY:
+        occupancy = "in_operation"
+    lim = info["limits"].get(f"{measure}/{occupancy}", {"alert": None, "action": None})
+    return render(
+        "rooms/trend.html",
+        point=info,
+        measure=measure,
+        occupancy=occupancy,
+        days=days,
+        results=results,
+        limits=lim,
+        chart=_chart(
+            [r for r in results if r["occupancy"] == occupancy], lim["alert"], lim["action"]
+        ),
     )

@@ -36,21 +36,21 @@ def test_a_room_goes_round_its_cycle_one_event_per_move(client, auth):
 
 def test_illegal_moves_and_roles(client, auth):
     tech, helix, qa = auth("tech1"), auth("helix_tech"), auth("qa1")
-    r = room_move(client, tech, "RM-C2", "finish")
+    r = room_move(client, tech, "RM-B1", "finish")
     assert r.status_code == 422 and r.json["error"] == "illegal_transition"
     assert set(r.json["allowed"]) == {"book", "hold"}
-    r = room_move(client, helix, "RM-C2", "hold", reason="x")
+    r = room_move(client, helix, "RM-B1", "hold", reason="x")
     assert r.status_code == 403
-    r = room_move(client, tech, "RM-C2", "hold")
+    r = room_move(client, tech, "RM-B1", "hold")
     assert r.status_code == 422 and r.json["missing"] == ["reason"]
-    r = room_move(client, tech, "RM-C2", "hold", reason="pressure cascade alarm")
+    r = room_move(client, tech, "RM-B1", "hold", reason="pressure cascade alarm")
     assert r.status_code == 200 and r.json["status"] == "on_hold"
     assert r.json["hold_reason"] == "pressure cascade alarm"
-    r = room_move(client, tech, "RM-C2", "lift_hold", reason="fixed")
+    r = room_move(client, tech, "RM-B1", "lift_hold", reason="fixed")
     assert r.status_code == 403
-    r = room_move(client, qa, "RM-C2", "lift_hold", reason="differential pressure restored")
+    r = room_move(client, qa, "RM-B1", "lift_hold", reason="differential pressure restored")
     assert r.status_code == 200 and r.json["status"] == "dirty"
     r = room_move(client, tech, "BOX-0001", "hold", reason="x")
     assert r.status_code == 422 and r.json["error"] == "not_a_room"
-    r = room_move(client, tech, "RM-C2", "teleport")
+    r = room_move(client, tech, "RM-B1", "teleport")
     assert r.status_code == 422 and r.json["error"] == "unknown_action"
