@@ -304,7 +304,7 @@ def point_results(code: str, q: TrendQuery):
     db = get_db()
     p = em.get_point(db, code)
     rows = em.trend(db, p, measure=q.measure or None, since=q.since, until=q.until)
-    return {"point": em.point_dict(db, p), "results": [em.result_dict(db, r, p) for r in rows]}
+    return {"point": em.point_dict(db, p), "results": em.result_dicts(db, rows, p)}
 
 
 @bp.post("/em-results")

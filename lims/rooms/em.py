@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from lims import audit
 from lims.accounts.users import Actor
@@ -196,15 +196,35 @@ def add_point(session: Session, *, data: PointIn, actor: Actor) -> SamplingPoint
     return p
 
 
+def result_dicts(session: Session, rows: list[EmResult], point: SamplingPoint) -> list[dict]:
+    """Return the public JSON of a point's results, their people and deviations read at once."""
+    user_ids = {r.recorded_by_id for r in rows}
+    dev_ids = {r.deviation_id for r in rows if r.deviation_id}
+    users: dict[int, str] = {}
+    devs: dict[int, str] = {}
+    if user_ids:
+        stmt = select(User.id, User.username).where(col(User.id).in_(user_ids))
+        users = dict(session.exec(stmt).all())
+    if dev_ids:
+        stmt = select(Deviation.id, Deviation.number).where(col(Deviation.id).in_(dev_ids))
+        devs = dict(session.exec(stmt).all())
+    room = status.room_code(session, point.room_id)
+    return [_result(r, point, room, users, devs) for r in rows]
+
+
 def result_dict(session: Session, r: EmResult, point: SamplingPoint | None = None) -> dict:
     """Return one result's public JSON."""
     point = point or session.get(SamplingPoint, r.point_id)
-    dev = session.get(Deviation, r.deviation_id) if r.deviation_id else None
-    user = session.get(User, r.recorded_by_id)
+    return result_dicts(session, [r], point)[0]
+
+
+def _result(
+    r: EmResult, point: SamplingPoint, room: str, users: dict[int, str], devs: dict[int, str]
+) -> dict[str, Any]:
     return {
         "id": r.id,
         "point": point.code,
-        "room": status.room_code(session, r.room_id),
+        "room": room,
         "taken_at": _text(r.taken_at),
         "occupancy": r.occupancy,
         "measure": r.measure,
@@ -214,8 +234,8 @@ def result_dict(session: Session, r: EmResult, point: SamplingPoint | None = Non
         "alert_limit": r.alert_limit,
         "action_limit": r.action_limit,
         "level": r.level,
-        "deviation": dev.number if dev else None,
-        "recorded_by": user.username if user else None,
+        "deviation": devs.get(r.deviation_id) if r.deviation_id else None,
+        "recorded_by": users.get(r.recorded_by_id),
         "recorded_at": _text(r.recorded_at),
     }
 

@@ -270,7 +270,7 @@ def em_trend(code: str):  # noqa: ANN201
         raise BadRequest("days is a whole number", code="bad_filter") from None
     until = calendar.now()
     rows = em.trend(db, point, measure=measure, since=until - timedelta(days=days), until=until)
-    results = [em.result_dict(db, r, point) for r in rows]
+    results = em.result_dicts(db, rows, point)
     occupancy = (request.args.get("occupancy") or "in_operation").strip()[:16]
     if occupancy not in em.OCCUPANCY:
         occupancy = "in_operation"
