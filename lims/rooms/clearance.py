@@ -269,7 +269,8 @@ def use_refusal(
 ) -> str | None:
     """Return why organisation org_id may not work in the room now, or None when it may.
 
-    Rooms without bookings are not rented out and carry no rule. In a rented room, work needs
+    A room on hold takes no work. Rooms without bookings are not rented out and carry no other
+    rule. In a rented room, work needs
     the organisation's approved booking running now, a line clearance since the last client,
     and the room started for that booking (status in_use).
     """
@@ -282,7 +283,10 @@ def use_refusal(
     room = storage.location_by_id(session, room_id)
     org = status.org_name(session, org_id)
     if state.status == "on_hold":
+        # A hold stops all work in the room, rented out or not.
         return f"room {room.code} is on hold ({state.hold_reason or 'no reason given'})"
+    if not status.bookings_exist(session, room_id):
+        return None
     running = bookings.running_booking(session, room_id, org_id, at)
     if running is None:
         nxt = bookings.next_booking(session, room_id, org_id, at)
@@ -307,9 +311,12 @@ def _text(t: datetime | None) -> str | None:
 
 def room_notice(session: Session, room_id: int | None, org_id: int) -> str | None:
     """Return what a bench in a rented room tells organisation org_id (None: not rented)."""
-    if room_id is None or session.get(RoomState, room_id) is None:
+    state = session.get(RoomState, room_id) if room_id is not None else None
+    if state is None:
         return None
     why = use_refusal(session, room_id, org_id)
+    if not why and not status.bookings_exist(session, room_id):
+        return None
     if why:
         return f"Work with {status.org_name(session, org_id)}'s material is refused here: {why}"
     running = bookings.running_booking(session, room_id, org_id, utcnow())

@@ -185,6 +185,14 @@ def snapshot(session: Session, room: Location, state: RoomState | None) -> dict[
     }
 
 
+def bookings_exist(session: Session, room_id: int) -> bool:
+    """Tell whether the room has ever been booked (is rented out)."""
+    return (
+        session.exec(select(Booking.id).where(Booking.room_id == room_id).limit(1)).first()
+        is not None
+    )
+
+
 def allowed_actions(status: str) -> list[str]:
     """Return the actions a person may ask for from a status (internal moves left out)."""
     return [a for a, t in TRANSITIONS.items() if status in t.sources and not t.internal]
@@ -199,7 +207,7 @@ def room_dict(session: Session, room: Location) -> dict[str, Any]:
         "code": room.code,
         "name": room.name,
         **snap,
-        "rented": state is not None,
+        "rented": state is not None and bookings_exist(session, room.id),
         "allowed_actions": allowed_actions(status),
         "open_deviations": [d.number for d in open_deviations(session, room)],
     }

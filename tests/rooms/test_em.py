@@ -93,3 +93,21 @@ def test_bad_results_are_clear_errors(client, auth):
     assert r.status_code == 422 and r.json["error"] == "taken_in_future"
     r = _result(client, tech, "EM-C1-P1", 300_000, measure="particles_0_5")
     assert r.json["level"] == "ok"  # grade C in operation: 3 520 000
+
+
+def test_a_room_held_by_an_excursion_takes_no_work_at_its_bench(client, auth):
+    from tests.helpers import register
+
+    qa, tech = auth("qa1"), auth("tech1")
+    _point(client, qa, "RM-B1", "EM-B1-09", "glove")
+    tube = register(client, tech)["barcode"]
+    r = _result(client, tech, "EM-B1-09", 6)  # grade B gloves: 5 cfu
+    assert r.json["level"] == "action"
+    headers = auth("admin", "BENCH-B1")
+    for i, data in enumerate(("BADGE-0002", "CMD:RECEIVE", tube)):
+        body = {"station": "BENCH-B1", "data": data, "scan_id": f"em-{i}"}
+        out = client.post("/api/scans", json=body, headers=headers).json
+    assert out["outcome"] == "refused" and out["code"] == "room_not_cleared"
+    assert "RM-B1 is on hold (EM action level" in out["message"]
+    # RM-B1 is not rented out: no booking rule once the hold is over (here: still held).
+    assert client.get("/api/rooms/RM-B1", headers=tech).json["rented"] is False
