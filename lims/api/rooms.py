@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from apiflask import APIBlueprint
+from apiflask.schemas import FileSchema
+from flask import Response
 from pydantic import Field
 
 from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
-from lims.rooms import bookings, clearance, em, status
+from lims.rooms import bookings, clearance, em, status, usage
 from lims.rooms.bookings import BookingIn, BookingTransitionIn
 from lims.rooms.clearance import ChecklistIn, ClearanceIn, CountersignIn
 from lims.rooms.em import EmResultIn, PointIn
@@ -125,6 +127,53 @@ def request_booking(data: BookingIn):
     db = get_db()
     b = bookings.request_booking(db, data=data, actor=current_actor())
     return bookings.booking_dict(db, b), 201
+
+
+class UsageQuery(QueryModel):
+    month: str = Field(min_length=7, max_length=7, pattern=r"^[0-9]{4}-[0-9]{2}$")
+    organisation: str | None = Field(default=None, max_length=64)
+
+
+@bp.get("/bookings/usage.csv")
+@answers(bp, None, *READ, 404)
+@bp.input(UsageQuery, location="query", arg_name="q")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="text/csv",
+    description="one line per approved booking of the month, then totals per organisation",
+)
+def usage_report(q: UsageQuery):
+    """The month's usage per client: hours booked and used per booking, EM excursions."""
+    text = usage.usage_csv(get_db(), current_actor(), month=q.month, organisation=q.organisation)
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="room-usage-{q.month}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.get("/bookings/usage.pdf")
+@answers(bp, None, *READ, 404)
+@bp.input(UsageQuery, location="query", arg_name="q")
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the usage report as a PDF table",
+)
+def usage_report_pdf(q: UsageQuery):
+    """The month's usage per client as PDF (the same lines as usage.csv)."""
+    data = usage.usage_pdf(get_db(), current_actor(), month=q.month, organisation=q.organisation)
+    return Response(
+        data,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="room-usage-{q.month}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.get("/bookings/<number>")
