@@ -286,6 +286,10 @@ class EmPointOut(Out):
     kind: str = Field(description="particles, air, settle, contact or glove")
     measures: list[str]
     limits: dict[str, EmLimitOut] = Field(description="by measure/occupancy: Annex 1 limits")
+    interval_days: int | None = Field(description="the sampling plan's interval for the grade")
+    last_taken_at: str | None
+    next_due: str | None
+    overdue: bool
 
 
 class EmPointsOut(Out):

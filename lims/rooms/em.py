@@ -84,6 +84,17 @@ VIABLE_LIMITS: dict[tuple[str, str], float | None] = {
 ALERT_FRACTION = 0.5
 
 
+# The centre's sampling plan: how often each kind of point is sampled in a room of each grade
+# (Annex 1 leaves frequencies to the contamination control strategy; this is the starting plan).
+# None: that kind is not part of the grade's routine plan.
+PLAN_DAYS: dict[str, dict[str, int | None]] = {
+    "A": {"particles": 1, "air": 1, "settle": 1, "contact": 1, "glove": 1},
+    "B": {"particles": 1, "air": 1, "settle": 1, "contact": 7, "glove": 1},
+    "C": {"particles": 7, "air": 7, "settle": 7, "contact": 30, "glove": None},
+    "D": {"particles": 30, "air": 30, "settle": 30, "contact": 30, "glove": None},
+}
+
+
 class PointIn(Input):
     room: Line = Field(min_length=1, max_length=64)
     code: Line = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9-]*$")
@@ -148,10 +159,32 @@ def points(session: Session, room: Location) -> list[SamplingPoint]:
     )
 
 
+def schedule(session: Session, p: SamplingPoint, grade: str | None) -> dict[str, Any]:
+    """Return the plan's interval for a point, its last sample and when the next one is due."""
+    days = PLAN_DAYS.get(grade or "", {}).get(p.kind)
+    last = session.exec(
+        select(EmResult.taken_at)
+        .where(EmResult.point_id == p.id)
+        .order_by(EmResult.taken_at.desc())
+        .limit(1)
+    ).first()
+    due = None
+    if days is not None:
+        due = (last.replace(tzinfo=last.tzinfo or UTC) + timedelta(days=days)) if last else utcnow()
+    return {
+        "interval_days": days,
+        "last_taken_at": _text(last),
+        "next_due": _text(due),
+        "overdue": due is not None and due <= utcnow(),
+    }
+
+
 def point_dict(session: Session, p: SamplingPoint) -> dict[str, Any]:
-    """Return a sampling point's public JSON with what it measures and the room's limits."""
+    """Return a sampling point's public JSON with what it measures, the room's limits and when
+    the plan wants its next sample."""
     room = session.get(Location, p.room_id)
     return {
+        **schedule(session, p, room.grade),
         "code": p.code,
         "name": p.name,
         "room": room.code,

@@ -111,3 +111,20 @@ def test_a_room_held_by_an_excursion_takes_no_work_at_its_bench(client, auth):
     assert "RM-B1 is on hold (EM action level" in out["message"]
     # RM-B1 is not rented out: no booking rule once the hold is over (here: still held).
     assert client.get("/api/rooms/RM-B1", headers=tech).json["rented"] is False
+
+
+def test_sampling_plan_says_when_a_point_is_due(client, auth):
+    qa, tech = auth("qa1"), auth("tech1")
+    _point(client, qa, "RM-C1", "EM-C1-S9", "settle")
+    [p] = client.get("/api/rooms/RM-C1/em-points", headers=tech).json["points"]
+    assert p["interval_days"] == 7 and p["overdue"] and p["last_taken_at"] is None
+    _result(client, tech, "EM-C1-S9", 2)
+    [p] = client.get("/api/rooms/RM-C1/em-points", headers=tech).json["points"]
+    assert not p["overdue"] and p["next_due"] > p["last_taken_at"]
+    _point(client, qa, "RM-C1", "EM-C1-G9", "glove")
+    glove = [
+        x
+        for x in client.get("/api/rooms/RM-C1/em-points", headers=tech).json["points"]
+        if x["code"] == "EM-C1-G9"
+    ][0]
+    assert glove["interval_days"] is None and not glove["overdue"]
