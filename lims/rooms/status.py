@@ -53,6 +53,13 @@ TRANSITIONS: dict[str, RoomTransition] = {
             needs_booking=True,
         ),
         RoomTransition(
+            "unbook",
+            frozenset({"booked"}),
+            "available",
+            _STAFF,
+            "the booking the room waited for is off (cancelled or moved)",
+        ),
+        RoomTransition(
             "start",
             frozenset({"booked"}),
             "in_use",
@@ -295,7 +302,7 @@ def move(
                 f"booking {current.number} runs {_slot(current)}; it is not running now",
                 code="outside_booking",
             )
-    elif action in ("finish", "release", "lift_hold"):
+    elif action in ("finish", "release", "lift_hold", "unbook"):
         state.booking_id = None
     if action == "lift_hold":
         still = open_deviations(session, room)

@@ -54,3 +54,20 @@ def test_illegal_moves_and_roles(client, auth):
     assert r.status_code == 422 and r.json["error"] == "not_a_room"
     r = room_move(client, tech, "RM-B1", "teleport")
     assert r.status_code == 422 and r.json["error"] == "unknown_action"
+
+
+def test_a_room_booked_for_a_cancelled_booking_is_unbooked(client, auth):
+    helix, admin, tech = auth("helix_tech"), auth("admin"), auth("tech1")
+    number = book(client, helix, start=20, end=24).json["number"]
+    approve(client, admin, number)
+    assert room_move(client, tech, "RM-C1", "book", booking=number).json["status"] == "booked"
+    r = client.post(
+        f"/api/bookings/{number}/transitions",
+        json={"action": "cancel", "reason": "campaign postponed"},
+        headers=helix,
+    )
+    assert r.status_code == 200 and r.json["state"] == "cancelled"
+    r = room_move(client, tech, "RM-C1", "start")
+    assert r.status_code == 422 and r.json["error"] == "no_booking"
+    r = room_move(client, tech, "RM-C1", "unbook", reason="booking cancelled")
+    assert r.status_code == 200 and r.json["status"] == "available" and r.json["booking"] is None
