@@ -60,7 +60,9 @@ def checklist(session: Session, room: Location) -> list[str]:
 def set_checklist(session: Session, *, code: str, data: ChecklistIn, actor: Actor) -> list[str]:
     """Replace a room's checklist (the centre's admin or QA); one audited event."""
     if not (actor.sees_all and (actor.role in ("admin", "qa") or actor.username == "system")):
-        raise Forbidden("a room's checklist is written by the centre's admin or QA")
+        raise Forbidden(
+            "a room's checklist is written by the centre's admin or QA", code="role_required"
+        )
     room = status.get_room(session, code)
     items = [x.strip() for x in data.items if not blank(x)]
     if not items:

@@ -209,7 +209,9 @@ def _limit_pair(grade: str | None, kind: str, occupancy: str, measure: str) -> d
 def add_point(session: Session, *, data: PointIn, actor: Actor) -> SamplingPoint:
     """Add a sampling point to a room (the centre's admin or QA); one audited event."""
     if not (actor.sees_all and (actor.role in ("admin", "qa") or actor.username == "system")):
-        raise Forbidden("sampling points are set up by the centre's admin or QA")
+        raise Forbidden(
+            "sampling points are set up by the centre's admin or QA", code="role_required"
+        )
     room = status.get_room(session, data.room)
     if data.kind not in KINDS:
         raise BadRequest(f"kind is one of {', '.join(KINDS)}", code="bad_kind")

@@ -342,6 +342,11 @@ def transition(session: Session, *, code: str, data: RoomTransitionIn, actor: Ac
     """Apply a room action asked for through the API or a page."""
     from lims.rooms import bookings  # the bookings module builds on this one
 
+    if actor.role not in LAB:
+        # The role first: a viewer learns nothing about the room from a refusal.
+        raise Forbidden(
+            f"moving a room needs a lab role; you are {actor.role}", code="role_required"
+        )
     room = get_room(session, code)
     booking = None
     if data.booking is not None:
