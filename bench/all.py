@@ -297,6 +297,15 @@ def rows_audit(data: dict, args: argparse.Namespace) -> list[dict]:
     ]
 
 
+def rows_rooms(data: dict, args: argparse.Namespace) -> list[dict]:
+    b = f"rooms ({data['engine']})"
+    note = f"{data['rooms']} rooms, {data['days']:,} days of bookings and EM results"
+    return [
+        _p95_row(b, data, "calendar", "room week calendar page", 50, note),
+        _p95_row(b, data, "em_trend", "EM trend page (90 days)", 50),
+    ]
+
+
 def rows_load(data: dict, _args: argparse.Namespace) -> list[dict]:
     out = []
     eng = data["engine"]
@@ -486,6 +495,23 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
                 timeout(600, 240),
                 "stdout",
                 rows_therapy,
+            )
+        )
+    if "sqlite" in eng:
+        out.append(
+            (
+                "rooms",
+                [
+                    PY,
+                    "bench/rooms.py",
+                    "--json",
+                    "--database-url",
+                    f"sqlite:///{tmp / 'rooms.sqlite3'}",
+                ]
+                + size([], ["--rooms", "20", "--days", "365", "--rounds", "50"]),
+                timeout(600, 180),
+                "stdout",
+                rows_rooms,
             )
         )
     if eng:

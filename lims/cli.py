@@ -611,6 +611,38 @@ def setup_product_code(code: str, description: str, allogeneic: bool) -> None:
         click.echo(f"product code {p.code} added ({kind})")
 
 
+@setup_cli.command("room-checklist")
+@click.argument("room")
+@click.argument("lines", nargs=-1, required=True)
+def setup_room_checklist(room: str, lines: tuple[str, ...]) -> None:
+    """Write a room's line-clearance checklist: one LINES argument per line, in order."""
+    from lims import masterdata
+    from lims.rooms import clearance
+
+    with cli_session() as db:
+        data = masterdata.parse(clearance.ChecklistIn, items=list(lines))
+        items = clearance.set_checklist(db, code=room, data=data, actor=cli_actor(db))
+    click.echo(f"checklist of {room}: {len(items)} lines")
+
+
+@setup_cli.command("em-point")
+@click.argument("room")
+@click.argument("code")
+@click.argument("name")
+@click.option(
+    "--kind", required=True, type=click.Choice(["particles", "air", "settle", "contact", "glove"])
+)
+def setup_em_point(room: str, code: str, name: str, kind: str) -> None:
+    """Add an environmental monitoring sampling point (CODE like EM-C1-01) to a room."""
+    from lims import masterdata
+    from lims.rooms import em
+
+    with cli_session() as db:
+        data = masterdata.parse(em.PointIn, room=room, code=code, name=name, kind=kind)
+        em.add_point(db, data=data, actor=cli_actor(db))
+    click.echo(f"sampling point {code} added to {room}")
+
+
 lots_cli = AppGroup("lots", help="Vector lot jobs.")
 
 

@@ -14,6 +14,7 @@ from lims.accounts import users
 from lims.db import new_session
 from lims.models import Printer, Specification, Station, User
 from lims.quality import deviations, results, specs, trail
+from lims.rooms import demo as rooms_demo
 from lims.signatures import SignatureIn
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_centre.json"
@@ -194,6 +195,7 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
         from lims.therapy import demo as therapy_demo
 
         therapy_demo.load(db, data["therapy"], admin=_actor(db, "admin"), qa=qa, tech=tech)
+    rooms_demo.load(db)
     return {
         "users": len(data["users"]),
         "lots": len(data["lots"]),

@@ -15,6 +15,7 @@ def register(app: APIFlask) -> None:
         printing,
         quality,
         reports,
+        rooms,
         samples,
         scans,
         schemas,
@@ -35,5 +36,6 @@ def register(app: APIFlask) -> None:
         deviations,
         trail,
         therapy,
+        rooms,
     ):
         app.register_blueprint(module.bp)

@@ -14,6 +14,7 @@ from lims.bench.resolve import Resolved
 from lims.bench.station import change, context, prompt, set_operator, settings
 from lims.errors import LimsError
 from lims.models import Location, Organisation, Sample, Station, User, VectorLot
+from lims.rooms.clearance import use_refusal
 from lims.samples import TransitionIn
 
 
@@ -257,6 +258,11 @@ def _sample(
             raise Refusal(
                 "already_there", f"{s.barcode} is in {target.code} at {s.position} already"
             )
+    # A rented room's rules: the tube's organisation works there only inside its booking,
+    # after line clearance (rooms without bookings carry no such rule).
+    why = use_refusal(session, st.room_id, s.org_id)
+    if why:
+        raise Refusal("room_not_cleared", f"{s.barcode}: {why}; nothing done")
     mode = MODES[st.mode]
     fields = mode.fields(settings(st, ctx, target, actor.username))
     try:

@@ -10,6 +10,7 @@ from lims.web import (
     printing,
     quality,
     quality_trail,
+    rooms,
     samples,
     storage,
     therapy,
@@ -29,6 +30,7 @@ AREAS = (
     deviations,
     quality_trail,
     therapy,
+    rooms,
 )
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.

@@ -20,6 +20,7 @@ from lims.boundary import unit, websession
 from lims.boundary.unit import get_db
 from lims.errors import LimsError
 from lims.roles import LAB
+from lims.rooms.clearance import station_notice
 from lims.web.common import actor, area, page, render
 
 bp = area("bench", __name__)
@@ -53,8 +54,15 @@ def _bench(station: str) -> Any:
     scans = bench_mod.recent_scans(db, station=st.name, actor=actor(), limit=15)
     # Refusals not yet acknowledged stay on screen across a reload (kept with the station).
     waiting = bench_mod.refusals.waiting(db, st, actor())
+    # A rented room's rule, as it stands for the operator's organisation (else the viewer's).
+    room_note = station_notice(db, st, actor())
     body, status = render(
-        "bench.html", station=st, state=state, scans=scans, refusals=list(reversed(waiting))
+        "bench.html",
+        station=st,
+        state=state,
+        scans=scans,
+        refusals=list(reversed(waiting)),
+        room_note=room_note,
     )
     resp = Response(body, status)
     _give_pass(resp, st.name, g.web_user.id)

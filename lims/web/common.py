@@ -179,6 +179,7 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Storage", url_for("web.storage.tree")),
         ("Deviations", url_for("web.deviations.list")),
         ("Episodes", url_for("web.therapy.list")),
+        ("Rooms", url_for("web.rooms.list")),
     ]
     if role in LAB:
         items.append(("Quality", url_for("web.quality.specs")))

@@ -42,6 +42,7 @@ MEMBERS = {
     "centre_pg": ("postgresql", 35),
     "therapy": ("sqlite", 1),
     "therapy_pg": ("postgresql", 1),
+    "rooms": ("sqlite", 2),
 }
 
 

@@ -177,9 +177,54 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
         frozenset({"qa"}),
         {"to": "DEV-00-0000", "reason": "site-wide"},
     ),
+    # Cleanroom rental (lims/rooms): reading is everyone's (clients: their own bookings).
+    ("GET", "/api/rooms"): (ANY, None),
+    ("GET", "/api/rooms/<code>"): (ANY, None),
+    ("POST", "/api/rooms/<code>/transitions"): (LAB, {"action": "hold", "reason": "test"}),
+    ("GET", "/api/rooms/<code>/clearance"): (ANY, None),
+    ("PUT", "/api/rooms/<code>/checklist"): (frozenset({"qa", "admin"}), {"items": ["Room clean"]}),
+    ("POST", "/api/rooms/<code>/clearances"): (
+        LAB,
+        {"confirmed": ["Room clean"], "signature": {"password": "x", "meaning": "responsibility"}},
+    ),
+    ("POST", "/api/rooms/<code>/clearances/<int:clearance_id>/countersign"): (
+        LAB,
+        {"signature": {"password": "x", "meaning": "review"}},
+    ),
+    ("GET", "/api/rooms/<code>/em-points"): (ANY, None),
+    ("GET", "/api/bookings"): (ANY, None),
+    ("POST", "/api/bookings"): (
+        LAB,
+        {"room": "RM-C1", "starts_at": "2099-01-01T08:00:00Z", "ends_at": "2099-01-01T12:00:00Z"},
+    ),
+    ("GET", "/api/bookings/<number>"): (ANY, None),
+    ("POST", "/api/bookings/<number>/transitions"): (
+        frozenset({"qa", "admin"}),
+        {"action": "approve"},
+    ),
+    ("GET", "/api/bookings/usage.csv"): (ANY, None),
+    ("GET", "/api/bookings/usage.pdf"): (ANY, None),
+    ("POST", "/api/em-points"): (
+        frozenset({"qa", "admin"}),
+        {"room": "RM-C1", "code": "EM-T-1", "name": "test", "kind": "air"},
+    ),
+    ("GET", "/api/em-points/<code>/results"): (ANY, None),
+    ("POST", "/api/em-results"): (
+        LAB,
+        {
+            "point": "EM-B1-A1",
+            "taken_at": "2026-01-01T08:00:00Z",
+            "occupancy": "at_rest",
+            "value": 1,
+        },
+    ),
 }
 SKIP = {"/api/health"}  # the one route that needs no sign-in
-QUERY = {"/api/scans": "?station=BENCH-B1"}
+QUERY = {
+    "/api/scans": "?station=BENCH-B1",
+    "/api/bookings/usage.csv": "?month=2026-12",
+    "/api/bookings/usage.pdf": "?month=2026-12",
+}
 
 
 def api_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
@@ -217,6 +262,7 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
             "result_id": "1",
             "oos_id": "1",
             "version": "1",
+            "clearance_id": "1",
         }
         return {
             "own": {
