@@ -485,6 +485,11 @@ def transition(
     session: Session, *, number: str, data: EpisodeTransitionIn, actor: Actor
 ) -> Episode:
     """Move an episode along its table: guards, COI check at custody, optimistic lock, one event."""
+    if actor.role not in LAB:
+        raise Forbidden(
+            f"moving an episode needs a technician, qa or admin role; you are {actor.role}",
+            code="role_required",
+        )
     ep = get_episode(session, number, actor)
     if data.version is not None and data.version != ep.version:
         raise Conflict(
@@ -553,12 +558,13 @@ def acknowledge_mismatch(
 
     The deviation stays open for its investigation; the acknowledgement only lifts the hold.
     """
-    ep = get_episode(session, number, actor)
+    # Who asks is checked before what is asked for: a refused role learns nothing of episodes.
     if actor.role not in QA:
         raise Forbidden(
             f"acknowledging a COI mismatch needs the role qa; you are {actor.role}",
             code="role_required",
         )
+    ep = get_episode(session, number, actor)
     if data.version is not None and data.version != ep.version:
         raise Conflict(
             f"episode {ep.number} is at version {ep.version}, not {data.version}; reload it",

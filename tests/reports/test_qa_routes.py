@@ -177,6 +177,23 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
         frozenset({"qa"}),
         {"to": "DEV-00-0000", "reason": "site-wide"},
     ),
+    # Cell therapy (lims/therapy): identifiers are for the centre's QA and admin; episodes move
+    # by lab roles (each action's own roles within them); a mismatch is acknowledged by QA.
+    ("GET", "/api/patients"): (frozenset({"qa", "admin"}), None),
+    ("GET", "/api/patients/<coi>"): (frozenset({"qa", "admin"}), None),
+    ("POST", "/api/patients"): (
+        frozenset({"qa", "admin"}),
+        {"full_name": "Test Person", "date_of_birth": "1970-01-01", "hospital_id": "H-TEST-1"},
+    ),
+    ("GET", "/api/product-codes"): (ANY, None),
+    ("POST", "/api/product-codes"): (ADMIN, {"code": "S0999", "description": "Test product"}),
+    ("GET", "/api/episodes"): (ANY, None),
+    ("POST", "/api/episodes"): (LAB, {"coi": "COI-26-000001-Q", "project": "HX-AAV9"}),
+    ("GET", "/api/episodes/<number>"): (ANY, None),
+    ("POST", "/api/episodes/<number>/transitions"): (LAB, {"action": "schedule_collection"}),
+    ("POST", "/api/episodes/<number>/acknowledge"): (frozenset({"qa"}), {"reason": "checked"}),
+    ("POST", "/api/pools"): (LAB, {"parents": ["{barcode}", "{barcode}"], "sample_type": "PBMC"}),
+    ("GET", "/api/pools/<barcode>"): (ANY, None),
     # Cleanroom rental (lims/rooms): reading is everyone's (clients: their own bookings).
     ("GET", "/api/rooms"): (ANY, None),
     ("GET", "/api/rooms/<code>"): (ANY, None),
@@ -263,6 +280,7 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
             "oos_id": "1",
             "version": "1",
             "clearance_id": "1",
+            "coi": "COI-26-000001-Q",
         }
         return {
             "own": {
