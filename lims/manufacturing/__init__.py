@@ -1,0 +1,1 @@
+"""Viral vector manufacturing: lot numbers, material lots received by GS1 scan, genealogy."""
