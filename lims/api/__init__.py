@@ -12,6 +12,7 @@ def register(app: APIFlask) -> None:
         audit,
         deviations,
         lots,
+        manufacturing,
         printing,
         quality,
         reports,
@@ -33,5 +34,6 @@ def register(app: APIFlask) -> None:
         printing,
         deviations,
         trail,
+        manufacturing,
     ):
         app.register_blueprint(module.bp)

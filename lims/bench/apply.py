@@ -13,6 +13,7 @@ from lims.bench.modes import BY_COMMAND, MODES
 from lims.bench.resolve import Resolved
 from lims.bench.station import change, context, prompt, set_operator, settings
 from lims.errors import LimsError
+from lims.manufacturing import materials
 from lims.models import Location, Organisation, Sample, Station, User, VectorLot
 from lims.samples import TransitionIn
 
@@ -44,6 +45,9 @@ def apply(
         # With no task a place, lot or tube is looked up: nothing changes.
         result["action"] = "lookup"
         result["message"] = _LOOKUPS[r.kind](session, r, result)
+        return
+    if st.mode is not None and MODES[st.mode].receives_material and r.kind != "command":
+        _material(session, r, actor, result)
         return
     handler = _BY_KIND.get(r.kind)
     if handler is None:  # gs1 with nothing of ours in it
@@ -273,6 +277,24 @@ def _sample(
     result["message"] = mode.done.format(
         barcode=s.barcode, state=s.state, where=_where(session, s), **fields
     )
+
+
+def _material(session: Session, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
+    """Receive the supplier item a GS1 scan describes (receive material mode)."""
+    if r.parsed is None or r.parsed.kind != "gs1":
+        raise Refusal(
+            "wrong_mode",
+            f"{r.ref} is not a supplier GS1 barcode: in receive material mode scan the GS1 "
+            "code on the item (CMD:DONE ends the mode)",
+        )
+    try:
+        mat = materials.receive_scan(session, data=r.parsed.gs1["hri"], actor=actor)
+    except LimsError as err:
+        raise Refusal(err.code, err.message) from err
+    said = materials.material_dict(session, mat)
+    result["action"] = "receive_material"
+    result["material"] = said
+    result["message"] = MODES["receive_material"].done.format(**said)
 
 
 def _check_lot(session: Session, s: Sample, lot_number: str | None) -> None:

@@ -41,6 +41,7 @@ _COMMAND_WORDS = {
     "CHECKIN": "check in mode: then scan the box",
     "HANDOVER": "hand-over mode: then the expected COI label",
     "DISPOSE": "dispose mode: then a reason",
+    "RECEIVE-MATERIAL": "receive material mode: scan the supplier GS1 barcodes",
     "DONE": "end the task (you stay signed in)",
     "LOGOUT": "sign off this bench",
     "ACK": "acknowledge the refusals on screen (a stop also needs a QA badge)",

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import lims.manufacturing.models  # noqa: F401 - its tables join the metadata
 from lims.models import SQLModel
 
 config = context.config

@@ -1,0 +1,86 @@
+"""Viral vector manufacturing: material kinds, material lots received by GS1, genealogy links
+
+Revision ID: 0009
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0009"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "material_kind",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("category", sa.String(length=16), nullable=False),
+        sa.Column("gtin", sa.String(length=14), nullable=True),
+        sa.Column("supplier", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("code"),
+        sa.UniqueConstraint("gtin"),
+    )
+    op.create_table(
+        "material_lot",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("kind_id", sa.Integer(), nullable=False),
+        sa.Column("org_id", sa.Integer(), nullable=False),
+        sa.Column("supplier_lot", sa.String(length=20), nullable=False),
+        sa.Column("serial", sa.String(length=20), nullable=False),
+        sa.Column("expires_on", sa.Date(), nullable=False),
+        sa.Column("gs1", sa.String(length=200), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("received_by_id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("released_by_id", sa.Integer(), nullable=True),
+        sa.Column("signature_id", sa.Integer(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["kind_id"], ["material_kind.id"]),
+        sa.ForeignKeyConstraint(["org_id"], ["organisation.id"]),
+        sa.ForeignKeyConstraint(["received_by_id"], ["app_user.id"]),
+        sa.ForeignKeyConstraint(["released_by_id"], ["app_user.id"]),
+        sa.ForeignKeyConstraint(["signature_id"], ["signature.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("code"),
+        sa.UniqueConstraint("kind_id", "supplier_lot", "serial", name="uq_material_lot_item"),
+    )
+    op.create_index("ix_material_lot_kind_id", "material_lot", ["kind_id"])
+    op.create_index("ix_material_lot_org_id", "material_lot", ["org_id"])
+    op.create_index("ix_material_lot_expires_on", "material_lot", ["expires_on"])
+    op.create_index("ix_material_lot_state", "material_lot", ["state"])
+    op.create_table(
+        "genealogy_link",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("parent_kind", sa.String(length=16), nullable=False),
+        sa.Column("parent_id", sa.Integer(), nullable=False),
+        sa.Column("child_lot_id", sa.Integer(), nullable=False),
+        sa.Column("quantity", sa.Float(), nullable=True),
+        sa.Column("unit", sa.String(length=16), nullable=True),
+        sa.Column("recorded_by_id", sa.Integer(), nullable=False),
+        sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["child_lot_id"], ["vector_lot.id"]),
+        sa.ForeignKeyConstraint(["recorded_by_id"], ["app_user.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_genealogy_parent", "genealogy_link", ["parent_kind", "parent_id"])
+    op.create_index("ix_genealogy_child", "genealogy_link", ["child_lot_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_genealogy_child", table_name="genealogy_link")
+    op.drop_index("ix_genealogy_parent", table_name="genealogy_link")
+    op.drop_table("genealogy_link")
+    for ix in ("state", "expires_on", "org_id", "kind_id"):
+        op.drop_index(f"ix_material_lot_{ix}", table_name="material_lot")
+    op.drop_table("material_lot")
+    op.drop_table("material_kind")
