@@ -134,7 +134,8 @@ schemas.MODELS.extend(
 @answers(bp, MaterialKindsOut, *READ)
 def list_kinds():
     """List the kinds of material the centre buys (each with its GTIN)."""
-    return {"kinds": [materials.kind_dict(k) for k in materials.list_kinds(get_db())]}
+    kinds = materials.list_kinds(get_db(), current_actor())
+    return {"kinds": [materials.kind_dict(k) for k in kinds]}
 
 
 @bp.post("/material-kinds")

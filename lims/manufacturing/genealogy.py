@@ -81,7 +81,8 @@ def consume(
         }
     else:
         src = lots.get_lot(session, data.lot or "", actor)
-        if src.id == lot.id or lot.id in _descendant_lot_ids(session, "lot", src.id):
+        # src made (at any depth) from lot would make lot its own ancestor.
+        if src.id == lot.id or src.id in _descendant_lot_ids(session, "lot", lot.id):
             raise Refused(
                 f"lot {src.lot_number} cannot go into {lot.lot_number}: it would be made from "
                 "itself",
@@ -232,6 +233,15 @@ def made_from(session: Session, *, lot_number: str, actor: Actor) -> dict[str, A
             for x in parents
             if actor.can_see(x.org_id)
         ],
+    }
+
+
+def lot_page(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]:
+    """Return what a lot's page shows of its genealogy, and whether actor may add an input."""
+    return {
+        "made_from": made_from(session, lot_number=lot.lot_number, actor=actor),
+        "used_in": used_in_lot(session, lot_number=lot.lot_number, actor=actor),
+        "can_add": actor.role in LAB and lot.state in OPEN_LOT_STATES,
     }
 
 

@@ -164,8 +164,9 @@ def kind_dict(kind: MaterialKind) -> dict[str, Any]:
     }
 
 
-def list_kinds(session: Session) -> list[MaterialKind]:
-    """Return every material kind, by code."""
+def list_kinds(session: Session, actor: Actor) -> list[MaterialKind]:
+    """Return every material kind, by code (the centre's catalogue: any signed-in user)."""
+    del actor  # asked for so that no caller lists them without a signed-in user
     return list(session.exec(select(MaterialKind).order_by(MaterialKind.code)).all())
 
 

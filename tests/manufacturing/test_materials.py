@@ -183,3 +183,13 @@ def test_a_material_kind_needs_a_valid_gtin_and_a_known_category(client, auth): 
         "/api/material-kinds", json={**body, "category": "medium"}, headers=auth("admin")
     )
     assert r.status_code == 201 and r.json["gtin"] == GTIN  # GTIN-13 kept as 14 digits
+
+
+def test_a_material_kind_is_set_up_from_the_command_line(runner, client, auth):  # noqa: ANN001
+    args = ["setup", "material-kind", "FBS-500", "Fetal bovine serum 500 mL"]
+    r = runner.invoke(args=[*args, "--category", "medium", "--gtin", "04006381333931"])
+    assert r.exit_code == 0, r.output
+    kinds = client.get("/api/material-kinds", headers=auth("tech1")).json["kinds"]
+    assert [(k["code"], k["gtin"]) for k in kinds] == [("FBS-500", "04006381333931")]
+    r = runner.invoke(args=[*args, "--category", "medium", "--gtin", "04006381333932"])
+    assert r.exit_code != 0 and "check digit" in r.output
