@@ -333,9 +333,8 @@ def _receive(
 
 def find_material(session: Session, code: str, actor: Actor) -> MaterialLot | None:
     """Return the material lot with our id code (any case) that actor may see, or None."""
-    mat = session.exec(
-        select(MaterialLot).where(func.lower(MaterialLot.code) == code.strip().lower())
-    ).first()
+    # Our codes are printed and stored in capitals: equality uses the unique index.
+    mat = session.exec(select(MaterialLot).where(MaterialLot.code == code.strip().upper())).first()
     if mat is None or not actor.can_see(mat.org_id):
         return None
     return mat

@@ -36,6 +36,8 @@ MEMBERS = {
     "scans": ("sqlite", 2),
     "audit": ("sqlite", 6),
     "audit_pg": ("postgresql", 6),
+    "genealogy": ("sqlite", 2),
+    "genealogy_pg": ("postgresql", 2),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
 }
 
