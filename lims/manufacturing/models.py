@@ -59,8 +59,9 @@ class GenealogyLink(SQLModel, table=True):
 
     __tablename__ = "genealogy_link"
     __table_args__ = (
-        Index("ix_genealogy_parent", "parent_kind", "parent_id"),
-        Index("ix_genealogy_child", "child_lot_id"),
+        # Each walk step reads only these columns: the indexes answer it alone (index-only).
+        Index("ix_genealogy_parent", "parent_kind", "parent_id", "child_lot_id"),
+        Index("ix_genealogy_child", "child_lot_id", "parent_kind", "parent_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     parent_kind: str = Field(max_length=16)  # material | lot
@@ -70,3 +71,83 @@ class GenealogyLink(SQLModel, table=True):
     unit: str | None = Field(default=None, max_length=16)
     recorded_by_id: int = Field(foreign_key="app_user.id")
     recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessTemplate(SQLModel, table=True):
+    """A manufacturing process as steps and parameters, versioned; QA approves it before use."""
+
+    __tablename__ = "process_template"
+    __table_args__ = (UniqueConstraint("code", "version", name="uq_process_template_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, index=True)  # e.g. AAV-TRIPLE-TX
+    version: int = 1
+    name: str = Field(max_length=200)
+    product: str = Field(max_length=16)  # AAV | LV: the vector lots it makes
+    state: str = Field(default="draft", max_length=16)  # draft | approved | retired
+    created_by_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    approved_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    signature_id: int | None = Field(default=None, foreign_key="signature.id")
+
+
+class ProcessStep(SQLModel, table=True):
+    """One step of a process template, in order; a verified step needs a second person."""
+
+    __tablename__ = "process_step"
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int = Field(foreign_key="process_template.id", index=True)
+    position: int  # 1, 2, ...
+    name: str = Field(max_length=200)
+    instructions: str | None = Field(default=None, max_length=2000)
+    needs_verifier: bool = False
+
+
+class ProcessParameter(SQLModel, table=True):
+    """A value a step records, with its unit and the range it must fall in (either end open)."""
+
+    __tablename__ = "process_parameter"
+    id: int | None = Field(default=None, primary_key=True)
+    step_id: int = Field(foreign_key="process_step.id", index=True)
+    name: str = Field(max_length=64)
+    unit: str = Field(max_length=16)
+    low: float | None = None
+    high: float | None = None
+
+
+class BatchRecord(SQLModel, table=True):
+    """The executed record of one vector lot's manufacture, following one approved template."""
+
+    __tablename__ = "batch_record"
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = Field(foreign_key="vector_lot.id", unique=True)
+    template_id: int = Field(foreign_key="process_template.id")
+    started_by_id: int = Field(foreign_key="app_user.id")
+    started_at: datetime = Field(default_factory=utcnow)
+
+
+class BatchStep(SQLModel, table=True):
+    """One executed step: who did it, where, with what, when; who verified it."""
+
+    __tablename__ = "batch_step"
+    __table_args__ = (UniqueConstraint("record_id", "step_id", name="uq_batch_step_once"),)
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="batch_record.id", index=True)
+    step_id: int = Field(foreign_key="process_step.id")
+    operator_id: int = Field(foreign_key="app_user.id")
+    done_at: datetime = Field(default_factory=utcnow)
+    equipment: str | None = Field(default=None, max_length=64)
+    room: str | None = Field(default=None, max_length=64)
+    verifier_id: int | None = Field(default=None, foreign_key="app_user.id")
+    verified_at: datetime | None = None
+    signature_id: int | None = Field(default=None, foreign_key="signature.id")
+
+
+class BatchValue(SQLModel, table=True):
+    """A parameter value recorded at a step; out of its range it is flagged, never refused."""
+
+    __tablename__ = "batch_value"
+    id: int | None = Field(default=None, primary_key=True)
+    batch_step_id: int = Field(foreign_key="batch_step.id", index=True)
+    parameter_id: int = Field(foreign_key="process_parameter.id")
+    value: float
+    in_range: bool
