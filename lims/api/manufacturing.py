@@ -9,7 +9,8 @@ from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, SignatureOut, answers
 from lims.boundary import current_actor, get_db, write
-from lims.manufacturing import genealogy, materials
+from lims.manufacturing import batch, genealogy, materials
+from lims.manufacturing.batch import ApproveIn, BatchStart, StepRecord, TemplateIn, VerifyIn
 from lims.manufacturing.genealogy import ConsumeIn
 from lims.manufacturing.materials import (
     KindCreate,
@@ -112,9 +113,72 @@ class LotInputsOut(Out):
     inputs: list[LotInputOut]
 
 
+class ParameterOut(Out):
+    name: str
+    unit: str
+    low: float | None
+    high: float | None
+
+
+class TemplateStepOut(Out):
+    position: int
+    name: str
+    instructions: str | None
+    verify: bool
+    parameters: list[ParameterOut]
+
+
+class TemplateOut(Out):
+    code: str
+    version: int
+    name: str
+    product: str
+    state: str = Field(description="draft, approved or retired")
+    written_by: str | None
+    approved_by: str | None
+    steps: list[TemplateStepOut]
+
+
+class BatchValueOut(Out):
+    name: str
+    unit: str
+    low: float | None
+    high: float | None
+    value: float | None
+    in_range: bool | None = Field(description="false: out of range (flagged, deviation raised)")
+
+
+class BatchStepOut(Out):
+    position: int
+    name: str
+    verify: bool
+    state: str = Field(description="to do, done, awaiting verifier, verified")
+    operator: str | None
+    done_at: str | None
+    equipment: str | None
+    room: str | None
+    verifier: str | None
+    parameters: list[BatchValueOut]
+
+
+class BatchRecordOut(Out):
+    lot: str
+    template: str
+    template_version: int
+    started_by: str | None
+    complete: bool
+    steps: list[BatchStepOut]
+
+
 # The OpenAPI document describes the models of lims.api.schemas; these join them.
 schemas.MODELS.extend(
     [
+        ParameterOut,
+        TemplateStepOut,
+        TemplateOut,
+        BatchValueOut,
+        BatchStepOut,
+        BatchRecordOut,
         MaterialKindOut,
         MaterialKindsOut,
         MaterialOut,
@@ -242,3 +306,74 @@ def made_from(lot: str):
 def lot_where_used(lot: str):
     """Every lot and vial made from this (intermediate) lot."""
     return genealogy.used_in_lot(get_db(), lot_number=lot, actor=current_actor())
+
+
+@bp.post("/process-templates")
+@answers(bp, TemplateOut, *WRITE, status=201)
+@bp.input(TemplateIn, arg_name="data")
+@write
+def create_template(data: TemplateIn):
+    """Write a process template draft (QA): steps in order, parameters with unit and range."""
+    db = get_db()
+    tpl = batch.create_template(db, data=data, actor=current_actor())
+    return batch.template_dict(db, tpl), 201
+
+
+@bp.get("/process-templates/<code>/<int:version>")
+@answers(bp, TemplateOut, *READ, 404)
+def get_template(code: str, version: int):
+    """Return one version of a process template."""
+    db = get_db()
+    current_actor()
+    return batch.template_dict(db, batch.get_template(db, code, version))
+
+
+@bp.post("/process-templates/<code>/<int:version>/approve")
+@answers(bp, TemplateOut, *WRITE, 404, 429)
+@bp.input(ApproveIn, arg_name="data")
+@write
+def approve_template(code: str, version: int, data: ApproveIn):
+    """Approve a draft (QA e-signature 'approval', not its author); the one before retires."""
+    db = get_db()
+    tpl = batch.approve_template(db, code=code, version=version, data=data, actor=current_actor())
+    return batch.template_dict(db, tpl)
+
+
+@bp.post("/lots/<lot>/batch-record")
+@answers(bp, BatchRecordOut, *WRITE, 404, status=201)
+@bp.input(BatchStart, arg_name="data")
+@write
+def start_batch(lot: str, data: BatchStart):
+    """Open a lot's batch record on the approved version of a process template."""
+    db = get_db()
+    batch.start(db, lot_number=lot, data=data, actor=current_actor())
+    return batch.batch_dict(db, lot_number=lot, actor=current_actor()), 201
+
+
+@bp.get("/lots/<lot>/batch-record")
+@answers(bp, BatchRecordOut, *READ, 404)
+def get_batch(lot: str):
+    """Return a lot's batch record: every step as executed, or still to do."""
+    return batch.batch_dict(get_db(), lot_number=lot, actor=current_actor())
+
+
+@bp.post("/lots/<lot>/batch-record/steps/<int:position>")
+@answers(bp, BatchRecordOut, *WRITE, 404, status=201)
+@bp.input(StepRecord, arg_name="data")
+@write
+def record_step(lot: str, position: int, data: StepRecord):
+    """Record a step as done by you: values (out of range: flagged, deviation), equipment, room."""
+    db = get_db()
+    batch.record_step(db, lot_number=lot, position=position, data=data, actor=current_actor())
+    return batch.batch_dict(db, lot_number=lot, actor=current_actor()), 201
+
+
+@bp.post("/lots/<lot>/batch-record/steps/<int:position>/verify")
+@answers(bp, BatchRecordOut, *WRITE, 404, 429)
+@bp.input(VerifyIn, arg_name="data")
+@write
+def verify_step(lot: str, position: int, data: VerifyIn):
+    """Verify a step someone else did (e-signature 'review')."""
+    db = get_db()
+    batch.verify_step(db, lot_number=lot, position=position, data=data, actor=current_actor())
+    return batch.batch_dict(db, lot_number=lot, actor=current_actor())
