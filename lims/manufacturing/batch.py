@@ -19,6 +19,7 @@ from lims import audit, lots, signatures
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text
+from lims.manufacturing import genealogy
 from lims.manufacturing.genealogy import OPEN_LOT_STATES
 from lims.manufacturing.models import (
     BatchRecord,
@@ -69,6 +70,11 @@ class StepRecord(Input):
     values: dict[str, float] = Field(default_factory=dict, description="parameter -> value")
     equipment: Line | None = Field(default=None, max_length=64)
     room: Line | None = Field(default=None, max_length=64)
+    materials: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="materials used at this step: codes or supplier GS1 barcodes as scanned",
+    )
 
 
 class VerifyIn(Input):
@@ -346,6 +352,14 @@ def record_step(
         "room": data.room,
     }
     _record_lot(session, actor, lot, "batch.step", after)
+    for scan in data.materials:
+        # Each goes in as an input of the lot (released and in date, or the step is refused).
+        genealogy.consume(
+            session,
+            lot_number=lot.lot_number,
+            data=genealogy.ConsumeIn(material=scan),
+            actor=actor,
+        )
     if flagged and actor.sees_all:
         # Raised by the centre's staff; a client's own record is flagged (QA sees the flag).
         deviations.create_deviation(

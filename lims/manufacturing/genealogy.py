@@ -31,7 +31,12 @@ OPEN_LOT_STATES = ("planned", "in_production")
 class ConsumeIn(Input):
     """An input of a vector lot: a material lot (MAT-26-000001) or an intermediate vector lot."""
 
-    material: Line | None = Field(default=None, max_length=64, description="material lot code")
+    material: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="material lot code (MAT-26-000001) or the supplier's GS1 barcode as scanned",
+    )
     lot: Line | None = Field(default=None, max_length=64, description="an intermediate lot")
     quantity: float | None = Field(default=None, gt=0, lt=1e9)
     unit: Line | None = Field(default=None, max_length=16)
@@ -63,7 +68,7 @@ def consume(
         )
     today = today or utcnow().date()
     if data.material is not None:
-        mat = materials.get_material(session, data.material, actor)
+        mat = materials.material_by_scan(session, data.material, actor)
         why = materials.usable_refusal(mat, today)
         if why is not None:
             raise Refused(

@@ -348,6 +348,32 @@ def get_material(session: Session, code: str, actor: Actor) -> MaterialLot:
     return mat
 
 
+def material_by_scan(session: Session, scan: str, actor: Actor) -> MaterialLot:
+    """Return the material lot a scan names: our code (MAT-26-000001) or the supplier's GS1 code.
+
+    A GS1 scan names a kind (GTIN), a supplier lot and a serial: the material lot received so.
+    """
+    text = scan.strip()
+    if text.upper().startswith("MAT-"):
+        return get_material(session, text, actor)
+    item = read_gs1(scan)
+    mat = session.exec(
+        select(MaterialLot)
+        .join(MaterialKind, MaterialKind.id == MaterialLot.kind_id)
+        .where(
+            MaterialKind.gtin == item.gtin,
+            MaterialLot.supplier_lot == item.lot,
+            MaterialLot.serial == item.serial,
+        )
+    ).first()
+    if mat is None or not actor.can_see(mat.org_id):
+        raise NotFound(
+            f"{item.hri} was never received here; receive it first (CMD:RECEIVE-MATERIAL)",
+            code="unknown_material",
+        )
+    return mat
+
+
 def list_materials(
     session: Session, actor: Actor, *, state: str | None = None, kind: str | None = None
 ) -> list[MaterialLot]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpers import audit_count, verify
-from mfg_util import PASSWORD
+from mfg_util import PASSWORD, gs1, receive, released_material, set_up_kind
 
 TEMPLATE = {
     "code": "AAV-TTX",
@@ -136,3 +136,24 @@ def test_an_out_of_range_value_is_recorded_flagged_and_raises_a_deviation(client
     devs = client.get("/api/deviations?lot=BR-1", headers=auth("qa1")).json["deviations"]
     assert len(devs) == 1 and "out of range" in devs[0]["title"]
     assert devs[0]["severity"] == "major"
+
+
+def test_materials_scanned_at_a_step_become_the_lots_inputs_or_refuse_the_step(
+    app,
+    client,
+    auth,
+    qa2,  # noqa: ANN001
+):
+    approved_template(client, auth, qa2)
+    lot_with_record(client, auth)
+    set_up_kind(client, auth)
+    good = released_material(client, auth, lot="PL-1")
+    receive(client, auth, gs1("Q-1"))
+    before = audit_count(app)
+    r = step(client, auth("tech1"), 1, values={"cell density": 1.0}, materials=[gs1("Q-1")])
+    assert (r.status_code, r.json["error"]) == (422, "material_unusable")
+    assert audit_count(app) == before  # nothing of the step was written
+    r = step(client, auth("tech1"), 1, values={"cell density": 1.0}, materials=[gs1("PL-1")])
+    assert r.status_code == 201, r.json
+    made = client.get("/api/lots/BR-1/made-from", headers=auth("tech1")).json
+    assert [m["material"] for m in made["materials"]] == [good]

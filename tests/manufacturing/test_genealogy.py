@@ -151,3 +151,19 @@ def test_a_client_sees_no_other_organisations_lot_in_where_used(client, auth):  
     assert client.get("/api/lots/CEN-1/made-from", headers=auth("helix_viewer")).status_code == 404
     r = client.get("/api/lots/HX-1/made-from", headers=auth("helix_viewer"))
     assert r.status_code == 200 and r.json["lots"] == []
+
+
+def test_material_is_used_by_scanning_its_supplier_barcode_and_refused_at_the_scan(client, auth):  # noqa: ANN001
+    set_up_kind(client, auth)
+    tech = auth("tech1")
+    good = released_material(client, auth, lot="GS-1", serial="9")
+    receive(client, auth, gs1("GS-2"))
+    new_lot(client, tech, "SCAN-1")
+    r = use(client, tech, "SCAN-1", material=gs1("GS-2"))
+    assert (r.status_code, r.json["error"]) == (422, "material_unusable")
+    assert "quarantine" in r.json["message"]
+    r = use(client, tech, "SCAN-1", material=gs1("GS-3"))
+    assert (r.status_code, r.json["error"]) == (404, "unknown_material")
+    r = use(client, tech, "SCAN-1", material=gs1("GS-1", serial="9"))
+    assert r.status_code == 201, r.json
+    assert r.json["inputs"][0]["ref"] == good
