@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from apiflask.schemas import FileSchema
+from flask import Response
 from pydantic import Field
 
 from lims.api import schemas
 from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, SignatureOut, answers
 from lims.boundary import current_actor, get_db, write
-from lims.manufacturing import batch, genealogy, materials
+from lims.manufacturing import batch, batch_pdf, genealogy, materials
 from lims.manufacturing.batch import ApproveIn, BatchStart, StepRecord, TemplateIn, VerifyIn
 from lims.manufacturing.genealogy import ConsumeIn
 from lims.manufacturing.materials import (
@@ -377,3 +379,23 @@ def verify_step(lot: str, position: int, data: VerifyIn):
     db = get_db()
     batch.verify_step(db, lot_number=lot, position=position, data=data, actor=current_actor())
     return batch.batch_dict(db, lot_number=lot, actor=current_actor())
+
+
+@bp.get("/lots/<lot>/batch-record.pdf")
+@answers(bp, None, *READ, 404)
+@bp.output(
+    FileSchema(type="string", format="binary"),
+    content_type="application/pdf",
+    description="the batch record",
+)
+def batch_record_pdf(lot: str):
+    """Return a lot's batch record as a PDF: steps, values, signatures, materials and expiry."""
+    data = batch_pdf.batch_record_pdf(get_db(), lot_number=lot, actor=current_actor())
+    return Response(
+        data,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="batch-record-{lot}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import audit_count, verify
+from helpers import audit_count, pdf_text, verify
 from mfg_util import PASSWORD, gs1, receive, released_material, set_up_kind
 
 TEMPLATE = {
@@ -157,3 +157,10 @@ def test_materials_scanned_at_a_step_become_the_lots_inputs_or_refuse_the_step(
     assert r.status_code == 201, r.json
     made = client.get("/api/lots/BR-1/made-from", headers=auth("tech1")).json
     assert [m["material"] for m in made["materials"]] == [good]
+
+    pdf = client.get("/api/lots/BR-1/batch-record.pdf", headers=auth("tech1"))
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = pdf_text(pdf.data)
+    assert "Batch record: lot BR-1" in text and "AAV-TTX version 1" in text
+    assert good in text and "PL-1" in text and "2028-11-30" in text
+    assert "cell density 1 e6/mL (0.8-1.2)" in text and "NOT complete" in text
