@@ -26,6 +26,7 @@ from lims.manufacturing.models import MATERIAL_CATEGORIES, MaterialKind, Materia
 from lims.models import Counter, Organisation, Signature, User, utcnow
 from lims.roles import LAB, QA
 from lims.signatures import SignatureIn
+from printers.zpl import LabelContent
 
 # Who sets up what kinds of material the centre buys.
 KIND_EDITORS = ("admin", "qa")
@@ -425,6 +426,18 @@ def material_dict(session: Session, mat: MaterialLot, today: date | None = None)
         "allowed_actions": [a for a, t in MATERIAL_TRANSITIONS.items() if mat.state in t.sources],
         "unusable_because": usable_refusal(mat, today or utcnow().date()),
     }
+
+
+def material_label(session: Session, mat: MaterialLot, reprint: bool = False) -> LabelContent:
+    """Return the label of ours for a material lot: our code, its kind, supplier lot, expiry."""
+    kind = session.get(MaterialKind, mat.kind_id)
+    return LabelContent(
+        barcode=mat.code,
+        title=kind.code,
+        lot=mat.supplier_lot,
+        date=f"EXP {mat.expires_on.isoformat()}",
+        reprint=reprint,
+    )
 
 
 def usable_refusal(mat: MaterialLot, today: date) -> str | None:

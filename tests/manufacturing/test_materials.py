@@ -193,3 +193,19 @@ def test_a_material_kind_is_set_up_from_the_command_line(runner, client, auth): 
     assert [(k["code"], k["gtin"]) for k in kinds] == [("FBS-500", "04006381333931")]
     r = runner.invoke(args=[*args, "--category", "medium", "--gtin", "04006381333932"])
     assert r.exit_code != 0 and "check digit" in r.output
+
+
+def test_an_item_without_gs1_gets_a_label_of_ours(client, auth):  # noqa: ANN001
+    set_up_kind(client, auth, code="PEI-MAX", gtin=None, name="PEI MAX", category="reagent")
+    body = {"kind": "PEI-MAX", "supplier_lot": "P-77", "expires_on": "2029-01-31"}
+    code = client.post("/api/materials", json=body, headers=auth("tech1")).json["code"]
+    r = client.post(
+        "/api/labels", json={"barcodes": [code], "printer": "ZEBRA-B1"}, headers=auth("tech1")
+    )
+    assert r.status_code == 201, r.json
+    got = client.get(f"/api/print-jobs/{r.json['id']}", headers=auth("tech1")).json
+    assert [x["barcode"] for x in got["labels"]] == [code]
+    r = client.post(
+        "/api/labels", json={"barcodes": [code], "printer": "ZEBRA-B1"}, headers=auth("helix_tech")
+    )
+    assert r.status_code == 404  # a client does not learn the centre's materials
