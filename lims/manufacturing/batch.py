@@ -425,6 +425,21 @@ def verify_step(
     return bs
 
 
+def lot_page(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]:
+    """Return what a lot's page shows of its manufacture: genealogy and batch record."""
+    return {
+        **genealogy.lot_page(session, lot=lot, actor=actor),
+        "batch": batch_of(session, lot=lot, actor=actor),
+    }
+
+
+def batch_of(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any] | None:
+    """Return the lot's batch record as batch_dict does, or None when it has none."""
+    if session.exec(select(BatchRecord.id).where(BatchRecord.lot_id == lot.id)).first() is None:
+        return None
+    return batch_dict(session, lot_number=lot.lot_number, actor=actor)
+
+
 def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, Any]:
     """Return a lot's batch record: the template's steps, each as executed (or still to do)."""
     lot, rec = _record_of(session, lot_number, actor)

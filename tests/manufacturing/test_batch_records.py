@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import audit_count, pdf_text, verify
+from helpers import audit_count, pdf_text, sign_in, verify
 from mfg_util import PASSWORD, gs1, receive, released_material, set_up_kind
 
 TEMPLATE = {
@@ -164,3 +164,6 @@ def test_materials_scanned_at_a_step_become_the_lots_inputs_or_refuse_the_step(
     assert "Batch record: lot BR-1" in text and "AAV-TTX version 1" in text
     assert good in text and "PL-1" in text and "2028-11-30" in text
     assert "cell density 1 e6/mL (0.8-1.2)" in text and "NOT complete" in text
+    sign_in(client, "tech1")
+    page = client.get("/lots/BR-1").text
+    assert 'id="batch-steps"' in page and "Seed HEK293" in page and "batch-record.pdf" in page
