@@ -26,9 +26,16 @@ bp = APIBlueprint("manufacturing", __name__, url_prefix="/api", tag="Manufacturi
 
 class MaterialQuery(QueryModel):
     state: str | None = Field(
-        default=None, max_length=16, description="quarantine, released, consumed, expired, rejected"
+        default=None,
+        pattern="^(quarantine|released|consumed|expired|rejected)$",
+        description="quarantine, released, consumed, expired, rejected",
     )
-    kind: str | None = Field(default=None, max_length=64, description="material kind code")
+    kind: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="material kind code",
+    )
 
 
 class MaterialKindOut(Out):
