@@ -11,6 +11,8 @@ from lims.errors import LimsError
 DEFAULT_CONDITION = "intact; default at bench receipt, no exception scanned"
 # The action of the mode that receives supplier material by GS1 scan (not a custody move).
 RECEIVE_MATERIAL = "receive_material"
+# The action of the mode that records materials going into the lot scanned first.
+USE_MATERIAL = "use_material"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Mode:
     def receives_material(self) -> bool:
         """Tell whether the mode receives supplier material (lims.manufacturing), not tubes."""
         return self.action == RECEIVE_MATERIAL
+
+    @property
+    def handles_material(self) -> bool:
+        """Tell whether the mode's scans are supplier material, not tubes (lims.manufacturing)."""
+        return self.action in (RECEIVE_MATERIAL, USE_MATERIAL)
 
     def takes(self, setting: str) -> bool:
         """Tell whether a scanned setting (target, coi, reason, condition) is used in this mode."""
@@ -170,6 +177,15 @@ MODES: dict[str, Mode] = {
             "{code} received: {name} lot {supplier_lot}, expires {expires_on}; in quarantine",
             {},
             things="supplier GS1 barcodes",
+        ),
+        Mode(
+            "use_material",
+            "USE-MATERIAL",
+            USE_MATERIAL,
+            "record them as inputs (the lot's label first)",
+            "{code} ({name}, lot {supplier_lot}) recorded as used in lot {lot}",
+            {},
+            things="the materials used",
         ),
     )
 }

@@ -13,7 +13,7 @@ def test_every_mode_command_is_a_mode_of_the_table():
 
 def test_every_field_a_modes_move_requires_comes_from_a_station_setting():
     for mode in MODES.values():
-        if mode.receives_material:  # receives supplier items (lims.manufacturing), no tube moves
+        if mode.handles_material:  # supplier material (lims.manufacturing), no tube moves
             assert not mode.supplies and not mode.asks
             continue
         t = custody.TRANSITIONS[mode.action]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from helpers import audit_count, register
-from mfg_util import gs1, set_up_kind
+from mfg_util import gs1, receive, released_material, set_up_kind
 
 STATION = "BENCH-B1"
 
@@ -67,3 +67,32 @@ def test_outside_the_mode_a_supplier_code_is_still_not_a_lims_record(client, aut
     bench.scan("CMD:RECEIVE")
     out = bench.scan(gs1("L1"))
     assert (out["outcome"], out["code"]) == ("refused", "not_ours")
+
+
+def test_use_material_mode_records_scanned_materials_into_the_scanned_lot(client, auth):  # noqa: ANN001
+    set_up_kind(client, auth)
+    released = released_material(client, auth, lot="PL-1")
+    receive(client, auth, gs1("Q-1"))
+    body = {"lot_number": "USE-1", "vector_type": "AAV", "vector": "AAV9-GFP"}
+    r = client.post("/api/lots", json={**body, "project": "CART-001"}, headers=auth("tech1"))
+    assert r.status_code == 201
+    bench = Bench(client, auth("admin", STATION))
+    bench.scan("BADGE-0002")
+    assert bench.scan("CMD:USE-MATERIAL")["outcome"] == "accepted"
+    out = bench.scan(gs1("PL-1"))
+    assert (out["outcome"], out["code"]) == ("refused", "no_lot")
+    assert bench.scan("USE-1")["outcome"] == "accepted"
+    out = bench.scan(gs1("Q-1"))
+    assert (out["outcome"], out["code"]) == ("refused", "material_unusable")
+    assert "quarantine" in out["message"]
+    out = bench.scan(gs1("PL-1"))
+    assert (out["outcome"], out["action"]) == ("accepted", "use_material"), out
+    assert released in out["message"] and "USE-1" in out["message"]
+    out = bench.scan(released)  # our own label of it: recorded again (a second container)
+    assert out["outcome"] == "accepted", out
+    made = client.get("/api/lots/USE-1/inputs", headers=auth("tech1")).json["inputs"]
+    assert [x["ref"] for x in made] == [released, released]
+    bench.scan("CMD:DONE")
+    out = bench.scan(released)  # no task: looked up
+    assert (out["action"], out["outcome"]) == ("lookup", "accepted")
+    assert "released" in out["message"] and "usable" in out["message"]
