@@ -147,9 +147,9 @@ def approve_template(
     session: Session, *, code: str, version: int, data: ApproveIn, actor: Actor
 ) -> ProcessTemplate:
     """Approve a draft (QA e-signature 'approval', not its author); the previous one retires."""
-    tpl = get_template(session, code, version)
     if actor.role not in QA:
         raise Forbidden("approving a process template needs the qa role", code="role_required")
+    tpl = get_template(session, code, version)
     if tpl.state != "draft":
         raise Refused(f"{tpl.code} v{tpl.version} is {tpl.state}, not a draft", code="not_draft")
     if tpl.created_by_id == actor.user.id:
