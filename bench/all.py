@@ -246,6 +246,16 @@ def rows_therapy(data: dict, _args: argparse.Namespace) -> list[dict]:
     return [_p95_row(b, data, "timeline", "episode page with its COI timeline", 25, note)]
 
 
+def rows_genealogy(data: dict, _args: argparse.Namespace) -> list[dict]:
+    """Where used and made from (bench/genealogy.py): p95 next to the same SQL, bare driver."""
+    b = f"genealogy ({data['engine']})"
+    note = f"{data['lots']:,} lots, {data['links']:,} links, {data['vials']:,} vials"
+    return [
+        _p95_row(b, data, "where_used", "where used (recall of a material)", 50, note),
+        _p95_row(b, data, "made_from", "made from (a lot's inputs, any depth)", 50, note),
+    ]
+
+
 def rows_audit(data: dict, args: argparse.Namespace) -> list[dict]:
     note = f"{data['events']:,} events ({data['engine']}); the issue's size is 1,000,000"
     if data["events"] >= 1_000_000:
@@ -420,6 +430,16 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
             rows_audit,
         )
 
+    def genealogy(name: str, url: str, extra: list[str], full_timeout: float) -> tuple:
+        return (
+            name,
+            [PY, "bench/genealogy.py", "--json", "--database-url", url, *extra]
+            + size([], ["--lots", "2000", "--links", "100000", "--materials", "1000"]),
+            timeout(full_timeout, 180),
+            "stdout",
+            rows_genealogy,
+        )
+
     out = [
         (
             "scans_reader",
@@ -514,6 +534,11 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
                 rows_rooms,
             )
         )
+    if "sqlite" in eng:
+        out.append(genealogy("genealogy", f"sqlite:///{tmp / 'genealogy.sqlite3'}", [], 600))
+    if "postgresql" in eng:
+        schema = f"bench_gen_{uuid.uuid4().hex[:8]}"
+        out.append(genealogy("genealogy_pg", f"{PG_ADMIN_URL}?schema={schema}", ["--drop"], 900))
     if eng:
         # The load test is PostgreSQL's (the production engine); on SQLite only without it.
         load_engine = "postgresql" if "postgresql" in eng else "sqlite"

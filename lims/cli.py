@@ -643,6 +643,25 @@ def setup_em_point(room: str, code: str, name: str, kind: str) -> None:
     click.echo(f"sampling point {code} added to {room}")
 
 
+@setup_cli.command("material-kind")
+@click.argument("code")
+@click.argument("name")
+@click.option(
+    "--category",
+    required=True,
+    type=click.Choice(["reagent", "medium", "plasmid", "cell_bank", "consumable"]),
+)
+@click.option("--gtin", default=None, help="the GTIN on the supplier's GS1 barcode (AI 01)")
+@click.option("--supplier", default=None, help="who sells it")
+def setup_material_kind(code: str, name: str, **fields: Any) -> None:
+    """Add a kind of material (CODE like DMEM-500); a GS1 scan of its GTIN receives a lot."""
+    from lims.manufacturing import materials
+
+    _setup(
+        "material kind", materials.create_kind, materials.KindCreate, code=code, name=name, **fields
+    )
+
+
 lots_cli = AppGroup("lots", help="Vector lot jobs.")
 
 

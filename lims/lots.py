@@ -17,6 +17,7 @@ from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, LimsError, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
 from lims.listing import Page, SortKey, keyset_page, parse_sort
+from lims.manufacturing.lot_numbers import check_lot_number
 from lims.masterdata import check_new_code
 from lims.models import (
     Organisation,
@@ -342,6 +343,8 @@ def create_lot(session: Session, *, data: LotCreate, actor: Actor) -> VectorLot:
     project = session.exec(select(Project).where(Project.code == data.project)).first()
     if project is None or not actor.can_see(project.org_id):
         raise NotFound(f"no project {data.project!r}", code="unknown_project")
+    # What its labels cannot print is refused now, not at the first print (one rule for both).
+    check_lot_number(data.lot_number)
     # Compared without case: AAV9-2611-001 and aav9-2611-001 would be one lot to a reader.
     existing = find_lot(session, data.lot_number)
     if existing is not None and actor.can_see(existing.org_id):

@@ -30,6 +30,9 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     "audit_head": ("SELECT", "UPDATE"),
     "signature": ("SELECT", "INSERT"),
     "lot_trail_review": ("SELECT", "INSERT"),
+    # Genealogy links and batch values are records: a wrong one is corrected by a new record.
+    "genealogy_link": ("SELECT", "INSERT"),
+    "batch_value": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

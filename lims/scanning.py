@@ -37,6 +37,10 @@ COMMANDS: dict[str, str | None] = {
     "CHECKIN": "check_in",
     "HANDOVER": "hand_over",
     "DISPOSE": "dispose",
+    # Supplier material: each GS1 barcode scanned is received as a material lot (quarantine).
+    "RECEIVE-MATERIAL": "receive_material",
+    # Materials into a vector lot: scan the lot's label, then each material (GS1 or ours).
+    "USE-MATERIAL": "use_material",
     "DONE": None,  # end the task: clear mode, target and settings; the operator stays
     "LOGOUT": None,  # end the task and sign the operator off
     # Acknowledge the refusals on screen; at a stopped station, the first step of its release.

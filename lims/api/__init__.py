@@ -12,6 +12,7 @@ def register(app: APIFlask) -> None:
         audit,
         deviations,
         lots,
+        manufacturing,
         printing,
         quality,
         reports,
@@ -37,5 +38,6 @@ def register(app: APIFlask) -> None:
         trail,
         therapy,
         rooms,
+        manufacturing,
     ):
         app.register_blueprint(module.bp)

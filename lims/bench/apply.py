@@ -13,6 +13,7 @@ from lims.bench.modes import BY_COMMAND, MODES
 from lims.bench.resolve import Resolved
 from lims.bench.station import change, context, prompt, set_operator, settings
 from lims.errors import LimsError
+from lims.manufacturing import genealogy, materials
 from lims.models import Location, Organisation, Sample, Station, User, VectorLot
 from lims.rooms.clearance import use_refusal
 from lims.samples import TransitionIn
@@ -45,6 +46,12 @@ def apply(
         # With no task a place, lot or tube is looked up: nothing changes.
         result["action"] = "lookup"
         result["message"] = _LOOKUPS[r.kind](session, r, result)
+        return
+    if st.mode is not None and MODES[st.mode].handles_material and r.kind != "command":
+        if MODES[st.mode].receives_material:
+            _material(session, r, actor, result)
+        else:
+            _use_material(session, st, r, actor, result)
         return
     handler = _BY_KIND.get(r.kind)
     if handler is None:  # gs1 with nothing of ours in it
@@ -281,6 +288,57 @@ def _sample(
     )
 
 
+def _material(session: Session, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
+    """Receive the supplier item a GS1 scan describes (receive material mode)."""
+    if r.parsed is None or r.parsed.kind != "gs1":
+        raise Refusal(
+            "wrong_mode",
+            f"{r.ref} is not a supplier GS1 barcode: in receive material mode scan the GS1 "
+            "code on the item (CMD:DONE ends the mode)",
+        )
+    try:
+        mat = materials.receive_scan(session, data=r.parsed.gs1["hri"], actor=actor)
+    except LimsError as err:
+        raise Refusal(err.code, err.message) from err
+    said = materials.material_dict(session, mat)
+    result["action"] = "receive_material"
+    result["material"] = said
+    result["message"] = MODES["receive_material"].done.format(**said)
+
+
+def _use_material(
+    session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
+) -> None:
+    """Use material mode: a lot's own label sets the lot; each material then goes into it."""
+    if r.kind == "lot" and (r.parsed is None or r.parsed.kind != "gs1"):
+        message = f"lot {r.obj.lot_number}: scan the materials that go into it"
+        _set(session, st, actor, result, "lot", r.obj.lot_number, message)
+        return
+    lot_number = context(st).get("lot")
+    if not lot_number:
+        raise Refusal("no_lot", "scan the label of the lot the materials go into first")
+    if r.kind == "material":
+        scan = r.ref
+    elif r.parsed is not None and r.parsed.kind == "gs1" and r.parsed.gs1:
+        scan = r.parsed.gs1["hri"]
+    else:
+        raise Refusal(
+            "wrong_mode",
+            f"{r.ref} is not a material: scan the supplier's GS1 barcode or our MAT- label",
+        )
+    try:
+        genealogy.consume(
+            session, lot_number=lot_number, data=genealogy.ConsumeIn(material=scan), actor=actor
+        )
+        mat = materials.material_by_scan(session, scan, actor)
+    except LimsError as err:
+        raise Refusal(err.code, err.message) from err
+    said = materials.material_dict(session, mat)
+    result["action"] = "use_material"
+    result["material"] = said
+    result["message"] = MODES["use_material"].done.format(lot=lot_number, **said)
+
+
 def _check_lot(session: Session, s: Sample, lot_number: str | None) -> None:
     """Refuse a tube that is not a vial of the task's lot (when the task has one)."""
     if not lot_number:
@@ -303,7 +361,26 @@ def _where(session: Session, s: Sample) -> str:
     return f" in {loc.code}" + (f" at {s.position}" if s.position else "")
 
 
+def _look_up_material(session: Session, r: Resolved, result: dict[str, Any]) -> str:
+    said = materials.material_dict(session, r.obj)
+    usable = said["unusable_because"] or "usable"
+    return (
+        f"{said['code']}: {said['name']} lot {said['supplier_lot']}, {said['state']}, "
+        f"expires {said['expires_on']} ({usable})"
+    )
+
+
+def _material_elsewhere(
+    session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]
+) -> None:
+    raise Refusal(
+        "wrong_mode",
+        f"{r.ref} is a material: CMD:USE-MATERIAL records it into a lot; nothing done",
+    )
+
+
 _BY_KIND = {
+    "material": _material_elsewhere,
     "command": _command,
     "location": _location,
     "lot": _lot,
@@ -311,6 +388,7 @@ _BY_KIND = {
     "sample": _sample,
 }
 _LOOKUPS = {
+    "material": _look_up_material,
     "location": _look_up_location,
     "lot": _look_up_lot,
     "sample": _look_up_sample,

@@ -9,6 +9,10 @@ from lims import custody
 from lims.errors import LimsError
 
 DEFAULT_CONDITION = "intact; default at bench receipt, no exception scanned"
+# The action of the mode that receives supplier material by GS1 scan (not a custody move).
+RECEIVE_MATERIAL = "receive_material"
+# The action of the mode that records materials going into the lot scanned first.
+USE_MATERIAL = "use_material"
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,23 @@ class Mode:
     # scanned position), condition, coi, reason, operator (the signed-in person)
     supplies: dict[str, str]
     asks: dict[str, Ask] = field(default_factory=dict)  # custody field -> what to say if unset
+    things: str = "tubes"  # what is scanned in the mode: "scan <things> to <words>"
 
     @property
     def required(self) -> tuple[str, ...]:
         """Return the custody fields the mode's move requires (the custody table says)."""
-        return custody.TRANSITIONS[self.action].requires
+        move = custody.TRANSITIONS.get(self.action)
+        return move.requires if move is not None else ()
+
+    @property
+    def receives_material(self) -> bool:
+        """Tell whether the mode receives supplier material (lims.manufacturing), not tubes."""
+        return self.action == RECEIVE_MATERIAL
+
+    @property
+    def handles_material(self) -> bool:
+        """Tell whether the mode's scans are supplier material, not tubes (lims.manufacturing)."""
+        return self.action in (RECEIVE_MATERIAL, USE_MATERIAL)
 
     def takes(self, setting: str) -> bool:
         """Tell whether a scanned setting (target, coi, reason, condition) is used in this mode."""
@@ -152,6 +168,24 @@ MODES: dict[str, Mode] = {
             "{barcode} disposed of ({reason})",
             {"reason": "reason"},
             {"reason": _REASON},
+        ),
+        Mode(
+            "receive_material",
+            "RECEIVE-MATERIAL",
+            RECEIVE_MATERIAL,
+            "receive them into quarantine",
+            "{code} received: {name} lot {supplier_lot}, expires {expires_on}; in quarantine",
+            {},
+            things="supplier GS1 barcodes",
+        ),
+        Mode(
+            "use_material",
+            "USE-MATERIAL",
+            USE_MATERIAL,
+            "record them as inputs (the lot's label first)",
+            "{code} ({name}, lot {supplier_lot}) recorded as used in lot {lot}",
+            {},
+            things="the materials used",
         ),
     )
 }

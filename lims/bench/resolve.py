@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from lims import lots, samples, storage
 from lims.accounts.users import Actor
+from lims.manufacturing import materials
 from lims.models import Organisation, Sample, User, VectorLot
 from lims.scanning import Parsed, printable
 
@@ -108,6 +109,10 @@ def resolve(
     found = _coi(session, parsed, actor)
     if found is not None:
         return found
+    mat = materials.find_material(session, code, actor) if actor is not None else None
+    if mat is not None:
+        # A label of ours on supplier material (lims.manufacturing).
+        return Resolved("material", mat.code, parsed, mat)
     return _unknown(parsed)
 
 

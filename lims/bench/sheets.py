@@ -41,6 +41,8 @@ _COMMAND_WORDS = {
     "CHECKIN": "check in mode: then scan the box",
     "HANDOVER": "hand-over mode: then the expected COI label",
     "DISPOSE": "dispose mode: then a reason",
+    "RECEIVE-MATERIAL": "receive material mode: scan the supplier GS1 barcodes",
+    "USE-MATERIAL": "use material mode: the lot's label, then the materials going into it",
     "DONE": "end the task (you stay signed in)",
     "LOGOUT": "sign off this bench",
     "ACK": "acknowledge the refusals on screen (a stop also needs a QA badge)",

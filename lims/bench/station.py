@@ -131,7 +131,7 @@ def prompt(st: Station, ctx: dict[str, Any], target: Location | None) -> str:
         return ask.prompt
     where = f" into {target.code}" if target is not None else ""
     lot = f" of lot {ctx['lot']}" if ctx.get("lot") else ""
-    return f"scan tubes{lot} to {mode.words}{where}; CMD:DONE when finished"
+    return f"scan {mode.things}{lot} to {mode.words}{where}; CMD:DONE when finished"
 
 
 def change(

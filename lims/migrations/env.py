@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import lims.manufacturing.models  # noqa: F401 - its tables join the metadata
 import lims.printing.models  # noqa: F401 - its tables belong to the metadata too
 from lims.models import SQLModel
 

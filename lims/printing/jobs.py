@@ -17,6 +17,7 @@ from lims import audit, custody, labels, lots, samples, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
+from lims.manufacturing import materials
 from lims.models import (
     Printer,
     PrintJob,
@@ -455,7 +456,13 @@ def label_source(session: Session, barcode: str, actor: Actor) -> labels.LabelSo
     loc = storage.find_location(session, barcode) if actor.sees_all else None
     if loc is not None:
         return labels.LabelSource(labels.box_label(loc), "location")
-    raise NotFound(f"no sample, lot or box {barcode!r}", code="unknown_barcode", barcode=barcode)
+    # A material received without a GS1 barcode gets a label of ours (lims.manufacturing).
+    mat = materials.find_material(session, barcode, actor)
+    if mat is not None:
+        return labels.LabelSource(materials.material_label(session, mat), "material")
+    raise NotFound(
+        f"no sample, lot, box or material {barcode!r}", code="unknown_barcode", barcode=barcode
+    )
 
 
 # --- creating jobs ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from lims.web import (
     deviations,
     home,
     lots,
+    manufacturing,
     printing,
     quality,
     quality_trail,
@@ -31,6 +32,7 @@ AREAS = (
     quality_trail,
     therapy,
     rooms,
+    manufacturing,
 )
 # Nested here, once per process: a blueprint cannot change after its first registration, and
 # the parent's hooks (sign-in, CSRF, headers, error pages) then cover every area.

@@ -183,6 +183,7 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
     ]
     if role in LAB:
         items.append(("Quality", url_for("web.quality.specs")))
+        items.append(("Materials", url_for("web.manufacturing.materials")))
     if role in LAB:
         items.append(("Print queue", url_for("web.printing.queue")))
     if role in AUDIT_READERS:

@@ -8,6 +8,7 @@ from flask import flash, redirect, request, url_for
 
 from lims import lots, samples
 from lims.boundary.unit import get_db
+from lims.manufacturing import batch
 from lims.quality import results, specs, trail
 from lims.roles import AUDIT_READERS, LAB, QA
 from lims.signatures import SignatureIn
@@ -106,6 +107,7 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
         "can_review_trail": who.role in QA,
         "project": project,
         "org": org,
+        "genealogy": batch.lot_page(db, lot=lot, actor=who),
     }
 
 

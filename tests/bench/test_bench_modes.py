@@ -13,6 +13,9 @@ def test_every_mode_command_is_a_mode_of_the_table():
 
 def test_every_field_a_modes_move_requires_comes_from_a_station_setting():
     for mode in MODES.values():
+        if mode.handles_material:  # supplier material (lims.manufacturing), no tube moves
+            assert not mode.supplies and not mode.asks
+            continue
         t = custody.TRANSITIONS[mode.action]
         assert set(mode.required) <= set(mode.supplies), mode.name
         # A setting the bench may leave unscanned is asked for; one it always has is not.

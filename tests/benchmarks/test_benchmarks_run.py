@@ -37,6 +37,8 @@ MEMBERS = {
     "scans_pg": ("postgresql", 3),  # the same behind gunicorn
     "audit": ("sqlite", 7),
     "audit_pg": ("postgresql", 7),
+    "genealogy": ("sqlite", 2),
+    "genealogy_pg": ("postgresql", 2),
     "load": (None, 6),  # 4 rows of the load run, one per sweep client count (1, 2)
     "centre": ("sqlite", 43),  # one row per page and API list of bench/centre.py
     "centre_pg": ("postgresql", 43),

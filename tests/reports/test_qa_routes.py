@@ -235,6 +235,46 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
             "value": 1,
         },
     ),
+    # Viral vector manufacturing (lims.manufacturing): kinds by QA or admin, material by the lab,
+    # release of material and approval of process templates by QA; reading by anyone signed in.
+    ("GET", "/api/material-kinds"): (ANY, None),
+    ("POST", "/api/material-kinds"): (
+        frozenset({"qa", "admin"}),
+        {"code": "X-1", "name": "x", "category": "medium"},
+    ),
+    ("POST", "/api/materials/receive"): (LAB, {"data": "]d20109506000134352172811301012"}),
+    ("POST", "/api/materials"): (
+        LAB,
+        {"kind": "X-1", "supplier_lot": "L1", "expires_on": "2030-01-31"},
+    ),
+    ("GET", "/api/materials"): (ANY, None),
+    ("GET", "/api/materials/<code>"): (ANY, None),
+    ("GET", "/api/materials/<code>/where-used"): (ANY, None),
+    ("POST", "/api/materials/<code>/transitions"): (
+        frozenset({"qa"}),
+        {"action": "release", "signature": {"password": "x", "meaning": "release"}},
+    ),
+    ("GET", "/api/lots/<lot>/inputs"): (ANY, None),
+    ("POST", "/api/lots/<lot>/inputs"): (LAB, {"material": "MAT-26-000001"}),
+    ("GET", "/api/lots/<lot>/made-from"): (ANY, None),
+    ("GET", "/api/lots/<lot>/where-used"): (ANY, None),
+    ("POST", "/api/process-templates"): (
+        frozenset({"qa", "admin"}),
+        {"code": "T-1", "name": "t", "product": "AAV", "steps": [{"name": "s"}]},
+    ),
+    ("GET", "/api/process-templates/<code>/<int:version>"): (ANY, None),
+    ("POST", "/api/process-templates/<code>/<int:version>/approve"): (
+        frozenset({"qa"}),
+        {"signature": {"password": "x", "meaning": "approval"}},
+    ),
+    ("GET", "/api/lots/<lot>/batch-record"): (ANY, None),
+    ("GET", "/api/lots/<lot>/batch-record.pdf"): (ANY, None),
+    ("POST", "/api/lots/<lot>/batch-record"): (LAB, {"template": "T-1"}),
+    ("POST", "/api/lots/<lot>/batch-record/steps/<int:position>"): (LAB, {"values": {}}),
+    ("POST", "/api/lots/<lot>/batch-record/steps/<int:position>/verify"): (
+        LAB,
+        {"signature": {"password": "x", "meaning": "review"}},
+    ),
 }
 SKIP = {"/api/health"}  # the one route that needs no sign-in
 QUERY = {
@@ -281,6 +321,7 @@ def _records(app) -> dict[str, dict[str, str]]:  # noqa: ANN001
             "version": "1",
             "clearance_id": "1",
             "coi": "COI-26-000001-Q",
+            "position": "1",
         }
         return {
             "own": {

@@ -1,0 +1,59 @@
+"""A lot number is accepted at creation only if every label of the lot can print it."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import audit_count, register
+
+from lims.manufacturing.lot_numbers import check_lot_number, longest_printable_prefix
+
+NEW_LOT = {"vector_type": "AAV", "vector": "AAV2-CMV-GFP", "project": "CART-001"}
+
+
+def create(client, headers, number: str):  # noqa: ANN001, ANN201
+    return client.post("/api/lots", json={**NEW_LOT, "lot_number": number}, headers=headers)
+
+
+@pytest.mark.parametrize("number", ["AAV9_2611", "LV 2611", "AAV9-2611_01"])
+def test_a_lot_number_a_label_cannot_encode_is_refused_at_creation(app, client, tech, number):  # noqa: ANN001
+    before = audit_count(app)
+    r = create(client, tech, number)
+    assert r.status_code in (400, 422), r.json
+    if r.status_code == 422:
+        assert r.json["error"] == "lot_number_unprintable"
+        assert "letters, digits and - . / : + # * = , ( )" in r.json["message"]
+    assert client.get(f"/api/lots/{number}", headers=tech).status_code == 404
+    assert audit_count(app) == before
+
+
+def test_an_underscore_is_named_in_the_refusal(client, tech):  # noqa: ANN001
+    r = create(client, tech, "AAV9_2611")
+    assert (r.status_code, r.json["error"]) == (422, "lot_number_unprintable")
+    assert "'_' not allowed" in r.json["message"]
+
+
+def test_a_lot_number_too_long_for_the_label_is_refused_naming_the_limit(app, client, tech):  # noqa: ANN001
+    number = "AAV9-2611-0000000000"
+    fits = longest_printable_prefix(number)
+    assert 0 < fits < len(number)
+    before = audit_count(app)
+    r = create(client, tech, number)
+    assert (r.status_code, r.json["error"]) == (422, "lot_number_unprintable")
+    assert r.json["limit"] == fits
+    assert f"at most {fits} of these {len(number)} characters fit" in r.json["message"]
+    assert audit_count(app) == before
+
+
+def test_the_longest_accepted_lot_number_prints_on_the_lot_and_on_its_vials(client, tech):  # noqa: ANN001
+    """What creation accepts, printing accepts: the rule is the label planner's."""
+    number = "AAV9-2611-0000000000"
+    number = number[: longest_printable_prefix(number)]
+    check_lot_number(number)
+    r = create(client, tech, number)
+    assert r.status_code == 201, r.json
+    vial = register(client, tech, lot=number)
+    for barcode in (number, vial["barcode"]):
+        r = client.post(
+            "/api/labels", json={"barcodes": [barcode], "printer": "ZEBRA-B1"}, headers=tech
+        )
+        assert r.status_code in (200, 201, 202), r.json
