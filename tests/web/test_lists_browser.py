@@ -103,3 +103,18 @@ def test_audit_rows_stay_one_line_newest_first(page: Page) -> None:  # noqa: F81
     who = _column(page, "#audit-results", 2)
     assert who and set(who) == {"Quinn Quality"}
     shot(page, "audit-dense")
+
+
+@pytest.mark.parametrize("user", ["tech1", "qa1", "admin", "helix_viewer"])
+def test_the_navigation_bar_is_one_line_for_every_role(page: Page, user: str) -> None:  # noqa: F811
+    # A wrapped bar pushes every list's rows below the fold; each area is still a 44 px target.
+    sign_in(page, user)
+    page.goto("/home")
+    links = page.eval_on_selector_all(
+        "header nav a, .top nav a", "as => as.map(a => a.getBoundingClientRect().top)"
+    )
+    assert len(links) >= 5 and len(set(links)) == 1, links
+    heights = page.eval_on_selector_all(
+        ".top nav a", "as => as.map(a => a.getBoundingClientRect().height)"
+    )
+    assert min(heights) >= 44, heights
