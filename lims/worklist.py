@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlalchemy import case, func
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from lims import lots
 from lims.accounts.users import Actor
 from lims.models import (
     Deviation,
+    Location,
     OosRecord,
     Printer,
     PrintJob,
@@ -19,9 +20,11 @@ from lims.models import (
     Sample,
     Specification,
     VectorLot,
+    utcnow,
 )
 from lims.quality import deviations, oos
 from lims.roles import LAB, QA
+from lims.rooms.models import Booking
 
 # A home page shows the first few of each list and says how many there are in all.
 SHOWN = 20
@@ -207,6 +210,33 @@ def _specs_to_approve(session: Session, actor: Actor) -> tuple[list[dict[str, An
     ], total
 
 
+def _bookings_ahead(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], int]:
+    """Return the organisation's room bookings running now or ahead, soonest first."""
+    where = (
+        Booking.org_id == actor.org.id,
+        Booking.ends_at > utcnow(),
+        col(Booking.state).in_(("requested", "approved")),
+    )
+    total = session.exec(select(func.count()).select_from(Booking).where(*where)).one()
+    rows = session.exec(
+        select(Booking, Location.code)
+        .join(Location, Location.id == Booking.room_id)
+        .where(*where)
+        .order_by(Booking.starts_at, Booking.id)
+        .limit(SHOWN)
+    ).all()
+    return [
+        {
+            "number": b.number,
+            "room": room,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "state": b.state,
+        }
+        for b, room in rows
+    ], total
+
+
 def worklist(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """Return the sections of what needs the actor now, by role: title, rows, total."""
     sections: list[dict[str, Any]] = []
@@ -295,6 +325,16 @@ def worklist(session: Session, actor: Actor) -> list[dict[str, Any]]:
                 "rows": rows,
                 "total": total,
                 "empty": "Your organisation has no lot yet.",
+            }
+        )
+        rows, total = _bookings_ahead(session, actor)
+        sections.append(
+            {
+                "key": "my_bookings",
+                "title": "Your room bookings",
+                "rows": rows,
+                "total": total,
+                "empty": "Your organisation has no booking running or ahead.",
             }
         )
         states = _sample_states(session, actor)

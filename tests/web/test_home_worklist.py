@@ -134,3 +134,25 @@ def test_a_result_qa_recorded_waits_for_another_qa_person(app, auth):  # noqa: A
     # Four eyes: qa1's own result is not offered to qa1, and the page says who must act.
     assert "mycoplasma" not in review
     assert "1 you recorded wait for another QA person" in review
+
+
+def test_a_client_sees_its_own_room_bookings_running_or_ahead(app, auth):  # noqa: ANN001
+    api = app.test_client()
+    # Helix asks for a slot in RM-C1 next year; its demo booking runs now in RM-C2.
+    body = {"room": "RM-C1", "starts_at": "2027-03-01T08:00:00Z", "ends_at": "2027-03-01T12:00:00Z"}
+    r = api.post("/api/bookings", json=body, headers=auth("helix_tech"))
+    assert r.status_code == 201, r.json
+    asked = r.json["number"]
+
+    def home_of(username: str) -> str:
+        browser = app.test_client()
+        assert sign_in(browser, username).status_code == 302
+        return browser.get("/home").text
+
+    helix = _section(home_of("helix_viewer"), "my_bookings")
+    assert asked in helix and "RM-C1" in helix and "requested" in helix
+    assert "RM-C2" in helix and "approved" in helix
+    assert helix.index("RM-C2") < helix.index("RM-C1")  # the running one first
+    nova = home_of("nova_viewer")
+    assert asked not in nova and "approved" not in _section(nova, "my_bookings")
+    assert 'id="now-my_bookings"' not in home_of("qa1")
