@@ -98,7 +98,7 @@ class RefusalAckIn(Input):
 
 
 @bp.get("/stations/<name>/refusals")
-@answers(bp, None, *READ, 403, 404)
+@answers(bp, schemas.RefusalsOut, *READ, 403, 404)
 def station_refusals(name: str):
     """List a station's refusals not yet acknowledged, newest first (stop: needs a supervisor)."""
     actor = require(*LAB)
@@ -108,7 +108,7 @@ def station_refusals(name: str):
 
 
 @bp.post("/stations/<name>/refusals/acknowledge")
-@answers(bp, None, *WRITE, 404, 413)
+@answers(bp, schemas.RefusalsOut, *WRITE, 404, 413)
 @bp.input(RefusalAckIn, arg_name="data")
 @write
 def acknowledge_refusals(name: str, data: RefusalAckIn):

@@ -621,6 +621,16 @@ class ScansOut(Out):
     scans: list[ScanLine]
 
 
+class RefusalLine(ScanLine):
+    stop: bool = Field(description="true: only a supervisor's release of the stop clears it")
+
+
+class RefusalsOut(Out):
+    station: str
+    refusals: list[RefusalLine] = Field(description="not yet acknowledged, newest first")
+    acknowledged: int | None = Field(default=None, description="how many this request cleared")
+
+
 # --- quality: audit-trail review --------------------------------------------------------------
 
 

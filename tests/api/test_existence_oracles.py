@@ -157,7 +157,7 @@ def nova_badge(app) -> str:
 
 def _without_ids(out: dict, value: str) -> dict:
     """The answer without what differs between any two scans (ids, time, the data itself)."""
-    drop = {"scan_id", "time", "data", "station_state"}
+    drop = {"id", "scan_id", "time", "data", "station_state"}
     text = {k: v for k, v in out.items() if k not in drop}
     return {
         k: (v.replace(value, "<given>") if isinstance(v, str) else v) for k, v in text.items()
