@@ -26,6 +26,7 @@ from lims.models import (
     Sample,
     Signature,
     Specification,
+    SpecLimit,
     User,
     VectorLot,
     utcnow,
@@ -313,8 +314,18 @@ def _preloaded(session: Session, found: list[QcResult]) -> list[QcResult]:
     return found
 
 
-def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
-    """Return the public JSON of a lot, with QC, signatures and vial counts."""
+def lot_dict(
+    session: Session,
+    lot: VectorLot,
+    *,
+    vials: list[Sample] | None = None,
+    limits: list[SpecLimit] | None = None,
+) -> dict[str, Any]:
+    """Return the public JSON of a lot, with QC, signatures and vial counts.
+
+    vials, limits: the lot's vials and the limits of the release specification in force, when
+    the caller has read them already (the lot page shows both).
+    """
     current = qc_results(session, lot)
     snap = snapshot(session, lot, current)
     snap["qc"] = results.results_dicts(session, lot_id=lot.id, current=current)
@@ -323,8 +334,14 @@ def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
         .where(Signature.record_type == "lot", Signature.record_id == lot.lot_number)
         .order_by(Signature.id)
     ).all()
-    vials = session.exec(select(Sample.barcode, Sample.state).where(Sample.lot_id == lot.id)).all()
-    plan = specs.required_tests(session, product=lot.vector_type)
+    if vials is None:
+        vials = list(
+            session.exec(select(Sample).where(Sample.lot_id == lot.id).order_by(Sample.id))
+        )
+    if limits is None:
+        plan = specs.required_tests(session, product=lot.vector_type)
+    else:
+        plan = [x.test for x in limits if x.required]
     return {
         **snap,
         "project": session.get(Project, lot.project_id).code,
@@ -332,7 +349,7 @@ def lot_dict(session: Session, lot: VectorLot) -> dict[str, Any]:
         "qc_missing": [t for t in plan or () if t not in {r["test"] for r in snap["qc"]}],
         "allowed_actions": [a for a, t in LOT_TRANSITIONS.items() if lot.state in t.sources],
         "signatures": [signatures.signature_dict(s) for s in sigs],
-        "vials": [{"barcode": b, "state": st} for b, st in vials],
+        "vials": [{"barcode": v.barcode, "state": v.state} for v in vials],
     }
 
 

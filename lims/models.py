@@ -207,6 +207,7 @@ class Sample(SQLModel, table=True):
         Index("ix_sample_created", "created_at", "id"),
         Index("ix_sample_org_created", "org_id", "created_at", "id"),
         Index("ix_sample_org_state", "org_id", "state"),  # a client's home counts by state
+        Index("ix_sample_state_created", "state", "created_at", "id"),  # the list by state
         # Tubes in someone's custody (a technician's home), migration 0007.
         Index(
             "ix_sample_custodian",

@@ -180,9 +180,14 @@ def where_used(session: Session, *, code: str, actor: Actor) -> dict[str, Any]:
     return {"material": mat.code, **_lots_and_vials(session, ids, actor)}
 
 
-def used_in_lot(session: Session, *, lot_number: str, actor: Actor) -> dict[str, Any]:
-    """Return every lot and vial made from vector lot lot_number (intermediate -> final)."""
-    lot = lots.get_lot(session, lot_number, actor)
+def used_in_lot(
+    session: Session, *, lot_number: str, actor: Actor, lot: VectorLot | None = None
+) -> dict[str, Any]:
+    """Return every lot and vial made from vector lot lot_number (intermediate -> final).
+
+    lot: the lot itself when the caller has looked it up for actor already.
+    """
+    lot = lot or lots.get_lot(session, lot_number, actor)
     ids = _descendant_lot_ids(session, "lot", lot.id)
     return {"lot": lot.lot_number, **_lots_and_vials(session, ids, actor)}
 
@@ -222,9 +227,14 @@ def _lots_and_vials(session: Session, ids: set[int], actor: Actor) -> dict[str, 
     }
 
 
-def made_from(session: Session, *, lot_number: str, actor: Actor) -> dict[str, Any]:
-    """Return everything lot_number was made from: materials and intermediate lots, any depth."""
-    lot = lots.get_lot(session, lot_number, actor)
+def made_from(
+    session: Session, *, lot_number: str, actor: Actor, lot: VectorLot | None = None
+) -> dict[str, Any]:
+    """Return everything lot_number was made from: materials and intermediate lots, any depth.
+
+    lot: the lot itself when the caller has looked it up for actor already.
+    """
+    lot = lot or lots.get_lot(session, lot_number, actor)
     found = _ancestors(session, lot.id)
     mat_ids = [i for k, i in found if k == "material"]
     lot_ids = [i for k, i in found if k == "lot"]
@@ -282,8 +292,8 @@ def made_from(session: Session, *, lot_number: str, actor: Actor) -> dict[str, A
 def lot_page(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]:
     """Return what a lot's page shows of its genealogy, and whether actor may add an input."""
     return {
-        "made_from": made_from(session, lot_number=lot.lot_number, actor=actor),
-        "used_in": used_in_lot(session, lot_number=lot.lot_number, actor=actor),
+        "made_from": made_from(session, lot_number=lot.lot_number, actor=actor, lot=lot),
+        "used_in": used_in_lot(session, lot_number=lot.lot_number, actor=actor, lot=lot),
         "can_add": actor.role in LAB and lot.state in OPEN_LOT_STATES,
     }
 

@@ -77,9 +77,10 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
     who = actor()
     lot = lots.get_lot(db, lot_number, who)
     project, org = lots.owner(db, lot)  # held first: lot_dict then finds them in the session
-    info = lots.lot_dict(db, lot)
     vials = samples.vials_of_lot(db, lot)
     spec = specs.in_force(db, product=lot.vector_type, stage="release")
+    limits = specs.limits_of(db, spec) if spec else []
+    info = lots.lot_dict(db, lot, vials=[v["s"] for v in vials], limits=limits)
     actions = []
     for name in info["allowed_actions"]:
         t = lots.LOT_TRANSITIONS[name]
@@ -93,7 +94,7 @@ def _lot_context(lot_number: str) -> dict[str, Any]:
         "actions": actions,
         "required_qc": info["qc_missing"],
         "spec": spec,
-        "spec_tests": [x.test for x in specs.limits_of(db, spec)] if spec else [],
+        "spec_tests": [x.test for x in limits],
         # Every rule release answers to (results, OOS, deviations, expiry, trail review), asked
         # of the domain: the button is disabled with the reason the server would give.
         # Asked only where an action that needs it is offered (a released lot has none).

@@ -24,6 +24,7 @@ INDEXES = (
     ("ix_sample_created", "sample", ["created_at", "id"], None),
     ("ix_sample_org_created", "sample", ["org_id", "created_at", "id"], None),
     ("ix_sample_org_state", "sample", ["org_id", "state"], None),
+    ("ix_sample_state_created", "sample", ["state", "created_at", "id"], None),
     ("ix_vector_lot_created", "vector_lot", ["created_at", "id"], None),
     (
         "ix_qc_result_unreviewed",
