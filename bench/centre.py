@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import random
@@ -331,7 +332,8 @@ def signed_in(app, username: str):  # noqa: ANN001, ANN201
 def time_requests(app, raw, cap: Capture, client, paths: list[str], **kw: Any) -> dict:  # noqa: ANN001
     """Time GET paths through the app and the statements each sent through the bare driver."""
     lims_ms, raw_ms, counts = [], [], []
-    for p in paths[: max(3, len(paths) // 10)]:  # warm the caches the same way for both
+    # Warm the caches the same way for both (every pooled connection plans its statements).
+    for p in paths[: max(10, len(paths) // 5)]:
         client.get(p, **kw)
     for p in paths:
         t = time.perf_counter()
@@ -428,6 +430,7 @@ def measure(url: str, rounds: int, seed: int, only: str) -> dict:
     app = create_app(
         {"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOAD_DEMO": False}
     )
+    gc.freeze()  # as app.py does for the served app (see app.settle)
     engine = app.extensions["lims"]["engine"]
     cap = DriverCapture(engine)
     raw = raw_connection(url)

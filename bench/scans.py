@@ -39,6 +39,8 @@ import sys
 from werkzeug.serving import make_server
 from lims import create_app
 app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "bench"})
+import gc
+gc.freeze()  # as app.py does for the served app
 import logging
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log: it would time the terminal
 srv = make_server("127.0.0.1", 0, app, threaded=True)
