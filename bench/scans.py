@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import queue
+import random
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,8 @@ from lims.db import new_session  # noqa: E402
 from scanners.sim import ScannerSimulator  # noqa: E402
 
 TIMEOUT_S = 120.0
-TINY = {"stations": 2, "tubes": 3, "scans": 200, "raw_commits": 20, "profile": 5}  # --tiny
+# --tiny
+TINY = {"stations": 2, "tubes": 3, "scans": 200, "raw_commits": 20, "profile": 5, "think_ms": 20}
 SERVER = """
 import sys
 from werkzeug.serving import make_server
@@ -105,8 +107,15 @@ def raw_commit(url: str, n: int) -> tuple[float, list[float]]:
     return rate, lat
 
 
-def end_to_end(url: str, benches: list, port: int) -> dict[str, object]:
-    """Run every bench at once; return latencies (s), rate and counts."""
+def end_to_end(
+    url: str, benches: list, port: int, *, think_s: float = 0.0, seed: int = 3
+) -> dict[str, object]:
+    """Run every bench at once; return latencies (s), rate and counts.
+
+    think_s: each operator's pause between an answer and the next scan (uniformly 0.5x to
+    1.5x of it); 0 scans again at once, the most the system allows.
+    """
+    pause = random.Random(seed)
     server = f"http://127.0.0.1:{port}"
     sims, agents, threads = [], [], []
     latencies: list[float] = []
@@ -122,7 +131,9 @@ def end_to_end(url: str, benches: list, port: int) -> dict[str, object]:
                 sim.scan(setup_scan)
                 answers.get(timeout=TIMEOUT_S)
             start.wait(TIMEOUT_S)
-            for code in codes:
+            for k, code in enumerate(codes):
+                if think_s and k:
+                    time.sleep(think_s * (0.5 + pause.random()))
                 sim.scan(code)
                 written = time.monotonic()
                 result: PostResult = answers.get(timeout=TIMEOUT_S)
@@ -270,6 +281,7 @@ def run(
     server: str = "werkzeug",
     workers: int = 4,
     profile: int = 0,
+    think_ms: float = 0.0,
 ) -> dict[str, object]:
     """Measure everything once and return the figures."""
     raw_pty = scans_reader.bench_raw_pty(scans)
@@ -280,13 +292,24 @@ def run(
         else:
             url, drop = pg_create_database()
         try:
-            benches = setup(url, stations, tubes)
+            # Each bench's tubes: the first half scanned flat out, the second at a person's pace.
+            benches = setup(url, stations, tubes * 2 if think_ms else tubes)
             port, stop = serve(url, server, workers, tmp)
             try:
-                e2e = end_to_end(url, benches, port)
+                e2e = end_to_end(url, [(n, t, b, c[:tubes]) for n, t, b, c in benches], port)
+                paced = (
+                    end_to_end(
+                        url,
+                        [(n, t, b, c[tubes:]) for n, t, b, c in benches],
+                        port,
+                        think_s=think_ms / 1000,
+                    )
+                    if think_ms
+                    else None
+                )
             finally:
                 stop()
-            n_events = stations * tubes
+            n_events = stations * (tubes * 2 if think_ms else tubes)
             raw_rate, raw_lat = raw_commit(url, max(raw_commits, n_events))
             with session_on(url) as db:
                 received = sum(
@@ -306,9 +329,13 @@ def run(
         "server": server if server == "werkzeug" else f"gunicorn, {workers} workers",
         "profile": profiled,
         "stations": stations,
-        "tubes_per_station": tubes,
-        "outcomes": e2e["outcomes"],
-        "scans_retried": e2e["retried"],
+        "tubes_per_station": tubes * 2 if think_ms else tubes,
+        "think_ms": think_ms,
+        "outcomes": {
+            k: e2e["outcomes"].get(k, 0) + (paced["outcomes"].get(k, 0) if paced else 0)
+            for k in {*e2e["outcomes"], *(paced["outcomes"] if paced else ())}
+        },
+        "scans_retried": e2e["retried"] + (paced["retried"] if paced else 0),
         "receive_events_in_trail": received,
         "chain_verifies": chain_ok,
         "rows": [
@@ -328,6 +355,15 @@ def run(
             "scan_to_event_p99": round(pct(lat, 0.99) * 1000, 2),
             "scan_to_event_max": round(max(lat) * 1000, 2),
             "median_over_raw_commit": round(statistics.median(lat) / raw_med, 1),
+            **(
+                {
+                    "paced_median": round(statistics.median(paced["latencies"]) * 1000, 2),
+                    "paced_p99": round(pct(paced["latencies"], 0.99) * 1000, 2),
+                    "paced_max": round(max(paced["latencies"]) * 1000, 2),
+                }
+                if paced
+                else {}
+            ),
         },
     }
 
@@ -347,6 +383,12 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--profile", type=int, default=0, help="profile this many scans in-process")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=800,
+        help="a second pass with this pause between an operator's scans (0: none)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parse_args(parser, TINY)
     server = args.server or ("werkzeug" if args.engine == "sqlite" else "gunicorn")
@@ -359,6 +401,7 @@ def main() -> int:
         server=server,
         workers=args.workers,
         profile=args.profile,
+        think_ms=args.think_ms,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -381,6 +424,11 @@ def main() -> int:
         f"raw commit median {lat['raw_commit_median']} ms, p99 {lat['raw_commit_p99']} ms "  # type: ignore[index]
         f"(median ratio {lat['median_over_raw_commit']}x)"  # type: ignore[index]
     )
+    if "paced_p99" in lat:
+        print(
+            f"at a person's pace ({result['think_ms']:g} ms between scans, +-50%): median "  # type: ignore[index]
+            f"{lat['paced_median']} ms, p99 {lat['paced_p99']} ms, max {lat['paced_max']} ms"  # type: ignore[index]
+        )
     for row in result["profile"] or []:  # type: ignore[union-attr]
         print(f"{row['cumulative_ms_per_scan']:>9.3f} ms/scan  {row['function']}")
     return 0 if result["chain_verifies"] else 1
