@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import ImageFont, ImageOps
 
@@ -58,13 +58,15 @@ def test_a_run_of_any_character_inks_inside_its_estimate(size):
     text=st.text(alphabet=PRINTABLE_ASCII, min_size=1, max_size=24).map(str.rstrip).filter(bool),
     size=st.sampled_from(font_sizes()),
 )
+@example(text="0:EEEITv|", size=18)  # found in CI: the rounding of nine narrow-ish advances
 def test_any_ascii_text_inks_inside_its_estimate_and_near_it(text, size):
     ink = ink_right(text, size)
     estimate = text_width_dots(text, size)
     assert ink <= estimate
     # Not a blanket pessimism either: off by the last glyph's side bearings and overhang
-    # allowance, and a rounding step per character, at most.
-    assert estimate - ink <= 0.4 * size + 0.02 * len(text) * size + 2
+    # allowance, and a rounding step per character (a whole dot at small sizes), at most.
+    # ('0:EEEITv|' at 18 dots: 13 dots to spare, more than 0.02 x size per character allowed.)
+    assert estimate - ink <= 0.4 * size + max(1.0, 0.02 * size) * len(text) + 2
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
