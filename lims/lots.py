@@ -415,7 +415,7 @@ def _record(
         entity_id=lot.lot_number,
         before=before,
         after=after,
-        reason=None if blank(reason) else reason,
+        reason=reason,
         org_id=lot.org_id,
         lot_id=lot.id,
         **kw,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from lims.db import dialect_name, driver_execute, from_db_time, to_db_time
+from lims.inputs import blank
 from lims.models import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -107,7 +108,8 @@ def record(
         "location_id": location_id,
         "before": None if before is None else canonical_json(before),
         "after": None if after is None else canonical_json(after),
-        "reason": reason,
+        # A reason of only spaces says nothing: every record keeps it as none, not each caller.
+        "reason": None if blank(reason) else reason,
         "station": station,
         "device": device,
         "signature_id": signature_id,

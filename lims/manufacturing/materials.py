@@ -592,7 +592,7 @@ def _record(
         entity_id=mat.code,
         before=before,
         after=after,
-        reason=None if blank(reason) else reason,
+        reason=reason,
         org_id=mat.org_id,
         **kw,
     )

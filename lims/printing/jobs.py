@@ -976,7 +976,7 @@ def resolve_unknown(
             "not_printed": [r.barcode for r in missing],
             "labels": {str(r.idx): r.id in found_ids for r in unknown},
         },
-        reason=None if blank(reason) else reason,
+        reason=reason,
     )
     return job
 

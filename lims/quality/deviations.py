@@ -540,7 +540,7 @@ def _record(
         entity_id=dev.number,
         before=before,
         after=after,
-        reason=None if blank(reason) else reason,
+        reason=reason,
         org_id=dev.org_id,
         lot_id=lot_id if lot_id is not None else _lot_of(session, dev),
         **kw,

@@ -306,7 +306,7 @@ def _record(
         entity_id=ep.number,
         before=before,
         after=after,
-        reason=None if blank(reason) else reason,
+        reason=reason,
         org_id=ep.org_id,
     )
 
