@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from lims.errors import Refused
 from lims.models import Location, Sample, SampleType, VectorLot
 from printers.zpl import LabelContent
 
@@ -145,3 +146,54 @@ def content_from_json(text: str, *, reprint: bool | None = None) -> LabelContent
     data["extra"] = tuple(data.get("extra") or ())
     content = LabelContent(**data)
     return content if reprint is None else replace(content, reprint=reprint)
+
+
+def container_stock_of(sources: list[LabelSource]) -> str | None:
+    """Return the one stock the samples' containers call for (None: they say nothing).
+
+    Samples in different containers (a bag and its cryovials) need a job per stock: 422.
+    """
+    wanted: dict[str, list[str]] = {}
+    for src in sources:
+        stock = container_stock(src.container) if src.kind == "sample" else None
+        if stock is not None:
+            wanted.setdefault(stock, []).append(src.content.barcode)
+    if len(wanted) > 1:
+        parts = "; ".join(f"{stock}: {', '.join(codes[:3])}" for stock, codes in wanted.items())
+        raise Refused(
+            f"these samples are in different containers whose labels go on different stocks "
+            f"({parts}); print one job per stock, or choose a stock",
+            code="mixed_containers",
+            stocks=sorted(wanted),
+        )
+    return next(iter(wanted), None)
+
+
+def check_stock(
+    sources: list[LabelSource], template: str, override: str | None
+) -> dict[str, Any] | None:
+    """Refuse (422) samples whose container takes another stock than template, unless the
+    operator gave a reason to print on it anyway; return what the audit event records then.
+    """
+    stock = stock_base(template)
+    mismatched = [
+        {"barcode": src.content.barcode, "container": src.container, "stock": wanted}
+        for src in sources
+        if src.kind == "sample"
+        and (wanted := container_stock(src.container)) is not None
+        and wanted != stock
+    ]
+    if not mismatched:
+        return None
+    first = mismatched[0]
+    if override is None or not override.strip():
+        more = f" ({len(mismatched) - 1} more listed in mismatched)" if len(mismatched) > 1 else ""
+        raise Refused(
+            f"{first['barcode']} is in a {first['container']}: its label goes on "
+            f"{first['stock']} stock, not {stock}{more}. Choose {first['stock']}, or give the "
+            f"reason to print on {stock} anyway (stock_override)",
+            code="stock_mismatch",
+            template=template,
+            mismatched=mismatched,
+        )
+    return {"stock_override": override.strip(), "stock_mismatch": mismatched}

@@ -628,9 +628,9 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         kinds.add(src.kind)
         sources.append(src)
     template = template_for(
-        printer, data.template or _container_stock(sources) or labels.default_stock(kinds)
+        printer, data.template or labels.container_stock_of(sources) or labels.default_stock(kinds)
     )
-    override = _check_stock(sources, template, data.stock_override)
+    override = labels.check_stock(sources, template.name, data.stock_override)
     sample_ids = [sid for _, sid in items if sid is not None]
     _lock_samples(session, sample_ids)
     closed = session.exec(
@@ -659,57 +659,6 @@ def queue_labels(session: Session, *, data: PrintRequest, actor: Actor) -> Print
         reason=override["stock_override"] if override else None,
         extra=override,
     )
-
-
-def _container_stock(sources: list[labels.LabelSource]) -> str | None:
-    """Return the one stock the samples' containers call for (None: they say nothing).
-
-    Samples in different containers (a bag and its cryovials) need a job per stock: 422.
-    """
-    wanted: dict[str, list[str]] = {}
-    for src in sources:
-        stock = labels.container_stock(src.container) if src.kind == "sample" else None
-        if stock is not None:
-            wanted.setdefault(stock, []).append(src.content.barcode)
-    if len(wanted) > 1:
-        parts = "; ".join(f"{stock}: {', '.join(codes[:3])}" for stock, codes in wanted.items())
-        raise Refused(
-            f"these samples are in different containers whose labels go on different stocks "
-            f"({parts}); print one job per stock, or choose a stock",
-            code="mixed_containers",
-            stocks=sorted(wanted),
-        )
-    return next(iter(wanted), None)
-
-
-def _check_stock(
-    sources: list[labels.LabelSource], template: Template, override: str | None
-) -> dict[str, Any] | None:
-    """Refuse (422) samples whose container takes another stock than template, unless the
-    operator gave a reason to print on it anyway; return what the audit event records then.
-    """
-    stock = labels.stock_base(template.name)
-    mismatched = [
-        {"barcode": src.content.barcode, "container": src.container, "stock": wanted}
-        for src in sources
-        if src.kind == "sample"
-        and (wanted := labels.container_stock(src.container)) is not None
-        and wanted != stock
-    ]
-    if not mismatched:
-        return None
-    first = mismatched[0]
-    if override is None or not override.strip():
-        more = f" ({len(mismatched) - 1} more listed in mismatched)" if len(mismatched) > 1 else ""
-        raise Refused(
-            f"{first['barcode']} is in a {first['container']}: its label goes on "
-            f"{first['stock']} stock, not {stock}{more}. Choose {first['stock']}, or give the "
-            f"reason to print on {stock} anyway (stock_override)",
-            code="stock_mismatch",
-            template=template.name,
-            mismatched=mismatched,
-        )
-    return {"stock_override": override.strip(), "stock_mismatch": mismatched}
 
 
 def offers(job: PrintJob) -> dict[str, bool]:
