@@ -1,4 +1,5 @@
-"""Label printing: jobs (queue, read model, reprint/resume/void), leases, the worker, label files.
+"""Label printing: jobs (queue, read model), recovery (reprint, resume, resolve, void), leases,
+the worker, label files.
 
 How a job moves and why a label prints at most once: docs/printing.md.
 """
@@ -29,12 +30,7 @@ from lims.printing.jobs import (
     label_orgs_by_job,
     labels_by_job,
     list_jobs,
-    offers,
     queue_labels,
-    reprint,
-    resolve_unknown,
-    resume,
-    void,
 )
 from lims.printing.lease import (
     ClaimIn,
@@ -58,6 +54,7 @@ from lims.printing.overview import (
     queue_overview,
     sample_labels,
 )
+from lims.printing.recovery import offers, reprint, resolve_unknown, resume, void
 from lims.printing.worker import PrintWorker, start_device_worker
 
 __all__ = [

@@ -16,9 +16,9 @@ from lims.printing.jobs import (
     job_visible_to,
     label_orgs_by_job,
     labels_by_job,
-    offers,
     visible_jobs_clause,
 )
+from lims.printing.recovery import offers
 from lims.printing.status import check_dict, last_checks
 from lims.roles import LAB
 
