@@ -48,7 +48,7 @@ def list_printers(
             "station": st.name if st is not None else None,
             "active": p.active,
             # What the printer last said to ~HS (None: no worker has asked it yet).
-            "status": check_dict(checks.get(p.id), every_s=every_s),
+            "status": check_dict(checks.get(p.id), every_s=every_s, redact=not wiring),
         }
         if wiring:
             row.update(url=p.url, baud=p.baud, flow=p.flow)
@@ -69,7 +69,8 @@ def active_printers(session: Session, *, every_s: float = STATUS_EVERY_S) -> lis
         {
             "name": p.name,
             "station": st.name if st is not None else None,
-            "status": check_dict(checks.get(p.id), every_s=every_s),
+            # The form shows the words beside the name, to anyone who may print: no device path.
+            "status": check_dict(checks.get(p.id), every_s=every_s, redact=True),
         }
         for p, st in rows
     ]
@@ -135,7 +136,8 @@ def queue_overview(
                 "station": benches.get(p.station_id),
                 "jobs": rows,
                 "check": checks.get(p.id),
-                "status": check_dict(checks.get(p.id), every_s=every_s),
+                # A client organisation's lab user is not told where the printer is plugged in.
+                "status": check_dict(checks.get(p.id), every_s=every_s, redact=not actor.sees_all),
             }
         )
     return out

@@ -203,27 +203,30 @@ def check_dict(
     *,
     now: datetime | None = None,
     every_s: float = STATUS_EVERY_S,
+    redact: bool = False,
 ) -> dict[str, Any] | None:
     """Serialise a printer's last check with its age, for the queue page's poll and the API.
 
     'state' is ready, not_ready, no_answer, or unknown when nobody reported for longer than
     STALE_POLLS poll intervals (an old "ready" is not a ready printer); 'text' says it in words.
+    redact: leave out why nothing answered (it names the device path or network address).
     """
     if check is None:
         return None
     now = now or utcnow()
+    summary = "no answer" if redact and not check.answered else check.summary
     checked = _aware(check.checked_at)
     since = _aware(check.since or check.checked_at)
     state = state_of(check.ready, check.answered)
     quiet = (now - checked).total_seconds()
     if quiet > STALE_POLLS * every_s:
-        text = f"not asked for {_age(quiet)} (last: {check.summary})"
+        text = f"not asked for {_age(quiet)} (last: {summary})"
         shown = "unknown"
     elif state == "no_answer":
         text = f"no answer since {_clock(since, now)}"
         shown = state
     elif state == "not_ready":
-        text = f"{check.summary}, {_age((now - since).total_seconds())} ago"
+        text = f"{summary}, {_age((now - since).total_seconds())} ago"
         shown = state
     else:
         text = "ready"
@@ -232,7 +235,7 @@ def check_dict(
         "ready": shown == "ready",
         "state": shown,
         "text": text,
-        "summary": check.summary,
+        "summary": summary,
         "checked_at": _ts(checked),
         "since": _ts(since),
         "job": check.job_id,

@@ -91,7 +91,7 @@ def test_an_idle_printer_that_runs_out_of_paper_shows_it_without_a_job(
     assert len(_status_events(app, "ZIDLE")) == 3
 
 
-def test_an_unplugged_printer_shows_no_answer_since_when(app, runner, tech):
+def test_an_unplugged_printer_shows_no_answer_since_when(app, runner, auth, tech):
     gone = PrinterSimulator().start()
     add_printer(runner, "ZGONE", gone.port)
     w = worker(app, "ZGONE")
@@ -104,6 +104,10 @@ def test_an_unplugged_printer_shows_no_answer_since_when(app, runner, tech):
     st = _feed(app)["ZGONE"]
     assert st["state"] == "no_answer" and st["ready"] is False
     assert re.fullmatch(r"no answer since \d\d:\d\d UTC", st["text"]), st["text"]
+    assert gone.port in _listed(app.test_client(), tech)["ZGONE"]["summary"]
+    # Where the printer is plugged in is not for a client's eyes, nor is it in the words.
+    viewer = _listed(app.test_client(), auth("helix_viewer"))["ZGONE"]
+    assert viewer["summary"] == "no answer" and viewer["state"] == "no_answer"
     # Still gone at the next poll: the same state, its start unchanged.
     w.check_idle(force=True)
     assert _feed(app)["ZGONE"]["since"] == st["since"]
