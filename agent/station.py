@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from agent.printloop import agent_print_loop
+from printers.claim import STATUS_EVERY_S
 from scanners import PortEvent, Scan, ScannerGroup, ScannerReader
 
 __all__ = [
@@ -364,11 +365,22 @@ class StationAgent:
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError) as exc:
             raise OSError(f"server {self.server} did not answer: {exc}") from exc
 
-    def printer_worker(self, printers: dict[str, str]) -> Callable[[threading.Event], None]:
-        """Return a print worker for this bench's printers (name -> local pyserial URL)."""
+    def printer_worker(
+        self, printers: dict[str, str], status_every_s: float = STATUS_EVERY_S
+    ) -> Callable[[threading.Event], None]:
+        """Return a print worker for this bench's printers (name -> local pyserial URL).
+
+        Idle printers are asked ~HS every status_every_s seconds; the server hears the answer.
+        """
 
         def work(stop: threading.Event) -> None:
-            agent_print_loop(self.call, stop, station=self.station, url_map=printers)
+            agent_print_loop(
+                self.call,
+                stop,
+                station=self.station,
+                url_map=printers,
+                status_every_s=status_every_s,
+            )
 
         return work
 
@@ -514,6 +526,13 @@ def station_cli() -> None:
     multiple=True,
     help="NAME=URL: print this bench's jobs for printer NAME on a local pyserial URL (repeat)",
 )
+@click.option(
+    "--status-every",
+    default=STATUS_EVERY_S,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="seconds between status polls (~HS) of an idle printer, reported to the server",
+)
 def station_run(
     station: str,
     server: str,
@@ -522,9 +541,10 @@ def station_run(
     suffix: str,
     baud: int,
     printers: tuple[str, ...],
+    status_every: float,
 ) -> None:
     """Read the bench's scanners (and print its label jobs) until Ctrl-C."""
-    run(station, server, token, scanners, suffix, baud, printers)
+    run(station, server, token, scanners, suffix, baud, printers, status_every)
 
 
 def _printer_map(specs: Sequence[str]) -> dict[str, str]:
@@ -545,6 +565,7 @@ def run(
     suffix: str,
     baud: int,
     printers: Sequence[str] = (),
+    status_every_s: float = STATUS_EVERY_S,
 ) -> None:
     """Run the agent in the foreground until interrupted."""
     logging.basicConfig(
@@ -555,7 +576,7 @@ def run(
     printer_urls = _printer_map(printers)
     agent = StationAgent(server, token, station, scanners, suffix=suffix, baud=baud, say=click.echo)
     if printer_urls:
-        agent.print_worker = agent.printer_worker(printer_urls)
+        agent.print_worker = agent.printer_worker(printer_urls, status_every_s)
     status, state = agent.station_status()
     if status in (401, 403, 404):
         # The server refused (token unknown or revoked, no such station): every scan would be

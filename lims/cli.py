@@ -709,7 +709,13 @@ def print_worker(
                 printers_for(db, station=station, names=list(printer_names), strict=True)
             except LimsError as err:
                 raise click.ClickException(err.message) from err
-    worker = PrintWorker(engine, printers=list(printer_names) or None, station=station, poll_s=poll)
+    worker = PrintWorker(
+        engine,
+        printers=list(printer_names) or None,
+        station=station,
+        poll_s=poll,
+        status_every_s=float(current_app.config["PRINTER_STATUS_EVERY_S"]),
+    )
     try:
         if once:
             try:

@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     # (an empty one only); without it, python app.py refuses any database but its own.
     "DEMO": False,
     "RUN_DEVICE_WORKER": False,  # python app.py: in-process print worker for local printers
+    # Idle printers are asked ~HS this often (seconds) by the worker or agent that drives them;
+    # a status older than 3 of these shows as unknown (docs/printing.md).
+    "PRINTER_STATUS_EVERY_S": 30.0,
     "AUTO_MIGRATE": True,
     "SESSION_IDLE_MINUTES": 15,
     "SESSION_ABSOLUTE_HOURS": 12,

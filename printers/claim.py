@@ -10,12 +10,15 @@ import base64
 import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from printers.driver import BatchOutcome, ZplPrinter
-from printers.errors import PrinterError
+from printers.errors import PrinterError, PrinterNotReady
 
 __all__ = [
     "CLAIM_LEASE_S",
@@ -24,6 +27,8 @@ __all__ = [
     "Claim",
     "new_worker_id",
     "not_ready_text",
+    "poll_status",
+    "port_claim",
     "print_claim",
 ]
 
@@ -34,6 +39,24 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE_S = 30.0
 # Outcome codes that mean nothing was sent: the job stays queued for a later poll.
 NOT_READY_CODES = ("not_ready", "unreachable")
+# How often an idle printer is asked for its status (~HS) by whoever drives it.
+STATUS_EVERY_S = 30.0
+
+_port_locks: dict[str, threading.Lock] = {}
+_port_locks_guard = threading.Lock()
+
+
+@contextmanager
+def port_claim(url: str) -> Iterator[None]:
+    """Hold a printer's port for one job or one status poll; the other waits.
+
+    A ~HS sent between a job's labels would be answered in the middle of its own polling and
+    its reply read as the job's; one lock per port URL in this process keeps them apart.
+    """
+    with _port_locks_guard:
+        lock = _port_locks.setdefault(url, threading.Lock())
+    with lock:
+        yield
 
 
 @dataclass(frozen=True)
@@ -106,10 +129,19 @@ def _outcome_body(o: BatchOutcome) -> dict[str, Any]:
 def _printer_said(o: BatchOutcome) -> dict[str, Any]:
     """Return what the printer said to ~HS, for the print queue page to show."""
     if o.status is not None:
-        return {"printer_ready": o.status.ready, "printer_status": o.status.reason or "ready"}
+        return {
+            "printer_ready": o.status.ready,
+            "printer_status": o.status.reason or "ready",
+            "printer_answered": True,
+        }
     if o.code is None:
-        return {"printer_ready": True, "printer_status": "ready"}
-    return {"printer_ready": False, "printer_status": (o.error or o.code)[:500]}
+        return {"printer_ready": True, "printer_status": "ready", "printer_answered": True}
+    # No ~HS reply at all: silent, unplugged or the port would not open.
+    return {
+        "printer_ready": False,
+        "printer_status": (o.error or o.code)[:500],
+        "printer_answered": False,
+    }
 
 
 def print_claim(
@@ -125,6 +157,13 @@ def print_claim(
     Return the outcome body that was reported. Nothing here retries a send.
     """
     target = url or claim.url
+    with port_claim(target):
+        return _print_claim(claim, backend, target, timeout, stall_timeout)
+
+
+def _print_claim(
+    claim: Claim, backend: Backend, target: str, timeout: float, stall_timeout: float
+) -> dict[str, Any]:
     dev = ZplPrinter(
         target,
         baud=claim.baud,
@@ -145,6 +184,7 @@ def print_claim(
                 "code": "not_ready",
                 "printer_ready": False,
                 "printer_status": str(err)[:500],
+                "printer_answered": getattr(err, "status", None) is not None,
             }
             log.info(
                 "job %s: %s at %s: %s; left queued",
@@ -188,6 +228,36 @@ def print_claim(
         return body
     finally:
         dev.close()
+
+
+def poll_status(
+    url: str, *, baud: int = 9600, flow: str = "xonxoff", timeout: float = 2.0
+) -> dict[str, Any]:
+    """Ask an idle printer ~HS (waiting for a job on its port to finish); say what it answered.
+
+    Return {"answered", "ready", "status"}: status is "ready", what stops it ("paper out"),
+    or why there was no answer (silent, port missing, unplugged).
+    """
+    with port_claim(url):
+        dev = ZplPrinter(url, baud=baud, flow=flow, timeout=timeout)  # type: ignore[arg-type]
+        try:
+            st = dev.status()
+        except PrinterNotReady as err:
+            return {"answered": False, "ready": False, "status": str(err)[:500]}
+        except PrinterError as err:  # port missing or gone, unintelligible reply
+            return {"answered": False, "ready": False, "status": str(err)[:500]}
+        finally:
+            dev.close()
+    if not st.ready:
+        return {"answered": True, "ready": False, "status": st.reason[:500]}
+    if st.formats_in_buffer:
+        # Idle, yet holding formats: labels from earlier that a job would print first.
+        return {
+            "answered": True,
+            "ready": False,
+            "status": f"holds {st.formats_in_buffer} unprinted formats from earlier",
+        }
+    return {"answered": True, "ready": True, "status": "ready"}
 
 
 def not_ready_text(error: str | None) -> str:

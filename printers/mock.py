@@ -8,10 +8,12 @@ pyserial like any serial printer. It parses ^XA...^XZ formats, stores ^DF format
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pty
 import re
 import select
+import signal
 import threading
 import time
 import tty
@@ -135,8 +137,13 @@ class PrinterSimulator:
         memory_kb: int = 8192,
         print_time: float = 0.0,
         silent_on_paper_out: bool = False,
+        port_link: str | None = None,
     ) -> None:
         self.baud = baud
+        # A stable path (a symlink to the pty) to give `printer add`: the pty's own name
+        # (/dev/pts/N) changes with every start.
+        self.port_link = os.path.abspath(port_link) if port_link else None
+        self.device = ""
         self.model = model
         self.firmware = firmware
         self.dpmm = dpmm
@@ -171,7 +178,15 @@ class PrinterSimulator:
         """Open the pty and start the receiving and printing threads."""
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
+        self.device = self.port = os.ttyname(self._slave)
+        if self.port_link:
+            # Swapped in atomically: a reader never sees a half-made path.
+            tmp = f"{self.port_link}.{os.getpid()}.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(self.device, tmp)
+            os.replace(tmp, self.port_link)
+            self.port = self.port_link
         self._running = True
         self._threads = [
             threading.Thread(target=self._receive_loop, name="sim-receive", daemon=True),
@@ -190,6 +205,11 @@ class PrinterSimulator:
             if t is not threading.current_thread():
                 t.join(timeout=2)
         self._close_fds()
+        if self.port_link and os.path.islink(self.port_link):
+            # Only our own link: another simulator may have taken the path since.
+            if os.readlink(self.port_link) == self.device:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.port_link)
 
     def _close_fds(self) -> None:
         for fd in (self._master, self._slave):
@@ -440,16 +460,28 @@ class PrinterSimulator:
                 self._lock.notify_all()
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a simulator until interrupted, printing its port path and each printed label."""
     parser = argparse.ArgumentParser(description="Simulated ZPL label printer on a pty")
     parser.add_argument("--baud", type=int, default=9600, help="throttle (0: unthrottled)")
     parser.add_argument("--print-time", type=float, default=0.2, help="seconds per label")
+    parser.add_argument(
+        "--port-link",
+        help="stable path to create as a link to the pty (e.g. /tmp/zebra0), for `printer add`",
+    )
     args = parser.parse_args(argv)
-    sim = PrinterSimulator(baud=args.baud or None, print_time=args.print_time).start()
-    print(sim.port, flush=True)
+    sim = PrinterSimulator(
+        baud=args.baud or None, print_time=args.print_time, port_link=args.port_link
+    ).start()
+    # Stopped by a service manager (SIGTERM) as by Ctrl-C: the link is removed either way.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     seen = 0
     try:
+        print(sim.port, flush=True)
         while True:
             time.sleep(0.2)
             printed = sim.printed

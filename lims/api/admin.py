@@ -115,7 +115,8 @@ def stations():
 @answers(bp, schemas.PrintersOut, *READ)
 def printers():
     """List label printers (where each is plugged in only for the centre's lab staff)."""
-    return {"printers": printing.list_printers(get_db(), current_actor())}
+    every_s = float(current_app.config["PRINTER_STATUS_EVERY_S"])
+    return {"printers": printing.list_printers(get_db(), current_actor(), every_s=every_s)}
 
 
 class UserIn(Input):

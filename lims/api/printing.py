@@ -25,6 +25,7 @@ from lims.printing import (
     ResumeIn,
     SheetIn,
     StartIn,
+    StatusIn,
     VoidIn,
 )
 from lims.roles import LAB
@@ -192,6 +193,25 @@ def start(job_id: int, data: StartIn):
 def outcome(job_id: int, data: OutcomeIn):
     """Record what the printer did with a job (the driver's BatchOutcome)."""
     return _on_job(printing.record_outcome, job_id=job_id, data=data)
+
+
+@bp.post("/printers/<name>/status")
+@answers(bp, schemas.PrinterStatusReported, *WRITE, 404, 413)
+@bp.input(StatusIn, arg_name="data")
+@write
+def printer_status(name: str, data: StatusIn):
+    """Report what an idle printer said to ~HS, or that it said nothing (station agents only).
+
+    Only with the token of the station the printer belongs to (403 otherwise).
+    """
+    actor = require(*LAB)
+    db = get_db()
+    local = current_app.extensions["lims"].get("print_worker")
+    check = printing.report_status(
+        db, name=name, data=data, actor=actor, local_worker=local["worker"] if local else None
+    )
+    every_s = float(current_app.config["PRINTER_STATUS_EVERY_S"])
+    return {"printer": name, "status": printing.check_dict(check, every_s=every_s)}
 
 
 # --- label files ----------------------------------------------------------------------------

@@ -128,6 +128,16 @@ class StationsOut(Out):
     stations: list[StationLine]
 
 
+class PrinterStatusOut(Out):
+    ready: bool = Field(description="true only when it said ready within 3 poll intervals")
+    state: str = Field(description="ready, not_ready, no_answer, or unknown (not asked lately)")
+    text: str = Field(description="in words, with its age: 'paper out, 2 min ago'")
+    summary: str = Field(description="what it last said: 'ready', the fault, or why no answer")
+    checked_at: str = Field(description="when it was last asked")
+    since: str = Field(description="when this state began")
+    job: int | None = Field(default=None, description="the job whose outcome last reported it")
+
+
 class PrinterOut(Out):
     name: str
     language: str
@@ -137,13 +147,18 @@ class PrinterOut(Out):
     url: str | None = Field(default=None, description="the centre's lab staff only")
     baud: int | None = None
     flow: str | None = None
-    status: dict[str, Any] | None = Field(
-        default=None, description="what the printer last said to ~HS: ready, summary, checked_at"
+    status: PrinterStatusOut | None = Field(
+        default=None, description="what the printer last said to ~HS (null: never asked)"
     )
 
 
 class PrintersOut(Out):
     printers: list[PrinterOut]
+
+
+class PrinterStatusReported(Out):
+    printer: str
+    status: PrinterStatusOut
 
 
 class UserLine(Out):

@@ -55,7 +55,9 @@ from lims.printing.overview import (
     sample_labels,
 )
 from lims.printing.recovery import offers, reprint, resolve_unknown, resume, void
+from lims.printing.status import StatusIn, check_dict, report_status
 from lims.printing.worker import PrintWorker, start_device_worker
+from printers.claim import STATUS_EVERY_S
 
 __all__ = [
     "JOB_SORT_DEFAULT",
@@ -73,6 +75,10 @@ __all__ = [
     "ResumeIn",
     "SheetIn",
     "StartIn",
+    "StatusIn",
+    "STATUS_EVERY_S",
+    "check_dict",
+    "report_status",
     "VoidIn",
     "active_printers",
     "claim_for_api",

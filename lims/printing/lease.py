@@ -71,6 +71,8 @@ class OutcomeIn(Input):
     # What the printer said to ~HS around the job (shown on the print queue page).
     printer_ready: bool | None = None
     printer_status: str | None = Field(default=None, max_length=500)
+    # False: the printer answered nothing (silent, unplugged); absent: it answered.
+    printer_answered: bool | None = None
 
 
 # --- claiming and outcomes ----------------------------------------------------------------
@@ -324,8 +326,10 @@ def record_outcome(
             printer_id=job.printer_id,
             ready=data.printer_ready,
             summary=data.printer_status or "",
+            answered=data.printer_answered is not False,
             job_id=job.id,
             worker=data.worker,
+            actor=actor,
         )
     total = job.labels_total
     if not (data.printed <= data.sent <= total and data.printed + data.unconfirmed <= data.sent):

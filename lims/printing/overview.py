@@ -21,10 +21,16 @@ from lims.printing.jobs import (
 from lims.printing.recovery import offers
 from lims.printing.status import check_dict, last_checks
 from lims.roles import LAB
+from printers.claim import STATUS_EVERY_S
 
 
-def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
-    """Return every label printer; where it is plugged in only for the centre's lab staff."""
+def list_printers(
+    session: Session, actor: Actor, *, every_s: float = STATUS_EVERY_S
+) -> list[dict[str, Any]]:
+    """Return every label printer with its status; where it is plugged in only for lab staff.
+
+    every_s: how often idle printers are asked (a status older than 3 of these is unknown).
+    """
     # A printer's URL is a device path or a network address inside the centre: not for clients.
     wiring = actor.sees_all and actor.role in LAB
     rows = session.exec(
@@ -42,7 +48,7 @@ def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
             "station": st.name if st is not None else None,
             "active": p.active,
             # What the printer last said to ~HS (None: no worker has asked it yet).
-            "status": check_dict(checks.get(p.id)),
+            "status": check_dict(checks.get(p.id), every_s=every_s, redact=not wiring),
         }
         if wiring:
             row.update(url=p.url, baud=p.baud, flow=p.flow)
@@ -50,15 +56,24 @@ def list_printers(session: Session, actor: Actor) -> list[dict[str, Any]]:
     return out
 
 
-def active_printers(session: Session) -> list[dict[str, Any]]:
-    """Return the printers a print form offers: name and bench, by name."""
+def active_printers(session: Session, *, every_s: float = STATUS_EVERY_S) -> list[dict[str, Any]]:
+    """Return the printers a print form offers: name, bench and status, by name."""
     rows = session.exec(
         select(Printer, Station)
         .join(Station, Station.id == Printer.station_id, isouter=True)
         .where(Printer.active)
         .order_by(Printer.name)
     ).all()
-    return [{"name": p.name, "station": st.name if st is not None else None} for p, st in rows]
+    checks = last_checks(session, [p.id for p, _ in rows])
+    return [
+        {
+            "name": p.name,
+            "station": st.name if st is not None else None,
+            # The form shows the words beside the name, to anyone who may print: no device path.
+            "status": check_dict(checks.get(p.id), every_s=every_s, redact=True),
+        }
+        for p, st in rows
+    ]
 
 
 def sample_labels(
@@ -81,8 +96,10 @@ def sample_labels(
     ]
 
 
-def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> list[dict]:
-    """Return each printer with its bench and its latest jobs that actor may see."""
+def queue_overview(
+    session: Session, actor: Actor, *, per_printer: int = 30, every_s: float = STATUS_EVERY_S
+) -> list[dict]:
+    """Return each printer with its bench, its status and its latest jobs that actor may see."""
     printers = session.exec(select(Printer).order_by(Printer.name)).all()
     jobs_of = {
         p.id: session.exec(
@@ -119,13 +136,19 @@ def queue_overview(session: Session, actor: Actor, *, per_printer: int = 30) -> 
                 "station": benches.get(p.station_id),
                 "jobs": rows,
                 "check": checks.get(p.id),
+                # A client organisation's lab user is not told where the printer is plugged in.
+                "status": check_dict(checks.get(p.id), every_s=every_s, redact=not actor.sees_all),
             }
         )
     return out
 
 
 def queue_feed(
-    session: Session, actor: Actor, *, overview: list[dict] | None = None
+    session: Session,
+    actor: Actor,
+    *,
+    overview: list[dict] | None = None,
+    every_s: float = STATUS_EVERY_S,
 ) -> dict[str, Any]:
     """Return what the print queue page polls: each printer's last ~HS and its jobs' states.
 
@@ -133,7 +156,9 @@ def queue_feed(
     """
     printers = []
     marks = []
-    for p in overview if overview is not None else queue_overview(session, actor):
+    if overview is None:
+        overview = queue_overview(session, actor, every_s=every_s)
+    for p in overview:
         jobs = [
             {
                 "id": r["job"].id,
@@ -144,7 +169,7 @@ def queue_feed(
             for r in p["jobs"]
         ]
         marks += [f"{j['id']}:{j['state']}:{j['printed']}" for j in jobs]
-        printers.append({"name": p["printer"].name, "status": check_dict(p["check"]), "jobs": jobs})
+        printers.append({"name": p["printer"].name, "status": p["status"], "jobs": jobs})
     return {"printers": printers, "version": "|".join(marks)}
 
 

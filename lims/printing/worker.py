@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,14 @@ from lims.printing.lease import (
     render_claim,
     start_sending,
 )
-from printers.claim import NOT_READY_CODES, new_worker_id, print_claim
+from lims.printing.status import note_printer
+from printers.claim import (
+    NOT_READY_CODES,
+    STATUS_EVERY_S,
+    new_worker_id,
+    poll_status,
+    print_claim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,9 @@ class PrintWorker:
     simulators: dict[str, Any] = field(default_factory=dict)
     # Printers a station agent has claimed jobs for: that agent prints them, this worker not.
     left_to_agents: set[int] = field(default_factory=set)
+    # An idle printer is asked ~HS this often (seconds): a pulled cable shows without a job.
+    status_every_s: float = STATUS_EVERY_S
+    _last_word: dict[int, float] = field(default_factory=dict)
 
     def leave_to_agent(self, printers: list[Printer], station: str | None) -> None:
         """Stop printing these printers here: a station agent serves them from now on."""
@@ -160,7 +171,44 @@ class PrintWorker:
             timeout=self.timeout,
             stall_timeout=self.stall_timeout,
         )
+        # The job's outcome carried the printer's status: the idle poll counts from here.
+        self._last_word[printer.id] = time.monotonic()
         return JobReport(claim.job_id, printer.name, body)
+
+    def check_status(self, printer: Printer) -> dict[str, Any] | None:
+        """Ask an idle printer ~HS and keep what it said (or that it said nothing).
+
+        Waits for a job on the same port to finish first; None for a printer an agent serves.
+        """
+        if printer.id in self.left_to_agents:
+            return None
+        said = poll_status(
+            self._url(printer), baud=printer.baud, flow=printer.flow, timeout=self.timeout
+        )
+        self._last_word[printer.id] = time.monotonic()
+        with _tx(self.engine) as db:
+            note_printer(
+                db,
+                printer_id=printer.id,
+                ready=said["ready"],
+                summary=said["status"],
+                answered=said["answered"],
+                worker=self.worker_id,
+                actor=_worker_actor(db, self.worker_id, printer),
+            )
+        return said
+
+    def check_idle(self, *, force: bool = False) -> dict[str, dict[str, Any]]:
+        """Ask each of this worker's printers not heard from for status_every_s; name -> said."""
+        now = time.monotonic()
+        out = {}
+        for printer in self._printers():
+            last = self._last_word.get(printer.id)
+            if force or last is None or now - last >= self.status_every_s:
+                said = self.check_status(printer)
+                if said is not None:
+                    out[printer.name] = said
+        return out
 
     def run_once(self) -> list[JobReport]:
         """Print every queued job that can print now (a not-ready printer is left for later)."""
@@ -183,6 +231,9 @@ class PrintWorker:
                 if printer is None or not printer.active:
                     return
                 rep = self.step(printer)
+                last = self._last_word.get(printer.id)
+                if rep is None and (last is None or time.monotonic() - last >= self.status_every_s):
+                    self.check_status(printer)
             except Exception:  # noqa: BLE001 - keep the worker alive; the job state is true
                 log.exception("print worker step failed on printer %s", printer_id)
                 rep = None
@@ -249,7 +300,11 @@ def start_device_worker(app: Any) -> PrintWorker | None:
     if not app.config.get("RUN_DEVICE_WORKER"):
         return None
     engine = app.extensions["lims"]["engine"]
-    worker = PrintWorker(engine, worker_id=new_worker_id("server"))
+    worker = PrintWorker(
+        engine,
+        worker_id=new_worker_id("server"),
+        status_every_s=float(app.config.get("PRINTER_STATUS_EVERY_S", STATUS_EVERY_S)),
+    )
     with new_session(engine) as db:
         demo = list(db.exec(select(Printer).where(Printer.url == DEMO_SIM_URL)).all())
     for p in demo:

@@ -41,7 +41,9 @@ def label_preview(barcode: str):  # noqa: ANN201
         templates=printing.template_names(),
         wanted=wanted,
         mismatch=wanted is not None and wanted != template,
-        printers=printing.active_printers(db) if actor().role in LAB else [],
+        printers=printing.active_printers(db, every_s=_status_every())
+        if actor().role in LAB
+        else [],
     )
 
 
@@ -86,11 +88,16 @@ def print_labels():  # noqa: ANN201
 # --- print queue -----------------------------------------------------------------------------
 
 
+def _status_every() -> float:
+    """Return how often idle printers are asked ~HS (PRINTER_STATUS_EVERY_S, seconds)."""
+    return float(current_app.config.get("PRINTER_STATUS_EVERY_S", printing.STATUS_EVERY_S))
+
+
 @bp.get("/print-queue", endpoint="queue")
 @page(*LAB)
 def print_queue():  # noqa: ANN201
     """Show print jobs per printer with their state, and what the operator can do with each."""
-    printers = printing.queue_overview(get_db(), actor())
+    printers = printing.queue_overview(get_db(), actor(), every_s=_status_every())
     return render(
         "print_queue.html",
         printers=printers,
@@ -103,7 +110,7 @@ def print_queue():  # noqa: ANN201
 @page(*LAB)
 def print_queue_feed() -> Response:
     """What the queue page polls: each printer's last ~HS status and its jobs' states."""
-    resp = jsonify(printing.queue_feed(get_db(), actor()))
+    resp = jsonify(printing.queue_feed(get_db(), actor(), every_s=_status_every()))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

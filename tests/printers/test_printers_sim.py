@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from printer_sim_util import sample_contents
 
+from printers.claim import poll_status
 from printers.driver import ZplPrinter
 from printers.errors import PrinterNotReady, PrinterUnreachable, StatusParseError
 from printers.mock import PrinterSimulator
@@ -234,3 +240,26 @@ def test_loop_url_echo_is_not_a_status():
     with pytest.raises(StatusParseError):
         p.status()
     p.close()
+
+
+def test_the_simulator_runs_behind_a_stable_path_and_removes_it_when_stopped(tmp_path):
+    link = tmp_path / "zebra0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printers.mock", "--port-link", str(link), "--baud", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The first line is the path to give `printer add`: the link, not /dev/pts/N.
+        assert proc.stdout.readline().strip() == str(link)
+        assert os.readlink(link).startswith("/dev/pts/")
+        assert poll_status(str(link), timeout=2.0) == {
+            "answered": True,
+            "ready": True,
+            "status": "ready",
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert not os.path.lexists(link)

@@ -125,6 +125,8 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("GET", "/api/stations/<name>/refusals"): (LAB, None),
     ("POST", "/api/stations/<name>/refusals/acknowledge"): (LAB, {}),
     ("GET", "/api/printers"): (ANY, None),
+    # A station agent reports its idle printers' ~HS (its station's printers only).
+    ("POST", "/api/printers/<name>/status"): (LAB, {"worker": "w1", "answered": False}),
     ("GET", "/api/users"): (ADMIN, None),
     ("POST", "/api/users"): (
         ADMIN,

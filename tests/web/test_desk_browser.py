@@ -69,8 +69,7 @@ def test_print_queue_follows_jobs_and_printer_status_without_a_reload(  # noqa: 
     sim.pause(True)
     waiting = queue(client, tech, [register(client, tech)["barcode"]], printer="ZLIVE").json["id"]
     worker(app, "ZLIVE").run_once()
-    expect(status).to_contain_text("not ready")
-    expect(status).to_contain_text("paused")
+    expect(status).to_have_text(re.compile(r"^paused, \d+ s ago$"))
     expect(page.locator(f"#job-{waiting}")).to_contain_text("printer not ready")
     shot(page, "print-queue-live")
 
@@ -82,6 +81,41 @@ def test_print_queue_follows_jobs_and_printer_status_without_a_reload(  # noqa: 
     page.wait_for_timeout(900)
     expect(page.locator(f"#reason-{job}")).to_have_value("label smudged")
     assert page.evaluate("window.__same_page") is True  # never reloaded
+
+
+def test_print_queue_shows_an_idle_printers_status_as_it_changes(  # noqa: F811
+    app,  # noqa: ANN001
+    runner,  # noqa: ANN001
+    page: Page,  # noqa: F811
+) -> None:
+    from printers.mock import PrinterSimulator
+
+    app.config["PRINT_QUEUE_POLL_MS"] = 300
+    idle = PrinterSimulator().start()
+    try:
+        add_printer(runner, "ZSHELF", idle.port)
+        w = worker(app, "ZSHELF")
+        sign_in(page, "tech1")
+        page.goto("/print-queue")
+        page.evaluate("window.__same_page = true")
+        status = page.locator('[data-printer-status="ZSHELF"]')
+        expect(status).to_have_text("no status yet")
+
+        w.check_idle(force=True)
+        expect(status).to_have_text("ready")
+        expect(status).to_have_attribute("data-state", "ready")
+        idle.paper_out_after(0)  # no job: the idle poll finds it
+        w.check_idle(force=True)
+        expect(status).to_have_text(re.compile(r"^paper out, \d+ s ago$"))
+        expect(status).to_have_class(re.compile("pill-fail"))
+        shot(page, "print-queue-paper-out")
+        idle.unplug()
+        w.check_idle(force=True)
+        expect(status).to_have_text(re.compile(r"^no answer since \d\d:\d\d UTC$"))
+        expect(status).to_have_attribute("data-state", "no_answer")
+        assert page.evaluate("window.__same_page") is True  # never reloaded
+    finally:
+        idle.stop()
 
 
 def test_print_jobs_list_is_dense_and_sorts_by_a_header(  # noqa: F811

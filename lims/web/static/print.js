@@ -25,10 +25,16 @@
   function showStatus(name, st) {
     var el = root.querySelector('[data-printer-status="' + CSS.escape(name) + '"]');
     if (!el) return;
-    var text = !st ? "no status yet" : (st.ready ? "ready" : "not ready: " + st.summary);
-    el.textContent = text;
-    el.className = "pill printer-status " + (!st ? "" : (st.ready ? "pill-pass" : "pill-fail"));
-    if (st) el.title = "~HS at " + st.checked_at.replace("T", " ").replace("Z", " UTC");
+    // The server words it with its age ("paper out, 2 min ago", "no answer since 11:02 UTC",
+    // "not asked for 10 min"): an old "ready" is shown as unknown, never as ready.
+    el.textContent = !st ? "no status yet" : st.text;
+    el.dataset.state = !st ? "none" : st.state;
+    var pill = !st ? "" : { ready: "pill-pass", unknown: "pill-missing" }[st.state] || "pill-fail";
+    el.className = "pill printer-status " + pill;
+    if (st) {
+      el.title = "last asked (~HS) at " + st.checked_at.replace("T", " ").replace("Z", " UTC") +
+        "; this state since " + st.since.replace("T", " ").replace("Z", " UTC");
+    }
   }
 
   function reload() {
