@@ -216,9 +216,10 @@ def test_one_late_status_reply_does_not_abort_a_healthy_batch():
         simulator.stop()
 
 
-def test_streaming_runs_at_the_link_limit():
-    """At a throttled baud the batch takes at most 1.1x the raw link time of its bytes."""
-    # 57600 baud keeps the test near 2 s while scheduling noise stays well under 10%.
+def test_simulator_throttles_to_the_line():
+    """At a throttled baud the simulator takes at least the raw link time of the batch's bytes."""
+    # How close the driver streams to the line rate is a speed, measured in bench/print_jobs.py
+    # against the link time of the same run, never asserted here: a loaded machine is slower.
     baud = 57600
     simulator = PrinterSimulator(baud=baud).start()
     try:
@@ -230,7 +231,6 @@ def test_streaming_runs_at_the_link_limit():
         limit = link_seconds(out.bytes_sent, baud)
         # The simulator really throttles: faster than the line would be a broken test.
         assert out.elapsed_s >= 0.95 * limit, (out.elapsed_s, limit)
-        assert out.elapsed_s <= 1.1 * limit, (out.elapsed_s, limit)
     finally:
         simulator.stop()
 

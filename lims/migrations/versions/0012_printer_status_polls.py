@@ -1,6 +1,6 @@
 """Printer status polls: when a printer's state began, and whether it answered at all
 
-Revision ID: 0012_printer
+Revision ID: 0012
 Revises: 0011
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0012_printer"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
