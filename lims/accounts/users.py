@@ -51,7 +51,7 @@ class Actor:
             return "client_viewer"
         # A clinical site's role means nothing elsewhere, and a site's account acts only as one.
         if (self.user.role == "site") != (self.org.kind == "clinical_site"):
-            return "client_viewer" if self.user.role == "site" else "site"
+            return "client_viewer"
         return self.user.role
 
     @property

@@ -390,3 +390,24 @@ def test_a_deviation_can_name_a_shipment_by_hand(client, auth, tech) -> None:  #
         headers=tech,
     )
     assert r.status_code == 404 and r.json["error"] == "unknown_shipment"
+
+
+def test_the_site_role_is_a_clinical_sites_and_only_its(runner) -> None:  # noqa: ANN001
+    for role, org in (("site", "helix-bio"), ("site", "centre"), ("technician", "st-marys")):
+        out = runner.invoke(
+            args=[
+                "user",
+                "create",
+                f"x_{role}_{org}".replace("-", "_"),
+                "--role",
+                role,
+                "--org",
+                org,
+                "--no-password",
+            ]
+        )
+        assert out.exit_code == 1 and "role site" in out.output, (role, org, out.output)
+    out = runner.invoke(
+        args=["user", "create", "nurse2", "--role", "site", "--org", "st-marys", "--no-password"]
+    )
+    assert out.exit_code == 0, out.output
