@@ -377,6 +377,12 @@ def _check_move(s: Shipment, action: str, role: str) -> ShipmentTransition:
     return t
 
 
+def list_sites(session: Session) -> list[Organisation]:
+    """Return the clinical sites product may be shipped to, by name."""
+    stmt = select(Organisation).where(Organisation.kind == "clinical_site")
+    return list(session.exec(stmt.order_by(col(Organisation.name))).all())
+
+
 def _site(session: Session, name: str) -> Organisation:
     org = session.exec(select(Organisation).where(Organisation.name == name.strip())).first()
     if org is None or org.kind != "clinical_site":

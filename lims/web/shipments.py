@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from lims.boundary.unit import get_db
 from lims.errors import LimsError
 from lims.roles import LAB, QA
-from lims.therapy import shipments
+from lims.therapy import products, shipments
 from lims.web.common import actor, area, first_error, page, perform, render
 
 bp = area("shipments", __name__)
@@ -32,17 +32,48 @@ def _version() -> int | None:
 
 @bp.get("/shipments", endpoint="list")
 @page()
-def shipment_list():  # noqa: ANN201
+def shipment_list(status: int = 200, **extra: Any):  # noqa: ANN201
     """List the shipments you may see (a clinical site: those sent to it), newest first."""
     db = get_db()
+    who = actor()
     state = (request.args.get("state") or "").strip()[:32] or None
-    rows = shipments.list_shipments(db, actor(), state=state)
+    rows = shipments.list_shipments(db, who, state=state)
+    can_pack = who.sees_all and who.role in LAB
     return render(
         "therapy/shipments.html",
+        status,
         rows=[shipments.shipment_dict(db, s) for s in rows],
         states=shipments.STATES,
         state=state,
+        can_pack=can_pack,
+        sites=shipments.list_sites(db) if can_pack else [],
+        product_codes=products.list_product_codes(db) if can_pack else [],
+        form=request.form if request.method == "POST" else {},
+        **extra,
     )
+
+
+@bp.post("/shipments", endpoint="pack")
+@page(*LAB)
+def shipment_pack():  # noqa: ANN201
+    """Pack a shipment from the form: site, product, shipper, logger and the first bag."""
+    try:
+        data = shipments.ShipmentCreate(
+            site=_text("site", 64) or "",
+            product_code=_text("product_code", 8) or "",
+            shipper=_text("shipper", 200) or "",
+            logger_id=_text("logger_id", 64) or "",
+            containers=[
+                shipments.ContainerIn(bag=_text("bag", 64) or "", coi=_text("coi", 64) or "")
+            ],
+        )
+    except ValueError as exc:
+        return shipment_list(error=f"The form is incomplete: {first_error(exc)}", status=400)
+    s, err = perform(lambda: shipments.create(get_db(), data=data, actor=actor()))
+    if err is not None:
+        return shipment_list(error=err.message, status=err.status)
+    flash(f"{s.number} packed; add more bags or dispatch it.", "ok")
+    return redirect(url_for("web.shipments.show", number=s.number))
 
 
 def chart(points: list[tuple[datetime, float]], low: float, high: float) -> dict[str, Any] | None:

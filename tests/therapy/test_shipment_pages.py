@@ -62,3 +62,28 @@ def test_centre_staff_pack_from_the_page_and_see_deviations_linked(client, auth)
     page = client.get(f"/shipments/{transit['number']}").text
     assert 'id="receive-form"' in page and 'id="dispatch-form"' not in page
     assert "Shipments" in client.get("/home").text
+
+
+def test_a_technician_packs_from_the_list_page(client, auth, tech) -> None:  # noqa: ANN001
+    from test_shipments import released
+
+    ep = released(client, auth, tech, hospital_id="MRN-P1")
+    sign_in(client, "tech1")
+    fields = {
+        "site": "st-marys",
+        "product_code": "S0001",
+        "shipper": "CryoCourier",
+        "logger_id": "LOG-9",
+        "bag": ep["bag"],
+    }
+    r = post_form(client, "/shipments", **fields, coi="COI-26-999999-X")
+    assert r.status_code == 422 and "COI MISMATCH" in html.unescape(r.text)
+    assert 'value="CryoCourier"' in r.text
+    ep2 = released(client, auth, tech, hospital_id="MRN-P2")
+    r = post_form(client, "/shipments", **{**fields, "bag": ep2["bag"]}, coi=ep2["coi"])
+    assert r.status_code == 302, r.text
+    page = client.get(r.headers["Location"]).text
+    assert ep2["bag"] in page and 'id="dispatch-form"' in page
+    r = post_form(client, r.headers["Location"] + "/dispatch")
+    assert r.status_code == 302
+    assert "dispatched" in client.get(r.headers["Location"]).text
