@@ -247,6 +247,16 @@ def rows_therapy(data: dict, _args: argparse.Namespace) -> list[dict]:
     return [_p95_row(b, data, "timeline", "episode page with its COI timeline", 25, note)]
 
 
+def rows_shipments(data: dict, _args: argparse.Namespace) -> list[dict]:
+    """Logger import and shipment page (bench/shipments.py): p95 next to the bare driver."""
+    b = f"shipments ({data['engine']})"
+    note = f"{data['lines']:,}-line logger CSV, {data['statements_per_page']} statements a page"
+    return [
+        _p95_row(b, data, "import", "logger CSV import (executemany INSERT raw)", 1500, note),
+        _p95_row(b, data, "page", "shipment page read (manifest, timeline, readings)", 250, note),
+    ]
+
+
 def rows_genealogy(data: dict, _args: argparse.Namespace) -> list[dict]:
     """Where used and made from (bench/genealogy.py): p95 next to the same SQL, bare driver."""
     b = f"genealogy ({data['engine']})"
@@ -516,6 +526,17 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
                 timeout(600, 240),
                 "stdout",
                 rows_therapy,
+            )
+        )
+    for e in eng:
+        out.append(
+            (
+                "shipments" if e == "sqlite" else "shipments_pg",
+                [PY, "bench/shipments.py", "--json", "--engine", e]
+                + size([], ["--lines", "2000", "--rounds", "5", "--reads", "10"]),
+                timeout(600, 240),
+                "stdout",
+                rows_shipments,
             )
         )
     if "sqlite" in eng:

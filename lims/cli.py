@@ -597,18 +597,54 @@ def setup_spec(path: str) -> None:
 @click.argument("code")
 @click.argument("description")
 @click.option("--allogeneic", is_flag=True, help="donor material for others: pools may mix COIs")
-def setup_product_code(code: str, description: str, allogeneic: bool) -> None:
+@click.option("--min-temp", type=float, help="lowest transit temperature, degrees C")
+@click.option("--max-temp", type=float, help="highest transit temperature, degrees C")
+def setup_product_code(
+    code: str,
+    description: str,
+    allogeneic: bool,
+    min_temp: float | None,
+    max_temp: float | None,
+) -> None:
     """Add an ISBT 128 product description code (CODE like S1234) to the centre's catalogue."""
     from lims import masterdata
     from lims.therapy import products
 
     with cli_session() as db:
         data = masterdata.parse(
-            products.ProductCodeIn, code=code, description=description, allogeneic=allogeneic
+            products.ProductCodeIn,
+            code=code,
+            description=description,
+            allogeneic=allogeneic,
+            min_temp_c=min_temp,
+            max_temp_c=max_temp,
         )
         p = products.add_product_code(db, data=data, actor=cli_actor(db))
         kind = "allogeneic" if p.allogeneic else "autologous"
-        click.echo(f"product code {p.code} added ({kind})")
+        limits = (
+            f", ships at {p.min_temp_c:g} to {p.max_temp_c:g} C" if p.min_temp_c is not None else ""
+        )
+        click.echo(f"product code {p.code} added ({kind}{limits})")
+
+
+@setup_cli.command("clinical-site")
+@click.argument("name")
+@click.argument("display_name")
+def setup_clinical_site(name: str, display_name: str) -> None:
+    """Add a clinical site we ship product to: NAME like st-marys, DISPLAY_NAME as printed.
+
+    Its staff get accounts with the role site (user create USER --role site --org NAME).
+    """
+    from lims import masterdata
+
+    _setup(
+        "clinical site",
+        masterdata.add_organisation,
+        masterdata.OrganisationIn,
+        name=name,
+        display_name=display_name,
+        kind="clinical_site",
+    )
 
 
 @setup_cli.command("room-checklist")

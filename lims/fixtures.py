@@ -54,7 +54,9 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
     system = users.system_actor(db)
     password = data["demo_password"]
     for o in data["organisations"]:
-        org = masterdata.OrganisationIn(name=o["name"], display_name=o["display_name"])
+        org = masterdata.OrganisationIn(
+            name=o["name"], display_name=o["display_name"], kind=o.get("kind", "client")
+        )
         masterdata.add_organisation(db, data=org, actor=system)
     for u in data["users"]:
         users.create_user(db, password=password, actor=system, **u)

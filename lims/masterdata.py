@@ -55,6 +55,9 @@ Name = Annotated[Line, AfterValidator(_visible)]
 class OrganisationIn(Input):
     name: str = Field(pattern=ORG_NAME)
     display_name: Name = Field(max_length=200)
+    kind: Literal["client", "clinical_site"] = Field(
+        default="client", description="a client renting space, or a clinical site we ship to"
+    )
 
 
 class ProjectIn(Input):
@@ -191,10 +194,10 @@ def add_record(
 
 
 def add_organisation(session: Session, *, data: OrganisationIn, actor: Actor) -> Organisation:
-    """Add a client organisation (the centre itself exists from the start)."""
+    """Add a client organisation or a clinical site (the centre itself exists from the start)."""
     _require_admin(actor)
     _taken(session, Organisation.name, data.name, "organisation")
-    fields = {"name": data.name, "display_name": data.display_name, "kind": "client"}
+    fields = {"name": data.name, "display_name": data.display_name, "kind": data.kind}
     return add_record(session, actor, Organisation(**fields), "organisation", data.name, fields)
 
 

@@ -33,6 +33,8 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     # Genealogy links and batch values are records: a wrong one is corrected by a new record.
     "genealogy_link": ("SELECT", "INSERT"),
     "batch_value": ("SELECT", "INSERT"),
+    # A shipment's logger readings are what it was checked against: never edited.
+    "therapy_logger_reading": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

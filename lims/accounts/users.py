@@ -49,6 +49,9 @@ class Actor:
         # An older database may hold a client account with a centre role: it acts as a viewer.
         if self.user.role in CENTRE_ROLES and self.org.kind != "centre":
             return "client_viewer"
+        # A clinical site's role means nothing elsewhere, and a site's account acts only as one.
+        if (self.user.role == "site") != (self.org.kind == "clinical_site"):
+            return "client_viewer"
         return self.user.role
 
     @property
@@ -151,6 +154,11 @@ def create_user(
             f"{role} is a centre role; a client organisation's users are technician or "
             "client_viewer",
             code="role_not_for_client",
+        )
+    if (role == "site") != (organisation.kind == "clinical_site"):
+        raise Refused(
+            "a clinical site's users have the role site, and only they do",
+            code="role_not_for_organisation",
         )
     policy = passwords.Policy.from_config(config or {})
     if password is not None:

@@ -20,6 +20,7 @@ def register(app: APIFlask) -> None:
         samples,
         scans,
         schemas,
+        shipments,
         therapy,
         trail,
     )
@@ -37,6 +38,7 @@ def register(app: APIFlask) -> None:
         deviations,
         trail,
         therapy,
+        shipments,
         rooms,
         manufacturing,
     ):

@@ -32,7 +32,7 @@ class DeviationQuery(QueryModel):
 
 
 class DeviationLinkOut(Out):
-    kind: str = Field(description="lot, sample, room or print_job")
+    kind: str = Field(description="lot, sample, room, print_job or shipment")
     ref: str
     added_by: str | None = None
     added_at: str | None = None

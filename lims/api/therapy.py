@@ -44,6 +44,8 @@ class ProductCodeOut(Out):
     description: str
     allogeneic: bool
     active: bool
+    min_temp_c: float | None = Field(default=None, description="transit limit, degrees C")
+    max_temp_c: float | None = Field(default=None, description="transit limit, degrees C")
 
 
 class ProductCodesOut(Out):

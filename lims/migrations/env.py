@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 
 import lims.manufacturing.models  # noqa: F401 - its tables join the metadata
 import lims.printing.models  # noqa: F401 - its tables belong to the metadata too
+import lims.therapy.models  # noqa: F401 - the cell therapy tables (shipments among them)
 from lims.models import SQLModel
 
 config = context.config

@@ -1,14 +1,18 @@
-"""The demo centre's cell therapy data: product codes, a patient, an episode under way."""
+"""The demo centre's cell therapy data: product codes, patients, episodes under way, and two
+shipments to clinical sites (one delivered with its logger readings, one in transit)."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from lims import samples
-from lims.accounts.users import Actor
-from lims.therapy import episodes, patients, products
+from lims.accounts.users import Actor, actor_for
+from lims.models import User, utcnow
+from lims.therapy import episodes, isbt, patients, products, shipments
 from lims.therapy.models import Episode
 
 
@@ -16,6 +20,7 @@ def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tec
     """Load the "therapy" part of the demo file through the same operations users call."""
     for code in spec.get("product_codes", []):
         products.add_product_code(session, data=products.ProductCodeIn(**code), actor=admin)
+    product_bags: dict[str, tuple[str, str]] = {}
     for person in spec.get("patients", []):
         p = patients.register_patient(
             session,
@@ -24,7 +29,54 @@ def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tec
         )
         plan = person.get("episode")
         if plan:
-            _episode(session, p.coi, plan, qa=qa, tech=tech)
+            ep = _episode(session, p.coi, plan, qa=qa, tech=tech)
+            if plan.get("product_bag"):
+                bag = samples.register_sample(
+                    session,
+                    actor=tech,
+                    data=samples.SampleCreate(
+                        coi=p.coi, project=plan["project"], **plan["product_bag"]
+                    ),
+                )
+                product_bags[person["hospital_id"]] = (bag.barcode, ep.coi)
+    for plan in spec.get("shipments", []):
+        _shipment(session, plan, product_bags[plan["patient"]], tech=tech)
+
+
+def _shipment(session: Session, plan: dict[str, Any], bag: tuple[str, str], *, tech: Actor) -> None:
+    """Pack and dispatch a demo shipment; with a receiver, read its logger and deliver it."""
+    barcode, coi = bag
+    s = shipments.create(
+        session,
+        data=shipments.ShipmentCreate(
+            site=plan["site"],
+            product_code=plan["product_code"],
+            shipper=plan["shipper"],
+            logger_id=plan["logger_id"],
+            containers=[shipments.ContainerIn(bag=barcode, coi=coi)],
+        ),
+        actor=tech,
+    )
+    shipments.dispatch(session, number=s.number, actor=tech)
+    if not plan.get("received_by"):
+        return
+    # A dry shipper's logger: about -185 C, drifting a little as the nitrogen evaporates.
+    start = utcnow() - timedelta(hours=plan["hours_ago"])
+    step = plan["readings_every_min"]
+    lines = ["time,temperature_c"]
+    for i in range(plan["hours_ago"] * 60 // step):
+        t = -186.0 + i * 0.02 + 0.6 * math.sin(i / 5)
+        ts = start + timedelta(minutes=i * step)
+        lines.append(f"{ts:%Y-%m-%dT%H:%M:%SZ},{t:.1f}")
+    user = session.exec(select(User).where(User.username == plan["received_by"])).one()
+    site = actor_for(session, user)
+    shipments.import_readings(session, number=s.number, text="\n".join(lines), actor=site)
+    shipments.receive(
+        session,
+        number=s.number,
+        data=shipments.ReceiptIn(scans=[shipments.ScanIn(bag=barcode, coi=coi)]),
+        actor=site,
+    )
 
 
 def _episode(
@@ -46,6 +98,9 @@ def _episode(
         fields: dict[str, Any] = {}
         if episodes.TRANSITIONS[action].custody:
             fields = {"bag": bag.barcode, "coi": coi}
+        if action == "release":
+            din = plan["din"]
+            fields = {"din": din + isbt.din_check(din), "product_code": plan["product_code"]}
         episodes.transition(
             session,
             number=ep.number,

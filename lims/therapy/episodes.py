@@ -23,7 +23,7 @@ from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
 from lims.models import Organisation, Project, Sample, utcnow
 from lims.quality import deviations
-from lims.roles import LAB, QA
+from lims.roles import LAB, QA, SITE
 from lims.therapy import isbt, products
 from lims.therapy.models import Episode, Patient, ProductCode
 from lims.therapy.patients import find_patient
@@ -98,6 +98,7 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             "receive_at_site",
             {"shipped"},
             "received_at_site",
+            roles=LAB + SITE,
             custody=True,
             desc="the clinical site takes delivery",
         ),
@@ -481,6 +482,16 @@ def _mismatch_refusal(
     return err
 
 
+def refuse_mismatch(
+    session: Session, ep: Episode, *, actor: Actor, action: str, bag: Sample, label_coi: str
+) -> None:
+    """Refuse a change of custody of one more bag of an episode whose COI scans do not match
+    (coi_mismatch), with the same record, deviation and hold as a move refused for it."""
+    what = coi_mismatch(ep, bag=bag, label_coi=label_coi, wristband=None)
+    if what is not None:
+        raise _mismatch_refusal(session, ep, actor, action, bag, what)
+
+
 def transition(
     session: Session, *, number: str, data: EpisodeTransitionIn, actor: Actor
 ) -> Episode:
@@ -491,6 +502,19 @@ def transition(
             code="role_required",
         )
     ep = get_episode(session, number, actor)
+    return move(session, ep, data=data, actor=actor)
+
+
+def move(
+    session: Session,
+    ep: Episode,
+    *,
+    data: EpisodeTransitionIn,
+    actor: Actor,
+    bag: Sample | None = None,
+) -> Episode:
+    """Move an episode the caller has found for the actor (transition, or a shipment for its
+    clinical site, which passes the manifest's bag it matched to the scanned barcode)."""
     if data.version is not None and data.version != ep.version:
         raise Conflict(
             f"episode {ep.number} is at version {ep.version}, not {data.version}; reload it",
@@ -509,7 +533,8 @@ def transition(
     changes: dict[str, Any] = {"state": t.target}
     extra: dict[str, Any] = {}
     if t.custody:
-        bag = samples.get_sample(session, data.bag, actor)
+        if bag is None:
+            bag = samples.get_sample(session, data.bag, actor)
         what = coi_mismatch(ep, bag=bag, label_coi=data.coi, wristband=data.wristband)
         if what is not None:
             raise _mismatch_refusal(session, ep, actor, t.action, bag, what)

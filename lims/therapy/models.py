@@ -18,6 +18,9 @@ class ProductCode(SQLModel, table=True):
     description: str = Field(max_length=200)
     # Allogeneic material comes from a donor for other patients: a pool may mix identities.
     allogeneic: bool = False
+    # The temperature the product must be kept within in transit (degrees Celsius).
+    min_temp_c: float | None = None
+    max_temp_c: float | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -65,3 +68,59 @@ class PoolParent(SQLModel, table=True):
     __tablename__ = "therapy_pool_parent"
     pool_id: int = Field(foreign_key="sample.id", primary_key=True)
     parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)
+
+
+class Shipment(SQLModel, table=True):
+    """A cold-chain shipment of released product to a clinical site: manifest, logger, limits."""
+
+    __tablename__ = "therapy_shipment"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=32)  # SH-26-0001
+    # Whose material travels (one organisation per shipment) and the site it goes to.
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    site_id: int = Field(foreign_key="organisation.id", index=True)
+    product_code_id: int = Field(foreign_key="therapy_product_code.id")
+    # The limits are copied from the product when packed: a later catalogue change does not
+    # rewrite what the shipment was checked against.
+    min_temp_c: float
+    max_temp_c: float
+    shipper: str = Field(max_length=200)
+    logger_id: str = Field(max_length=64)
+    state: str = Field(default="packed", max_length=32, index=True)
+    reason: str | None = Field(default=None, max_length=2000)  # why cancelled or rejected
+    # The deviation a mismatch at receipt opened: receipt waits until QA acknowledges it.
+    held_by: str | None = Field(default=None, max_length=32)
+    readings: int = 0
+    excursion: bool = False
+    excursion_first: datetime | None = None
+    excursion_last: datetime | None = None
+    min_seen_c: float | None = None
+    max_seen_c: float | None = None
+    dispatched_at: datetime | None = None
+    received_at: datetime | None = None
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ShipmentContainer(SQLModel, table=True):
+    """One bag on a shipment's manifest, of one episode, with the COI scanned at packing."""
+
+    __tablename__ = "therapy_shipment_container"
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="therapy_shipment.id", index=True)
+    sample_id: int = Field(foreign_key="sample.id", index=True)
+    episode_id: int = Field(foreign_key="therapy_episode.id", index=True)
+    coi: str = Field(max_length=64)
+    received_at: datetime | None = None
+
+
+class LoggerReading(SQLModel, table=True):
+    """One data-logger reading of a shipment (time in UTC, temperature in degrees Celsius)."""
+
+    __tablename__ = "therapy_logger_reading"
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="therapy_shipment.id", index=True)
+    ts: datetime
+    temp_c: float
+    import_no: int = 1

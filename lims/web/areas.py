@@ -13,6 +13,7 @@ from lims.web import (
     quality_trail,
     rooms,
     samples,
+    shipments,
     storage,
     therapy,
 )
@@ -31,6 +32,7 @@ AREAS = (
     deviations,
     quality_trail,
     therapy,
+    shipments,
     rooms,
     manufacturing,
 )

@@ -171,6 +171,9 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
     if role is None:
         return []
     items = [("Home", url_for("web.home.home"))]
+    if role == "site":
+        # A clinical site's staff work with what was shipped to them, and nothing else.
+        return [*items, ("Shipments", url_for("web.shipments.list"))]
     if role in LAB:
         items.append(("Bench", url_for("web.bench.benches")))
     items += [
@@ -179,6 +182,7 @@ def _nav(role: str | None) -> list[tuple[str, str]]:
         ("Storage", url_for("web.storage.tree")),
         ("Deviations", url_for("web.deviations.list")),
         ("Episodes", url_for("web.therapy.list")),
+        ("Shipments", url_for("web.shipments.list")),
         ("Rooms", url_for("web.rooms.list")),
     ]
     if role in LAB:

@@ -44,6 +44,8 @@ MEMBERS = {
     "centre_pg": ("postgresql", 43),
     "therapy": ("sqlite", 1),
     "therapy_pg": ("postgresql", 1),
+    "shipments": ("sqlite", 2),
+    "shipments_pg": ("postgresql", 2),
     "rooms": ("sqlite", 2),
 }
 

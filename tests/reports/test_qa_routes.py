@@ -16,14 +16,22 @@ from sqlmodel import select
 from lims.db import new_session
 from lims.models import Deviation, Organisation, Sample
 
-ANY = frozenset({"technician", "qa", "admin", "client_viewer"})
+# A clinical site's staff (role site) are among ANY: where a route serves everyone, a site user
+# sees only what was shipped to the site (nothing of samples, lots or audit of any client).
+ANY = frozenset({"technician", "qa", "admin", "client_viewer", "site"})
 LAB = frozenset({"technician", "qa", "admin"})
 READERS = frozenset({"qa", "admin", "client_viewer"})
 ADMIN = frozenset({"admin"})
 
 # The demo users that act in each role: the centre's staff, and helix-bio's client viewer (whose
 # requests use helix-bio records so that a refusal is about the role, not about visibility).
-ROLE_USER = {"technician": "tech1", "qa": "qa1", "admin": "admin", "client_viewer": "helix_viewer"}
+ROLE_USER = {
+    "technician": "tech1",
+    "qa": "qa1",
+    "admin": "admin",
+    "client_viewer": "helix_viewer",
+    "site": "site_nurse",
+}
 # helix-bio users by role, asking for novacell's records (another organisation's: 404).
 HELIX_USER = {"technician": "helix_tech", "client_viewer": "helix_viewer"}
 
@@ -194,6 +202,35 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
     ("GET", "/api/episodes/<number>"): (ANY, None),
     ("POST", "/api/episodes/<number>/transitions"): (LAB, {"action": "schedule_collection"}),
     ("POST", "/api/episodes/<number>/acknowledge"): (frozenset({"qa"}), {"reason": "checked"}),
+    # Shipments (lims/therapy/shipments.py): the centre packs and dispatches; the clinical site
+    # (role site) reads what was sent to it, imports the logger and takes delivery by scans.
+    ("GET", "/api/shipments"): (ANY, None),
+    ("POST", "/api/shipments"): (
+        LAB,
+        {
+            "site": "st-marys",
+            "product_code": "S0001",
+            "shipper": "courier",
+            "logger_id": "L1",
+            "containers": [{"bag": "{barcode}", "coi": "COI-26-000001-Q"}],
+        },
+    ),
+    ("GET", "/api/shipments/<number>"): (ANY, None),
+    ("POST", "/api/shipments/<number>/containers"): (
+        LAB,
+        {"containers": [{"bag": "{barcode}", "coi": "COI-26-000001-Q"}]},
+    ),
+    ("POST", "/api/shipments/<number>/dispatch"): (LAB, {}),
+    ("POST", "/api/shipments/<number>/readings"): (
+        LAB | {"site"},
+        {"csv": "time,temperature_c\n2026-12-01T10:00:00Z,-180\n"},
+    ),
+    ("POST", "/api/shipments/<number>/receive"): (
+        LAB | {"site"},
+        {"scans": [{"bag": "{barcode}", "coi": "COI-26-000001-Q"}]},
+    ),
+    ("POST", "/api/shipments/<number>/transitions"): (LAB, {"action": "cancel", "reason": "x"}),
+    ("POST", "/api/shipments/<number>/acknowledge"): (frozenset({"qa"}), {"reason": "checked"}),
     ("POST", "/api/pools"): (LAB, {"parents": ["{barcode}", "{barcode}"], "sample_type": "PBMC"}),
     ("GET", "/api/pools/<barcode>"): (ANY, None),
     # Cleanroom rental (lims/rooms): reading is everyone's (clients: their own bookings).
@@ -391,6 +428,11 @@ def test_every_role_restricted_route_refuses_other_roles(app, client, auth):
             r = _call(
                 client, method, _fill(rule, params), _body(body, params), auth(ROLE_USER[role])
             )
+            if role == "site" and r.status_code == 404:
+                # A clinical site sees no client's samples, lots or deviations: for it the
+                # record does not exist, which is checked before the role on these routes.
+                assert r.json["error"].startswith("unknown_"), (method, rule, r.get_json())
+                continue
             assert r.status_code == 403, (method, rule, role, r.status_code, r.get_json())
             assert r.json["error"] == "role_required"
             checked += 1

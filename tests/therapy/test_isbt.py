@@ -99,6 +99,8 @@ def test_product_codes_api_and_cli(client, auth, runner) -> None:  # noqa: ANN00
         "description": "Allogeneic NK cells",
         "allogeneic": True,
         "active": True,
+        "min_temp_c": None,
+        "max_temp_c": None,
     } in r.json["product_codes"]
 
 
