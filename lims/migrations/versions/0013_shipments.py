@@ -1,15 +1,15 @@
 """Cell therapy cold chain: product temperature limits, shipments, manifests, logger readings
 
-Revision ID: 0012_shipments
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0012_shipments"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
