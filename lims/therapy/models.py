@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from lims.models import utcnow
@@ -26,6 +27,11 @@ class Patient(SQLModel, table=True):
     """A patient or donor: the identifiers only the centre's QA and admin read, and the COI."""
 
     __tablename__ = "therapy_patient"
+    # One hospital id, one person, per organisation (the hospital or client that issued it),
+    # whatever its case: two registrations racing cannot both pass the check (migration 0012_coi).
+    __table_args__ = (
+        Index("uq_therapy_patient_hospital_id", "org_id", text("lower(hospital_id)"), unique=True),
+    )
     id: int | None = Field(default=None, primary_key=True)
     coi: str = Field(unique=True, max_length=64)
     coi_scheme: str = Field(default="local", max_length=16)  # local | isbt128

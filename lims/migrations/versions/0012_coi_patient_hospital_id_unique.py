@@ -1,0 +1,48 @@
+"""a hospital id names one patient per organisation (whatever its case)
+
+The API refuses a second registration of a hospital id, but two registrations at the same
+moment could both pass that check: the index makes the later one a 409.
+
+Revision ID: 0012_coi
+Revises: 0011
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012_coi"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+INDEX = "uq_therapy_patient_hospital_id"
+
+
+def upgrade() -> None:
+    clashes = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT min(hospital_id) FROM therapy_patient GROUP BY org_id, lower(hospital_id)"
+                " HAVING count(*) > 1 ORDER BY lower(hospital_id)"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if clashes:
+        from lims import StartupError
+
+        # Merging two registrations of one person splits or joins chains of identity: QA's call.
+        raise StartupError(
+            "cannot upgrade the database: these hospital ids are registered more than once in "
+            f"one organisation ({', '.join(clashes)}); QA must decide which registration (COI) "
+            "each person keeps and correct the database (nothing was changed), then start again"
+        )
+    op.create_index(
+        INDEX, "therapy_patient", ["org_id", sa.text("lower(hospital_id)")], unique=True
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(INDEX, table_name="therapy_patient")
