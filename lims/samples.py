@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -531,6 +532,12 @@ _BY_BARCODE_WITH_USER = (
 )
 _LOOK_UP = object()
 
+CustodyCheck = Callable[[Session, Sample, custody.Transition, TransitionIn, Actor], None]
+# Checks an area above this one adds to every custody move, once the table allowed it: the
+# area that owns the rule registers it here (lims.therapy.sample_custody, a treatment
+# episode's COI check), so the API, the bench and bulk moves all ask it.
+CUSTODY_CHECKS: list[CustodyCheck] = []
+
 
 def apply_transition(
     session: Session,
@@ -575,11 +582,14 @@ def apply_transition(
             code="missing_fields",
             missing=["location"],
         )
-    if data.action == "hand_over" and data.coi != s.coi:
-        # Identity first: a wrong patient's tube stops the hand-over whoever holds it.
+    for guard in CUSTODY_CHECKS:
+        # Another area's rule on this move (a treatment episode's COI check): it refuses by raising.
+        guard(session, s, t, data, actor)
+    if data.coi and data.coi != s.coi:
+        # Identity first: a wrong patient's tube stops the move whoever holds it.
         raise Refused(
             f"COI MISMATCH - STOP: {s.barcode} carries {s.coi}, not the expected {data.coi}; "
-            "hand-over refused, set the tube aside and call QA",
+            f"{t.action.replace('_', '-')} refused, set the tube aside and call QA",
             code="coi_mismatch",
             expected=data.coi,
         )

@@ -57,6 +57,6 @@ def _episode(
                 session,
                 barcode=bag.barcode,
                 actor=tech,
-                data=samples.TransitionIn(action="receive", condition=plan["condition"]),
+                data=samples.TransitionIn(action="receive", condition=plan["condition"], coi=coi),
             )
     return ep

@@ -481,6 +481,10 @@ def _mismatch_refusal(
     return err
 
 
+# The sample moves of an episode's material refuse a mismatch the same way (sample_custody).
+mismatch_refusal = _mismatch_refusal
+
+
 def transition(
     session: Session, *, number: str, data: EpisodeTransitionIn, actor: Actor
 ) -> Episode:

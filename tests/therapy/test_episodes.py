@@ -218,7 +218,10 @@ def test_timeline_holds_the_episode_and_every_sample_of_its_coi(client, auth, te
     qa = auth("qa1")
     ep = new_episode(client, qa, tech)
     walk(client, tech, qa, ep, until="receive")
-    assert move(client, tech, ep["bag"], "receive", condition="intact").status_code == 200
+    assert (
+        move(client, tech, ep["bag"], "receive", condition="intact", coi=ep["coi"]).status_code
+        == 200
+    )
     r = client.get(f"/api/episodes/{ep['number']}", headers=tech)
     assert r.status_code == 200
     kinds = [(e["entity_type"], e["action"]) for e in r.json["timeline"]]

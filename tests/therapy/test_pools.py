@@ -8,7 +8,7 @@ from therapy_util import new_episode
 
 def _in_hand(client, tech, coi: str) -> str:  # noqa: ANN001
     b = register(client, tech, sample_type="PBMC", coi=coi)["barcode"]
-    assert move(client, tech, b, "receive", condition="frozen").status_code == 200
+    assert move(client, tech, b, "receive", condition="frozen", coi=coi).status_code == 200
     return b
 
 
