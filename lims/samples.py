@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, lots, signatures, storage
+from lims import audit, custody, lineage, lots, signatures, storage
 from lims.accounts.users import Actor
 from lims.db import adopt, column_list, dialect_name, driver_execute, rows_by_id, to_db_time
 from lims.errors import Conflict, NotFound, Refused
@@ -872,13 +872,9 @@ def descendants(session: Session, s: Sample) -> list[Sample]:
 
 
 def genealogy(session: Session, s: Sample) -> dict[str, Any]:
-    """Return the ancestors (root first) and the descendant tree of s."""
-    ancestors = []
-    cur = s
-    while cur.parent_id is not None:
-        cur = session.get(Sample, cur.parent_id)
-        ancestors.append(cur)
-    ancestors.reverse()
+    """Return the ancestors (root first; a pool's every parent and theirs), the samples s was
+    made from and the descendant tree of s."""
+    ancestors, parents = lineage.ancestors(session, s)
     kids = descendants(session, s)
     by_parent: dict[int, list[Sample]] = {}
     for k in kids:
@@ -890,7 +886,10 @@ def genealogy(session: Session, s: Sample) -> dict[str, Any]:
     return {
         "barcode": s.barcode,
         "coi": s.coi,
-        "ancestors": [_kin(a) for a in ancestors],
+        "ancestors": [
+            {**_kin(a), "parents": [p.barcode for p in parents.get(a.id, [])]} for a in ancestors
+        ],
+        "parents": [p.barcode for p in parents[s.id]],
         "tree": node(s),
     }
 

@@ -8,11 +8,21 @@ from sqlmodel import Session
 
 from lims import samples
 from lims.accounts.users import Actor
+from lims.quality import oos, results
+from lims.signatures import SignatureIn
 from lims.therapy import episodes, patients, products
 from lims.therapy.models import Episode
 
 
-def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tech: Actor) -> None:
+def load(
+    session: Session,
+    spec: dict[str, Any],
+    *,
+    admin: Actor,
+    qa: Actor,
+    tech: Actor,
+    password: str | None = None,
+) -> None:
     """Load the "therapy" part of the demo file through the same operations users call."""
     for code in spec.get("product_codes", []):
         products.add_product_code(session, data=products.ProductCodeIn(**code), actor=admin)
@@ -24,7 +34,9 @@ def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tec
         )
         plan = person.get("episode")
         if plan:
-            _episode(session, p.coi, plan, qa=qa, tech=tech)
+            ep = _episode(session, p.coi, plan, qa=qa, tech=tech)
+            if plan.get("product") and password:
+                _product(session, ep, plan["product"], qa=qa, tech=tech, password=password)
 
 
 def _episode(
@@ -60,3 +72,36 @@ def _episode(
                 data=samples.TransitionIn(action="receive", condition=plan["condition"], coi=coi),
             )
     return ep
+
+
+def _product(
+    session: Session,
+    ep: Episode,
+    plan: dict[str, Any],
+    *,
+    qa: Actor,
+    tech: Actor,
+    password: str,
+) -> None:
+    """Register the episode's cell product in quarantine, QC recorded (tech) and reviewed (QA)."""
+    fields = {k: v for k, v in plan.items() if k != "qc"}
+    s = samples.register_sample(
+        session, actor=tech, data=samples.SampleCreate(coi=ep.coi, **fields)
+    )
+    for action, extra in (("receive", {"condition": "intact", "coi": ep.coi}), ("quarantine", {})):
+        samples.transition(
+            session,
+            barcode=s.barcode,
+            actor=tech,
+            data=samples.TransitionIn(action=action, **extra),
+        )
+    for test, result in plan.get("qc", []):
+        qc = oos.record_sample_qc(
+            session, sample=s, data=results.ResultIn(test=test, result=result), actor=tech
+        )
+        results.review(
+            session,
+            result=qc,
+            actor=qa,
+            data=results.ReviewIn(signature=SignatureIn(password=password, meaning="review")),
+        )

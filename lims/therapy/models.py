@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from lims.models import utcnow
+# Multi-parent lineage is the samples' own (lims.lineage): the table lives with them.
+from lims.models import PoolParent, utcnow  # noqa: F401
 
 
 class ProductCode(SQLModel, table=True):
@@ -56,6 +57,8 @@ class Episode(SQLModel, table=True):
     product_code_id: int | None = Field(default=None, foreign_key="therapy_product_code.id")
     # A DIN names one donation for ever: unique, so two releases racing cannot share it.
     din: str | None = Field(default=None, unique=True, max_length=16)
+    # The released product's expiry date (QA gives it at release; it goes on the bag's label).
+    expires_on: date | None = None
     state: str = Field(default="enrolled", max_length=32, index=True)
     reason: str | None = Field(default=None, max_length=2000)  # why cancelled or failed
     # The deviation a COI mismatch opened: the episode moves on only once QA acknowledged it.
@@ -63,11 +66,3 @@ class Episode(SQLModel, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-
-
-class PoolParent(SQLModel, table=True):
-    """One parent of a pooled derivative (a sample made from several): multi-parent lineage."""
-
-    __tablename__ = "therapy_pool_parent"
-    pool_id: int = Field(foreign_key="sample.id", primary_key=True)
-    parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)

@@ -17,7 +17,7 @@ import json
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
-from therapy_util import go, new_episode, walk
+from therapy_util import EXPIRY, RELEASE, final_product, go, new_episode, walk
 
 from lims.db import new_session
 from lims.models import AuditEvent, Sample
@@ -88,6 +88,7 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
     bags: list[str] = [e["bag"] for e in eps]
     for e in eps:  # collected, bags in hand (so they can be aliquoted and pooled)
         walk(client, tech, qa, e, until="collect")
+        final_product(client, tech, qa, e)  # QC'd: QA may release the episode
         r = client.post(
             f"/api/samples/{e['bag']}/transitions",
             json={"action": "receive", "condition": "intact", "coi": e["coi"]},
@@ -183,16 +184,18 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
                 "wristband": cois[wrist],
                 "din": _din(),
                 "product_code": "S0001",
+                "expires_on": EXPIRY,
             }
             needs = {
                 "receive": ("bag", "coi"),
                 "ship": ("bag", "coi"),
                 "receive_at_site": ("bag", "coi"),
                 "infuse": ("bag", "coi", "wristband"),
-                "release": ("din", "product_code"),
+                "release": ("din", "product_code", "expires_on"),
             }.get(action, ())
             who = qa if action == "release" else tech
-            r = go(client, who, ep["number"], action, **{k: fields[k] for k in needs})
+            signed = {"signature": RELEASE} if action == "release" else {}
+            r = go(client, who, ep["number"], action, **{k: fields[k] for k in needs}, **signed)
             assert r.status_code in (200, 422), r.json
             event(f"{action}: {r.json.get('error', 'done')}")
     _check_the_rule(app)

@@ -138,7 +138,9 @@ def test_whole_episode_each_move_one_audit_event(app, client, auth, tech) -> Non
     count = audit_count(app)
     out = walk(client, tech, qa, ep, until="infuse")
     assert out["state"] == "infused" and out["allowed_actions"] == []
-    assert audit_count(app) == count + 9
+    # Nine moves; the final product's registration, receipt, quarantine and its four results,
+    # each reviewed, are the other eleven.
+    assert audit_count(app) == count + 9 + 11
     assert out["din_text"] == "G1234 98 654321 H"
     actions = [e.action for e in _events(app, "episode.infuse")]
     assert actions == ["episode.infuse"]

@@ -1,7 +1,9 @@
-"""a hospital id names one patient per organisation (whatever its case)
+"""a hospital id names one patient per organisation (whatever its case); a released cell
+product's expiry date
 
 The API refuses a second registration of a hospital id, but two registrations at the same
-moment could both pass that check: the index makes the later one a 409.
+moment could both pass that check: the index makes the later one a 409. The expiry date QA
+gives at an episode's release goes on the final product's label.
 
 Revision ID: 0012_coi
 Revises: 0011
@@ -42,7 +44,11 @@ def upgrade() -> None:
     op.create_index(
         INDEX, "therapy_patient", ["org_id", sa.text("lower(hospital_id)")], unique=True
     )
+    with op.batch_alter_table("therapy_episode") as batch:
+        batch.add_column(sa.Column("expires_on", sa.Date(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("therapy_episode") as batch:
+        batch.drop_column("expires_on")
     op.drop_index(INDEX, table_name="therapy_patient")
