@@ -58,7 +58,8 @@ TRANSITIONS: dict[str, Transition] = {
             {"registered", "in_transit"},
             "received",
             requires=("condition",),
-            optional=("location", "position"),
+            # The COI scanned from the label: a treatment episode's material needs it.
+            optional=("location", "position", "coi"),
             desc="take delivery; record its condition",
         ),
         _t(
@@ -112,6 +113,7 @@ TRANSITIONS: dict[str, Transition] = {
             {"available"},
             "in_transit",
             requires=("destination",),
+            optional=("coi",),
             released=True,
             desc="send to another site or organisation",
         ),

@@ -196,7 +196,9 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
     if data.get("therapy"):
         from lims.therapy import demo as therapy_demo
 
-        therapy_demo.load(db, data["therapy"], admin=_actor(db, "admin"), qa=qa, tech=tech)
+        therapy_demo.load(
+            db, data["therapy"], admin=_actor(db, "admin"), qa=qa, tech=tech, password=password
+        )
     rooms_demo.load(db)
     return {
         "users": len(data["users"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -14,6 +15,8 @@ from printers.zpl import LabelContent
 
 __all__ = [
     "COI_SHORT_MAX",
+    "PRODUCT_IDENTITY",
+    "PRODUCT_STOCK",
     "CONTAINER_STOCK",
     "LabelSource",
     "box_label",
@@ -44,8 +47,30 @@ def coi_short(coi: str | None, scheme: str = "local") -> str | None:
     return f"{prefix}..{coi[-_COI_TAIL:]}"
 
 
+# A final product's label: its identity codes (DIN, product code, COI, expiry) as barcodes.
+PRODUCT_STOCK = "product-bag"
+ProductIdentity = tuple[str, str, tuple[tuple[str, str, str], ...]]
+# Areas above this one say when a sample is a final product and what identifies it (title, date
+# line, and (name, barcode value, text) of each code); lims.therapy registers the released cell
+# product of a treatment episode. None from each: an ordinary sample label.
+PRODUCT_IDENTITY: list[Callable[[Session, Sample], ProductIdentity | None]] = []
+
+
 def sample_label(session: Session, s: Sample, reprint: bool = False) -> LabelContent:
-    """Return the label of a sample: id, type, lot, date, COI short form."""
+    """Return the label of a sample: id, type, lot, date, COI short form (and a final
+    product's identity codes)."""
+    for identify in PRODUCT_IDENTITY:
+        found = identify(session, s)
+        if found is not None:
+            title, date_line, codes = found
+            return LabelContent(
+                barcode=s.barcode,
+                title=title,
+                date=date_line,
+                coi_short=coi_short(s.coi, s.coi_scheme),
+                codes=codes,
+                reprint=reprint,
+            )
     stype = session.get(SampleType, s.sample_type_id)
     lot = session.get(VectorLot, s.lot_id) if s.lot_id else None
     # A vial of a vector lot carries the lot's expiry; other material its registration date.
@@ -96,6 +121,7 @@ class LabelSource:
         org_id: int | None = None,
         lot_id: int | None = None,
         container: str | None = None,
+        stock: str | None = None,
     ) -> None:
         self.content = content
         self.kind = kind
@@ -103,6 +129,8 @@ class LabelSource:
         self.org_id = org_id
         self.lot_id = lot_id
         self.container = container
+        # The stock its label must go on whatever the container (a final product's label).
+        self.stock = stock or (PRODUCT_STOCK if content.codes else None)
 
 
 # The label stock each kind of container takes: a bag label on a cryovial wraps round and
@@ -144,6 +172,7 @@ def content_from_json(text: str, *, reprint: bool | None = None) -> LabelContent
     """Rebuild label content stored by content_to_json; optionally set the REPRINT mark."""
     data: dict[str, Any] = json.loads(text)
     data["extra"] = tuple(data.get("extra") or ())
+    data["codes"] = tuple(tuple(c) for c in data.get("codes") or ())
     content = LabelContent(**data)
     return content if reprint is None else replace(content, reprint=reprint)
 
@@ -155,7 +184,7 @@ def container_stock_of(sources: list[LabelSource]) -> str | None:
     """
     wanted: dict[str, list[str]] = {}
     for src in sources:
-        stock = container_stock(src.container) if src.kind == "sample" else None
+        stock = src.stock or (container_stock(src.container) if src.kind == "sample" else None)
         if stock is not None:
             wanted.setdefault(stock, []).append(src.content.barcode)
     if len(wanted) > 1:
@@ -180,7 +209,7 @@ def check_stock(
         {"barcode": src.content.barcode, "container": src.container, "stock": wanted}
         for src in sources
         if src.kind == "sample"
-        and (wanted := container_stock(src.container)) is not None
+        and (wanted := src.stock or container_stock(src.container)) is not None
         and wanted != stock
     ]
     if not mismatched:

@@ -241,6 +241,14 @@ class Sample(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class PoolParent(SQLModel, table=True):
+    """One parent of a pooled derivative (a sample made from several): multi-parent lineage."""
+
+    __tablename__ = "therapy_pool_parent"
+    pool_id: int = Field(foreign_key="sample.id", primary_key=True)
+    parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)
+
+
 class Counter(SQLModel, table=True):
     __tablename__ = "counter"
     name: str = Field(primary_key=True, max_length=64)

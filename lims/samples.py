@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, lots, signatures, storage
+from lims import audit, custody, lineage, lots, signatures, storage
 from lims.accounts.users import Actor
 from lims.db import adopt, column_list, dialect_name, driver_execute, rows_by_id, to_db_time
 from lims.errors import Conflict, NotFound, Refused
@@ -531,6 +532,12 @@ _BY_BARCODE_WITH_USER = (
 )
 _LOOK_UP = object()
 
+CustodyCheck = Callable[[Session, Sample, custody.Transition, TransitionIn, Actor], None]
+# Checks an area above this one adds to every custody move, once the table allowed it: the
+# area that owns the rule registers it here (lims.therapy.sample_custody, a treatment
+# episode's COI check), so the API, the bench and bulk moves all ask it.
+CUSTODY_CHECKS: list[CustodyCheck] = []
+
 
 def apply_transition(
     session: Session,
@@ -575,11 +582,14 @@ def apply_transition(
             code="missing_fields",
             missing=["location"],
         )
-    if data.action == "hand_over" and data.coi != s.coi:
-        # Identity first: a wrong patient's tube stops the hand-over whoever holds it.
+    for guard in CUSTODY_CHECKS:
+        # Another area's rule on this move (a treatment episode's COI check): it refuses by raising.
+        guard(session, s, t, data, actor)
+    if data.coi and data.coi != s.coi:
+        # Identity first: a wrong patient's tube stops the move whoever holds it.
         raise Refused(
             f"COI MISMATCH - STOP: {s.barcode} carries {s.coi}, not the expected {data.coi}; "
-            "hand-over refused, set the tube aside and call QA",
+            f"{t.action.replace('_', '-')} refused, set the tube aside and call QA",
             code="coi_mismatch",
             expected=data.coi,
         )
@@ -862,13 +872,9 @@ def descendants(session: Session, s: Sample) -> list[Sample]:
 
 
 def genealogy(session: Session, s: Sample) -> dict[str, Any]:
-    """Return the ancestors (root first) and the descendant tree of s."""
-    ancestors = []
-    cur = s
-    while cur.parent_id is not None:
-        cur = session.get(Sample, cur.parent_id)
-        ancestors.append(cur)
-    ancestors.reverse()
+    """Return the ancestors (root first; a pool's every parent and theirs), the samples s was
+    made from and the descendant tree of s."""
+    ancestors, parents = lineage.ancestors(session, s)
     kids = descendants(session, s)
     by_parent: dict[int, list[Sample]] = {}
     for k in kids:
@@ -880,7 +886,10 @@ def genealogy(session: Session, s: Sample) -> dict[str, Any]:
     return {
         "barcode": s.barcode,
         "coi": s.coi,
-        "ancestors": [_kin(a) for a in ancestors],
+        "ancestors": [
+            {**_kin(a), "parents": [p.barcode for p in parents.get(a.id, [])]} for a in ancestors
+        ],
+        "parents": [p.barcode for p in parents[s.id]],
         "tree": node(s),
     }
 

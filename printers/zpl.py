@@ -117,6 +117,9 @@ class LabelContent:
     coi_short: str | None = None
     extra: tuple[str, ...] = ()
     reprint: bool = False
+    # A final product's identity (the product template): (name, barcode value, eye-readable
+    # text) of each, printed as a Code 128 with its text under it (DIN, product, COI, expiry).
+    codes: tuple[tuple[str, str, str], ...] = ()
 
     def text_lines(self) -> list[tuple[str, str]]:
         """Return (field name, text) for every human-readable line, in print order."""
@@ -135,7 +138,7 @@ class LabelContent:
 class Layout:
     """Geometry of a template in inches; converted to dots per template dpi."""
 
-    kind: Literal["side", "linear", "bag"]
+    kind: Literal["side", "linear", "bag", "product"]
     margin_in: float
     font_in: float
     dm_module_in: float = 0.0
@@ -248,8 +251,23 @@ _LAYOUTS = {
             bar_height_in=0.45,
         ),
     ),
+    # A cell-therapy bag's final-product label (ISBT 128 style, 4 x 4 in): DIN, product code,
+    # COI and expiry each as a Code 128 with its text, then the sample's own barcode and lines.
+    "product-bag": (
+        4.0,
+        4.0,
+        Layout(
+            "product",
+            margin_in=0.06,
+            font_in=0.12,
+            c128_module_in=0.01,
+            bar_height_in=0.35,
+        ),
+    ),
 }
-_CODES = {"cryovial": "CV", "tube-2ml": "T2", "box": "BX", "bag": "BG"}
+_CODES = {"cryovial": "CV", "tube-2ml": "T2", "box": "BX", "bag": "BG", "product-bag": "PB"}
+# Layouts whose labels are always sent whole: no stored format (^DF) holds their fields.
+NO_STORED_FORMAT = frozenset({"product"})
 
 
 def _build_templates() -> dict[str, Template]:
@@ -379,12 +397,71 @@ def _check_text(name: str, text: str) -> None:
             raise LabelError(f"{name}: control character {ch!r} is not printable on a label")
 
 
+def _check_barcode(name: str, value: str) -> None:
+    if not BARCODE_RE.fullmatch(value):
+        raise LabelError(
+            f"{name}: {value!r} is not a valid barcode value "
+            "(1-48 of A-Z a-z 0-9 - . / : + # * = , ( ))"
+        )
+
+
+def _plan_product(content: LabelContent, template: Template) -> LabelPlan:
+    """Place a final-product label: each identity code (a Code 128 and its text) in a band
+    down the label, then the sample's barcode and its lines; refuse what would clip."""
+    lay = template.layout
+    margin = template.dots(lay.margin_in)
+    font = template.dots(lay.font_in)
+    gap = max(1, round(font * 0.12))
+    module = template.dots(lay.c128_module_in)
+    bar_h = template.dots(lay.bar_height_in)
+    quiet = C128_QUIET_MODULES * module
+    x = max(margin, quiet)
+    room = template.width_dots - x - max(quiet, margin)
+    line_width = template.width_dots - 2 * margin
+    barcodes: list[BarcodeField] = []
+    texts: list[TextField] = []
+    y = margin
+    bands = [(name, value, [(name, text)]) for name, value, text in content.codes]
+    lines = content.text_lines()
+    if content.reprint:
+        lines.append(("reprint", REPRINT_TEXT))
+    bands.append(("barcode", content.barcode, lines))
+    for name, value, band_lines in bands:
+        _check_barcode(name, value)
+        width = code128_modules(value) * module
+        if width > room:
+            raise LabelFitError(
+                name,
+                f"Code 128 for {value!r} is {width} dots wide at {module} dots per module; "
+                f"{template.name} has room for {room} dots with quiet zones",
+            )
+        barcodes.append(BarcodeField("code128", x, y, module, bar_h, value, width, bar_h))
+        y += bar_h + gap
+        for field_name, text in band_lines:
+            _check_text(field_name, text)
+            need = text_width_dots(text, font)
+            if need > line_width:
+                raise LabelFitError(
+                    field_name,
+                    f"text {text!r} is about {need} dots wide at font {font}; "
+                    f"{template.name} has {line_width} dots for it",
+                )
+            if y + font > template.height_dots - margin:
+                raise LabelFitError(field_name, f"no room for {field_name} on {template.name}")
+            texts.append(TextField(field_name, margin, y, font, font, text, 0, line_width))
+            y += font + gap
+        y += 2 * gap
+    return LabelPlan(template, tuple(barcodes), tuple(texts))
+
+
 def plan_label(content: LabelContent, template: Template) -> LabelPlan:
     """Place every field of content on template; raise LabelFitError if anything would clip."""
-    if not BARCODE_RE.fullmatch(content.barcode):
-        raise LabelError(
-            f"barcode: {content.barcode!r} is not a valid barcode value "
-            "(1-48 of A-Z a-z 0-9 - . / : + # * = , ( ))"
+    _check_barcode("barcode", content.barcode)
+    if template.layout.kind == "product":
+        return _plan_product(content, template)
+    if content.codes:
+        raise LabelFitError(
+            "codes", f"{template.name} has no room for a product's identity codes: use product-bag"
         )
     slots = _slots(template)
     name = template.name
@@ -482,6 +559,10 @@ def render_label(content: LabelContent, template: Template) -> bytes:
     return ("\n".join(cmds) + "\n").encode("ascii")
 
 
+def _whole_only(template: Template) -> bool:
+    return template.layout.kind in NO_STORED_FORMAT
+
+
 def _format_name(template: Template, name: str | None) -> str:
     name = template.code if name is None else name
     if not FORMAT_NAME_RE.fullmatch(name):
@@ -496,6 +577,8 @@ def render_format(template: Template, name: str | None = None) -> bytes:
     lines, so a recall carries them as one field; the block reaches the label's edge, as a
     separate line would, so a line is never wrapped where a full label would not wrap it.
     """
+    if _whole_only(template):
+        raise LabelError(f"{template.name} labels are sent whole: it has no stored format")
     slots = _slots(template)
     cmds = ["^XA", f"^DFR:{_format_name(template, name)}.ZPL^FS", *_header(template)]
     if slots.dm is not None:
@@ -529,6 +612,8 @@ def render_recall(content: LabelContent, template: Template, name: str | None = 
     In the field block a backslash is written ``\\`` (``\&`` breaks the line there);
     ^CI28 is repeated only for non-ASCII text (the format sets it for the fields).
     """
+    if _whole_only(template):
+        raise LabelError(f"{template.name} labels are sent whole: it has no stored format")
     plan = plan_label(content, template)
     first = fh_escape(content.barcode)
     cmds = ["^XA", f"^XF{_format_name(template, name)}^FS"]
@@ -567,7 +652,7 @@ def render_batch(
     when the format and the recalls together are fewer bytes than the full labels. A single
     label goes whole: a format used once saves next to nothing and leaves state in the printer.
     """
-    if stored is False or (stored is None and len(contents) < 2):
+    if stored is False or (stored is None and len(contents) < 2) or _whole_only(template):
         return RenderedBatch(None, tuple(render_label(c, template) for c in contents))
     recalls = RenderedBatch(
         render_format(template), tuple(render_recall(c, template) for c in contents)

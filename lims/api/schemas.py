@@ -312,10 +312,15 @@ class KinNode(Kin):
     children: list[KinNode]
 
 
+class Ancestor(Kin):
+    parents: list[str] = Field(description="the samples it was made from")
+
+
 class GenealogyOut(Out):
     barcode: str
     coi: str
-    ancestors: list[Kin] = Field(description="root first")
+    ancestors: list[Ancestor] = Field(description="root first; a pool's every parent too")
+    parents: list[str] = Field(description="what it was made from: one, or a pool's parents")
     tree: KinNode
 
 

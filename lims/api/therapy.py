@@ -71,6 +71,7 @@ class EpisodeOut(Out):
     product_code: ProductCodeOut | None
     din: str | None = Field(description="ISBT 128 DIN (13 characters)")
     din_text: str | None = Field(description="as printed, with its check character")
+    expires_on: str | None = Field(description="the released product's expiry date")
     samples: list[EpisodeSampleOut]
     allowed_actions: list[str]
     created_at: str

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, signatures, storage
+from lims import audit, lineage, signatures, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank, describe
@@ -221,18 +221,16 @@ def release_blockers(
     """Return the open or investigated critical deviations that stop a lot's or sample's release.
 
     A lot is held by one linked to the lot or to any of its vials; a sample by one linked to it or
-    to material it was made from (its parent, that one's parent, ...).
+    to material it was made from (its parent or a pool's parents, theirs, ...).
     """
     conditions = []
     if lot is not None:
         vials = select(Sample.id).where(Sample.lot_id == lot.id)
         conditions += [DeviationLink.lot_id == lot.id, col(DeviationLink.sample_id).in_(vials)]
     if sample is not None:
-        ids, seen, at = [], set(), sample
-        while at is not None and at.id not in seen:
-            seen.add(at.id)
-            ids.append(at.id)
-            at = session.get(Sample, at.parent_id) if at.parent_id else None
+        # Every line it came from: a pool is held by any of its parents, as an aliquot by its one.
+        made_from, _ = lineage.ancestors(session, sample)
+        ids = [sample.id, *(a.id for a in made_from)]
         conditions.append(col(DeviationLink.sample_id).in_(ids))
     if not conditions:
         return []

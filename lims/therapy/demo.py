@@ -11,12 +11,22 @@ from sqlmodel import Session, select
 
 from lims import samples
 from lims.accounts.users import Actor, actor_for
-from lims.models import User, utcnow
+from lims.models import Sample, User, utcnow
+from lims.quality import oos, results
+from lims.signatures import SignatureIn
 from lims.therapy import episodes, isbt, patients, products, shipments
 from lims.therapy.models import Episode
 
 
-def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tech: Actor) -> None:
+def load(
+    session: Session,
+    spec: dict[str, Any],
+    *,
+    admin: Actor,
+    qa: Actor,
+    tech: Actor,
+    password: str | None = None,
+) -> None:
     """Load the "therapy" part of the demo file through the same operations users call."""
     for code in spec.get("product_codes", []):
         products.add_product_code(session, data=products.ProductCodeIn(**code), actor=admin)
@@ -29,18 +39,12 @@ def load(session: Session, spec: dict[str, Any], *, admin: Actor, qa: Actor, tec
         )
         plan = person.get("episode")
         if plan:
-            ep = _episode(session, p.coi, plan, qa=qa, tech=tech)
-            if plan.get("product_bag"):
-                bag = samples.register_sample(
-                    session,
-                    actor=tech,
-                    data=samples.SampleCreate(
-                        coi=p.coi, project=plan["project"], **plan["product_bag"]
-                    ),
-                )
-                product_bags[person["hospital_id"]] = (bag.barcode, ep.coi)
+            product = _episode(session, p.coi, plan, qa=qa, tech=tech, password=password)
+            if product is not None:
+                product_bags[person["hospital_id"]] = (product.barcode, p.coi)
     for plan in spec.get("shipments", []):
-        _shipment(session, plan, product_bags[plan["patient"]], tech=tech)
+        if plan["patient"] in product_bags:  # released only when QA's password was given
+            _shipment(session, plan, product_bags[plan["patient"]], tech=tech)
 
 
 def _shipment(session: Session, plan: dict[str, Any], bag: tuple[str, str], *, tech: Actor) -> None:
@@ -80,8 +84,19 @@ def _shipment(session: Session, plan: dict[str, Any], bag: tuple[str, str], *, t
 
 
 def _episode(
-    session: Session, coi: str, plan: dict[str, Any], *, qa: Actor, tech: Actor
-) -> Episode:
+    session: Session,
+    coi: str,
+    plan: dict[str, Any],
+    *,
+    qa: Actor,
+    tech: Actor,
+    password: str | None,
+) -> Sample | None:
+    """Enrol, collect and move an episode along its plan; return its cell product, if made.
+
+    The product is registered with its QC reviewed just before QA's signed release (or after the
+    last move when the plan stops short of release, so QA can release it on the page).
+    """
     ep = episodes.enrol(
         session,
         data=episodes.EpisodeCreate(
@@ -94,13 +109,22 @@ def _episode(
         actor=tech,
         data=samples.SampleCreate(coi=coi, project=plan["project"], **plan["bag"]),
     )
+    product: Sample | None = None
     for action in plan["moves"]:
         fields: dict[str, Any] = {}
         if episodes.TRANSITIONS[action].custody:
             fields = {"bag": bag.barcode, "coi": coi}
         if action == "release":
+            if password is None:
+                break  # a signed release needs QA's password; the demo stops before it
+            product = _product(session, ep, plan["product"], qa=qa, tech=tech, password=password)
             din = plan["din"]
-            fields = {"din": din + isbt.din_check(din), "product_code": plan["product_code"]}
+            fields = {
+                "din": din + isbt.din_check(din),
+                "product_code": plan["product_code"],
+                "expires_on": utcnow().date() + timedelta(days=plan.get("shelf_life_days", 180)),
+                "signature": SignatureIn(password=password, meaning="release"),
+            }
         episodes.transition(
             session,
             number=ep.number,
@@ -112,6 +136,42 @@ def _episode(
                 session,
                 barcode=bag.barcode,
                 actor=tech,
-                data=samples.TransitionIn(action="receive", condition=plan["condition"]),
+                data=samples.TransitionIn(action="receive", condition=plan["condition"], coi=coi),
             )
-    return ep
+    if product is None and plan.get("product") and password:
+        product = _product(session, ep, plan["product"], qa=qa, tech=tech, password=password)
+    return product
+
+
+def _product(
+    session: Session,
+    ep: Episode,
+    plan: dict[str, Any],
+    *,
+    qa: Actor,
+    tech: Actor,
+    password: str,
+) -> Sample:
+    """Register the episode's cell product in quarantine, QC recorded (tech) and reviewed (QA)."""
+    fields = {k: v for k, v in plan.items() if k != "qc"}
+    s = samples.register_sample(
+        session, actor=tech, data=samples.SampleCreate(coi=ep.coi, **fields)
+    )
+    for action, extra in (("receive", {"condition": "intact", "coi": ep.coi}), ("quarantine", {})):
+        samples.transition(
+            session,
+            barcode=s.barcode,
+            actor=tech,
+            data=samples.TransitionIn(action=action, **extra),
+        )
+    for test, result in plan.get("qc", []):
+        qc = oos.record_sample_qc(
+            session, sample=s, data=results.ResultIn(test=test, result=result), actor=tech
+        )
+        results.review(
+            session,
+            result=qc,
+            actor=qa,
+            data=results.ReviewIn(signature=SignatureIn(password=password, meaning="review")),
+        )
+    return s

@@ -17,14 +17,15 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from lims import audit, custody, samples
+from lims import audit, custody, samples, signatures
 from lims.accounts.users import Actor, system_actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
-from lims.inputs import Input, Line, Text, blank
+from lims.inputs import Day, Input, Line, Text, blank
 from lims.models import Organisation, Project, Sample, utcnow
 from lims.quality import deviations
 from lims.roles import LAB, QA, SITE
-from lims.therapy import isbt, products
+from lims.signatures import SignatureIn
+from lims.therapy import isbt, product_release, products
 from lims.therapy.models import Episode, Patient, ProductCode
 from lims.therapy.patients import find_patient
 
@@ -90,8 +91,8 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             {"qc"},
             "released",
             roles=QA,
-            requires=("din", "product_code"),
-            desc="QA releases the product under its ISBT 128 DIN and product code",
+            requires=("din", "product_code", "expires_on"),
+            desc="QA releases the product under its ISBT 128 DIN and product code, signed",
         ),
         _t("ship", {"released"}, "shipped", custody=True, desc="the product leaves the centre"),
         _t(
@@ -137,6 +138,7 @@ FIELD_WORDS = {
     "wristband": "the COI on the patient's wristband, scanned",
     "din": "the ISBT 128 DIN with its check character",
     "product_code": "the ISBT 128 product description code",
+    "expires_on": "the product's expiry date (YYYY-MM-DD)",
     "reason": "a reason",
 }
 FIELDS = tuple(FIELD_WORDS)
@@ -156,7 +158,11 @@ class EpisodeTransitionIn(Input):
     wristband: Line | None = Field(default=None, max_length=64, description="wristband COI")
     din: Line | None = Field(default=None, max_length=24, description="ISBT 128 DIN + check")
     product_code: Line | None = Field(default=None, max_length=8)
+    expires_on: Day | None = Field(default=None, description="release: the product's expiry")
     reason: Text | None = Field(default=None, max_length=2000)
+    signature: SignatureIn | None = Field(
+        default=None, description="release: QA's e-signature (password, meaning 'release')"
+    )
 
 
 def allowed_actions(state: str) -> list[str]:
@@ -222,6 +228,7 @@ def snapshot(session: Session, ep: Episode) -> dict[str, Any]:
         "coi": ep.coi,
         "product_code": code.code if code else None,
         "din": ep.din,
+        "expires_on": ep.expires_on.isoformat() if ep.expires_on else None,
         "reason": ep.reason,
         "held_by": ep.held_by,
     }
@@ -243,6 +250,7 @@ def episode_dict(session: Session, ep: Episode) -> dict[str, Any]:
         "held_by": ep.held_by,
         "product_code": products.product_dict(code) if code else None,
         "din": ep.din,
+        "expires_on": ep.expires_on.isoformat() if ep.expires_on else None,
         "din_text": isbt.Din(ep.din, None, isbt.din_check(ep.din)).eye_readable()
         if ep.din
         else None,
@@ -298,6 +306,7 @@ def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any],
     reason: str | None = None,
+    signature_id: int | None = None,
 ) -> None:
     audit.record_by(
         session,
@@ -309,6 +318,7 @@ def _record(
         after=after,
         reason=reason,
         org_id=ep.org_id,
+        signature_id=signature_id,
     )
 
 
@@ -492,6 +502,10 @@ def refuse_mismatch(
         raise _mismatch_refusal(session, ep, actor, action, bag, what)
 
 
+# The sample moves of an episode's material refuse a mismatch the same way (sample_custody).
+mismatch_refusal = _mismatch_refusal
+
+
 def transition(
     session: Session, *, number: str, data: EpisodeTransitionIn, actor: Actor
 ) -> Episode:
@@ -521,8 +535,16 @@ def move(
             code="version_conflict",
             current_version=ep.version,
         )
-    fields = data.model_dump(exclude={"action", "version"})
+    fields = data.model_dump(exclude={"action", "version", "signature"})
     t = check(action=data.action, state=ep.state, role=actor.role, fields=fields)
+    signed = t.action == "release"  # QA signs the release of the product (Part 11)
+    if signed and data.signature is None:
+        raise Refused(
+            f"releasing {ep.number} needs QA's e-signature (password, meaning 'release')",
+            code="signature_required",
+        )
+    if not signed and data.signature is not None:
+        raise Refused(f"{t.action} takes no signature", code="unexpected_field", field="signature")
     if ep.held_by and t.action not in HELD_MAY:
         raise Refused(
             f"{ep.number} is held since a COI mismatch (deviation {ep.held_by}): QA "
@@ -555,10 +577,35 @@ def move(
             # A DIN names one donation for ever: a second product under it breaks traceability.
             raise Conflict(f"DIN {din.din} is {taken}'s already", code="din_taken")
         changes["din"], changes["product_code_id"] = din.din, code.id
+    if "expires_on" in t.requires:
+        if data.expires_on <= utcnow().date():
+            raise Refused(
+                f"the expiry date {data.expires_on.isoformat()} has come already: a product "
+                "is released before it expires",
+                code="bad_expiry",
+            )
+        changes["expires_on"] = data.expires_on
     if "reason" in t.requires:
         changes["reason"] = data.reason.strip()
+    sig = None
+    if signed:
+        made = product_release.release_refusal(session, ep, actor)
+        extra["products"] = [s.barcode for s in made]
     before = snapshot(session, ep)
+    if signed:
+        sig = signatures.sign_required(
+            session,
+            actor=actor,
+            given=data.signature,
+            meaning="release",
+            what=f"release of {ep.number}",
+            record_type="episode",
+            record_id=ep.number,
+            content={**before, "state": t.target, "din": changes["din"], **extra},
+        )
     _save(session, ep, changes)
+    if sig is not None:
+        extra["signature"] = signatures.manifestation(sig)
     _record(
         session,
         actor,
@@ -567,6 +614,7 @@ def move(
         before,
         {**snapshot(session, ep), **extra},
         reason=data.reason,
+        signature_id=sig.id if sig else None,
     )
     return ep
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from lims.models import utcnow
+# Multi-parent lineage is the samples' own (lims.lineage): the table lives with them.
+from lims.models import PoolParent, utcnow  # noqa: F401
 
 
 class ProductCode(SQLModel, table=True):
@@ -29,6 +31,11 @@ class Patient(SQLModel, table=True):
     """A patient or donor: the identifiers only the centre's QA and admin read, and the COI."""
 
     __tablename__ = "therapy_patient"
+    # One hospital id, one person, per organisation (the hospital or client that issued it),
+    # whatever its case: two registrations racing cannot both pass the check (migration 0012_coi).
+    __table_args__ = (
+        Index("uq_therapy_patient_hospital_id", "org_id", text("lower(hospital_id)"), unique=True),
+    )
     id: int | None = Field(default=None, primary_key=True)
     coi: str = Field(unique=True, max_length=64)
     coi_scheme: str = Field(default="local", max_length=16)  # local | isbt128
@@ -53,6 +60,8 @@ class Episode(SQLModel, table=True):
     product_code_id: int | None = Field(default=None, foreign_key="therapy_product_code.id")
     # A DIN names one donation for ever: unique, so two releases racing cannot share it.
     din: str | None = Field(default=None, unique=True, max_length=16)
+    # The released product's expiry date (QA gives it at release; it goes on the bag's label).
+    expires_on: date | None = None
     state: str = Field(default="enrolled", max_length=32, index=True)
     reason: str | None = Field(default=None, max_length=2000)  # why cancelled or failed
     # The deviation a COI mismatch opened: the episode moves on only once QA acknowledged it.
@@ -60,14 +69,6 @@ class Episode(SQLModel, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-
-
-class PoolParent(SQLModel, table=True):
-    """One parent of a pooled derivative (a sample made from several): multi-parent lineage."""
-
-    __tablename__ = "therapy_pool_parent"
-    pool_id: int = Field(foreign_key="sample.id", primary_key=True)
-    parent_id: int = Field(foreign_key="sample.id", primary_key=True, index=True)
 
 
 class Shipment(SQLModel, table=True):

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lims import audit
@@ -107,6 +108,24 @@ def record_read(session: Session, actor: Actor, patients: list[Patient], purpose
         )
 
 
+def _registered_as(session: Session, org_id: int, hospital_id: str) -> str | None:
+    """Return the COI of the organisation's patient with this hospital id (any case), or None."""
+    return session.exec(
+        select(Patient.coi).where(
+            Patient.org_id == org_id, func.lower(Patient.hospital_id) == hospital_id.lower()
+        )
+    ).first()
+
+
+def _registered_already(hospital_id: str, coi: str) -> Conflict:
+    # One person, one COI: a second registration would split their chain of identity.
+    return Conflict(
+        f"hospital id {hospital_id} is registered already, as COI {coi}",
+        code="patient_exists",
+        coi=coi,
+    )
+
+
 def register_patient(session: Session, *, data: PatientIn, actor: Actor) -> Patient:
     """Register a patient or donor and give them a COI (QA and admin of the centre)."""
     require_identifier_reader(actor)
@@ -120,18 +139,9 @@ def register_patient(session: Session, *, data: PatientIn, actor: Actor) -> Pati
     if data.date_of_birth > utcnow().date():
         raise Refused("the date of birth is in the future", code="bad_date_of_birth")
     hospital_id = data.hospital_id.strip()
-    twin = session.exec(
-        select(Patient.coi).where(
-            Patient.org_id == org.id, func.upper(Patient.hospital_id) == hospital_id.upper()
-        )
-    ).first()
+    twin = _registered_as(session, org.id, hospital_id)
     if twin is not None:
-        # One person, one COI: a second registration would split their chain of identity.
-        raise Conflict(
-            f"hospital id {hospital_id} is registered already, as COI {twin}",
-            code="patient_exists",
-            coi=twin,
-        )
+        raise _registered_already(hospital_id, twin)
     if data.coi:
         coi, scheme = data.coi.strip().upper(), data.coi_scheme
         if not check_coi(coi, scheme):
@@ -159,8 +169,19 @@ def register_patient(session: Session, *, data: PatientIn, actor: Actor) -> Pati
         date_of_birth=data.date_of_birth,
         hospital_id=hospital_id,
     )
-    session.add(p)
-    session.flush()
+    try:
+        # In a savepoint: a registration racing this one and committed first trips the unique
+        # index, and the answer names the COI it got, as the check above does.
+        with session.begin_nested():
+            session.add(p)
+            session.flush()
+    except IntegrityError:
+        twin = _registered_as(session, org.id, hospital_id)
+        if twin is None:
+            raise Conflict(
+                f"COI {coi} belongs to another patient already", code="coi_taken"
+            ) from None
+        raise _registered_already(hospital_id, twin) from None
     audit.record_by(
         session,
         actor,

@@ -48,7 +48,7 @@ def pool_coi_refusal(cois: list[str], allogeneic: bool) -> str | None:
 
 
 def pool_parents(session: Session, pool: Sample) -> list[Sample]:
-    """Return a pool's parents, in the order they were given."""
+    """Return a pool's parents, oldest first (the same order on both engines)."""
     ids = select(PoolParent.parent_id).where(PoolParent.pool_id == pool.id)
     stmt = select(Sample).where(col(Sample.id).in_(ids)).order_by(col(Sample.id))
     return list(session.exec(stmt).all())

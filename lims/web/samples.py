@@ -98,10 +98,20 @@ def _sample_context(barcode: str) -> dict[str, Any]:
     box = loc if loc is not None and loc.kind == "box" else None
     events = samples_mod.history(db, s)
     lineage = samples_mod.genealogy(db, s)
-    # Draw the ancestors as the path down to this sample, its descendants below it.
+    # Draw the line of single parents down to this sample, its descendants below it; a pool
+    # (several parents) is listed with its parents above the tree.
     tree = lineage["tree"]
-    for a in reversed(lineage["ancestors"]):
+    by_barcode = {a["barcode"]: a for a in lineage["ancestors"]}
+    up = lineage["parents"]
+    while len(up) == 1:
+        a = by_barcode[up[0]]
         tree = {**a, "children": [tree]}
+        up = a["parents"]
+    pools = [
+        {"barcode": x["barcode"], "parents": x["parents"]}
+        for x in [{"barcode": s.barcode, "parents": lineage["parents"]}, *lineage["ancestors"]]
+        if len(x["parents"]) > 1
+    ]
     actions = [
         {
             "action": a,
@@ -129,6 +139,7 @@ def _sample_context(barcode: str) -> dict[str, Any]:
         "track": _state_track(events, s.state),
         "lineage": lineage,
         "lineage_tree": tree,
+        "pools": pools,
         "actions": actions,
         "labels": labels,
         "printers": printing.active_printers(db) if who.role in LAB else [],

@@ -9,6 +9,7 @@ from flask import flash, redirect, request, url_for
 
 from lims.boundary.unit import get_db, record_now
 from lims.roles import CENTRE_ROLES, LAB, QA
+from lims.signatures import SignatureIn
 from lims.therapy import episodes, patients, products
 from lims.web.common import actor, area, first_error, page, perform, render
 
@@ -100,10 +101,17 @@ def episode_transition(number: str):  # noqa: ANN201
             action=action,
             version=int(request.form.get("version") or 0) or None,
             **{f: _text(f, 2000 if f == "reason" else 64) for f in episodes.FIELDS},
+            # The release is signed: the password re-entered on the form, meaning "release".
+            signature=SignatureIn(password=request.form.get("password") or "\0", meaning="release")
+            if action == "release"
+            else None,
         )
     except ValueError as exc:
         ctx = _context(number, failed=action)
         return render("therapy/episode.html", 400, error=first_error(exc), **ctx)
+    if data.signature is not None and data.signature.password == "\0":
+        ctx = _context(number, failed=action)
+        return render("therapy/episode.html", 422, error="Enter your password to sign.", **ctx)
     _, err = perform(lambda: episodes.transition(get_db(), number=number, data=data, actor=actor()))
     if err is not None:
         if err.code == "unknown_episode":

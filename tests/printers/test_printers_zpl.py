@@ -17,6 +17,7 @@ from printers.errors import LabelError, LabelFitError
 from printers.pdf import label_pdf, sheet_pdf
 from printers.preview import barcode_png, barcode_svg, label_png
 from printers.zpl import (
+    NO_STORED_FORMAT,
     TEMPLATES,
     LabelContent,
     code128_modules,
@@ -46,6 +47,10 @@ TEST_LABELS = [
     LabelContent("V26-000042-7", "Vector vial", lot="LV-12", coi_short="COI-26-000042-X"),
     LabelContent("B26-000045", "Box 9x9", extra=("F-03 / R2",), reprint=True),
 ]
+
+
+# Templates with a stored format (a final-product label is always sent whole).
+STORED = sorted(n for n, t in TEMPLATES.items() if t.layout.kind not in NO_STORED_FORMAT)
 
 
 def zpl_images(zpl: bytes, template) -> list[Image.Image]:
@@ -311,7 +316,7 @@ def test_every_template_scans_when_printed(name):
     assert rendered >= 4
 
 
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
+@pytest.mark.parametrize("name", STORED)
 def test_stored_format_prints_the_same_pixels(name):
     template = TEMPLATES[name]
     content = TEST_LABELS[0]
@@ -386,3 +391,51 @@ def test_previews_scan():
     assert barcode_svg("S26-000123-E").lstrip().startswith(b"<?xml")
     decoded = decode_png(label_png(FULL, get_template("bag-203")))
     assert sorted(decoded) == [("Code 128", "S26-000123-E"), ("Data Matrix", "S26-000123-E")]
+
+
+PRODUCT = LabelContent(
+    barcode="S26-000123-E",
+    title="Autologous CAR-T cells, cryopreserved bag",
+    date="EXP 2027-01-31",
+    coi_short="COI-26-000123-K",
+    codes=(
+        ("din", "=G12349865432100", "DIN G1234 98 654321 00 H"),
+        ("product_code", "S0001", "PRODUCT S0001"),
+        ("coi", "COI-26-000123-K", "COI COI-26-000123-K"),
+        ("expiry", "2027-01-31", "EXP 2027-01-31"),
+    ),
+)
+
+
+@pytest.mark.parametrize("name", ["product-bag-203", "product-bag-300"])
+def test_a_final_product_label_scans_each_code_with_its_text(name):
+    """DIN, product code, COI and expiry each decode from the printed label, with the sample's
+    own barcode; each code's eye-readable text is printed under it."""
+    template = TEMPLATES[name]
+    zpl = render_label(PRODUCT, template)
+    (img,) = zpl_images(zpl, template)
+    decoded = decode_image(img)
+    wanted = {value for _n, value, _t in PRODUCT.codes} | {PRODUCT.barcode}
+    assert {text for _fmt, text in decoded} == wanted
+    assert {fmt for fmt, _ in decoded} == {"Code 128"}
+    plan = plan_label(PRODUCT, template)
+    texts = [t.text for t in plan.texts]
+    for _n, _value, text in PRODUCT.codes:
+        assert text in texts
+        assert text.encode() in zpl
+    # Each code's text sits under its own symbol, above the next.
+    bars = sorted(plan.barcodes, key=lambda b: b.y)
+    for bc, nxt in zip(bars, bars[1:], strict=False):
+        under = [t for t in plan.texts if bc.y + bc.height <= t.y < nxt.y]
+        assert under, bc.data
+    # Sent whole: no stored format holds a product label's fields.
+    assert render_batch([PRODUCT] * 3, template).format_bytes is None
+    pdf = label_pdf(PRODUCT, template)
+    page = pypdfium2.PdfDocument(pdf)[0]
+    found = {t for _f, t in decode_image(page.render(scale=600 / 72).to_pil(), border=40)}
+    assert found == wanted
+
+
+def test_a_cryovial_label_refuses_a_products_codes():
+    with pytest.raises(LabelFitError, match="product-bag"):
+        plan_label(PRODUCT, get_template("cryovial-203"))

@@ -17,7 +17,7 @@ import json
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
-from therapy_util import go, new_episode, walk
+from therapy_util import EXPIRY, RELEASE, final_product, go, new_episode, walk
 
 from lims.db import new_session
 from lims.models import AuditEvent, Sample
@@ -25,6 +25,14 @@ from lims.therapy.isbt import din_check
 from lims.therapy.models import Episode, Patient, PoolParent
 
 CUSTODY = ("receive", "ship", "receive_at_site", "infuse")
+# The sample move a sample's state calls for (an available one is shipped or checked out).
+NEXT_MOVE = {
+    "registered": "receive",
+    "received": "quarantine",
+    "quarantine": "release",
+    "in_use": "hand_over",
+    "in_transit": "receive",
+}
 
 _moves = st.tuples(
     st.just("move"),
@@ -46,6 +54,13 @@ steps = st.lists(
         _moves,
         _moves,
         st.tuples(st.just("acknowledge"), st.integers(0, 1), st.none(), st.none()),
+        # A sample's own change of custody, scanning either patient's COI (or none).
+        st.tuples(
+            st.just("sample_move"),
+            st.integers(0, 20),
+            st.booleans(),  # an available sample: True ships it, False checks it out
+            st.sampled_from([0, 1, None]),
+        ),
     ),
     min_size=1,
     max_size=16,
@@ -73,9 +88,10 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
     bags: list[str] = [e["bag"] for e in eps]
     for e in eps:  # collected, bags in hand (so they can be aliquoted and pooled)
         walk(client, tech, qa, e, until="collect")
+        final_product(client, tech, qa, e)  # QC'd: QA may release the episode
         r = client.post(
             f"/api/samples/{e['bag']}/transitions",
-            json={"action": "receive", "condition": "intact"},
+            json={"action": "receive", "condition": "intact", "coi": e["coi"]},
             headers=tech,
         )
         assert r.status_code == 200
@@ -90,7 +106,7 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
             barcode = r.json["barcode"]
             client.post(
                 f"/api/samples/{barcode}/transitions",
-                json={"action": "receive", "condition": "ok"},
+                json={"action": "receive", "condition": "ok", "coi": cois[a]},
                 headers=tech,
             )
             bags.append(barcode)
@@ -121,6 +137,32 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
                 bags.append(r.json["barcode"])
             else:
                 assert r.status_code in (400, 422), r.json
+        elif op == "sample_move":
+            barcode = bags[a % len(bags)]
+            scanned = None if c is None else cois[c]
+            state = client.get(f"/api/samples/{barcode}", headers=tech).json["state"]
+            b = ("ship" if b else "check_out") if state == "available" else NEXT_MOVE.get(state)
+            if b is None:
+                continue
+            fields = {
+                "check_out": {"custodian": "tech2"},
+                "hand_over": {"custodian": "tech1"},
+                "check_in": {"location": "FRZ-80-1"},
+                "ship": {"destination": "Clinic"},
+                "receive": {"condition": "ok"},
+            }.get(b, {})
+            if b in ("hand_over", "ship", "receive") and scanned:
+                fields["coi"] = scanned
+            r = client.post(
+                f"/api/samples/{barcode}/transitions",
+                json={"action": b, **fields},
+                headers=qa if b == "release" else tech,
+            )
+            assert r.status_code in (200, 422), r.json
+            event(f"sample {b}: {r.json.get('error', 'done')}")
+            if r.status_code == 200 and b in ("hand_over", "ship", "receive"):
+                # A patient's material changed hands: the COI scanned was its own.
+                assert r.json["coi"] not in cois or scanned == r.json["coi"], (b, barcode)
         elif op == "acknowledge":
             r = client.post(
                 f"/api/episodes/{eps[a]['number']}/acknowledge",
@@ -142,16 +184,18 @@ def test_no_sequence_of_moves_gives_a_sample_another_coi(app, client, auth, tech
                 "wristband": cois[wrist],
                 "din": _din(),
                 "product_code": "S0001",
+                "expires_on": EXPIRY,
             }
             needs = {
                 "receive": ("bag", "coi"),
                 "ship": ("bag", "coi"),
                 "receive_at_site": ("bag", "coi"),
                 "infuse": ("bag", "coi", "wristband"),
-                "release": ("din", "product_code"),
+                "release": ("din", "product_code", "expires_on"),
             }.get(action, ())
             who = qa if action == "release" else tech
-            r = go(client, who, ep["number"], action, **{k: fields[k] for k in needs})
+            signed = {"signature": RELEASE} if action == "release" else {}
+            r = go(client, who, ep["number"], action, **{k: fields[k] for k in needs}, **signed)
             assert r.status_code in (200, 422), r.json
             event(f"{action}: {r.json.get('error', 'done')}")
     _check_the_rule(app)

@@ -4,8 +4,9 @@ the chain-of-identity timeline."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
-from helpers import audit_count, move, verify
+from helpers import audit_count, move, race, verify
 from sqlmodel import select
 from therapy_util import DEMO_NAME, go, new_episode, new_patient, walk
 
@@ -81,6 +82,55 @@ def test_registering_gives_a_coi_and_refuses_the_same_hospital_id_twice(client, 
     assert tech.status_code == 403
 
 
+def test_a_hospital_id_is_one_patient_per_organisation_even_when_two_register_at_once(
+    app, client, auth
+) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    body = {"full_name": "Sam Race", "date_of_birth": "1975-01-02", "hospital_id": "MRN-RACE"}
+
+    def fire(c, i: int):  # noqa: ANN001, ANN202
+        # The second in another case: the hospital id is one whatever its case.
+        hid = body["hospital_id"] if i == 0 else body["hospital_id"].lower()
+        return c.post("/api/patients", json={**body, "hospital_id": hid}, headers=qa)
+
+    answers = race(app, fire, 2)
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    made = next(r for r in answers if r.status_code == 201).json
+    refused = next(r for r in answers if r.status_code == 409).json
+    assert refused["error"] == "patient_exists" and refused["coi"] == made["coi"]
+    assert made["coi"] in refused["message"]
+    listed = client.get("/api/patients", headers=qa).json["patients"]
+    assert [p["coi"] for p in listed if p["hospital_id"].upper() == "MRN-RACE"] == [made["coi"]]
+    # Another hospital (organisation) may number its own patient the same.
+    other = new_patient(client, qa, hospital_id="MRN-RACE", organisation="novacell")
+    assert other["coi"] != made["coi"]
+
+
+def test_the_database_refuses_a_second_registration_of_a_hospital_id(app, auth) -> None:  # noqa: ANN001
+    from sqlalchemy.exc import IntegrityError
+
+    from lims.therapy.models import Patient
+
+    engine = app.extensions["lims"]["engine"]
+    with new_session(engine) as db:
+        org_id = db.exec(select(Patient.org_id)).first()
+        for i, hid in enumerate(("MRN-DB1", "mrn-db1")):
+            db.add(
+                Patient(
+                    coi=f"COI-DB-{i}",
+                    org_id=org_id,
+                    full_name="X",
+                    date_of_birth=date(1970, 1, 1),
+                    hospital_id=hid,
+                )
+            )
+        try:
+            db.commit()
+            raise AssertionError("two patients with one hospital id were stored")
+        except IntegrityError:
+            db.rollback()
+
+
 def test_whole_episode_each_move_one_audit_event(app, client, auth, tech) -> None:  # noqa: ANN001
     qa = auth("qa1")
     ep = new_episode(client, qa, tech)
@@ -88,7 +138,9 @@ def test_whole_episode_each_move_one_audit_event(app, client, auth, tech) -> Non
     count = audit_count(app)
     out = walk(client, tech, qa, ep, until="infuse")
     assert out["state"] == "infused" and out["allowed_actions"] == []
-    assert audit_count(app) == count + 9
+    # Nine moves; the final product's registration, receipt, quarantine and its four results,
+    # each reviewed, are the other eleven.
+    assert audit_count(app) == count + 9 + 11
     assert out["din_text"] == "G1234 98 654321 H"
     actions = [e.action for e in _events(app, "episode.infuse")]
     assert actions == ["episode.infuse"]
@@ -168,7 +220,10 @@ def test_timeline_holds_the_episode_and_every_sample_of_its_coi(client, auth, te
     qa = auth("qa1")
     ep = new_episode(client, qa, tech)
     walk(client, tech, qa, ep, until="receive")
-    assert move(client, tech, ep["bag"], "receive", condition="intact").status_code == 200
+    assert (
+        move(client, tech, ep["bag"], "receive", condition="intact", coi=ep["coi"]).status_code
+        == 200
+    )
     r = client.get(f"/api/episodes/{ep['number']}", headers=tech)
     assert r.status_code == 200
     kinds = [(e["entity_type"], e["action"]) for e in r.json["timeline"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import race
-from therapy_util import go, new_episode, walk
+from therapy_util import EXPIRY, RELEASE, final_product, go, new_episode, walk
 
 from lims.errors import Refused
 from lims.therapy import isbt
@@ -54,20 +54,66 @@ def test_release_checks_the_din_and_the_catalogue(client, auth, tech) -> None:  
     qa = auth("qa1")
     ep = new_episode(client, qa, tech)
     walk(client, tech, qa, ep, until="submit_to_qc")
-    r = go(client, qa, ep["number"], "release", din="G123498654321A", product_code="S0001")
+    final_product(client, tech, qa, ep)
+    r = go(
+        client,
+        qa,
+        ep["number"],
+        "release",
+        din="G123498654321A",
+        product_code="S0001",
+        signature=RELEASE,
+        expires_on=EXPIRY,
+    )
     assert r.status_code == 422 and r.json["error"] == "bad_din_check"
     assert "H" in r.json["message"]
-    r = go(client, qa, ep["number"], "release", din="G123498654321H", product_code="S9999")
+    r = go(
+        client,
+        qa,
+        ep["number"],
+        "release",
+        din="G123498654321H",
+        product_code="S9999",
+        signature=RELEASE,
+        expires_on=EXPIRY,
+    )
     assert r.status_code == 404 and r.json["error"] == "unknown_product_code"
-    r = go(client, qa, ep["number"], "release", din="G123498654321H")
+    r = go(
+        client,
+        qa,
+        ep["number"],
+        "release",
+        din="G123498654321H",
+        signature=RELEASE,
+        expires_on=EXPIRY,
+    )
     assert r.status_code == 422 and r.json["missing"] == ["product_code"]
-    r = go(client, qa, ep["number"], "release", din="G123498654321H", product_code="s0001")
+    r = go(
+        client,
+        qa,
+        ep["number"],
+        "release",
+        din="G123498654321H",
+        product_code="s0001",
+        signature=RELEASE,
+        expires_on=EXPIRY,
+    )
     assert r.status_code == 200, r.json
     assert r.json["din"] == "G123498654321" and r.json["product_code"]["code"] == "S0001"
     # A DIN names one donation: a second product may not take it.
     other = new_episode(client, qa, tech, hospital_id="MRN-T2")
     walk(client, tech, qa, other, until="submit_to_qc")
-    r = go(client, qa, other["number"], "release", din="=G12349865432100", product_code="S0001")
+    final_product(client, tech, qa, other)
+    r = go(
+        client,
+        qa,
+        other["number"],
+        "release",
+        din="=G12349865432100",
+        product_code="S0001",
+        signature=RELEASE,
+        expires_on=EXPIRY,
+    )
     assert r.status_code == 409 and r.json["error"] == "din_taken"
 
 
@@ -109,9 +155,19 @@ def test_two_releases_racing_for_one_din_give_it_to_one(app, client, auth, tech)
     eps = [new_episode(client, qa, tech, hospital_id=f"MRN-R{i}") for i in range(2)]
     for ep in eps:
         walk(client, tech, qa, ep, until="submit_to_qc")
+        final_product(client, tech, qa, ep)
 
     def fire(c, i: int):  # noqa: ANN001, ANN202
-        return go(c, qa, eps[i]["number"], "release", din="G123498654321H", product_code="S0001")
+        return go(
+            c,
+            qa,
+            eps[i]["number"],
+            "release",
+            din="G123498654321H",
+            product_code="S0001",
+            signature=RELEASE,
+            expires_on=EXPIRY,
+        )
 
     codes = sorted(r.status_code for r in race(app, fire, 2))
     assert codes == [200, 409]

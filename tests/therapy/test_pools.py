@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from helpers import audit_count, move, register, verify
+from helpers import audit_count, move, register, sign_in, verify
 from therapy_util import new_episode
 
 
 def _in_hand(client, tech, coi: str) -> str:  # noqa: ANN001
     b = register(client, tech, sample_type="PBMC", coi=coi)["barcode"]
-    assert move(client, tech, b, "receive", condition="frozen").status_code == 200
+    assert move(client, tech, b, "receive", condition="frozen", coi=coi).status_code == 200
     return b
 
 
@@ -71,3 +71,46 @@ def test_pool_refusals(client, auth, tech) -> None:  # noqa: ANN001
     assert r.status_code == 422 and r.json["error"] == "parent_unusable"
     r = _pool(client, auth("helix_viewer"), [a, fresh])
     assert r.status_code in (403, 404)
+
+
+def test_a_pools_parents_are_in_its_lineage_and_its_aliquots(client, auth, tech) -> None:  # noqa: ANN001
+    ep = new_episode(client, auth("qa1"), tech)
+    a, b = _in_hand(client, tech, ep["coi"]), _in_hand(client, tech, ep["coi"])
+    pool = _pool(client, tech, [a, b]).json["barcode"]
+    gen = client.get(f"/api/samples/{pool}/genealogy", headers=tech).json
+    assert gen["parents"] == [a, b]
+    assert {x["barcode"] for x in gen["ancestors"]} == {a, b}
+    assert move(client, tech, pool, "receive", condition="ok", coi=ep["coi"]).status_code == 200
+    kid = register(client, tech, parent=pool)["barcode"]  # a derivative of the pool
+    gen = client.get(f"/api/samples/{kid}/genealogy", headers=tech).json
+    assert gen["parents"] == [pool]
+    # Root first: the pool's parents, then the pool, which lists them.
+    assert [x["barcode"] for x in gen["ancestors"]][-1] == pool
+    assert {x["barcode"] for x in gen["ancestors"][:2]} == {a, b}
+    assert gen["ancestors"][-1]["parents"] == [a, b]
+    # The sample page says what the pool was made from.
+    sign_in(client, "tech1")
+    page = client.get(f"/samples/{kid}").text
+    assert 'id="pooled-from"' in page and a in page and b in page
+
+
+def test_a_critical_deviation_on_one_parent_holds_the_pools_release(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    ep = new_episode(client, qa, tech)
+    a, b = _in_hand(client, tech, ep["coi"]), _in_hand(client, tech, ep["coi"])
+    pool = _pool(client, tech, [a, b]).json["barcode"]
+    assert move(client, tech, pool, "receive", condition="ok", coi=ep["coi"]).status_code == 200
+    assert move(client, tech, pool, "quarantine").status_code == 200
+    body = {
+        "title": "Parent bag leaked",
+        "description": "seen at thaw",
+        "severity": "critical",
+        "links": [{"kind": "sample", "ref": b}],
+    }
+    r = client.post("/api/deviations", json=body, headers=tech)
+    assert r.status_code == 201, r.json
+    n = r.json["number"]
+    r = move(client, qa, pool, "release")
+    assert r.status_code == 422 and r.json["error"] == "deviation_open"
+    assert r.json["deviations"] == [n] and n in r.json["message"]
+    assert client.get(f"/api/samples/{pool}", headers=tech).json["state"] == "quarantine"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from helpers import audit_count, verify
 from sqlmodel import select
-from therapy_util import DEMO_NAME, go, new_episode, walk
+from therapy_util import DEMO_NAME, EXPIRY, RELEASE, final_product, go, new_episode, walk
 
 from lims.db import new_session
 from lims.models import AuditEvent
@@ -22,7 +22,17 @@ def released(client, auth, tech, hospital_id: str = "MRN-S1") -> dict:  # noqa: 
     walk(client, tech, qa, ep, until="submit_to_qc")
     # A DIN names one donation: each test episode gets its own.
     din = f"G123426{int(ep['number'].rsplit('-', 1)[1]):06d}"
-    r = go(client, qa, ep["number"], "release", din=din + din_check(din), product_code="S0001")
+    final_product(client, tech, qa, ep)
+    r = go(
+        client,
+        qa,
+        ep["number"],
+        "release",
+        din=din + din_check(din),
+        product_code="S0001",
+        expires_on=EXPIRY,
+        signature=RELEASE,
+    )
     assert r.status_code == 200, r.json
     return ep
 

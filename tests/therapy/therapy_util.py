@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from helpers import register
+from helpers import PASSWORD, move, register
 
 DEMO_NAME = "Alex Demo"  # the demo patient's name: it must never leak past QA and admin
+RELEASE = {"password": PASSWORD, "meaning": "release"}
+EXPIRY = "2099-01-31"  # the released product's expiry date
+# The release results of the T-cell product (TCELL-RELEASE in the demo), all passing.
+PRODUCT_QC = (
+    ("viability", "92 %"),
+    ("sterility", "no growth"),
+    ("endotoxin", "0.5 EU/mL"),
+    ("mycoplasma", "not detected"),
+)
 
 
 def new_patient(client, qa, **fields) -> dict:  # noqa: ANN001
@@ -33,6 +42,25 @@ def go(client, headers, number: str, action: str, **fields):  # noqa: ANN001, AN
     )
 
 
+def final_product(client, tech, qa, ep: dict, *, review: bool = True) -> str:  # noqa: ANN001
+    """Register the episode's T-cell product in quarantine with its QC recorded (and reviewed)."""
+    b = register(client, tech, sample_type="TCELL", coi=ep["coi"], container="bag")["barcode"]
+    assert move(client, tech, b, "receive", condition="intact", coi=ep["coi"]).status_code == 200
+    assert move(client, tech, b, "quarantine").status_code == 200
+    for test, result in PRODUCT_QC:
+        r = client.post(f"/api/samples/{b}/qc", json={"test": test, "result": result}, headers=tech)
+        assert r.status_code == 201, r.json
+    if review:
+        for q in client.get(f"/api/samples/{b}/qc", headers=qa).json["qc"]:
+            r = client.post(
+                f"/api/samples/{b}/qc/{q['id']}/review",
+                json={"signature": {"password": PASSWORD, "meaning": "review"}},
+                headers=qa,
+            )
+            assert r.status_code == 200, r.json
+    return b
+
+
 def walk(client, tech, qa, ep: dict, until: str) -> dict:  # noqa: ANN001
     """Move an episode along the happy path up to and including the action until."""
     bag, coi = ep["bag"], ep["coi"]
@@ -42,13 +70,16 @@ def walk(client, tech, qa, ep: dict, until: str) -> dict:  # noqa: ANN001
         ("receive", tech, {"bag": bag, "coi": coi}),
         ("start_manufacturing", tech, {}),
         ("submit_to_qc", tech, {}),
-        ("release", qa, {"din": "G123498654321H", "product_code": "S0001"}),
+        ("release", qa, {"din": "G123498654321H", "product_code": "S0001", "expires_on": EXPIRY}),
         ("ship", tech, {"bag": bag, "coi": coi}),
         ("receive_at_site", tech, {"bag": bag, "coi": coi}),
         ("infuse", tech, {"bag": bag, "coi": coi, "wristband": coi}),
     ]
     out = ep
     for action, who, fields in steps:
+        if action == "release":
+            final_product(client, tech, qa, ep)
+            fields = {**fields, "signature": RELEASE}
         r = go(client, who, ep["number"], action, **fields)
         assert r.status_code == 200, (action, r.json)
         out = r.json
