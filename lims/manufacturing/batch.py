@@ -466,6 +466,7 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
             {
                 "position": s.position,
                 "name": s.name,
+                "instructions": s.instructions,
                 "verify": s.needs_verifier,
                 "state": "to do"
                 if b is None
@@ -492,12 +493,16 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
                 ],
             }
         )
+    pending = [x for x in out_steps if x["state"] not in ("done", "verified")]
     return {
         "lot": lot.lot_number,
         "template": tpl.code,
         "template_version": tpl.version,
         "started_by": names.get(rec.started_by_id),
-        "complete": all(x["state"] in ("done", "verified") for x in out_steps),
+        "complete": not pending,
+        # The step to do (or verify) next: steps go in order, a verified one before the next.
+        "next": pending[0]["position"] if pending else None,
+        "open": lot.state in OPEN_LOT_STATES,
         "steps": out_steps,
     }
 
