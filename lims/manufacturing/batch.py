@@ -15,7 +15,7 @@ from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, lots, signatures
+from lims import audit, lots, signatures, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text
@@ -32,6 +32,7 @@ from lims.manufacturing.models import (
 from lims.models import Signature, User, VectorLot, utcnow
 from lims.quality import deviations
 from lims.roles import LAB, QA
+from lims.rooms.clearance import use_refusal
 from lims.signatures import SignatureIn
 
 TEMPLATE_STATES = ("draft", "approved", "retired")
@@ -326,12 +327,13 @@ def record_step(
             missing=missing,
             unknown=unknown,
         )
+    room = _room_of_step(session, lot, position, data.room)
     bs = BatchStep(
         record_id=rec.id,
         step_id=step.id,
         operator_id=actor.user.id,
         equipment=data.equipment,
-        room=data.room,
+        room=room,
     )
     session.add(bs)
     session.flush()
@@ -349,7 +351,7 @@ def record_step(
         "name": step.name,
         "values": values,
         "equipment": data.equipment,
-        "room": data.room,
+        "room": room,
     }
     _record_lot(session, actor, lot, "batch.step", after)
     for scan in data.materials:
@@ -375,6 +377,30 @@ def record_step(
             source=f"batch record of lot {lot.lot_number}, step {position}",
         )
     return bs
+
+
+def _room_of_step(session: Session, lot: VectorLot, position: int, code: str | None) -> str | None:
+    """Return the room's code a step is done in, refusing a room the lot's owner may not use now.
+
+    A rented room takes a client's work only inside their running booking, after line clearance
+    (lims.rooms.clearance, the rule the bench follows too); rooms without bookings carry no rule.
+    """
+    if code is None:
+        return None
+    loc = storage.find_location(session, code.strip())
+    if loc is None or loc.kind != "room":
+        raise Refused(
+            f"{code[:64]!r} is not a room of the centre; give the room's code (e.g. RM-B1)",
+            code="unknown_room",
+        )
+    why = use_refusal(session, loc.id, lot.org_id)
+    if why:
+        raise Refused(
+            f"step {position} of lot {lot.lot_number} cannot be done in {loc.code}: {why}",
+            code="room_not_cleared",
+            room=loc.code,
+        )
+    return loc.code
 
 
 def verify_step(
