@@ -30,7 +30,7 @@ from lims.manufacturing.models import (
     ProcessTemplate,
 )
 from lims.models import Signature, User, VectorLot, utcnow
-from lims.quality import deviations
+from lims.quality import deviations, release
 from lims.roles import LAB, QA
 from lims.rooms.clearance import use_refusal
 from lims.signatures import SignatureIn
@@ -374,7 +374,7 @@ def record_step(
                 links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
             ),
             actor=actor,
-            source=f"batch record of lot {lot.lot_number}, step {position}",
+            source=release.batch_step_source(lot.lot_number, position),
         )
     return bs
 
