@@ -12,20 +12,49 @@ from lims.manufacturing import batch, genealogy, materials
 from lims.roles import LAB
 from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
+from lims.web.common import cursor as page_cursor
+from lims.web.lists import Column, ListView, before_cursor
 
 bp = area("manufacturing", __name__)
+
+
+MATERIAL_COLUMNS = (
+    Column("code", "Material", "code"),
+    Column("kind", "Kind", "kind"),
+    Column("supplier_lot", "Supplier lot", "supplier_lot"),
+    Column("serial", "Serial", None),
+    Column("expires", "Expires", "expires"),
+    Column("state", "State", "state"),
+    Column("usable", "Usable", None),
+    Column("received", "Received", "received"),
+)
 
 
 @bp.get("/materials", endpoint="materials")
 @page()
 def material_list():  # noqa: ANN201
-    """List material lots, newest first, by state and kind, with why each may not be used."""
+    """List material lots, newest first, sortable, page by page, with why each may not be used."""
     db = get_db()
     filters = {k: (request.args.get(k) or "").strip()[:64] or None for k in ("state", "kind")}
-    rows = materials.list_materials(db, actor(), **filters)
+    sort = (request.args.get("sort") or "").strip()[:16] or materials.MATERIAL_SORT_DEFAULT
+    result = materials.material_page(
+        db, actor(), **filters, sort=sort, after=page_cursor(), before=before_cursor(), limit=50
+    )
+    shown = [c.key for c in MATERIAL_COLUMNS]
+    view = ListView(
+        url_for("web.manufacturing.materials"),
+        filters=filters,
+        sort=result.sort,
+        default_sort=materials.MATERIAL_SORT_DEFAULT,
+        columns=MATERIAL_COLUMNS,
+        shown=shown,
+    )
     return render(
         "manufacturing/materials.html",
-        rows=[materials.material_dict(db, m) for m in rows],
+        rows=[materials.material_dict(db, m) for m in result.rows],
+        result=result,
+        view=view,
+        columns=MATERIAL_COLUMNS,
         filters=filters,
         states=materials.MATERIAL_STATES,
         kinds=materials.list_kinds(db, actor()),
