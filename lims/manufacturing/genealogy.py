@@ -485,6 +485,7 @@ def picture(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]
                     {
                         "col": c,
                         "kind": "material",
+                        "category": x.category,
                         "count": 0,
                         "sub": "material lots",
                         "href": None,
@@ -495,11 +496,14 @@ def picture(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]
                 word = _PLURAL.get(x.category, x.category) if box["count"] > 1 else x.category
                 box["title"] = f"{box['count']} {word.replace('_', ' ')}"
             else:
+                room = 29 - len(x.state)  # the box holds about 32 characters of small text
+                name = x.name if len(x.name) <= room else x.name[: room - 1] + "…"
                 boxes[key] = {
                     "col": c,
                     "kind": "material",
+                    "category": x.category,
                     "title": f"{x.category.replace('_', ' ')} {x.code}",
-                    "sub": f"{x.name[:28]} · {x.state}",
+                    "sub": f"{name} · {x.state}",
                     "href": ("material", x.code),
                     "current": False,
                 }
@@ -513,7 +517,15 @@ def picture(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]
     # Shift so the leftmost column is 0, then stack each column's boxes top to bottom.
     low = min(b["col"] for b in boxes.values())
     rows: dict[int, int] = {}
-    order = sorted(boxes.items(), key=lambda kv: (kv[1]["col"], kv[1]["kind"] != "lot", kv[0]))
+
+    def place(kv: tuple[str, dict[str, Any]]) -> tuple[int, int, int, str]:
+        # In a column: lots first, then materials as the process uses them (cell bank first).
+        key, b = kv
+        cat = b.get("category")
+        rank = list(_PLURAL).index(cat) if cat in _PLURAL else len(_PLURAL)
+        return (b["col"], b["kind"] != "lot", rank, key)
+
+    order = sorted(boxes.items(), key=place)
     for key, b in order:
         b["col"] -= low
         b["row"] = rows.get(b["col"], 0)
