@@ -711,6 +711,23 @@ def lots_expire_due() -> None:
     click.echo(f"expired: {', '.join(done) or 'none'}")
 
 
+materials_cli = AppGroup("materials", help="Material lot jobs.")
+
+
+@materials_cli.command("expire-due")
+def materials_expire_due() -> None:
+    """Move material lots whose expiry date has passed to expired (one audit event each)."""
+    from lims.manufacturing import materials
+
+    with cli_session() as db:
+        actor = cli_actor(db)
+        due = materials.due_for_expiry(db)
+        with click.progressbar(due, label="expiring", file=sys.stderr) as bar:
+            for code in bar:
+                materials.expire(db, code=code, actor=actor)
+    click.echo(f"expired: {', '.join(due) or 'none'}")
+
+
 @click.command("print-worker")
 @click.option("--once", is_flag=True, help="print what can print now, then exit")
 @click.option("--printer", "printer_names", multiple=True, help="only this printer (repeatable)")
@@ -792,6 +809,7 @@ def register(app) -> None:  # noqa: ANN001
         printer_cli,
         audit_cli,
         lots_cli,
+        materials_cli,
         setup_cli,
         station_cli,
         print_worker,

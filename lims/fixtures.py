@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from lims import lots, masterdata, samples
 from lims.accounts import users
 from lims.db import new_session
+from lims.manufacturing import materials
 from lims.models import Printer, Specification, Station, User
 from lims.quality import deviations, results, specs, trail
 from lims.rooms import demo as rooms_demo
@@ -191,6 +192,7 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
                 actor=tech,
                 data=samples.TransitionIn(action=action, **fields),
             )
+    _materials(db, data.get("materials", {}), password)
     for spec in data.get("deviations", []):
         _deviation(db, spec, password)
     if data.get("therapy"):
@@ -263,6 +265,42 @@ def _deviation(db: Session, spec: dict, password: str) -> None:
 
 class NotADemoDatabase(RuntimeError):
     """The database holds a centre's own users: the demo (published passwords) never loads."""
+
+
+def _materials(db: Session, spec: dict, password: str) -> None:
+    """Set up material kinds and receive lots: some released, one in quarantine, one expired."""
+    if not spec:
+        return
+    admin, tech, qa = _actor(db, "admin"), _actor(db, "tech1"), _actor(db, "qa1")
+    for k in spec.get("kinds", []):
+        materials.create_kind(db, data=materials.KindCreate(**k), actor=admin)
+    for m in spec.get("lots", []):
+        received = date.fromisoformat(m["received_on"]) if m.get("received_on") else None
+        mat = materials.receive_manual(
+            db,
+            data=materials.ReceiveManual(
+                kind=m["kind"],
+                supplier_lot=m["supplier_lot"],
+                serial=m.get("serial"),
+                expires_on=date.fromisoformat(m["expires_on"]),
+            ),
+            actor=tech,
+            today=received,
+        )
+        if m.get("release"):
+            materials.transition(
+                db,
+                code=mat.code,
+                data=materials.MaterialTransitionIn(
+                    action="release", signature=SignatureIn(password=password, meaning="release")
+                ),
+                actor=qa,
+                today=received,
+            )
+        if m.get("expire"):
+            materials.transition(
+                db, code=mat.code, data=materials.MaterialTransitionIn(action="expire"), actor=tech
+            )
 
 
 def users_besides_system(db: Session, limit: int = 3) -> list[str]:

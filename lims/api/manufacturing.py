@@ -160,6 +160,7 @@ class BatchValueOut(Out):
 class BatchStepOut(Out):
     position: int
     name: str
+    instructions: str | None
     verify: bool
     state: str = Field(description="to do, done, awaiting verifier, verified")
     operator: str | None
@@ -176,6 +177,8 @@ class BatchRecordOut(Out):
     template_version: int
     started_by: str | None
     complete: bool
+    next: int | None = Field(description="the step to do or verify next; null when complete")
+    open: bool = Field(description="the lot is planned or in production: steps can be recorded")
     steps: list[BatchStepOut]
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from lims import audit, lots, signatures
+from lims import audit, lots, signatures, storage
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text
@@ -30,8 +30,9 @@ from lims.manufacturing.models import (
     ProcessTemplate,
 )
 from lims.models import Signature, User, VectorLot, utcnow
-from lims.quality import deviations
+from lims.quality import deviations, release
 from lims.roles import LAB, QA
+from lims.rooms.clearance import use_refusal
 from lims.signatures import SignatureIn
 
 TEMPLATE_STATES = ("draft", "approved", "retired")
@@ -326,12 +327,13 @@ def record_step(
             missing=missing,
             unknown=unknown,
         )
+    room = _room_of_step(session, lot, position, data.room)
     bs = BatchStep(
         record_id=rec.id,
         step_id=step.id,
         operator_id=actor.user.id,
         equipment=data.equipment,
-        room=data.room,
+        room=room,
     )
     session.add(bs)
     session.flush()
@@ -349,7 +351,7 @@ def record_step(
         "name": step.name,
         "values": values,
         "equipment": data.equipment,
-        "room": data.room,
+        "room": room,
     }
     _record_lot(session, actor, lot, "batch.step", after)
     for scan in data.materials:
@@ -372,9 +374,33 @@ def record_step(
                 links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
             ),
             actor=actor,
-            source=f"batch record of lot {lot.lot_number}, step {position}",
+            source=release.batch_step_source(lot.lot_number, position),
         )
     return bs
+
+
+def _room_of_step(session: Session, lot: VectorLot, position: int, code: str | None) -> str | None:
+    """Return the room's code a step is done in, refusing a room the lot's owner may not use now.
+
+    A rented room takes a client's work only inside their running booking, after line clearance
+    (lims.rooms.clearance, the rule the bench follows too); rooms without bookings carry no rule.
+    """
+    if code is None:
+        return None
+    loc = storage.find_location(session, code.strip())
+    if loc is None or loc.kind != "room":
+        raise Refused(
+            f"{code[:64]!r} is not a room of the centre; give the room's code (e.g. RM-B1)",
+            code="unknown_room",
+        )
+    why = use_refusal(session, loc.id, lot.org_id)
+    if why:
+        raise Refused(
+            f"step {position} of lot {lot.lot_number} cannot be done in {loc.code}: {why}",
+            code="room_not_cleared",
+            room=loc.code,
+        )
+    return loc.code
 
 
 def verify_step(
@@ -466,6 +492,7 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
             {
                 "position": s.position,
                 "name": s.name,
+                "instructions": s.instructions,
                 "verify": s.needs_verifier,
                 "state": "to do"
                 if b is None
@@ -492,12 +519,16 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
                 ],
             }
         )
+    pending = [x for x in out_steps if x["state"] not in ("done", "verified")]
     return {
         "lot": lot.lot_number,
         "template": tpl.code,
         "template_version": tpl.version,
         "started_by": names.get(rec.started_by_id),
-        "complete": all(x["state"] in ("done", "verified") for x in out_steps),
+        "complete": not pending,
+        # The step to do (or verify) next: steps go in order, a verified one before the next.
+        "next": pending[0]["position"] if pending else None,
+        "open": lot.state in OPEN_LOT_STATES,
         "steps": out_steps,
     }
 

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from pydantic import Field
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import audit, lots
@@ -295,6 +296,7 @@ def lot_page(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any
         "made_from": made_from(session, lot_number=lot.lot_number, actor=actor, lot=lot),
         "used_in": used_in_lot(session, lot_number=lot.lot_number, actor=actor, lot=lot),
         "can_add": actor.role in LAB and lot.state in OPEN_LOT_STATES,
+        "picture": picture(session, lot=lot, actor=actor),
     }
 
 
@@ -333,3 +335,218 @@ def inputs_of(session: Session, *, lot: VectorLot) -> list[dict[str, Any]]:
             row |= {"kind": "lot", "ref": p.lot_number, "name": p.vector}
         out.append(row)
     return out
+
+
+# --- the lot page's picture ------------------------------------------------------------------
+
+# Box and gap sizes of the drawing, in SVG user units (the page scales it to its width).
+BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 190, 46, 60, 14, 10
+# A column with more materials than this shows them as one box per category ("12 reagents").
+MAX_MATERIALS_SHOWN = 6
+_PLURAL = {
+    "cell_bank": "cell banks",
+    "plasmid": "plasmids",
+    "medium": "media",
+    "reagent": "reagents",
+    "consumable": "consumables",
+}
+
+
+def _links_around(session: Session, lot_id: int) -> list[tuple[str, int, int]]:
+    """Return every (parent_kind, parent_id, child_lot_id) link above and below a lot."""
+    conn = session.connection()
+    edges: set[tuple[str, int, int]] = set()
+    frontier, seen = {lot_id}, {lot_id}
+    while frontier:  # up: what the frontier was made from
+        rows = conn.execute(
+            select(
+                GenealogyLink.parent_kind, GenealogyLink.parent_id, GenealogyLink.child_lot_id
+            ).where(GenealogyLink.child_lot_id.in_(sorted(frontier)))
+        ).all()
+        edges |= {(k, p, c) for k, p, c in rows}
+        frontier = {p for k, p, _ in rows if k == "lot"} - seen
+        seen |= frontier
+    frontier, seen = {lot_id}, {lot_id}
+    while frontier:  # down: what was made from the frontier
+        rows = conn.execute(
+            select(
+                GenealogyLink.parent_kind, GenealogyLink.parent_id, GenealogyLink.child_lot_id
+            ).where(
+                GenealogyLink.parent_kind == "lot", GenealogyLink.parent_id.in_(sorted(frontier))
+            )
+        ).all()
+        edges |= {(k, p, c) for k, p, c in rows}
+        frontier = {c for _, _, c in rows} - seen
+        seen |= frontier
+    return sorted(edges)
+
+
+def picture(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any]:
+    """Lay out a lot's genealogy for drawing: inputs left, the lot, what it made, vials right.
+
+    Each lot sits one column right of everything it was made from (upstream -> harvest ->
+    purification -> fill); a material sits just left of the first lot it went into; a lot's
+    vials are one box ("24 vials"). Returns boxes with their place and the arrows between them.
+    """
+    edges = _links_around(session, lot.id)
+    lot_ids = {lot.id} | {p for k, p, _ in edges if k == "lot"} | {c for _, _, c in edges}
+    lot_rows = {
+        x.id: x
+        for x in session.exec(
+            select(
+                VectorLot.id,
+                VectorLot.lot_number,
+                VectorLot.vector,
+                VectorLot.state,
+                VectorLot.org_id,
+            ).where(VectorLot.id.in_(sorted(lot_ids)))
+        ).all()
+        if x.id == lot.id or actor.can_see(x.org_id)
+    }
+    edges = [(k, p, c) for k, p, c in edges if c in lot_rows and (k != "lot" or p in lot_rows)]
+    mat_ids = sorted({p for k, p, _ in edges if k == "material"})
+    mats = {
+        m.id: m
+        for m in (
+            session.exec(
+                select(
+                    MaterialLot.id,
+                    MaterialLot.code,
+                    MaterialLot.state,
+                    MaterialKind.name,
+                    MaterialKind.category,
+                )
+                .join(MaterialKind, MaterialKind.id == MaterialLot.kind_id)
+                .where(MaterialLot.id.in_(mat_ids))
+            ).all()
+            if mat_ids
+            else []
+        )
+    }
+    vial_counts = dict(
+        session.exec(
+            select(Sample.lot_id, func.count())
+            .where(Sample.lot_id.in_(sorted(lot_rows)))
+            .group_by(Sample.lot_id)
+        ).all()
+    )
+    # Columns: a lot is one right of its latest lot input (longest path from the top).
+    parents: dict[int, list[int]] = {}
+    for k, p, c in edges:
+        if k == "lot":
+            parents.setdefault(c, []).append(p)
+    col: dict[int, int] = {}
+
+    def column(i: int, path: frozenset[int] = frozenset()) -> int:
+        if i not in col:
+            ups = [p for p in parents.get(i, []) if p not in path]
+            col[i] = 1 + max((column(p, path | {i}) for p in ups), default=0)
+        return col[i]
+
+    for i in lot_rows:
+        column(i)
+    mat_col: dict[int, int] = {}
+    for k, p, c in edges:
+        if k == "material":
+            mat_col[p] = min(mat_col.get(p, col[c]), col[c] - 1)
+    boxes: dict[str, dict[str, Any]] = {}
+    arrows: set[tuple[str, str]] = set()
+    for i, x in lot_rows.items():
+        boxes[f"lot:{i}"] = {
+            "col": col[i],
+            "kind": "lot",
+            "title": x.lot_number,
+            "sub": f"{x.vector} · {x.state.replace('_', ' ')}",
+            "href": ("lot", x.lot_number),
+            "current": i == lot.id,
+        }
+        if vial_counts.get(i):
+            n = vial_counts[i]
+            boxes[f"vials:{i}"] = {
+                "col": col[i] + 1,
+                "kind": "vials",
+                "title": f"{n} vial{'s' if n != 1 else ''}",
+                "sub": f"of {x.lot_number}",
+                "href": ("lot", x.lot_number),
+                "current": False,
+            }
+            arrows.add((f"lot:{i}", f"vials:{i}"))
+    per_col: dict[int, list[int]] = {}
+    for m, c in mat_col.items():
+        per_col.setdefault(c, []).append(m)
+    for c, ids in per_col.items():
+        grouped = len(ids) > MAX_MATERIALS_SHOWN
+        for m in sorted(ids, key=lambda m: (mats[m].category, mats[m].code)):
+            x = mats[m]
+            key = f"group:{c}:{x.category}" if grouped else f"mat:{m}"
+            if grouped:
+                box = boxes.setdefault(
+                    key,
+                    {
+                        "col": c,
+                        "kind": "material",
+                        "category": x.category,
+                        "count": 0,
+                        "sub": "material lots",
+                        "href": None,
+                        "current": False,
+                    },
+                )
+                box["count"] += 1
+                word = _PLURAL.get(x.category, x.category) if box["count"] > 1 else x.category
+                box["title"] = f"{box['count']} {word.replace('_', ' ')}"
+            else:
+                room = 29 - len(x.state)  # the box holds about 32 characters of small text
+                name = x.name if len(x.name) <= room else x.name[: room - 1] + "…"
+                boxes[key] = {
+                    "col": c,
+                    "kind": "material",
+                    "category": x.category,
+                    "title": f"{x.category.replace('_', ' ')} {x.code}",
+                    "sub": f"{name} · {x.state}",
+                    "href": ("material", x.code),
+                    "current": False,
+                }
+        for k, p, child in edges:
+            if k == "material" and p in ids:
+                key = f"group:{c}:{mats[p].category}" if grouped else f"mat:{p}"
+                arrows.add((key, f"lot:{child}"))
+    for k, p, c in edges:
+        if k == "lot":
+            arrows.add((f"lot:{p}", f"lot:{c}"))
+    # Shift so the leftmost column is 0, then stack each column's boxes top to bottom.
+    low = min(b["col"] for b in boxes.values())
+    rows: dict[int, int] = {}
+
+    def place(kv: tuple[str, dict[str, Any]]) -> tuple[int, int, int, str]:
+        # In a column: lots first, then materials as the process uses them (cell bank first).
+        key, b = kv
+        cat = b.get("category")
+        rank = list(_PLURAL).index(cat) if cat in _PLURAL else len(_PLURAL)
+        return (b["col"], b["kind"] != "lot", rank, key)
+
+    order = sorted(boxes.items(), key=place)
+    for key, b in order:
+        b["col"] -= low
+        b["row"] = rows.get(b["col"], 0)
+        rows[b["col"]] = b["row"] + 1
+        b["x"] = PAD + b["col"] * (BOX_W + COL_GAP)
+        b["y"] = PAD + b["row"] * (BOX_H + ROW_GAP)
+        b["key"] = key
+    lines = []
+    for a, z in sorted(arrows):
+        s, t = boxes[a], boxes[z]
+        x1, y1 = s["x"] + BOX_W, s["y"] + BOX_H // 2
+        x2, y2 = t["x"], t["y"] + BOX_H // 2
+        mid = (x1 + x2) // 2
+        lines.append(f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 6},{y2}")
+    cols = max(b["col"] for b in boxes.values()) + 1
+    height = max(rows.values())
+    return {
+        "boxes": [b for _, b in order],
+        "arrows": lines,
+        "width": 2 * PAD + cols * BOX_W + (cols - 1) * COL_GAP,
+        "height": 2 * PAD + height * BOX_H + (height - 1) * ROW_GAP,
+        "box_w": BOX_W,
+        "box_h": BOX_H,
+    }

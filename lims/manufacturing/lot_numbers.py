@@ -15,9 +15,11 @@ from lims.errors import Refused
 from printers import LabelError
 from printers.zpl import BARCODE_RE, LabelContent, get_template, plan_label
 
-# The stocks a lot's label and its vials' labels print on unless someone asks for another:
-# vials are cryovials, 2 ml tubes or bags (lims.labels.default_template), at 203 and 300 dpi.
-LOT_STOCKS = ("cryovial", "tube-2ml", "bag")
+# The stocks a lot's own label prints on: a vial's stocks and box stock (the label on a box or
+# rack of its vials, lims.labels.default_stock for places), at 203 and 300 dpi.
+LOT_STOCKS = ("cryovial", "tube-2ml", "bag", "box")
+# The stocks its vials' labels (with the "Lot ..." line) print on (lims.labels.CONTAINER_STOCK).
+VIAL_STOCKS = ("cryovial", "tube-2ml", "bag")
 DPIS = (203, 300)
 ALLOWED = "letters, digits and - . / : + # * = , ( )"
 # The widest vial label line next to the lot: a sample barcode and a COI of our own format.
@@ -35,10 +37,10 @@ def _problem(lot_number: str) -> tuple[str, str] | None:
     for base in LOT_STOCKS:
         for dpi in DPIS:
             stock = get_template(base, dpi)
-            for content in (
-                LabelContent(barcode=lot_number, title=""),
-                replace(_VIAL, lot=lot_number),
-            ):
+            contents = [LabelContent(barcode=lot_number, title="")]
+            if base in VIAL_STOCKS:
+                contents.append(replace(_VIAL, lot=lot_number))
+            for content in contents:
                 try:
                     plan_label(content, stock)
                 except LabelError as err:

@@ -22,6 +22,7 @@ from lims import audit, scanning, signatures
 from lims.accounts.users import Actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Day, Input, Line, Text, blank
+from lims.listing import Page, SortKey, keyset_page, parse_sort
 from lims.manufacturing.models import MATERIAL_CATEGORIES, MaterialKind, MaterialLot
 from lims.models import Counter, Organisation, Signature, User, utcnow
 from lims.roles import LAB, QA
@@ -268,12 +269,16 @@ def receive_scan(
     return _receive(session, actor, kind, item.lot, item.serial, item.expires_on, item.hri)
 
 
-def receive_manual(session: Session, *, data: ReceiveManual, actor: Actor) -> MaterialLot:
+def receive_manual(
+    session: Session, *, data: ReceiveManual, actor: Actor, today: date | None = None
+) -> MaterialLot:
     """Receive an item that carries no GS1 barcode (it gets a label of ours)."""
     _can_receive(actor)
     kind = get_kind(session, data.kind)
     serial = (data.serial or "").strip()
-    return _receive(session, actor, kind, data.supplier_lot.strip(), serial, data.expires_on, None)
+    return _receive(
+        session, actor, kind, data.supplier_lot.strip(), serial, data.expires_on, None, today
+    )
 
 
 def _can_receive(actor: Actor) -> None:
@@ -289,6 +294,7 @@ def _receive(
     serial: str,
     expires_on: date,
     hri: str | None,
+    today: date | None = None,
 ) -> MaterialLot:
     if len(supplier_lot) > 20 or len(serial) > 20:
         raise BadRequest("a supplier lot and a serial are at most 20 characters (GS1)")
@@ -306,7 +312,8 @@ def _receive(
             code="already_received",
             material=existing.code,
         )
-    today = utcnow().date()
+    # today: the day of receipt (the demo receives an item as it was months ago).
+    today = today or utcnow().date()
     if expires_on < today:
         raise Refused(
             f"{kind.name} lot {supplier_lot} expired on {expires_on.isoformat()}; "
@@ -314,7 +321,7 @@ def _receive(
             code="material_expired",
         )
     mat = MaterialLot(
-        code=_next_code(session, today.year),
+        code=_next_code(session, utcnow().year),
         kind_id=kind.id,
         org_id=actor.org.id,
         supplier_lot=supplier_lot,
@@ -375,10 +382,55 @@ def material_by_scan(session: Session, scan: str, actor: Actor) -> MaterialLot:
     return mat
 
 
+MATERIAL_SORTS: dict[str, SortKey] = {
+    "received": SortKey(MaterialLot.id),
+    "code": SortKey(MaterialLot.code),
+    "kind": SortKey(
+        MaterialKind.code,
+        join=lambda s: s.join(MaterialKind, MaterialKind.id == MaterialLot.kind_id),
+    ),
+    "supplier_lot": SortKey(MaterialLot.supplier_lot),
+    "expires": SortKey(MaterialLot.expires_on),
+    "state": SortKey(MaterialLot.state),
+}
+MATERIAL_SORT_DEFAULT = "-received"  # newest first
+
+
+def material_page(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    sort: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Page:
+    """Return one page of the material lots actor may see, filtered, sorted, with a total."""
+    name, descending = parse_sort(sort, MATERIAL_SORTS, MATERIAL_SORT_DEFAULT)
+    return keyset_page(
+        session,
+        _material_query(session, actor, state=state, kind=kind),
+        model=MaterialLot,
+        key=MATERIAL_SORTS[name],
+        sort=name,
+        descending=descending,
+        after=after,
+        before=before,
+        limit=limit,
+    )
+
+
 def list_materials(
     session: Session, actor: Actor, *, state: str | None = None, kind: str | None = None
 ) -> list[MaterialLot]:
     """Return the material lots actor may see, newest first, filtered by state and kind."""
+    stmt = _material_query(session, actor, state=state, kind=kind)
+    return list(session.exec(stmt.order_by(MaterialLot.id.desc()).limit(1000)).all())
+
+
+def _material_query(session: Session, actor: Actor, *, state: str | None, kind: str | None) -> Any:
     stmt = select(MaterialLot)
     if not actor.sees_all:
         stmt = stmt.where(MaterialLot.org_id == actor.org.id)
@@ -389,7 +441,7 @@ def list_materials(
             select(MaterialKind.id).where(func.lower(MaterialKind.code) == kind.strip().lower())
         ).first()
         stmt = stmt.where(MaterialLot.kind_id == (k if k is not None else -1))
-    return list(session.exec(stmt.order_by(MaterialLot.id.desc()).limit(1000)).all())
+    return stmt
 
 
 def snapshot(session: Session, mat: MaterialLot) -> dict[str, Any]:
@@ -595,4 +647,26 @@ def _record(
         reason=reason,
         org_id=mat.org_id,
         **kw,
+    )
+
+
+def due_for_expiry(session: Session, today: date | None = None) -> list[str]:
+    """Return the codes of material lots in quarantine or released whose expiry has passed."""
+    today = today or utcnow().date()
+    return list(
+        session.exec(
+            select(MaterialLot.code)
+            .where(
+                MaterialLot.state.in_(MATERIAL_TRANSITIONS["expire"].sources),
+                MaterialLot.expires_on < today,
+            )
+            .order_by(MaterialLot.id)
+        ).all()
+    )
+
+
+def expire(session: Session, *, code: str, actor: Actor, today: date | None = None) -> MaterialLot:
+    """Move one material lot past its expiry to expired (one audit event)."""
+    return transition(
+        session, code=code, data=MaterialTransitionIn(action="expire"), actor=actor, today=today
     )

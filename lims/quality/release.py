@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from lims.accounts.users import Actor
 from lims.errors import LimsError, Refused
-from lims.models import OosRecord, QcResult, Sample, VectorLot
+from lims.manufacturing.models import BatchRecord, BatchStep, BatchValue, ProcessStep
+from lims.models import Deviation, OosRecord, QcResult, Sample, VectorLot
 from lims.quality import results, specs
 
 
@@ -119,8 +120,80 @@ def refusal(st: Standing, actor: Actor, what: str) -> LimsError | None:
     return None
 
 
+def batch_step_source(lot_number: str, position: int) -> str:
+    """Return the source a deviation raised by a batch step's out-of-range value carries."""
+    return f"batch record of lot {lot_number}, step {position}"
+
+
+def batch_record_refusal(session: Session, lot: VectorLot) -> LimsError | None:
+    """Return why the lot's batch record stops its release (steps not done, flagged values
+    without a closed deviation), or None; a lot made without a batch record has no such rule."""
+    rec = session.exec(select(BatchRecord).where(BatchRecord.lot_id == lot.id)).first()
+    if rec is None:
+        return None
+    steps = session.exec(
+        select(ProcessStep)
+        .where(ProcessStep.template_id == rec.template_id)
+        .order_by(ProcessStep.position)
+    ).all()
+    done = {
+        b.step_id: b
+        for b in session.exec(select(BatchStep).where(BatchStep.record_id == rec.id)).all()
+    }
+    open_steps = []
+    for s in steps:
+        b = done.get(s.id)
+        if b is None:
+            open_steps.append(f"step {s.position} ({s.name}) not done")
+        elif s.needs_verifier and b.verifier_id is None:
+            open_steps.append(f"step {s.position} ({s.name}) not verified")
+    if open_steps:
+        return Refused(
+            f"the batch record of lot {lot.lot_number} is not complete: {'; '.join(open_steps)}",
+            code="batch_record_incomplete",
+            steps=open_steps,
+        )
+    flagged = sorted(
+        set(
+            session.exec(
+                select(ProcessStep.position)
+                .join(BatchStep, BatchStep.step_id == ProcessStep.id)
+                .join(BatchValue, BatchValue.batch_step_id == BatchStep.id)
+                .where(BatchStep.record_id == rec.id, col(BatchValue.in_range).is_(False))
+            ).all()
+        )
+    )
+    if not flagged:
+        return None
+    sources = {batch_step_source(lot.lot_number, n): n for n in flagged}
+    raised: dict[int, list[Deviation]] = {}
+    for d in session.exec(
+        select(Deviation).where(col(Deviation.source).in_(list(sources))).order_by(Deviation.id)
+    ):
+        raised.setdefault(sources[d.source], []).append(d)
+    why = []
+    for n in flagged:
+        devs = raised.get(n, [])
+        if not devs:
+            why.append(f"step {n} has values out of range and no deviation for them")
+        elif not any(d.state == "closed" for d in devs):
+            numbers = ", ".join(f"{d.number} ({d.state})" for d in devs)
+            why.append(f"step {n} has values out of range; deviation {numbers} is not closed")
+    if not why:
+        return None
+    return Refused(
+        f"lot {lot.lot_number} cannot be released: {'; '.join(why)}",
+        code="batch_record_deviation",
+        steps=flagged,
+    )
+
+
 def lot_release_refusal(session: Session, lot: VectorLot, actor: Actor) -> None:
     """Refuse (422, the rule in the code) a lot release the quality rules do not allow."""
+    # The executed batch record first: QA reviews what was made before what was measured.
+    err = batch_record_refusal(session, lot)
+    if err is not None:
+        raise err
     st = standing(session, product=lot.vector_type, lot_id=lot.id)
     err = refusal(st, actor, f"lot {lot.lot_number}")
     if err is not None:

@@ -93,14 +93,14 @@ def test_steps_in_order_values_checked_verified_by_a_second_person(app, client, 
     assert (r.status_code, r.json["error"]) == (422, "bad_values")
     assert r.json["missing"] == ["cell density"]
     before = audit_count(app)
-    r = step(client, tech1, 1, values={"cell density": 1.0}, equipment="BSC-03", room="C-102")
+    r = step(client, tech1, 1, values={"cell density": 1.0}, equipment="BSC-03", room="RM-B1")
     assert r.status_code == 201, r.json
     s1 = r.json["steps"][0]
     assert (s1["state"], s1["operator"], s1["equipment"], s1["room"]) == (
         "done",
         "tech1",
         "BSC-03",
-        "C-102",
+        "RM-B1",
     )
     assert s1["parameters"][0]["in_range"] is True
     assert audit_count(app) == before + 1

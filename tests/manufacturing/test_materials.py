@@ -162,7 +162,8 @@ def test_the_list_filters_by_state_and_kind(client, auth):  # noqa: ANN001
     b = receive(client, auth, gs1("B")).json["code"]
     release(client, auth, b)
     h = auth("tech1")
-    assert [m["code"] for m in client.get("/api/materials", headers=h).json["materials"]] == [b, a]
+    listed = [m["code"] for m in client.get("/api/materials", headers=h).json["materials"]]
+    assert listed[:2] == [b, a]  # newest first, before the demo's
     got = client.get("/api/materials?state=quarantine&kind=dmem-500", headers=h).json
     assert [m["code"] for m in got["materials"]] == [a]
     assert client.get("/api/materials?kind=NOPE", headers=h).json["materials"] == []
@@ -190,7 +191,7 @@ def test_a_material_kind_is_set_up_from_the_command_line(runner, client, auth): 
     r = runner.invoke(args=[*args, "--category", "medium", "--gtin", "04006381333931"])
     assert r.exit_code == 0, r.output
     kinds = client.get("/api/material-kinds", headers=auth("tech1")).json["kinds"]
-    assert [(k["code"], k["gtin"]) for k in kinds] == [("FBS-500", "04006381333931")]
+    assert ("FBS-500", "04006381333931") in [(k["code"], k["gtin"]) for k in kinds]
     r = runner.invoke(args=[*args, "--category", "medium", "--gtin", "04006381333932"])
     assert r.exit_code != 0 and "check digit" in r.output
 
