@@ -305,6 +305,30 @@ def use_refusal(
     return None
 
 
+def room_of(session: Session, location_id: int | None) -> int | None:
+    """Return the id of the room a location is in (the location itself if a room), or None."""
+    loc = storage.location_by_id(session, location_id)
+    if loc is None:
+        return None
+    room = next((a for a in storage.ancestors(session, loc) if a.kind == "room"), None)
+    return room.id if room else None
+
+
+def custody_refusal(
+    session: Session, org_id: int, room_ids: list[int | None]
+) -> tuple[Location, str] | None:
+    """Return the first of these rooms where org_id's material may not be handled now, and why.
+
+    A custody move is made at the rooms it names: the bench's own room, the room the tube is
+    kept in, and the room it goes into. Each answers use_refusal, as a bench in it does.
+    """
+    for room_id in dict.fromkeys(r for r in room_ids if r is not None):
+        why = use_refusal(session, room_id, org_id)
+        if why:
+            return storage.location_by_id(session, room_id), why
+    return None
+
+
 def _text(t: datetime | None) -> str | None:
     if t is None:
         return None
