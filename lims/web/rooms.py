@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from lims.boundary.unit import get_db
 from lims.errors import BadRequest, NotFound
 from lims.roles import LAB
-from lims.rooms import bookings, calendar, clearance, em, status
+from lims.rooms import bookings, calendar, clearance, em, status, usage
 from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 
@@ -286,4 +286,23 @@ def em_trend(code: str):  # noqa: ANN201
         chart=_chart(
             [r for r in results if r["occupancy"] == occupancy], lim["alert"], lim["action"]
         ),
+    )
+
+
+@bp.get("/bookings/usage", endpoint="usage")
+@page()
+def usage_report():  # noqa: ANN201
+    """A month's room usage per client: hours booked and used, EM excursions (clients: own)."""
+    db = get_db()
+    who = actor()
+    month = (request.args.get("month") or "").strip()[:7] or calendar.now().strftime("%Y-%m")
+    name = (request.args.get("org") or "").strip()[:64] or (None if who.sees_all else who.org.name)
+    rows = usage.usage_rows(db, who, month=month, organisation=name)
+    return render(
+        "rooms/usage.html",
+        month=month,
+        org=name,
+        rows=rows,
+        totals=usage.usage_totals(rows),
+        organisations=bookings.visible_organisations(db, who),
     )

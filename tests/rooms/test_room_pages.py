@@ -85,3 +85,20 @@ def test_centre_approves_and_clears_from_the_page(app, auth):
     assert "cleared" in page.text and "clearance-last" in page.text
     listing = admin.get("/rooms")
     assert listing.status_code == 200 and "RM-C1" in listing.text
+
+
+def test_usage_page_shows_a_clients_own_month_only(app):
+    month = datetime.now(UTC).strftime("%Y-%m")
+    qa = app.test_client()
+    sign_in(qa, "qa1")
+    page = qa.get(f"/bookings/usage?month={month}")
+    assert page.status_code == 200 and "helix-bio" in page.text and "RM-C2" in page.text
+    assert f"/api/bookings/usage.csv?month={month}" in page.text
+    assert qa.get("/bookings/usage?month=December").status_code == 400
+    novacell = app.test_client()
+    sign_in(novacell, "nova_viewer")
+    page = novacell.get(f"/bookings/usage?month={month}")
+    # novacell's next-slot request is not approved: none of its own, and none of helix-bio's.
+    assert page.status_code == 200 and "helix-bio" not in page.text
+    assert "organisation=novacell" in page.text
+    assert novacell.get(f"/bookings/usage?month={month}&org=helix-bio").status_code == 404
