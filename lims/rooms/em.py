@@ -133,8 +133,13 @@ def judge(value: float, alert: float | None, action: float | None) -> str:
     return "ok"
 
 
+def may_record(actor: Actor) -> bool:
+    """Tell whether the actor records monitoring results (the centre's lab staff)."""
+    return actor.sees_all and actor.role in LAB
+
+
 def _require_staff(actor: Actor, what: str) -> None:
-    if not (actor.sees_all and actor.role in LAB):
+    if not may_record(actor):
         raise Forbidden(f"{what} is for the centre's staff", code="role_required")
 
 
@@ -231,6 +236,31 @@ def add_point(session: Session, *, data: PointIn, actor: Actor) -> SamplingPoint
     return p
 
 
+JUDGEMENT = {"ok": "within limits", "alert": "alert level", "action": "action level"}
+
+
+def entry_choices(session: Session, room: Location) -> list[dict[str, str]]:
+    """Return what a result in the room is entered for: each point and measure, with its unit."""
+    return [
+        {
+            "value": f"{p.code}/{m}",
+            "label": f"{p.code} {p.name}: {UNITS[(p.kind, m)]}",
+        }
+        for p in points(session, room)
+        for m in KINDS[p.kind]
+    ]
+
+
+def get_result(session: Session, room: Location, result_id: int) -> dict[str, Any]:
+    """Return a result of the room as JSON with its judgement in words (404 if not the room's)."""
+    r = session.get(EmResult, result_id)
+    if r is None or r.room_id != room.id:
+        raise NotFound(f"no monitoring result {result_id} in {room.code}", code="unknown_result")
+    out = result_dict(session, r)
+    out["judgement"] = JUDGEMENT[r.level]
+    return out
+
+
 def result_dicts(session: Session, rows: list[EmResult], point: SamplingPoint) -> list[dict]:
     """Return the public JSON of a point's results, their people and deviations read at once."""
     user_ids = {r.recorded_by_id for r in rows}
@@ -275,11 +305,20 @@ def _result(
     }
 
 
-def record_result(session: Session, *, data: EmResultIn, actor: Actor) -> EmResult:
-    """Record a monitoring result; at action level hold the room and open a deviation."""
+def record_result(
+    session: Session, *, data: EmResultIn, actor: Actor, in_room: str | None = None
+) -> EmResult:
+    """Record a monitoring result; at action level hold the room and open a deviation.
+
+    in_room: the room the result is entered for (a room's page), whose point it must be.
+    """
     _require_staff(actor, "recording monitoring results")
     point = get_point(session, data.point)
     room = session.get(Location, point.room_id)
+    if in_room is not None and room.code != in_room:
+        raise Refused(
+            f"sampling point {point.code} is in {room.code}, not {in_room}", code="wrong_room"
+        )
     if data.occupancy not in OCCUPANCY:
         raise BadRequest(f"occupancy is one of {', '.join(OCCUPANCY)}", code="bad_occupancy")
     measures = KINDS[point.kind]

@@ -94,3 +94,31 @@ def test_usage_report_per_client_and_month_with_downloads(page: Page) -> None:
     expect(page.locator("#usage-org")).to_have_text("novacell")
     expect(page.locator("#usage-org-input")).to_have_count(0)
     expect(page.locator("#usage-totals")).not_to_contain_text("helix-bio")
+
+
+def test_an_action_level_em_result_puts_the_room_on_hold(page: Page) -> None:
+    _sign_in(page, "tech1")
+    page.goto("/rooms/RM-B1")
+    page.click("#em-enter")
+    expect(page.locator("#em-room")).to_have_text("RM-B1")
+    # A result within the limits first: judged, nothing else happens.
+    page.select_option("#em-point", "EM-B1-S1/cfu")
+    page.fill("#em-value-input", "1")
+    page.select_option("#em-occupancy", "in_operation")
+    page.click("#em-form button[type=submit]")
+    expect(page.locator("#em-judgement")).to_have_text("within limits")
+    expect(page.locator("#em-action")).to_have_text("5")
+    expect(page.locator("#em-consequence")).to_have_count(0)
+    # Grade B active air above 10 cfu/m3 in operation: action level.
+    page.select_option("#em-point", "EM-B1-A1/cfu")
+    page.fill("#em-value-input", "14")
+    page.click("#em-form button[type=submit]")
+    expect(page.locator("#em-judgement")).to_have_text("action level")
+    expect(page.locator("#em-action")).to_have_text("10")
+    expect(page.locator("#em-consequence")).to_contain_text("RM-B1 is on hold")
+    _shot(page, "em-result-action")
+    page.click("#em-deviation")
+    expect(page.locator("body")).to_contain_text("EM action level exceeded in RM-B1")
+    page.go_back()
+    page.click("#em-room-link")
+    expect(page.locator("#room-status")).to_contain_text("on hold")
