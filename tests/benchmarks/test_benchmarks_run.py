@@ -44,7 +44,8 @@ MEMBERS = {
     "centre_pg": ("postgresql", 43),
     "therapy": ("sqlite", 1),
     "therapy_pg": ("postgresql", 1),
-    "rooms": ("sqlite", 2),
+    "rooms": ("sqlite", 3),  # room week, client week and EM trend pages
+    "rooms_pg": ("postgresql", 3),
 }
 
 
