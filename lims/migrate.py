@@ -33,6 +33,8 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     # Genealogy links and batch values are records: a wrong one is corrected by a new record.
     "genealogy_link": ("SELECT", "INSERT"),
     "batch_value": ("SELECT", "INSERT"),
+    # Monitoring results are records too: written once, with their deviation if any.
+    "em_result": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

@@ -334,6 +334,15 @@ def record_result(
         raise Refused("a result is not taken in the future", code="taken_in_future")
     alert, action = limits(room.grade, point.kind, data.occupancy, measure)
     level = judge(data.value, alert, action)
+    # An action-level result's deviation is raised first, so the result row is written once
+    # with it (results are insert-only for the app's PostgreSQL role).
+    what = (
+        f"{point.code} ({point.name}) {data.value:g} {UNITS[(point.kind, measure)]} "
+        f"{data.occupancy.replace('_', ' ')}, grade {room.grade} action limit {action:g}"
+        if level == "action"
+        else ""
+    )
+    dev = _deviation(session, actor, room, point, what, taken) if level == "action" else None
     r = EmResult(
         point_id=point.id,
         room_id=room.id,
@@ -345,59 +354,49 @@ def record_result(
         alert_limit=alert,
         action_limit=action,
         level=level,
+        deviation_id=dev.id if dev else None,
         recorded_by_id=actor.user.id,
     )
     session.add(r)
     session.flush()
-    summary = result_dict(session, r, point)
     audit.record_by(
         session,
         actor,
         action="em.result",
         entity_type="em_point",
         entity_id=point.code,
-        after=summary,
+        after=result_dict(session, r, point),
         location_id=room.id,
     )
-    if level == "action":
-        _excursion(session, actor, room, point, r, summary)
+    if dev is not None:
+        _hold(session, actor, room, f"EM action level: {what} ({dev.number})")
     return r
 
 
-def _excursion(
+def _deviation(
     session: Session,
     actor: Actor,
     room: Location,
     point: SamplingPoint,
-    r: EmResult,
-    summary: dict[str, Any],
-) -> None:
-    what = (
-        f"{point.code} ({point.name}) {summary['value']:g} {summary['unit']} "
-        f"{r.occupancy.replace('_', ' ')}, grade {r.grade} action limit {r.action_limit:g}"
-    )
-    dev = deviations.raise_deviation(
+    what: str,
+    taken: datetime,
+) -> Deviation:
+    return deviations.raise_deviation(
         session,
         actor=actor,
         title=f"EM action level exceeded in {room.code}",
-        severity="critical" if r.grade == "A" else "major",
+        severity="critical" if room.grade == "A" else "major",
         description=f"Environmental monitoring result above the action limit: {what}; "
-        f"sample taken {summary['taken_at']}.",
+        f"sample taken {_text(taken)}.",
         links=[("room", room.code)],
         source=f"em:{point.code}",
     )
-    r.deviation_id = dev.id
-    session.add(r)
+
+
+def _hold(session: Session, actor: Actor, room: Location, reason: str) -> None:
     state = status.lock_room(session, room)
     if state.status != "on_hold":
-        status.move(
-            session,
-            room=room,
-            action="hold",
-            actor=actor,
-            reason=f"EM action level: {what} ({dev.number})",
-            internal=True,
-        )
+        status.move(session, room=room, action="hold", actor=actor, reason=reason, internal=True)
     session.flush()
 
 
