@@ -35,6 +35,9 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     "batch_value": ("SELECT", "INSERT"),
     # Monitoring results are records too: written once, with their deviation if any.
     "em_result": ("SELECT", "INSERT"),
+    # A line clearance and its countersignature: two signed records, each written once.
+    "line_clearance": ("SELECT", "INSERT"),
+    "line_clearance_countersign": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

@@ -117,6 +117,8 @@ def test_the_app_role_cannot_touch_the_trail_or_the_schema(roles: Roles):
             refused(conn, "INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, 'x')")
             refused(conn, "UPDATE signature SET meaning = 'x'")
             refused(conn, "UPDATE em_result SET value = 0")
+            refused(conn, "UPDATE line_clearance SET note = 'x'")
+            refused(conn, "DELETE FROM line_clearance_countersign")
             refused(conn, "DELETE FROM signature")
             refused(conn, "UPDATE alembic_version SET version_num = '0001'")
             refused(conn, "ALTER TABLE sample DISABLE TRIGGER ALL")
