@@ -323,6 +323,7 @@ def rows_rooms(data: dict, args: argparse.Namespace) -> list[dict]:
     note = f"{data['rooms']} rooms, {data['days']:,} days of bookings and EM results"
     return [
         _p95_row(b, data, "calendar", "room week calendar page", 50, note),
+        _p95_row(b, data, "client_calendar", "client week calendar page (every room)", 50),
         _p95_row(b, data, "em_trend", "EM trend page (90 days)", 50),
     ]
 
@@ -552,6 +553,25 @@ def steps(args: argparse.Namespace, tmp: Path) -> list[tuple[str, list[str], flo
                 ]
                 + size([], ["--rooms", "20", "--days", "365", "--rounds", "50"]),
                 timeout(600, 180),
+                "stdout",
+                rows_rooms,
+            )
+        )
+    if "postgresql" in eng:
+        schema = f"bench_rooms_{uuid.uuid4().hex[:8]}"
+        out.append(
+            (
+                "rooms_pg",
+                [
+                    PY,
+                    "bench/rooms.py",
+                    "--json",
+                    "--drop",
+                    "--database-url",
+                    f"{PG_ADMIN_URL}?schema={schema}",
+                ]
+                + size([], ["--rooms", "20", "--days", "365", "--rounds", "50"]),
+                timeout(900, 240),
                 "stdout",
                 rows_rooms,
             )

@@ -3,6 +3,10 @@ each next to the same SQL statements run by the bare driver in the same run.
 
 Full size (the issue's): 20 rooms, 5 years of bookings (one every other day per room) and of
 daily results at 3 sampling points per room. --tiny: 2 rooms, 60 days (a smoke run).
+
+On PostgreSQL give the URL a schema of its own, which is made afresh (and --drop drops it):
+    python bench/rooms.py --drop \
+        --database-url "postgresql+psycopg://postgres@127.0.0.1/test?schema=bench_rooms"
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from sqlalchemy import event, insert, select  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 from bench._common import database_url, parse_args  # noqa: E402
+from bench.audit import drop_schema, raw_connection  # noqa: E402
 from lims import create_app  # noqa: E402
-from lims.db import new_session  # noqa: E402
+from lims.db import make_engine, new_session  # noqa: E402
 from lims.models import Location, Organisation, User  # noqa: E402
 from lims.rooms.models import Booking, EmResult, SamplingPoint  # noqa: E402
 
 TINY = {"rooms": 2, "days": 60, "rounds": 10}
 TARGET_MS = 50.0
+# The demo's client organisations, whose week in every room the client calendar shows.
+CLIENTS = ("helix-bio", "novacell")
 
 
 class Capture:
@@ -45,17 +52,19 @@ class Capture:
             self.statements.append((statement, parameters))
 
 
-def raw_connection(url: str):  # noqa: ANN201
+def empty_schema(url: str) -> None:
+    """Make the PostgreSQL schema named by url's ?schema= afresh (nothing on SQLite)."""
     u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        import sqlite3
-
-        return sqlite3.connect(u.database)
-    import psycopg
-
-    return psycopg.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, dbname=u.database
-    )
+    if u.get_backend_name() != "postgresql":
+        return
+    schema = (u.query or {}).get("schema")
+    if not schema:
+        raise SystemExit("give the PostgreSQL URL a dedicated ?schema=NAME (it is re-created)")
+    admin = make_engine(u.difference_update_query(["schema"]).render_as_string(False))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    admin.dispose()
 
 
 def p95(values: list[float]) -> float:
@@ -138,66 +147,82 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=5 * 365)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--drop", action="store_true", help="drop the PostgreSQL schema afterwards")
     args = parse_args(ap, TINY, argv)
-    rng = random.Random(19)
     with database_url(ap, args) as url:
-        app = create_app(
-            {"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "bench"}
-        )
-        engine = app.extensions["lims"]["engine"]
-        t0 = time.perf_counter()
-        rooms, points = generate(engine, args.rooms, args.days, rng)
-        gen_s = time.perf_counter() - t0
-        client = app.test_client()
-        page = client.get("/login")
-        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-        client.post(
-            "/login", data={"username": "admin", "password": "demo-only-lims", "csrf_token": token}
-        )
-        capture = Capture(engine)
-        raw = raw_connection(url)
-        first = datetime.now(UTC).date() - timedelta(days=args.days)
-        out: dict[str, Any] = {
-            "engine": make_url(url).get_backend_name(),
-            "rooms": args.rooms,
-            "days": args.days,
-            "generate_s": round(gen_s, 2),
-        }
-        for name, path_of in (
-            ("calendar", lambda: f"/rooms/{rng.choice(rooms)}?week={_day(first, args.days, rng)}"),
-            ("em_trend", lambda: f"/em/{rng.choice(points)}?days=90"),
-        ):
-            page_ms, raw_ms = [], []
-            for _ in range(args.rounds):
-                path = path_of()
-                capture.statements, capture.on = [], True
-                t = time.perf_counter()
-                r = client.get(path)
-                page_ms.append((time.perf_counter() - t) * 1000)
-                capture.on = False
-                assert r.status_code == 200, (path, r.status_code, r.text[:500])
-                # The same statements, bare: reads only (the page's session bookkeeping aside).
-                stmts = [
-                    s for s in capture.statements if s[0].lstrip().upper().startswith("SELECT")
-                ]
-                cur = raw.cursor()
-                t = time.perf_counter()
-                for sql, params in stmts:
-                    cur.execute(sql, params)
-                    cur.fetchall()
-                raw_ms.append((time.perf_counter() - t) * 1000)
-                cur.close()
-            out[f"{name}_p95_ms"] = round(p95(page_ms), 2)
-            out[f"{name}_raw_p95_ms"] = round(p95(raw_ms), 3)
-            out[f"{name}_statements"] = len(stmts)
-        raw.close()
-        engine.dispose()
+        empty_schema(url)
+        try:
+            out = measure(url, args)
+        finally:
+            if args.drop:
+                drop_schema(url)
     if args.json:
         print(json.dumps(out))
     else:
         for k, v in out.items():
             print(f"{k}: {v}")
     return 0
+
+
+def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Build the rooms' history at url and time the pages; return the figures."""
+    rng = random.Random(19)
+    app = create_app(
+        {"DATABASE_URL": url, "TESTING": True, "LOAD_DEMO": True, "SECRET_KEY": "bench"}
+    )
+    engine = app.extensions["lims"]["engine"]
+    t0 = time.perf_counter()
+    rooms, points = generate(engine, args.rooms, args.days, rng)
+    gen_s = time.perf_counter() - t0
+    client = app.test_client()
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    client.post(
+        "/login", data={"username": "admin", "password": "demo-only-lims", "csrf_token": token}
+    )
+    capture = Capture(engine)
+    raw = raw_connection(url)
+    first = datetime.now(UTC).date() - timedelta(days=args.days)
+    out: dict[str, Any] = {
+        "engine": make_url(url).get_backend_name(),
+        "rooms": args.rooms,
+        "days": args.days,
+        "generate_s": round(gen_s, 2),
+    }
+    for name, path_of in (
+        ("calendar", lambda: f"/rooms/{rng.choice(rooms)}?week={_day(first, args.days, rng)}"),
+        (
+            "client_calendar",
+            lambda: (
+                f"/bookings/calendar?org={rng.choice(CLIENTS)}&week={_day(first, args.days, rng)}"
+            ),
+        ),
+        ("em_trend", lambda: f"/em/{rng.choice(points)}?days=90"),
+    ):
+        page_ms, raw_ms = [], []
+        for _ in range(args.rounds):
+            path = path_of()
+            capture.statements, capture.on = [], True
+            t = time.perf_counter()
+            r = client.get(path)
+            page_ms.append((time.perf_counter() - t) * 1000)
+            capture.on = False
+            assert r.status_code == 200, (path, r.status_code, r.text[:500])
+            # The same statements, bare: reads only (the page's session bookkeeping aside).
+            stmts = [s for s in capture.statements if s[0].lstrip().upper().startswith("SELECT")]
+            cur = raw.cursor()
+            t = time.perf_counter()
+            for sql, params in stmts:
+                cur.execute(sql, params)
+                cur.fetchall()
+            raw_ms.append((time.perf_counter() - t) * 1000)
+            cur.close()
+        out[f"{name}_p95_ms"] = round(p95(page_ms), 2)
+        out[f"{name}_raw_p95_ms"] = round(p95(raw_ms), 3)
+        out[f"{name}_statements"] = len(stmts)
+    raw.close()
+    engine.dispose()
+    return out
 
 
 def _day(first: date, days: int, rng: random.Random) -> str:

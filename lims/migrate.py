@@ -35,6 +35,11 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     "batch_value": ("SELECT", "INSERT"),
     # A shipment's logger readings are what it was checked against: never edited.
     "therapy_logger_reading": ("SELECT", "INSERT"),
+    # Monitoring results are records too: written once, with their deviation if any.
+    "em_result": ("SELECT", "INSERT"),
+    # A line clearance and its countersignature: two signed records, each written once.
+    "line_clearance": ("SELECT", "INSERT"),
+    "line_clearance_countersign": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 

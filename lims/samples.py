@@ -34,6 +34,8 @@ from lims.models import (
     utcnow,
 )
 from lims.quality import deviations, release
+from lims.rooms import clearance as room_rule
+from lims.rooms.status import org_name
 from lims.signatures import SignatureIn
 
 MAX_ALIQUOTS = 96
@@ -546,11 +548,12 @@ def apply_transition(
     data: TransitionIn,
     actor: Actor,
     custodian_row: Any = _LOOK_UP,
+    room_id: int | None = None,
 ) -> Sample:
     """Apply a custody move to a loaded sample.
 
     custodian_row: the (id, active, org_id) of data.custodian, or None for no such user, when
-    the caller read it already.
+    the caller read it already. room_id: the room of the bench the move is made at.
     """
     s = sample
     if data.version is not None and data.version != s.version:
@@ -593,6 +596,9 @@ def apply_transition(
             code="coi_mismatch",
             expected=data.coi,
         )
+    # The rented rooms' rule, before anything is signed or written.
+    target = storage.find_location(session, data.location) if data.location else None
+    check_rooms(session, s, room_id, [s.location_id, target.id if target else None])
     quality_release = data.action == "release" and release.needs_quality_release(session, s)
     if quality_release:
         if data.signature is None:
@@ -686,6 +692,28 @@ def apply_transition(
     return s
 
 
+def check_rooms(
+    session: Session, s: Sample, bench_room_id: int | None, location_ids: list[int | None]
+) -> None:
+    """Refuse (409) a custody move at or into a rented room not cleared for the sample's client.
+
+    The rooms are the bench's and those of the locations the tube leaves and goes into; the
+    rule is the rooms' own (rooms.clearance.use_refusal), the same for the bench, API and pages.
+    """
+    rooms = [bench_room_id, *(room_rule.room_of(session, i) for i in location_ids)]
+    found = room_rule.custody_refusal(session, s.org_id, rooms)
+    if found is None:
+        return
+    room, why = found
+    org = org_name(session, s.org_id)
+    raise Conflict(
+        f"{s.barcode} ({org}'s material): {why}",
+        code="room_not_cleared",
+        room=room.code,
+        organisation=org,
+    )
+
+
 def lot_is_expired(lot: VectorLot | None, today: date | None = None) -> bool:
     """Tell whether a lot's expiry date has come (whether or not `lots expire-due` ran yet)."""
     if lot is None or lot.expires_on is None:
@@ -753,6 +781,8 @@ def aliquot(session: Session, *, barcode: str, data: AliquotIn, actor: Actor) ->
             code="missing_fields",
             missing=["location"],
         )
+    box = storage.find_location(session, data.location) if data.location else None
+    check_rooms(session, parent, None, [parent.location_id, box.id if box else None])
     total = data.count * data.volume
     new_volume = parent.volume
     if parent.volume is not None:

@@ -15,7 +15,6 @@ from lims.bench.station import change, context, prompt, set_operator, settings
 from lims.errors import LimsError
 from lims.manufacturing import genealogy, materials
 from lims.models import Location, Organisation, Sample, Station, User, VectorLot
-from lims.rooms.clearance import use_refusal
 from lims.samples import TransitionIn
 
 
@@ -265,16 +264,14 @@ def _sample(
             raise Refusal(
                 "already_there", f"{s.barcode} is in {target.code} at {s.position} already"
             )
-    # A rented room's rules: the tube's organisation works there only inside its booking,
-    # after line clearance (rooms without bookings carry no such rule).
-    why = use_refusal(session, st.room_id, s.org_id)
-    if why:
-        raise Refusal("room_not_cleared", f"{s.barcode}: {why}; nothing done")
     mode = MODES[st.mode]
     fields = mode.fields(settings(st, ctx, target, actor.username))
     try:
-        # Custody decides whether the move may be made (role, state, required fields, COI).
-        s = samples.apply_transition(session, sample=s, data=TransitionIn(**fields), actor=actor)
+        # Custody decides whether the move may be made (role, state, required fields, COI, and
+        # a rented room's rule for the station's room: the same answer the API gives).
+        s = samples.apply_transition(
+            session, sample=s, data=TransitionIn(**fields), actor=actor, room_id=st.room_id
+        )
     except LimsError as err:
         raise Refusal(*mode.explain(err)) from err
     if ctx.pop("position", None):

@@ -17,7 +17,13 @@ from lims.inputs import Input, Line, Text, blank
 from lims.models import Location, Station, User, utcnow
 from lims.roles import LAB
 from lims.rooms import bookings, status
-from lims.rooms.models import Booking, ChecklistItem, LineClearance, RoomState
+from lims.rooms.models import (
+    Booking,
+    ChecklistItem,
+    ClearanceCountersign,
+    LineClearance,
+    RoomState,
+)
 
 # Used until the centre writes a room's own checklist (flask setup room-checklist).
 DEFAULT_CHECKLIST = (
@@ -90,12 +96,16 @@ def set_checklist(session: Session, *, code: str, data: ChecklistIn, actor: Acto
     return items
 
 
+def _countersigned() -> Any:
+    return select(ClearanceCountersign.clearance_id).where(
+        ClearanceCountersign.clearance_id == LineClearance.id
+    )
+
+
 def open_clearance(session: Session, room: Location) -> LineClearance | None:
     """Return the room's clearance signed once and waiting for its second signature."""
     return session.exec(
-        select(LineClearance).where(
-            LineClearance.room_id == room.id, LineClearance.state == "signed_once"
-        )
+        select(LineClearance).where(LineClearance.room_id == room.id, ~_countersigned().exists())
     ).first()
 
 
@@ -103,8 +113,14 @@ def latest_clearance(session: Session, room: Location) -> LineClearance | None:
     """Return the room's newest complete clearance."""
     return session.exec(
         select(LineClearance)
-        .where(LineClearance.room_id == room.id, LineClearance.state == "complete")
+        .where(LineClearance.room_id == room.id, _countersigned().exists())
         .order_by(LineClearance.id.desc())
+    ).first()
+
+
+def _countersign_of(session: Session, c: LineClearance) -> ClearanceCountersign | None:
+    return session.exec(
+        select(ClearanceCountersign).where(ClearanceCountersign.clearance_id == c.id)
     ).first()
 
 
@@ -116,19 +132,21 @@ def clearance_dict(session: Session, c: LineClearance) -> dict[str, Any]:
         s = session.get(Signature, sig_id) if sig_id else None
         return signatures.signature_dict(s) if s else None
 
-    first, second = session.get(User, c.first_by_id), session.get(User, c.second_by_id or 0)
+    second_row = _countersign_of(session, c)
+    first = session.get(User, c.first_by_id)
+    second = session.get(User, second_row.by_id) if second_row else None
     return {
         "id": c.id,
         "room": storage.location_by_id(session, c.room_id).code,
-        "state": c.state,
+        "state": "complete" if second_row else "signed_once",
         "checklist": json.loads(c.checklist),
         "note": c.note,
         "first_by": first.username if first else None,
         "second_by": second.username if second else None,
         "first_signature": sig(c.first_signature_id),
-        "second_signature": sig(c.second_signature_id),
+        "second_signature": sig(second_row.signature_id) if second_row else None,
         "started_at": _text(c.started_at),
-        "completed_at": _text(c.completed_at),
+        "completed_at": _text(second_row.signed_at) if second_row else None,
     }
 
 
@@ -225,8 +243,7 @@ def countersign(
     c = session.get(LineClearance, clearance_id) if 0 < clearance_id < 2**31 else None
     if c is None or c.room_id != room.id:
         raise NotFound(f"room {room.code} has no line clearance {clearance_id}", code="unknown")
-    session.refresh(c)
-    if c.state != "signed_once":
+    if _countersign_of(session, c) is not None:
         raise Refused(f"line clearance {c.id} is complete already", code="clearance_complete")
     if c.first_by_id == actor.user.id:
         raise Refused(
@@ -243,9 +260,11 @@ def countersign(
         record_id=room.code,
         content=_content(room, c),
     )
-    c.second_by_id, c.second_signature_id = actor.user.id, sig.id
-    c.state, c.completed_at = "complete", utcnow()
-    session.add(c)
+    session.add(
+        ClearanceCountersign(
+            clearance_id=c.id, by_id=actor.user.id, signature_id=sig.id, signed_at=sig.signed_at
+        )
+    )
     session.flush()
     first = session.get(User, c.first_by_id)
     status.move(
@@ -302,6 +321,30 @@ def use_refusal(
             f"room {room.code} is {state.status.replace('_', ' ')}: not cleared and started "
             f"for booking {running.number} (line clearance, then book and start the room)"
         )
+    return None
+
+
+def room_of(session: Session, location_id: int | None) -> int | None:
+    """Return the id of the room a location is in (the location itself if a room), or None."""
+    loc = storage.location_by_id(session, location_id)
+    if loc is None:
+        return None
+    room = next((a for a in storage.ancestors(session, loc) if a.kind == "room"), None)
+    return room.id if room else None
+
+
+def custody_refusal(
+    session: Session, org_id: int, room_ids: list[int | None]
+) -> tuple[Location, str] | None:
+    """Return the first of these rooms where org_id's material may not be handled now, and why.
+
+    A custody move is made at the rooms it names: the bench's own room, the room the tube is
+    kept in, and the room it goes into. Each answers use_refusal, as a bench in it does.
+    """
+    for room_id in dict.fromkeys(r for r in room_ids if r is not None):
+        why = use_refusal(session, room_id, org_id)
+        if why:
+            return storage.location_by_id(session, room_id), why
     return None
 
 

@@ -133,8 +133,13 @@ def judge(value: float, alert: float | None, action: float | None) -> str:
     return "ok"
 
 
+def may_record(actor: Actor) -> bool:
+    """Tell whether the actor records monitoring results (the centre's lab staff)."""
+    return actor.sees_all and actor.role in LAB
+
+
 def _require_staff(actor: Actor, what: str) -> None:
-    if not (actor.sees_all and actor.role in LAB):
+    if not may_record(actor):
         raise Forbidden(f"{what} is for the centre's staff", code="role_required")
 
 
@@ -231,6 +236,31 @@ def add_point(session: Session, *, data: PointIn, actor: Actor) -> SamplingPoint
     return p
 
 
+JUDGEMENT = {"ok": "within limits", "alert": "alert level", "action": "action level"}
+
+
+def entry_choices(session: Session, room: Location) -> list[dict[str, str]]:
+    """Return what a result in the room is entered for: each point and measure, with its unit."""
+    return [
+        {
+            "value": f"{p.code}/{m}",
+            "label": f"{p.code} {p.name}: {UNITS[(p.kind, m)]}",
+        }
+        for p in points(session, room)
+        for m in KINDS[p.kind]
+    ]
+
+
+def get_result(session: Session, room: Location, result_id: int) -> dict[str, Any]:
+    """Return a result of the room as JSON with its judgement in words (404 if not the room's)."""
+    r = session.get(EmResult, result_id)
+    if r is None or r.room_id != room.id:
+        raise NotFound(f"no monitoring result {result_id} in {room.code}", code="unknown_result")
+    out = result_dict(session, r)
+    out["judgement"] = JUDGEMENT[r.level]
+    return out
+
+
 def result_dicts(session: Session, rows: list[EmResult], point: SamplingPoint) -> list[dict]:
     """Return the public JSON of a point's results, their people and deviations read at once."""
     user_ids = {r.recorded_by_id for r in rows}
@@ -275,11 +305,20 @@ def _result(
     }
 
 
-def record_result(session: Session, *, data: EmResultIn, actor: Actor) -> EmResult:
-    """Record a monitoring result; at action level hold the room and open a deviation."""
+def record_result(
+    session: Session, *, data: EmResultIn, actor: Actor, in_room: str | None = None
+) -> EmResult:
+    """Record a monitoring result; at action level hold the room and open a deviation.
+
+    in_room: the room the result is entered for (a room's page), whose point it must be.
+    """
     _require_staff(actor, "recording monitoring results")
     point = get_point(session, data.point)
     room = session.get(Location, point.room_id)
+    if in_room is not None and room.code != in_room:
+        raise Refused(
+            f"sampling point {point.code} is in {room.code}, not {in_room}", code="wrong_room"
+        )
     if data.occupancy not in OCCUPANCY:
         raise BadRequest(f"occupancy is one of {', '.join(OCCUPANCY)}", code="bad_occupancy")
     measures = KINDS[point.kind]
@@ -295,6 +334,15 @@ def record_result(session: Session, *, data: EmResultIn, actor: Actor) -> EmResu
         raise Refused("a result is not taken in the future", code="taken_in_future")
     alert, action = limits(room.grade, point.kind, data.occupancy, measure)
     level = judge(data.value, alert, action)
+    # An action-level result's deviation is raised first, so the result row is written once
+    # with it (results are insert-only for the app's PostgreSQL role).
+    what = (
+        f"{point.code} ({point.name}) {data.value:g} {UNITS[(point.kind, measure)]} "
+        f"{data.occupancy.replace('_', ' ')}, grade {room.grade} action limit {action:g}"
+        if level == "action"
+        else ""
+    )
+    dev = _deviation(session, actor, room, point, what, taken) if level == "action" else None
     r = EmResult(
         point_id=point.id,
         room_id=room.id,
@@ -306,59 +354,49 @@ def record_result(session: Session, *, data: EmResultIn, actor: Actor) -> EmResu
         alert_limit=alert,
         action_limit=action,
         level=level,
+        deviation_id=dev.id if dev else None,
         recorded_by_id=actor.user.id,
     )
     session.add(r)
     session.flush()
-    summary = result_dict(session, r, point)
     audit.record_by(
         session,
         actor,
         action="em.result",
         entity_type="em_point",
         entity_id=point.code,
-        after=summary,
+        after=result_dict(session, r, point),
         location_id=room.id,
     )
-    if level == "action":
-        _excursion(session, actor, room, point, r, summary)
+    if dev is not None:
+        _hold(session, actor, room, f"EM action level: {what} ({dev.number})")
     return r
 
 
-def _excursion(
+def _deviation(
     session: Session,
     actor: Actor,
     room: Location,
     point: SamplingPoint,
-    r: EmResult,
-    summary: dict[str, Any],
-) -> None:
-    what = (
-        f"{point.code} ({point.name}) {summary['value']:g} {summary['unit']} "
-        f"{r.occupancy.replace('_', ' ')}, grade {r.grade} action limit {r.action_limit:g}"
-    )
-    dev = deviations.raise_deviation(
+    what: str,
+    taken: datetime,
+) -> Deviation:
+    return deviations.raise_deviation(
         session,
         actor=actor,
         title=f"EM action level exceeded in {room.code}",
-        severity="critical" if r.grade == "A" else "major",
+        severity="critical" if room.grade == "A" else "major",
         description=f"Environmental monitoring result above the action limit: {what}; "
-        f"sample taken {summary['taken_at']}.",
+        f"sample taken {_text(taken)}.",
         links=[("room", room.code)],
         source=f"em:{point.code}",
     )
-    r.deviation_id = dev.id
-    session.add(r)
+
+
+def _hold(session: Session, actor: Actor, room: Location, reason: str) -> None:
     state = status.lock_room(session, room)
     if state.status != "on_hold":
-        status.move(
-            session,
-            room=room,
-            action="hold",
-            actor=actor,
-            reason=f"EM action level: {what} ({dev.number})",
-            internal=True,
-        )
+        status.move(session, room=room, action="hold", actor=actor, reason=reason, internal=True)
     session.flush()
 
 

@@ -56,20 +56,31 @@ class ChecklistItem(SQLModel, table=True):
 
 
 class LineClearance(SQLModel, table=True):
-    """A room's line clearance: the checklist as signed, by two different people."""
+    """A room's line clearance: the checklist as confirmed and signed by the first person.
+
+    Written once; the second person's countersignature is a row of its own
+    (ClearanceCountersign), so both are insert-only records.
+    """
 
     __tablename__ = "line_clearance"
     id: int | None = Field(default=None, primary_key=True)
     room_id: int = Field(foreign_key="location.id", index=True)
     checklist: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the lines confirmed
     note: str | None = Field(default=None, sa_column=Column(Text))
-    state: str = Field(default="signed_once", max_length=16)  # signed_once | complete
     first_by_id: int = Field(foreign_key="app_user.id")
     first_signature_id: int = Field(foreign_key="signature.id")
-    second_by_id: int | None = Field(default=None, foreign_key="app_user.id")
-    second_signature_id: int | None = Field(default=None, foreign_key="signature.id")
     started_at: datetime = Field(default_factory=utcnow)
-    completed_at: datetime | None = None
+
+
+class ClearanceCountersign(SQLModel, table=True):
+    """The second, different person's signature that completes a line clearance."""
+
+    __tablename__ = "line_clearance_countersign"
+    id: int | None = Field(default=None, primary_key=True)
+    clearance_id: int = Field(foreign_key="line_clearance.id", unique=True)
+    by_id: int = Field(foreign_key="app_user.id")
+    signature_id: int = Field(foreign_key="signature.id")
+    signed_at: datetime = Field(default_factory=utcnow)
 
 
 class SamplingPoint(SQLModel, table=True):

@@ -130,22 +130,44 @@ def usage_rows(
     return rows
 
 
+def usage_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one line per organisation: its hours booked and used and excursions, by name."""
+    totals: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = totals.setdefault(
+            r["organisation"],
+            {"organisation": r["organisation"], "hours_booked": 0.0, "hours_used": 0.0},
+        )
+        t["hours_booked"] += r["hours_booked"]
+        t["hours_used"] += r["hours_used"]
+        t["em_excursions"] = t.get("em_excursions", 0) + r["em_excursions"]
+        t["bookings"] = t.get("bookings", 0) + 1
+    for t in totals.values():
+        t["hours_booked"], t["hours_used"] = round(t["hours_booked"], 2), round(t["hours_used"], 2)
+    return [totals[name] for name in sorted(totals)]
+
+
 def usage_csv(session: Session, actor: Actor, *, month: str, organisation: str | None) -> str:
     """Return the usage report as CSV, with a totals line per organisation."""
     rows = usage_rows(session, actor, month=month, organisation=organisation)
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(COLUMNS)
-    totals: dict[str, list[float]] = {}
     for r in rows:
         w.writerow([_cell(r[c]) for c in COLUMNS])
-        t = totals.setdefault(r["organisation"], [0.0, 0.0, 0])
-        t[0] += r["hours_booked"]
-        t[1] += r["hours_used"]
-        t[2] += r["em_excursions"]
-    for name, (booked, used, exc) in sorted(totals.items()):
+    for t in usage_totals(rows):
         w.writerow(
-            [_cell(name), "", f"total {month}", "", "", "", round(booked, 2), round(used, 2), exc]
+            [
+                _cell(t["organisation"]),
+                "",
+                f"total {month}",
+                "",
+                "",
+                "",
+                t["hours_booked"],
+                t["hours_used"],
+                t["em_excursions"],
+            ]
         )
     return out.getvalue()
 

@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from lims.boundary.unit import get_db
 from lims.errors import BadRequest, NotFound
 from lims.roles import LAB
-from lims.rooms import bookings, calendar, clearance, em, status
+from lims.rooms import bookings, calendar, clearance, em, status, usage
 from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 
@@ -287,3 +287,74 @@ def em_trend(code: str):  # noqa: ANN201
             [r for r in results if r["occupancy"] == occupancy], lim["alert"], lim["action"]
         ),
     )
+
+
+@bp.get("/bookings/usage", endpoint="usage")
+@page()
+def usage_report():  # noqa: ANN201
+    """A month's room usage per client: hours booked and used, EM excursions (clients: own)."""
+    db = get_db()
+    who = actor()
+    month = (request.args.get("month") or "").strip()[:7] or calendar.now().strftime("%Y-%m")
+    name = (request.args.get("org") or "").strip()[:64] or (None if who.sees_all else who.org.name)
+    rows = usage.usage_rows(db, who, month=month, organisation=name)
+    return render(
+        "rooms/usage.html",
+        month=month,
+        org=name,
+        rows=rows,
+        totals=usage.usage_totals(rows),
+        organisations=bookings.visible_organisations(db, who),
+    )
+
+
+def _em_context(code: str, **extra: Any) -> dict[str, Any]:
+    db = get_db()
+    room = status.get_room(db, code)
+    raw = (request.args.get("result") or "").strip()[:12]
+    saved = em.get_result(db, room, int(raw)) if raw.isdigit() else None
+    return {
+        "room": status.room_dict(db, room),
+        "choices": em.entry_choices(db, room),
+        "occupancies": em.OCCUPANCY,
+        "may_record": em.may_record(actor()),
+        "saved": saved,
+        "form": request.form if request.method == "POST" else {},
+        "now": calendar.now().strftime("%Y-%m-%dT%H:%M"),
+        **extra,
+    }
+
+
+@bp.get("/rooms/<code>/em", endpoint="em_entry")
+@page()
+def em_entry(code: str):  # noqa: ANN201
+    """The form to enter a room's monitoring result; after saving, its judgement."""
+    return render("rooms/em_entry.html", **_em_context(code))
+
+
+@bp.post("/rooms/<code>/em", endpoint="em_record")
+@page(*LAB)
+def em_record(code: str):  # noqa: ANN201
+    """Record a monitoring result from the form and show how it was judged."""
+    point, _, measure = (_text("point", 100) or "").partition("/")
+    try:
+        value = float(_text("value", 40) or "")
+    except ValueError:
+        msg = "The value is a number, like 12 or 3520"
+        return render("rooms/em_entry.html", 400, error=msg, **_em_context(code))
+    try:
+        data = em.EmResultIn(
+            point=point,
+            measure=measure or None,
+            occupancy=_text("occupancy", 16) or "",
+            taken_at=_when("taken_at"),
+            value=value,
+        )
+    except ValueError as exc:
+        msg = f"The form could not be read: {first_error(exc)}"
+        return render("rooms/em_entry.html", 400, error=msg, **_em_context(code))
+    r, err = perform(lambda: em.record_result(get_db(), data=data, actor=actor(), in_room=code))
+    if err is not None:
+        return render("rooms/em_entry.html", err.status, error=err.message, **_em_context(code))
+    flash(f"Result saved for {data.point}.", "ok")
+    return redirect(url_for("web.rooms.em_entry", code=code, result=r.id))

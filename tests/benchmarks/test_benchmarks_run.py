@@ -46,7 +46,8 @@ MEMBERS = {
     "therapy_pg": ("postgresql", 1),
     "shipments": ("sqlite", 2),
     "shipments_pg": ("postgresql", 2),
-    "rooms": ("sqlite", 2),
+    "rooms": ("sqlite", 3),  # room week, client week and EM trend pages
+    "rooms_pg": ("postgresql", 3),
 }
 
 

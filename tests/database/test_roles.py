@@ -116,6 +116,9 @@ def test_the_app_role_cannot_touch_the_trail_or_the_schema(roles: Roles):
             refused(conn, "DELETE FROM audit_head")
             refused(conn, "INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, 'x')")
             refused(conn, "UPDATE signature SET meaning = 'x'")
+            refused(conn, "UPDATE em_result SET value = 0")
+            refused(conn, "UPDATE line_clearance SET note = 'x'")
+            refused(conn, "DELETE FROM line_clearance_countersign")
             refused(conn, "DELETE FROM signature")
             refused(conn, "UPDATE alembic_version SET version_num = '0001'")
             refused(conn, "ALTER TABLE sample DISABLE TRIGGER ALL")
@@ -152,6 +155,10 @@ def test_the_app_works_as_its_role(roles: Roles, monkeypatch: pytest.MonkeyPatch
             f"{lot}/transitions", json={"action": "release", "signature": SIGN}, headers=qa
         )
         assert r.status_code == 200 and r.json["state"] == "released", r.json
+        # An action-level EM result (insert-only) with its deviation and the room's hold.
+        em = {"point": "EM-B1-A1", "taken_at": "2026-01-05T09:00:00Z", "occupancy": "at_rest"}
+        r = client.post("/api/em-results", json={**em, "value": 50}, headers=tech)
+        assert r.status_code == 201 and r.json["level"] == "action" and r.json["deviation"]
         assert client.get("/api/audit/verify", headers=qa).json["ok"] is True
         with new_session(engine) as db:
             result = audit.verify(db)

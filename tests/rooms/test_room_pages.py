@@ -85,3 +85,46 @@ def test_centre_approves_and_clears_from_the_page(app, auth):
     assert "cleared" in page.text and "clearance-last" in page.text
     listing = admin.get("/rooms")
     assert listing.status_code == 200 and "RM-C1" in listing.text
+
+
+def test_usage_page_shows_a_clients_own_month_only(app):
+    month = datetime.now(UTC).strftime("%Y-%m")
+    qa = app.test_client()
+    sign_in(qa, "qa1")
+    page = qa.get(f"/bookings/usage?month={month}")
+    assert page.status_code == 200 and "helix-bio" in page.text and "RM-C2" in page.text
+    assert f"/api/bookings/usage.csv?month={month}" in page.text
+    assert qa.get("/bookings/usage?month=December").status_code == 400
+    novacell = app.test_client()
+    sign_in(novacell, "nova_viewer")
+    page = novacell.get(f"/bookings/usage?month={month}")
+    # novacell's next-slot request is not approved: none of its own, and none of helix-bio's.
+    assert page.status_code == 200 and "helix-bio" not in page.text
+    assert "organisation=novacell" in page.text
+    assert novacell.get(f"/bookings/usage?month={month}&org=helix-bio").status_code == 404
+
+
+def test_em_entry_page_judges_and_refuses_what_it_cannot_read(app):
+    taken = _local(-1)
+    tech = app.test_client()
+    sign_in(tech, "tech1")
+    page = tech.get("/rooms/RM-C2/em")
+    assert page.status_code == 200 and "EM-C2-C1/cfu" in page.text and "EM-B1-A1" not in page.text
+    form = {"occupancy": "at_rest", "taken_at": taken}
+    r = post_form(tech, "/rooms/RM-C2/em", point="EM-C2-C1/cfu", value="13", **form)
+    assert r.status_code == 302
+    page = tech.get(r.location)
+    assert "alert level" in page.text and 'id="em-action">25<' in page.text
+    # A point of another room, a value that is no number, a client: refused, nothing saved.
+    r = post_form(tech, "/rooms/RM-C2/em", point="EM-B1-A1/cfu", value="1", **form)
+    assert r.status_code == 422 and "EM-B1-A1 is in RM-B1, not RM-C2" in r.text
+    r = post_form(tech, "/rooms/RM-C2/em", point="EM-C2-C1/cfu", value="twelve", **form)
+    assert r.status_code == 400 and "is a number" in r.text
+    r = post_form(tech, "/rooms/RM-C2/em", point="EM-C2-C1/cfu", value="nan", **form)
+    assert r.status_code == 400
+    helix = app.test_client()
+    sign_in(helix, "helix_tech")
+    assert "em-form" not in helix.get("/rooms/RM-C2/em").text
+    r = post_form(helix, "/rooms/RM-C2/em", point="EM-C2-C1/cfu", value="1", **form)
+    assert r.status_code == 403
+    assert tech.get("/rooms/RM-C2/em?result=999999").status_code == 404
