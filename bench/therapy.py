@@ -74,7 +74,7 @@ def populate(engine, n: int, per: int) -> None:  # noqa: ANN001
                     samples.transition(
                         db,
                         barcode=bag.barcode,
-                        data=samples.TransitionIn(action="receive", condition="intact"),
+                        data=samples.TransitionIn(action="receive", condition="intact", coi=p.coi),
                         actor=tech,
                     )
             for _ in range(per):

@@ -32,7 +32,7 @@ class Patient(SQLModel, table=True):
 
     __tablename__ = "therapy_patient"
     # One hospital id, one person, per organisation (the hospital or client that issued it),
-    # whatever its case: two registrations racing cannot both pass the check (migration 0014).
+    # whatever its case: two registrations racing cannot both pass the check (migration 0013).
     __table_args__ = (
         Index("uq_therapy_patient_hospital_id", "org_id", text("lower(hospital_id)"), unique=True),
     )

@@ -5,15 +5,15 @@ The API refuses a second registration of a hospital id, but two registrations at
 moment could both pass that check: the index makes the later one a 409. The expiry date QA
 gives at an episode's release goes on the final product's label.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
