@@ -73,29 +73,56 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # all poll SQLite's busy handler, whose sleeps grow to 100 ms: one unlucky writer could
         # wait a second behind a stream of others. Other processes still meet the busy handler.
         writers = threading.RLock()
+        # The DBAPI connections (by id) whose transaction holds `writers`.
+        holding: set[int] = set()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # noqa: ANN001
             # Straight to the driver (as driver_execute): every transaction pays for this.
+            dbapi_conn = conn.connection.dbapi_connection
             if _read_only.get():
                 with driver_errors(conn, "BEGIN"):
-                    conn.connection.dbapi_connection.execute("BEGIN")
+                    dbapi_conn.execute("BEGIN")
                 return
             # Bounded: a leaked lock degrades to busy-handler waits, never to a hang.
             if writers.acquire(timeout=30):
-                conn.info["lims_writer"] = True
+                holding.add(id(dbapi_conn))
             try:
                 with driver_errors(conn, "BEGIN IMMEDIATE"):
-                    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+                    dbapi_conn.execute("BEGIN IMMEDIATE")
             except BaseException:
-                _release(conn)
+                _release(dbapi_conn)
                 raise
 
-        @event.listens_for(engine, "commit")
-        @event.listens_for(engine, "rollback")
-        def _release(conn):  # noqa: ANN001
-            if conn.info.pop("lims_writer", False):
+        def _release(dbapi_conn) -> None:  # noqa: ANN001
+            # do_commit gets the pool's proxy of the connection; BEGIN saw the driver's own.
+            key = id(getattr(dbapi_conn, "dbapi_connection", dbapi_conn))
+            if key in holding:
+                holding.discard(key)
                 writers.release()
+
+        # The lock is released once COMMIT (or ROLLBACK) has returned, not at SQLAlchemy's
+        # commit event, which fires before it: the next writer's BEGIN IMMEDIATE would then
+        # meet the database still locked by the commit's fsync and fall into the busy handler's
+        # sleeps (up to 100 ms a try). That was the seconds-long stall of scans on SQLite
+        # (docs/benchmarks.md, "The SQLite stall"). Each engine has a dialect of its own.
+        dialect = engine.dialect
+        do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+        def _commit(dbapi_conn) -> None:  # noqa: ANN001
+            try:
+                do_commit(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        def _rollback(dbapi_conn) -> None:  # noqa: ANN001
+            try:
+                do_rollback(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        dialect.do_commit = _commit  # type: ignore[method-assign]
+        dialect.do_rollback = _rollback  # type: ignore[method-assign]
 
         return engine
 
@@ -175,12 +202,17 @@ def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> An
     if session.autoflush:
         session.flush()  # as an ORM query would: changes pending in the session are seen
     # session.connection() costs more than a statement; the transaction keeps one connection.
-    tx = session.get_transaction()
+    # Keyed by the innermost transaction: inside begin_nested, session.connection() is what
+    # emits the SAVEPOINT, so a statement sent here is undone with the savepoint it belongs to.
+    tx = session.get_nested_transaction() or session.get_transaction()
     cached = session.info.get(_DRIVER_KEY)
     if tx is None or cached is None or cached[0] is not tx:
         conn = session.connection()
-        cached = session.info[_DRIVER_KEY] = (session.get_transaction(), conn, conn.dialect.name)
+        tx = session.get_nested_transaction() or session.get_transaction()
+        cached = session.info[_DRIVER_KEY] = (tx, conn, conn.dialect.name)
     conn = cached[1]
+    if not sql.startswith("SELECT"):
+        session.info.pop(_MEMO_KEY, None)  # it writes: what memo kept may be stale
     statement = driver_sql(cached[2], sql)
     with driver_errors(conn, statement, params):
         return conn.connection.dbapi_connection.execute(statement, params)
@@ -189,10 +221,52 @@ def driver_execute(session: Session, sql: str, params: Sequence[Any] = ()) -> An
 _DRIVER_KEY = "lims_driver_connection"
 
 
+# --- what a request reads twice ----------------------------------------------------------------
+# A lot page asks for the release specification, its limits, the lot's results and its OOS once
+# to show them and again when the release rules judge the lot. memo keeps such an answer for the
+# rest of the transaction, until the session writes anything: a change, a flush, a bulk UPDATE or
+# a statement other than a SELECT sent through driver_execute forgets every answer kept.
+
+_MEMO_KEY = "lims_memo"
+
+
+def memo(session: Session, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """Return read() once per transaction for key while the session has written nothing."""
+    kept = session.info.get(_MEMO_KEY)
+    if kept is None or session.new or session.dirty or session.deleted:
+        # Changes not yet flushed would be flushed by the query itself (autoflush): read again.
+        kept = session.info[_MEMO_KEY] = {}
+    if key not in kept:
+        kept[key] = read()
+    return kept[key]
+
+
+def remember(session: Session, key: tuple[Any, ...], value: Any) -> None:
+    """Keep value as memo's answer for key (read along with something else)."""
+    memo(session, key, lambda: value)
+
+
+def forget(session: OrmSession) -> None:
+    """Drop every answer memo kept for the session."""
+    session.info.pop(_MEMO_KEY, None)
+
+
+@event.listens_for(OrmSession, "after_flush")
+def _forget_on_flush(session: OrmSession, _context: Any) -> None:
+    forget(session)
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _forget_on_write(state: Any) -> None:
+    if not state.is_select:
+        forget(state.session)
+
+
 @event.listens_for(OrmSession, "after_transaction_end")
 def _forget_connection(session: OrmSession, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(_DRIVER_KEY, None)
+        forget(session)
 
 
 def dialect_name(session: Session) -> str:

@@ -342,10 +342,11 @@ def lot_dict(
         plan = specs.required_tests(session, product=lot.vector_type)
     else:
         plan = [x.test for x in limits if x.required]
+    project, org = owner(session, lot)
     return {
         **snap,
-        "project": session.get(Project, lot.project_id).code,
-        "organisation": session.get(Organisation, lot.org_id).name,
+        "project": project.code,
+        "organisation": org.name,
         "qc_missing": [t for t in plan or () if t not in {r["test"] for r in snap["qc"]}],
         "allowed_actions": [a for a, t in LOT_TRANSITIONS.items() if lot.state in t.sources],
         "signatures": [signatures.signature_dict(s) for s in sigs],
@@ -637,4 +638,14 @@ def expire_due(session: Session, *, actor: Actor, today: date | None = None) -> 
 
 def owner(session: Session, lot: VectorLot) -> tuple[Project, Organisation]:
     """Return the lot's project and the organisation it belongs to."""
-    return session.get(Project, lot.project_id), session.get(Organisation, lot.org_id)
+    held = session.identity_map
+    project = held.get(session.identity_key(Project, lot.project_id))
+    org = held.get(session.identity_key(Organisation, lot.org_id))
+    if project is not None and org is not None:
+        return project, org
+    # Both in one round trip (two primary-key lookups in one SELECT).
+    return session.exec(
+        select(Project, Organisation)
+        .join(Organisation, Organisation.id == lot.org_id)
+        .where(Project.id == lot.project_id)
+    ).one()

@@ -1020,13 +1020,15 @@ def first_with_coi(session: Session, coi: str, actor: Actor) -> str | None:
 
 def vials_of_lot(session: Session, lot: VectorLot) -> list[dict[str, Any]]:
     """Return the vials of a lot, each with its place and who holds it."""
-    rows = session.exec(select(Sample).where(Sample.lot_id == lot.id).order_by(Sample.id)).all()
-    places = rows_by_id(session, Location, (v.location_id for v in rows))
-    holders = rows_by_id(session, User, (v.custodian_id for v in rows))
-    return [
-        {"s": v, "loc": places.get(v.location_id), "holder": holders.get(v.custodian_id)}
-        for v in rows
-    ]
+    # One round trip: each vial with its place and holder joined, not a lookup per kind.
+    rows = session.exec(
+        select(Sample, Location, User)
+        .join(Location, Location.id == Sample.location_id, isouter=True)
+        .join(User, User.id == Sample.custodian_id, isouter=True)
+        .where(Sample.lot_id == lot.id)
+        .order_by(Sample.id)
+    ).all()
+    return [{"s": v, "loc": place, "holder": holder} for v, place, holder in rows]
 
 
 def sample_type(session: Session, s: Sample) -> SampleType:

@@ -68,12 +68,12 @@ def handle_scan(
     _check_poster(agent, station)
     st = get_station(session, station, lock=True)
     stored, aim = storable(data), (symbology[:8] if symbology else None)
-    replayed = _replay(session, st, scan_id, stored, aim, _poster_key(agent))
-    if replayed is not None:
-        return replayed
+    done, last = _same_id_and_last(session, st, scan_id)
+    if done is not None:
+        return _replay(done, st, scan_id, stored, aim, _poster_key(agent))
     scan = _who(session, st, scan_id, stored, aim, agent, _device(agent, device))
     result = _blank(scan)
-    first = _earlier_read(session, st, stored, window_s)
+    first = _earlier_read(last, stored, window_s)
     if first is not None:
         _duplicate(result, first, stored, window_s)
     else:
@@ -102,16 +102,40 @@ def _check_poster(agent: Actor, station: str) -> None:
         )
 
 
+def _same_id_and_last(
+    session: Session, st: Station, scan_id: str
+) -> tuple[ScanEvent | None, ScanEvent | None]:
+    """Return the station's scan already sent with scan_id, and its last scan not a duplicate.
+
+    One round trip for both: a retry is answered from the first, a double read is judged
+    against the second (_earlier_read).
+    """
+    last_id = (
+        select(ScanEvent.id)
+        .where(ScanEvent.station_id == st.id, ScanEvent.outcome != "duplicate")
+        .order_by(ScanEvent.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.exec(
+        select(ScanEvent).where(
+            ScanEvent.station_id == st.id,
+            (ScanEvent.scan_id == scan_id) | (ScanEvent.id == last_id),
+        )
+    ).all()
+    done = next((ev for ev in rows if ev.scan_id == scan_id), None)
+    last = next((ev for ev in rows if ev.scan_id != scan_id), None)
+    return done, last
+
+
 def _replay(
-    session: Session, st: Station, scan_id: str, stored: str, aim: str | None, poster: str
-) -> dict[str, Any] | None:
+    done: ScanEvent, st: Station, scan_id: str, stored: str, aim: str | None, poster: str
+) -> dict[str, Any]:
     """Return the first answer to a retried scan_id (refused if it is not a true retry)."""
-    done = session.exec(
-        select(ScanEvent).where(ScanEvent.station_id == st.id, ScanEvent.scan_id == scan_id)
-    ).first()
-    if done is None:
-        return None
     first = json.loads(done.result or "{}")
+    # Kept with the row, not in its answer: the answer is written with the row (one INSERT).
+    first.setdefault("id", done.id)
+    first.setdefault("time", done.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     if first.pop("_poster", None) != poster:
         # Only the poster's own retry replays: the answer may show a sample they cannot see.
         raise Refused(
@@ -283,8 +307,9 @@ def _resolve(
 
 def _record(session: Session, scan: _Scan, result: dict[str, Any]) -> dict[str, Any]:
     """Record the scan (ScanEvent; a refusal also as an audit event); return its answer."""
-    session.expire(scan.st)
-    st = get_station(session, scan.st.name)
+    # Every change of the station went through this session's object (station.change), and a
+    # savepoint rolled back expired it: it is current without reading it again.
+    st = scan.st
     result["station_state"] = station_view(session, st, scan.agent)
     if scan.person:
         # The person scanned it, whoever was (or now is) signed in: the log is theirs.
@@ -304,15 +329,20 @@ def _record(session: Session, scan: _Scan, result: dict[str, Any]) -> dict[str, 
         message=result["message"],
         user_id=by,
     )
+    poster = _poster_key(scan.agent)
+    if result["outcome"] != "refused":
+        # The answer goes in with the row (one INSERT); a retry adds the row's id and time.
+        ev.result = json.dumps({**result, "_poster": poster})
     session.add(ev)
     session.flush()
     result["time"] = ev.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     result["id"] = ev.id  # the scan's id: a bench acknowledges its refusal by it
     if result["outcome"] == "refused":
+        # The refusal's audit event names the scan's id: known only once the row is in.
         _record_refusal(session, scan, result)
-    ev.result = json.dumps({**result, "_poster": _poster_key(scan.agent)})
-    session.add(ev)
-    session.flush()
+        ev.result = json.dumps({**result, "_poster": poster})
+        session.add(ev)
+        session.flush()
     return result
 
 
@@ -367,7 +397,7 @@ def _poster_block(poster: Actor, operator: User | None) -> Refusal | None:
     )
 
 
-def _earlier_read(session: Session, st: Station, data: str, window_s: float) -> ScanEvent | None:
+def _earlier_read(last: ScanEvent | None, data: str, window_s: float) -> ScanEvent | None:
     """Return the station's previous scan if this one is a double read of it, else None.
 
     A double read is the same data right after itself: the previous scan (double reads aside)
@@ -377,12 +407,6 @@ def _earlier_read(session: Session, st: Station, data: str, window_s: float) -> 
     """
     if window_s <= 0:
         return None
-    last = session.exec(
-        select(ScanEvent)
-        .where(ScanEvent.station_id == st.id, ScanEvent.outcome != "duplicate")
-        .order_by(ScanEvent.id.desc())
-        .limit(1)
-    ).first()
     if last is None or last.data != data or last.outcome != "accepted":
         return None
     if last.created_at < utcnow() - timedelta(seconds=window_s):

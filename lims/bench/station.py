@@ -10,8 +10,10 @@ from sqlmodel import Session, select
 from lims import audit, storage
 from lims.accounts.users import Actor
 from lims.bench.modes import DEFAULT_CONDITION, MODES
+from lims.db import remember
 from lims.errors import NotFound
-from lims.models import Location, Station, User, utcnow
+from lims.models import Location, Organisation, Station, User, utcnow
+from lims.rooms.models import RoomState
 
 
 def stop_prompt(stopped: dict[str, Any]) -> str:
@@ -39,11 +41,27 @@ _HIDDEN = (
 
 def get_station(session: Session, name: str, *, lock: bool = False) -> Station:
     """Return the station called name (row-locked for the transaction when lock is set)."""
-    stmt = select(Station).where(Station.name == name)
-    if lock:
-        # PostgreSQL: scans of one bench queue behind each other; SQLite: BEGIN IMMEDIATE did it.
-        stmt = stmt.with_for_update()
-    st = session.exec(stmt).first()
+    if not lock:
+        st = session.exec(select(Station).where(Station.name == name)).first()
+    else:
+        # A scan reads the bench's operator, their organisation and the state of the bench's
+        # room (rented rooms' rules) next: in the same round trip.
+        row = session.exec(
+            select(Station, User, Organisation, RoomState)
+            .join(User, User.id == Station.operator_id, isouter=True)
+            .join(Organisation, Organisation.id == User.org_id, isouter=True)
+            .join(RoomState, RoomState.room_id == Station.room_id, isouter=True)
+            .where(Station.name == name)
+            # PostgreSQL: scans of one bench queue behind each other (the station row only);
+            # SQLite: BEGIN IMMEDIATE did it.
+            .with_for_update(of=Station)
+        ).first()
+        st = row[0] if row is not None else None
+        if row is not None:
+            # The session holds what it loaded only weakly: keep them for the transaction.
+            session.info.setdefault("pinned", []).extend(x for x in row[1:] if x is not None)
+            if st.room_id is not None:
+                remember(session, ("room_state", st.room_id), row[3])
     if st is None:
         known = session.exec(select(Station.name).order_by(Station.name))
         raise NotFound(

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Response, current_app, g, request
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from lims.accounts import throttle
 from lims.accounts.sessions import expiry_reason, record_use, session_id
 from lims.boundary import unit
 from lims.errors import BadRequest, Forbidden
-from lims.models import User, WebSession, utcnow
+from lims.models import Organisation, User, WebSession, utcnow
 
 COOKIE = "lims_session"
 LOGIN_CSRF_COOKIE = "lims_login_csrf"
@@ -87,10 +87,19 @@ def current(db: Session) -> Current | None:
     secret = request.cookies.get(COOKIE)
     if not secret or len(secret) > 200:
         return None
-    ws = db.get(WebSession, session_id(secret))
-    if ws is None:
+    # The session, its user and the user's organisation in one round trip: every signed-in
+    # page needs all three (the organisation for the actor, found later in the identity map).
+    row = db.exec(
+        select(WebSession, User, Organisation)
+        .join(User, User.id == WebSession.user_id, isouter=True)
+        .join(Organisation, Organisation.id == User.org_id, isouter=True)
+        .where(WebSession.id == session_id(secret))
+    ).first()
+    if row is None:
         return None
-    user = db.get(User, ws.user_id)
+    ws, user, org = row
+    # Held for the request: the session's identity map keeps objects only while referenced.
+    g.web_org = org
     now = utcnow()
     timeouts = _timeouts()
     reason = expiry_reason(ws, user, now, **timeouts)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from lims import audit, signatures
 from lims.accounts.users import Actor
+from lims.db import memo
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
 from lims.models import (
@@ -148,12 +149,17 @@ def current_results(
     session: Session, *, lot_id: int | None = None, sample_id: int | None = None
 ) -> list[QcResult]:
     """Return the current result of each test (a correction replaces; a retest does not)."""
-    stmt = select(QcResult).where(col(QcResult.retest_of_oos_id).is_(None))
-    stmt = stmt.where(QcResult.lot_id == lot_id if lot_id else QcResult.sample_id == sample_id)
-    current: dict[str, QcResult] = {}
-    for r in session.exec(stmt.order_by(QcResult.id)):
-        current[r.test] = r
-    return list(current.values())
+
+    def read() -> list[QcResult]:
+        stmt = select(QcResult).where(col(QcResult.retest_of_oos_id).is_(None))
+        stmt = stmt.where(QcResult.lot_id == lot_id if lot_id else QcResult.sample_id == sample_id)
+        current: dict[str, QcResult] = {}
+        for r in session.exec(stmt.order_by(QcResult.id)):
+            current[r.test] = r
+        return list(current.values())
+
+    # The lot page shows them and the release rules judge them: read once per request.
+    return list(memo(session, ("current_results", lot_id, sample_id), read))
 
 
 def retests(session: Session, oos_ids: list[int]) -> list[QcResult]:
@@ -173,9 +179,13 @@ def oos_of(
     session: Session, *, lot_id: int | None = None, sample_id: int | None = None
 ) -> list[OosRecord]:
     """Return the OOS investigations of a lot or a sample, oldest first."""
-    stmt = select(OosRecord)
-    stmt = stmt.where(OosRecord.lot_id == lot_id if lot_id else OosRecord.sample_id == sample_id)
-    return list(session.exec(stmt.order_by(OosRecord.id)).all())
+
+    def read() -> list[OosRecord]:
+        stmt = select(OosRecord)
+        where = OosRecord.lot_id == lot_id if lot_id else OosRecord.sample_id == sample_id
+        return list(session.exec(stmt.where(where).order_by(OosRecord.id)).all())
+
+    return list(memo(session, ("oos_of", lot_id, sample_id), read))
 
 
 def _time(t: datetime | None) -> str | None:

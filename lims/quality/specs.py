@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from lims import audit, signatures
 from lims.accounts.users import Actor
+from lims.db import memo
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
 from lims.models import SampleType, Signature, Specification, SpecLimit, User, utcnow
@@ -133,29 +134,36 @@ def list_specs(
 
 def limits_of(session: Session, spec: Specification) -> list[SpecLimit]:
     """Return the tests of a specification version, in the order they were written."""
-    return list(
-        session.exec(
-            select(SpecLimit).where(SpecLimit.spec_id == spec.id).order_by(SpecLimit.id)
-        ).all()
-    )
+
+    def read() -> list[SpecLimit]:
+        stmt = select(SpecLimit).where(SpecLimit.spec_id == spec.id).order_by(SpecLimit.id)
+        return list(session.exec(stmt).all())
+
+    return list(memo(session, ("limits_of", spec.id), read))
 
 
 def in_force(
     session: Session, *, product: str, stage: str, at: datetime | None = None
 ) -> Specification | None:
     """Return the approved specification version of product and stage in force at a time."""
+    now = at is None
     at = at or utcnow()
-    return session.exec(
-        select(Specification)
-        .where(
-            Specification.product == product,
-            Specification.stage == stage,
-            col(Specification.approved_at).is_not(None),
-            Specification.approved_at <= at,
-            (col(Specification.ended_at).is_(None)) | (Specification.ended_at > at),
-        )
-        .order_by(col(Specification.approved_at).desc())
-    ).first()
+
+    def read() -> Specification | None:
+        return session.exec(
+            select(Specification)
+            .where(
+                Specification.product == product,
+                Specification.stage == stage,
+                col(Specification.approved_at).is_not(None),
+                Specification.approved_at <= at,
+                (col(Specification.ended_at).is_(None)) | (Specification.ended_at > at),
+            )
+            .order_by(col(Specification.approved_at).desc())
+        ).first()
+
+    # "Now" is the request's now: the page and the release rules it asks ask the same.
+    return memo(session, ("in_force", product, stage), read) if now else read()
 
 
 def has_spec(session: Session, *, product: str, stage: str = "release") -> bool:

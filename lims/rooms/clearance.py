@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from lims import audit, signatures, storage
 from lims.accounts.users import Actor
+from lims.db import memo
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
 from lims.models import Location, Station, User, utcnow
@@ -297,7 +298,10 @@ def use_refusal(
     """
     if room_id is None:
         return None
-    state: RoomState | None = session.get(RoomState, room_id)
+    # Asked at every scan: a bench's read of its station brings it along (or its absence).
+    state: RoomState | None = memo(
+        session, ("room_state", room_id), lambda: session.get(RoomState, room_id)
+    )
     if state is None:
         return None
     at = at or utcnow()
