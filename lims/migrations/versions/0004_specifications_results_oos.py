@@ -133,6 +133,13 @@ def downgrade() -> None:
 
 
 def _unalter_qc_result() -> None:
+    # Before 0004 a result belonged to a lot; cell-product results recorded on a sample
+    # have no place in that schema, so a downgrade drops them (and links to them).
+    op.execute(
+        "UPDATE qc_result SET supersedes_id = NULL WHERE supersedes_id IN "
+        "(SELECT id FROM qc_result WHERE lot_id IS NULL)"
+    )
+    op.execute("DELETE FROM qc_result WHERE lot_id IS NULL")
     with op.batch_alter_table("qc_result") as batch:
         batch.drop_index("ix_qc_result_retest_of_oos_id")
         batch.drop_index("ix_qc_result_sample_id")
