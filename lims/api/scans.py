@@ -66,6 +66,7 @@ def post_scan(data: ScanIn):
         error=data.error,
         agent=current_actor(),
         window_s=float(current_app.config.get("SCAN_DUPLICATE_WINDOW_S", 3.0)),
+        config=current_app.config,
     )
 
 

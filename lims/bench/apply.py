@@ -21,10 +21,11 @@ from lims.samples import TransitionIn
 class Refusal(Exception):
     """A scan the station refuses: nothing changes, the operator is told why."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, cause: LimsError | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.cause = cause  # the domain's refusal it says at the bench, when there is one
 
 
 def apply(
@@ -240,16 +241,13 @@ def _lot(session: Session, st: Station, r: Resolved, actor: Actor, result: dict[
 
 
 def _coi(session: Session, st: Station, r: Resolved, actor: Actor, result: dict[str, Any]) -> None:
-    _in_mode(st, "coi", "a COI label is scanned in hand-over mode: CMD:HANDOVER")
-    _set(
-        session,
+    _in_mode(
         st,
-        actor,
-        result,
         "coi",
-        r.ref,
-        f"expected COI {r.ref}: scan the tubes to take over",
+        "a COI label is scanned in receive or hand-over mode: CMD:RECEIVE or CMD:HANDOVER",
     )
+    said = f"expected COI {r.ref}: scan the tubes to {MODES[st.mode].words}"
+    _set(session, st, actor, result, "coi", r.ref, said)
 
 
 def _sample(
@@ -273,7 +271,7 @@ def _sample(
             session, sample=s, data=TransitionIn(**fields), actor=actor, room_id=st.room_id
         )
     except LimsError as err:
-        raise Refusal(*mode.explain(err)) from err
+        raise Refusal(*mode.explain(err), cause=err) from err
     if ctx.pop("position", None):
         # A scanned position takes the next tube only.
         st.context = json.dumps(ctx, sort_keys=True) if ctx else None

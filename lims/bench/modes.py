@@ -114,7 +114,10 @@ MODES: dict[str, Mode] = {
             "receive",
             "receive",
             "{barcode} received ({condition}){where}",
-            {"condition": "condition", "location": "target"},
+            # A treatment episode's material is received only with its COI label scanned
+            # (the therapy area's rule): the expected COI is scanned first, as at a hand-over.
+            {"condition": "condition", "location": "target", "coi": "coi"},
+            {"coi": _COI},
         ),
         Mode(
             "quarantine",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -58,12 +59,14 @@ def handle_scan(
     device: str | None = None,
     error: str | None = None,
     window_s: float = 3.0,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Resolve one scan at a station and do what it means there; return the answer as JSON.
 
     agent is who posted it. A token bound to this station is the bench's agent: it posts for the
     signed-in operator. Anyone else (personal token, browser session) is a person acting as
-    themselves: see _poster_block.
+    themselves: see _poster_block. config: the application's settings, for what a domain
+    refusal writes after its move is taken back (a COI mismatch's deviation).
     """
     _check_poster(agent, station)
     st = get_station(session, station, lock=True)
@@ -77,7 +80,7 @@ def handle_scan(
     if first is not None:
         _duplicate(result, first, stored, window_s)
     else:
-        _run(session, scan, data, symbology, error, result)
+        _run(session, scan, data, symbology, error, result, config or {})
     return _record(session, scan, result)
 
 
@@ -214,6 +217,7 @@ def _run(
     symbology: str | None,
     error: str | None,
     result: dict[str, Any],
+    config: Mapping[str, Any],
 ) -> None:
     """Classify, resolve and apply the scan; a refusal of any step becomes the outcome."""
     try:
@@ -240,6 +244,14 @@ def _run(
             apply(session, scan.st, resolved, scan.actor, scan.operator, scan.device, result)
     except (Refusal, LimsError) as err:
         # A LimsError is a domain rule's refusal; the savepoint took back whatever it had begun.
+        cause = err.cause if isinstance(err, Refusal) else err
+        if cause is not None and cause.after_rollback is not None:
+            # What the rule writes once its move is taken back (a COI mismatch's deviation and
+            # the episode's hold) goes in with the scan's own record, as the API's does.
+            with session.begin_nested():
+                cause.after_rollback(session, config)
+            if isinstance(err, Refusal) and err.code == cause.code:
+                err.message = cause.message  # now naming the deviation it opened
         result.update(outcome="refused", code=err.code, message=err.message)
         if err.code in stop.STOPPING and scan.actor is not None:
             # Not a misread to scan past: the bench stops until a supervisor releases it.

@@ -34,7 +34,7 @@ class Code:
 
 
 _COMMAND_WORDS = {
-    "RECEIVE": "receive mode: tubes that arrived",
+    "RECEIVE": "receive mode: tubes that arrived (a patient's bag: its COI label first)",
     "QUARANTINE": "quarantine mode",
     "STORE": "store mode: then scan the box",
     "CHECKOUT": "check out mode: tubes into your custody",
