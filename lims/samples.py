@@ -33,7 +33,7 @@ from lims.models import (
     VectorLot,
     utcnow,
 )
-from lims.quality import deviations, release
+from lims.quality import deviations, oos, release
 from lims.rooms import clearance as room_rule
 from lims.rooms.status import org_name
 from lims.signatures import SignatureIn
@@ -576,6 +576,7 @@ def apply_transition(
     )
     if t.action == "release":
         deviations.refuse_release(session, what=f"sample {s.barcode}", sample=s)
+        oos.refuse_release_of_derivative(session, what=f"sample {s.barcode}", sample=s)
     for name, value in fields.items():
         if value not in (None, "") and name not in t.requires and name not in t.optional:
             raise Refused(f"{data.action} takes no {name}", code="unexpected_field", field=name)

@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
-from lims import audit, signatures
+from lims import audit, lineage, signatures
 from lims.accounts.users import Actor
 from lims.errors import Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text, blank
@@ -77,6 +77,36 @@ class RetestIn(Input):
 def name(oos: OosRecord) -> str:
     """Return how people call an investigation: OOS-12."""
     return f"OOS-{oos.id}"
+
+
+def refuse_release_of_derivative(session: Session, *, what: str, sample: Sample) -> None:
+    """Refuse (422) releasing material made from a sample under an open or confirmed OOS.
+
+    A failing result on a parent says the material it gave is suspect too: an aliquot of it,
+    a derivative or a pool of it waits for the investigation (invalidated frees it).
+    """
+    made_from, _ = lineage.ancestors(session, sample)
+    if not made_from:
+        return
+    by_id = {p.id: p for p in made_from}
+    found = session.exec(
+        select(OosRecord)
+        .where(col(OosRecord.sample_id).in_(list(by_id)), OosRecord.phase != "invalidated")
+        .order_by(col(OosRecord.id))
+    ).all()
+    if not found:
+        return
+    open_ = [o for o in found if o.phase in OPEN]
+    names = ", ".join(
+        f"OOS-{o.id} on {by_id[o.sample_id].barcode} ({o.test}, {o.phase.replace('_', ' ')})"
+        for o in found
+    )
+    raise Refused(
+        f"{what} cannot be released: it is made from material under "
+        f"{'an open' if open_ else 'a confirmed'} out-of-specification investigation ({names})",
+        code="oos_open" if open_ else "oos_confirmed",
+        oos=[o.id for o in found],
+    )
 
 
 def open_if_failed(session: Session, *, result: QcResult, actor: Actor) -> OosRecord | None:

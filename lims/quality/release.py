@@ -11,7 +11,7 @@ from lims.accounts.users import Actor
 from lims.errors import LimsError, Refused
 from lims.manufacturing.models import BatchRecord, BatchStep, BatchValue, ProcessStep
 from lims.models import Deviation, OosRecord, QcResult, Sample, VectorLot
-from lims.quality import results, specs
+from lims.quality import oos, results, specs
 
 
 @dataclass
@@ -228,6 +228,11 @@ def sample_qc_dict(session: Session, sample: Sample, actor: Actor) -> dict[str, 
     plan = specs.required_tests(session, product=product) or []
     qc = results.results_dicts(session, sample_id=sample.id)
     err = refusal(standing(session, product=product, sample_id=sample.id), actor, sample.barcode)
+    if err is None:
+        try:
+            oos.refuse_release_of_derivative(session, what=sample.barcode, sample=sample)
+        except Refused as held:
+            err = held
     return {
         "barcode": sample.barcode,
         "state": sample.state,

@@ -4,7 +4,8 @@ The final product of an episode is every sample under its COI whose sample type 
 specification (a cell product, lims.quality.release), still in hand. The episode is released
 only when each of them could be released itself: the sampling plan met, results passed and
 reviewed, no open or confirmed OOS, four eyes (who recorded a result does not release), and no
-critical deviation on it or on anything it was made from (a pool's parents included).
+critical deviation or open/confirmed OOS on it or on anything it was made from (a pool's
+parents included).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from lims import custody
 from lims.accounts.users import Actor
 from lims.errors import Refused
 from lims.models import Sample
-from lims.quality import deviations, release
+from lims.quality import deviations, oos, release
 from lims.therapy.models import Episode
 
 
@@ -44,5 +45,8 @@ def release_refusal(session: Session, ep: Episode, actor: Actor) -> list[Sample]
         )
     for s in products:
         deviations.refuse_release(session, what=f"{ep.number}'s product {s.barcode}", sample=s)
+        oos.refuse_release_of_derivative(
+            session, what=f"{ep.number}'s product {s.barcode}", sample=s
+        )
         release.sample_release_refusal(session, s, actor)
     return products

@@ -114,3 +114,43 @@ def test_a_critical_deviation_on_one_parent_holds_the_pools_release(client, auth
     assert r.status_code == 422 and r.json["error"] == "deviation_open"
     assert r.json["deviations"] == [n] and n in r.json["message"]
     assert client.get(f"/api/samples/{pool}", headers=tech).json["state"] == "quarantine"
+
+
+def test_an_oos_on_one_parent_holds_the_pools_release_until_invalidated(client, auth, tech) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    ep = new_episode(client, qa, tech, hospital_id="MRN-P9")
+    parents = []
+    for _ in range(2):
+        b = register(client, tech, sample_type="TCELL", coi=ep["coi"])["barcode"]
+        assert move(client, tech, b, "receive", condition="ok", coi=ep["coi"]).status_code == 200
+        parents.append(b)
+    r = client.post(
+        f"/api/samples/{parents[1]}/qc", json={"test": "viability", "result": "40 %"}, headers=tech
+    )
+    assert r.status_code == 201, r.json
+    oos_id = client.get(f"/api/samples/{parents[1]}/qc", headers=qa).json["qc"][0]["oos"]
+    assert oos_id, "a failing viability opens an OOS on that parent"
+    pool = _pool(client, tech, parents).json["barcode"]
+    assert move(client, tech, pool, "receive", condition="ok", coi=ep["coi"]).status_code == 200
+    assert move(client, tech, pool, "quarantine").status_code == 200
+    r = move(client, qa, pool, "release")
+    assert r.status_code == 422 and r.json["error"] == "oos_open", r.json
+    assert r.json["oos"] == [oos_id]
+    assert f"OOS-{oos_id} on {parents[1]}" in r.json["message"]
+    assert client.get(f"/api/samples/{pool}", headers=tech).json["state"] == "quarantine"
+    # The lab check finds an error: the retest counts, the OOS is invalidated, the pool is free.
+    r = client.post(f"/api/oos/{oos_id}/retests", json={"result": "91 %"}, headers=tech)
+    assert r.status_code == 201, r.json
+    r = client.post(
+        f"/api/oos/{oos_id}/transitions",
+        json={
+            "action": "invalidate",
+            "reason": "pipetting error found in the lab check",
+            "signature": {"password": "demo-only-lims", "meaning": "approval"},
+        },
+        headers=qa,
+    )
+    assert r.status_code == 200, r.json
+    r = move(client, qa, pool, "release")
+    assert r.status_code == 200, r.json
+    assert r.json["state"] == "available"
