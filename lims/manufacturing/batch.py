@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import audit, lots, signatures, storage
-from lims.accounts.users import Actor
+from lims.accounts.users import Actor, system_actor
 from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
 from lims.inputs import Input, Line, Text
 from lims.manufacturing import genealogy
@@ -362,21 +362,43 @@ def record_step(
             data=genealogy.ConsumeIn(material=scan),
             actor=actor,
         )
-    if flagged and actor.sees_all:
-        # Raised by the centre's staff; a client's own record is flagged (QA sees the flag).
-        deviations.create_deviation(
-            session,
-            data=deviations.DeviationCreate(
-                title=f"Lot {lot.lot_number} step {position}: out of range",
-                description=f"Step {position} ({step.name}) recorded {'; '.join(flagged)}.",
-                severity="major",
-                category="process parameter",
-                links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
-            ),
-            actor=actor,
-            source=release.batch_step_source(lot.lot_number, position),
-        )
+    if flagged:
+        _raise_flagged(session, lot=lot, position=position, step=step, flagged=flagged, by=actor)
     return bs
+
+
+def _raise_flagged(
+    session: Session,
+    *,
+    lot: VectorLot,
+    position: int,
+    step: ProcessStep,
+    flagged: list[str],
+    by: Actor,
+) -> None:
+    """Open the deviation a step's out-of-range values call for, on the lot, whoever recorded it.
+
+    The centre's lab staff raise it as themselves; a client's user running their own batch in a
+    rented room cannot raise deviations, so the system raises it on their behalf and names them:
+    a flagged value is never left for someone to notice.
+    """
+    own = by.sees_all and by.role in LAB
+    raiser = by if own else system_actor(session)
+    who = f"{by.username} ({by.org.name})"
+    description = f"Step {position} ({step.name}) recorded {'; '.join(flagged)}. Recorded by {who}"
+    description += "." if own else "; raised by the system on their behalf."
+    deviations.create_deviation(
+        session,
+        data=deviations.DeviationCreate(
+            title=f"Lot {lot.lot_number} step {position}: out of range",
+            description=description,
+            severity="major",
+            category="process parameter",
+            links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
+        ),
+        actor=raiser,
+        source=release.batch_step_source(lot.lot_number, position),
+    )
 
 
 def _room_of_step(session: Session, lot: VectorLot, position: int, code: str | None) -> str | None:
