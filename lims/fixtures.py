@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from lims import lots, masterdata, samples
 from lims.accounts import users
 from lims.db import new_session
-from lims.manufacturing import materials
+from lims.manufacturing import batch, materials
+from lims.manufacturing.models import MaterialKind, MaterialLot
 from lims.models import Printer, Specification, Station, User
 from lims.quality import deviations, results, specs, trail
 from lims.rooms import demo as rooms_demo
@@ -193,6 +194,11 @@ def load_demo(db: Session, path: Path = DEMO_FILE) -> dict[str, int]:
                 data=samples.TransitionIn(action=action, **fields),
             )
     _materials(db, data.get("materials", {}), password)
+    for spec in data.get("process_templates", []):
+        _process_template(db, spec, password)
+    for spec in data["lots"]:
+        if spec.get("batch"):
+            _batch_record(db, spec["lot_number"], spec["batch"], password)
     for spec in data.get("deviations", []):
         _deviation(db, spec, password)
     if data.get("therapy"):
@@ -260,6 +266,75 @@ def _deviation(db: Session, spec: dict, password: str) -> None:
                 root_cause=spec["root_cause"],
                 signature=deviations.DeviationSignature(password=password, meaning="approval"),
             ),
+        )
+
+
+def _process_template(db: Session, spec: dict, password: str) -> None:
+    """Write a process template as its author and approve it as another QA person (signed)."""
+    tpl = batch.create_template(
+        db, data=batch.TemplateIn(**spec["template"]), actor=_actor(db, spec["author"])
+    )
+    batch.approve_template(
+        db,
+        code=tpl.code,
+        version=tpl.version,
+        data=batch.ApproveIn(signature=SignatureIn(password=password, meaning="approval")),
+        actor=_actor(db, spec["approved_by"]),
+    )
+
+
+def _batch_record(db: Session, lot_number: str, spec: dict, password: str) -> None:
+    """Execute a lot's batch record: each step by its operator with the materials it used,
+    verified by a second person, then the lot's next moves and QA's signed review."""
+    batch.start(
+        db,
+        lot_number=lot_number,
+        data=batch.BatchStart(template=spec["template"]),
+        actor=_actor(db, spec["started_by"]),
+    )
+    for n, step in enumerate(spec["steps"], start=1):
+        used = [
+            db.exec(
+                select(MaterialLot.code)
+                .join(MaterialKind, MaterialKind.id == MaterialLot.kind_id)
+                .where(MaterialKind.code == kind, MaterialLot.state == "released")
+                .order_by(MaterialLot.id)
+            ).first()
+            for kind in step.get("materials", [])
+        ]
+        batch.record_step(
+            db,
+            lot_number=lot_number,
+            position=n,
+            data=batch.StepRecord(
+                values=step.get("values", {}),
+                equipment=step.get("equipment"),
+                room=step.get("room"),
+                materials=used,
+            ),
+            actor=_actor(db, step["by"]),
+        )
+        if step.get("verified_by"):
+            batch.verify_step(
+                db,
+                lot_number=lot_number,
+                position=n,
+                data=batch.VerifyIn(signature=SignatureIn(password=password, meaning="review")),
+                actor=_actor(db, step["verified_by"]),
+            )
+    for action in spec.get("then", []):
+        lots.transition_lot(
+            db,
+            lot_number=lot_number,
+            data=lots.LotTransitionIn(action=action),
+            actor=_actor(db, spec["started_by"]),
+        )
+    if spec.get("reviewed_by"):
+        batch.review(
+            db,
+            lot_number=lot_number,
+            data=batch.ReviewIn(signature=SignatureIn(password=password, meaning="review")),
+            actor=_actor(db, spec["reviewed_by"]),
         )
 
 

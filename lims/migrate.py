@@ -33,6 +33,8 @@ APP_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
     # Genealogy links and batch values are records: a wrong one is corrected by a new record.
     "genealogy_link": ("SELECT", "INSERT"),
     "batch_value": ("SELECT", "INSERT"),
+    # QA's signed review of a batch record: a Part 11 record, written once.
+    "batch_record_review": ("SELECT", "INSERT"),
     # A shipment's logger readings are what it was checked against: never edited.
     "therapy_logger_reading": ("SELECT", "INSERT"),
     # Monitoring results are records too: written once, with their deviation if any.

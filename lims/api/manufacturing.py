@@ -12,7 +12,14 @@ from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, SignatureOut, answers
 from lims.boundary import current_actor, get_db, write
 from lims.manufacturing import batch, batch_pdf, genealogy, materials
-from lims.manufacturing.batch import ApproveIn, BatchStart, StepRecord, TemplateIn, VerifyIn
+from lims.manufacturing.batch import (
+    ApproveIn,
+    BatchStart,
+    ReviewIn,
+    StepRecord,
+    TemplateIn,
+    VerifyIn,
+)
 from lims.manufacturing.genealogy import ConsumeIn
 from lims.manufacturing.materials import (
     KindCreate,
@@ -171,6 +178,12 @@ class BatchStepOut(Out):
     parameters: list[BatchValueOut]
 
 
+class BatchReviewOut(Out):
+    reviewed_by: str | None
+    reviewed_at: str
+    signature: SignatureOut
+
+
 class BatchRecordOut(Out):
     lot: str
     template: str
@@ -180,6 +193,10 @@ class BatchRecordOut(Out):
     next: int | None = Field(description="the step to do or verify next; null when complete")
     open: bool = Field(description="the lot is planned or in production: steps can be recorded")
     steps: list[BatchStepOut]
+    review: BatchReviewOut | None = Field(description="QA's signed review; null until signed")
+    review_blocker: str | None = Field(
+        description="why you could not sign QA's review now; null: you may"
+    )
 
 
 # The OpenAPI document describes the models of lims.api.schemas; these join them.
@@ -190,6 +207,7 @@ schemas.MODELS.extend(
         TemplateOut,
         BatchValueOut,
         BatchStepOut,
+        BatchReviewOut,
         BatchRecordOut,
         MaterialKindOut,
         MaterialKindsOut,
@@ -389,6 +407,22 @@ def verify_step(lot: str, position: int, data: VerifyIn):
     db = get_db()
     batch.verify_step(db, lot_number=lot, position=position, data=data, actor=current_actor())
     return batch.batch_dict(db, lot_number=lot, actor=current_actor())
+
+
+@bp.post("/lots/<lot>/batch-record/review")
+@answers(bp, BatchRecordOut, *WRITE, 404, 429, status=201)
+@bp.input(ReviewIn, arg_name="data")
+@write
+def review_batch(lot: str, data: ReviewIn):
+    """Sign (QA, meaning 'review') that the lot's complete batch record was reviewed.
+
+    Refused (422) while a step is not done or verified, and to anyone who recorded or verified
+    a step (four eyes); 409 once it is reviewed. A lot with a batch record is released only
+    after this review.
+    """
+    db = get_db()
+    batch.review(db, lot_number=lot, data=data, actor=current_actor())
+    return batch.batch_dict(db, lot_number=lot, actor=current_actor()), 201
 
 
 @bp.get("/lots/<lot>/batch-record.pdf")

@@ -16,13 +16,14 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from lims import audit, lots, signatures, storage
-from lims.accounts.users import Actor
-from lims.errors import BadRequest, Conflict, Forbidden, NotFound, Refused
+from lims.accounts.users import Actor, system_actor
+from lims.errors import BadRequest, Conflict, Forbidden, LimsError, NotFound, Refused
 from lims.inputs import Input, Line, Text
 from lims.manufacturing import genealogy
 from lims.manufacturing.genealogy import OPEN_LOT_STATES
 from lims.manufacturing.models import (
     BatchRecord,
+    BatchRecordReview,
     BatchStep,
     BatchValue,
     ProcessParameter,
@@ -36,6 +37,11 @@ from lims.rooms.clearance import use_refusal
 from lims.signatures import SignatureIn
 
 TEMPLATE_STATES = ("draft", "approved", "retired")
+# QA's review of the whole executed record: an e-signature 'review' on the batch record (not on
+# the lot, whose own signatures stay those of its disposition), once every step is done.
+REVIEW_ACTION = "batch.review"
+REVIEW_MEANING = "review"
+REVIEW_RECORD_TYPE = "batch_record"
 
 
 class ParameterIn(Input):
@@ -79,6 +85,10 @@ class StepRecord(Input):
 
 
 class VerifyIn(Input):
+    signature: SignatureIn
+
+
+class ReviewIn(Input):
     signature: SignatureIn
 
 
@@ -362,21 +372,43 @@ def record_step(
             data=genealogy.ConsumeIn(material=scan),
             actor=actor,
         )
-    if flagged and actor.sees_all:
-        # Raised by the centre's staff; a client's own record is flagged (QA sees the flag).
-        deviations.create_deviation(
-            session,
-            data=deviations.DeviationCreate(
-                title=f"Lot {lot.lot_number} step {position}: out of range",
-                description=f"Step {position} ({step.name}) recorded {'; '.join(flagged)}.",
-                severity="major",
-                category="process parameter",
-                links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
-            ),
-            actor=actor,
-            source=release.batch_step_source(lot.lot_number, position),
-        )
+    if flagged:
+        _raise_flagged(session, lot=lot, position=position, step=step, flagged=flagged, by=actor)
     return bs
+
+
+def _raise_flagged(
+    session: Session,
+    *,
+    lot: VectorLot,
+    position: int,
+    step: ProcessStep,
+    flagged: list[str],
+    by: Actor,
+) -> None:
+    """Open the deviation a step's out-of-range values call for, on the lot, whoever recorded it.
+
+    The centre's lab staff raise it as themselves; a client's user running their own batch in a
+    rented room cannot raise deviations, so the system raises it on their behalf and names them:
+    a flagged value is never left for someone to notice.
+    """
+    own = by.sees_all and by.role in LAB
+    raiser = by if own else system_actor(session)
+    who = f"{by.username} ({by.org.name})"
+    description = f"Step {position} ({step.name}) recorded {'; '.join(flagged)}. Recorded by {who}"
+    description += "." if own else "; raised by the system on their behalf."
+    deviations.create_deviation(
+        session,
+        data=deviations.DeviationCreate(
+            title=f"Lot {lot.lot_number} step {position}: out of range",
+            description=description,
+            severity="major",
+            category="process parameter",
+            links=[deviations.LinkIn(kind="lot", ref=lot.lot_number)],
+        ),
+        actor=raiser,
+        source=release.batch_step_source(lot.lot_number, position),
+    )
 
 
 def _room_of_step(session: Session, lot: VectorLot, position: int, code: str | None) -> str | None:
@@ -456,6 +488,7 @@ def lot_page(session: Session, *, lot: VectorLot, actor: Actor) -> dict[str, Any
     return {
         **genealogy.lot_page(session, lot=lot, actor=actor),
         "batch": batch_of(session, lot=lot, actor=actor),
+        "can_review_batch": actor.role in QA,
     }
 
 
@@ -520,6 +553,10 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
             }
         )
     pending = [x for x in out_steps if x["state"] not in ("done", "verified")]
+    review = _review_of(session, rec)
+    refused = review_refusal(
+        actor, complete=not pending, people=_people(done.values()), reviewed=review is not None
+    )
     return {
         "lot": lot.lot_number,
         "template": tpl.code,
@@ -530,7 +567,132 @@ def batch_dict(session: Session, *, lot_number: str, actor: Actor) -> dict[str, 
         "next": pending[0]["position"] if pending else None,
         "open": lot.state in OPEN_LOT_STATES,
         "steps": out_steps,
+        "review": _review_dict(session, review, names),
+        # Why the asking person could not sign QA's review now (null: they may).
+        "review_blocker": refused.message if refused else None,
     }
+
+
+# --- QA's review of the executed record ------------------------------------------------------
+
+
+def _people(steps: Any) -> set[int]:
+    """Return who recorded or verified a step of the record (none of them reviews it)."""
+    out: set[int] = set()
+    for b in steps:
+        out.add(b.operator_id)
+        if b.verifier_id is not None:
+            out.add(b.verifier_id)
+    return out
+
+
+def _review_of(session: Session, rec: BatchRecord) -> BatchRecordReview | None:
+    return session.exec(
+        select(BatchRecordReview).where(BatchRecordReview.record_id == rec.id)
+    ).first()
+
+
+def _review_dict(
+    session: Session, review: BatchRecordReview | None, names: dict[int, str]
+) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    sig = session.get(Signature, review.signature_id)
+    return {
+        "reviewed_by": names.get(review.reviewer_id),
+        "reviewed_at": review.reviewed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "signature": signatures.signature_dict(sig),
+    }
+
+
+def review_refusal(
+    actor: Actor, *, complete: bool, people: set[int], reviewed: bool
+) -> LimsError | None:
+    """Return why actor may not sign QA's review of a batch record, naming the rule; or None."""
+    if actor.role not in QA:
+        return Forbidden(
+            f"reviewing a batch record needs the role qa; you are {actor.role}",
+            code="role_required",
+        )
+    if reviewed:
+        return Conflict("the batch record is reviewed already", code="already_reviewed")
+    if not complete:
+        return Refused(
+            "the batch record is not complete: QA reviews it once every step is done and verified",
+            code="batch_record_incomplete",
+        )
+    if actor.user.id in people:
+        return Refused(
+            "four-eyes rule: you recorded or verified a step of this batch record; another QA "
+            "person reviews it",
+            code="four_eyes_review",
+        )
+    return None
+
+
+def review(session: Session, *, lot_number: str, data: ReviewIn, actor: Actor) -> BatchRecordReview:
+    """Sign, as QA, that the lot's complete batch record was reviewed (meaning 'review').
+
+    The signature binds the record as the reviewer read it: every step's values, operator and
+    verifier. The reviewer recorded and verified none of its steps.
+    """
+    if actor.role not in QA:
+        raise Forbidden("reviewing a batch record needs the role qa", code="role_required")
+    if data.signature.meaning != REVIEW_MEANING:
+        raise BadRequest(
+            f"a batch record review is signed with the meaning {REVIEW_MEANING!r}",
+            code="signature_meaning",
+        )
+    lot, rec = _record_of(session, lot_number, actor)
+    record = batch_dict(session, lot_number=lot.lot_number, actor=actor)
+    done = session.exec(select(BatchStep).where(BatchStep.record_id == rec.id)).all()
+    err = review_refusal(
+        actor,
+        complete=record["complete"],
+        people=_people(done),
+        reviewed=record["review"] is not None,
+    )
+    if err is not None:
+        if err.code == "batch_record_incomplete":
+            err.message = f"{err.message}; next: step {record['next']} of lot {lot.lot_number}"
+        raise err
+    content = {
+        "lot_number": lot.lot_number,
+        "review": "batch record",
+        "template": f"{record['template']}/{record['template_version']}",
+        "steps": [
+            {
+                "position": x["position"],
+                "operator": x["operator"],
+                "done_at": x["done_at"],
+                "verifier": x["verifier"],
+                "values": {v["name"]: v["value"] for v in x["parameters"]},
+                "flagged": [v["name"] for v in x["parameters"] if v["in_range"] is False],
+            }
+            for x in record["steps"]
+        ],
+    }
+    sig = signatures.sign(
+        session,
+        actor=actor,
+        password=data.signature.password,
+        meaning=REVIEW_MEANING,
+        username=data.signature.username,
+        record_type=REVIEW_RECORD_TYPE,
+        record_id=lot.lot_number,
+        content=content,
+    )
+    row = BatchRecordReview(
+        record_id=rec.id,
+        signature_id=sig.id,
+        reviewer_id=actor.user.id,
+        reviewed_at=sig.signed_at,
+    )
+    session.add(row)
+    session.flush()
+    after = {**content, "signature": signatures.manifestation(sig)}
+    _record_lot(session, actor, lot, REVIEW_ACTION, after, signature_id=sig.id)
+    return row
 
 
 def _range(p: ProcessParameter) -> str:

@@ -1,5 +1,5 @@
 """The batch record of a vector lot as a PDF: executed steps, values, who did and verified them,
-and the materials used with their supplier lots and expiry dates."""
+QA's signed review, and the materials used with their supplier lots and expiry dates."""
 
 from __future__ import annotations
 
@@ -70,6 +70,19 @@ def batch_record_pdf(session: Session, *, lot_number: str, actor: Actor) -> byte
         verified = s["verifier"] if s["verifier"] else ("awaiting" if s["verify"] else "n/a")
         rows.append([s["position"], s["name"], values, done, where, verified])
     story.append(table(rows, [8, 34, 58, 38, 24, 24]))
+    story.append(Paragraph("QA review", h2))
+    rv = rec["review"]
+    if rv is None:
+        story.append(p("QA review: NOT signed (the lot is released only after it).", body))
+    else:
+        sig = rv["signature"]
+        story.append(
+            p(
+                f"Reviewed by {sig['printed_name']} ({sig['username']}) at {sig['signed_at']}, "
+                f"meaning {sig['meaning']}; signature {sig['hash'][:16]}.",
+                body,
+            )
+        )
     story += [Spacer(1, 4 * mm), Paragraph("Materials and inputs", h2)]
     rows = [["Input", "What", "Supplier lot", "Expires", "Quantity", "Recorded by, when"]]
     for x in inputs:

@@ -151,3 +151,14 @@ class BatchValue(SQLModel, table=True):
     parameter_id: int = Field(foreign_key="process_parameter.id")
     value: float
     in_range: bool
+
+
+class BatchRecordReview(SQLModel, table=True):
+    """QA's signed review of a complete batch record (once per record); insert-only."""
+
+    __tablename__ = "batch_record_review"
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="batch_record.id", unique=True)
+    signature_id: int = Field(foreign_key="signature.id")
+    reviewer_id: int = Field(foreign_key="app_user.id")
+    reviewed_at: datetime = Field(default_factory=utcnow)

@@ -9,7 +9,13 @@ from sqlmodel import Session, col, select
 
 from lims.accounts.users import Actor
 from lims.errors import LimsError, Refused
-from lims.manufacturing.models import BatchRecord, BatchStep, BatchValue, ProcessStep
+from lims.manufacturing.models import (
+    BatchRecord,
+    BatchRecordReview,
+    BatchStep,
+    BatchValue,
+    ProcessStep,
+)
 from lims.models import Deviation, OosRecord, QcResult, Sample, VectorLot
 from lims.quality import oos, results, specs
 
@@ -127,7 +133,8 @@ def batch_step_source(lot_number: str, position: int) -> str:
 
 def batch_record_refusal(session: Session, lot: VectorLot) -> LimsError | None:
     """Return why the lot's batch record stops its release (steps not done, flagged values
-    without a closed deviation), or None; a lot made without a batch record has no such rule."""
+    without a closed deviation, QA's signed review missing), or None; a lot made without a
+    batch record has no such rule."""
     rec = session.exec(select(BatchRecord).where(BatchRecord.lot_id == lot.id)).first()
     if rec is None:
         return None
@@ -163,8 +170,23 @@ def batch_record_refusal(session: Session, lot: VectorLot) -> LimsError | None:
             ).all()
         )
     )
-    if not flagged:
-        return None
+    if flagged:
+        err = _flagged_refusal(session, lot, flagged)
+        if err is not None:
+            return err
+    reviewed = session.exec(
+        select(BatchRecordReview.id).where(BatchRecordReview.record_id == rec.id)
+    ).first()
+    if reviewed is None:
+        return Refused(
+            f"the batch record of lot {lot.lot_number} has not been reviewed: QA (someone who "
+            "recorded or verified none of its steps) signs its review before release",
+            code="batch_record_not_reviewed",
+        )
+    return None
+
+
+def _flagged_refusal(session: Session, lot: VectorLot, flagged: list[int]) -> LimsError | None:
     sources = {batch_step_source(lot.lot_number, n): n for n in flagged}
     raised: dict[int, list[Deviation]] = {}
     for d in session.exec(

@@ -24,8 +24,10 @@ REVIEW_ACTION = "lot.trail_review"
 COA_ACTION = "lot.coa_issued"
 # Events of the lineage a review need not cover: the reviews themselves, the release (or lift of
 # a hold) that a current review allowed, and the certificates of analysis issued from the
-# released lot (a record of what a client received). Any other event makes a review stale.
-NOT_CHANGES = (REVIEW_ACTION, "lot.release", "lot.lift_hold", COA_ACTION)
+# released lot (a record of what a client received). QA's signed review of the batch record
+# (lims.manufacturing.batch) is a review too, not a change of what was made. Any other event
+# makes a review stale.
+NOT_CHANGES = (REVIEW_ACTION, "lot.release", "lot.lift_hold", COA_ACTION, "batch.review")
 MEANING = "review"
 # A review's signature is on the lot's trail, not on the lot: the lot's own signatures (release,
 # rejection) stay those of its disposition.

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from lims import lots
 from lims.boundary.unit import get_db
 from lims.manufacturing import batch, genealogy, materials
-from lims.roles import LAB
+from lims.roles import LAB, QA
 from lims.signatures import SignatureIn
 from lims.web.common import actor, area, first_error, page, perform, render
 from lims.web.common import cursor as page_cursor
@@ -117,6 +117,7 @@ def _batch_page(lot: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         record=record,
         nxt=nxt,
         can_record=who.role in LAB,
+        can_review=who.role in QA,
         form=extra.pop("form", {}),
         scanned=extra.pop("scanned", []),
         **extra,
@@ -209,4 +210,21 @@ def batch_verify(lot: str, position: int):  # noqa: ANN201
             raise err
         return _batch_page(lot, err.status, error=err.message)
     flash(f"Step {position} verified.", "ok")
+    return redirect(url_for("web.manufacturing.batch", lot=lot))
+
+
+@bp.post("/lots/<lot>/batch/review", endpoint="batch_review")
+@page(*QA)
+def batch_review(lot: str):  # noqa: ANN201
+    """Sign, as QA, the review of the lot's complete batch record (not someone who did a step)."""
+    password = request.form.get("password") or ""
+    if not password:
+        return _batch_page(lot, 422, error="Enter your password to sign the review.")
+    data = batch.ReviewIn(signature=SignatureIn(password=password[:500], meaning="review"))
+    _, err = perform(lambda: batch.review(get_db(), lot_number=lot, data=data, actor=actor()))
+    if err is not None:
+        if err.code in ("unknown_lot", "no_batch_record"):
+            raise err
+        return _batch_page(lot, err.status, error=err.message)
+    flash(f"Batch record of lot {lot} reviewed.", "ok")
     return redirect(url_for("web.manufacturing.batch", lot=lot))

@@ -80,6 +80,14 @@ def test_flagged_values_need_their_deviation_closed_before_release(client, auth,
     )
     assert r.status_code == 200, r.json
     r = _release(client, auth, "RL-2")
+    assert (r.status_code, r.json["error"]) == (422, "batch_record_not_reviewed")
+    r = client.post(
+        "/api/lots/RL-2/batch-record/review",
+        json={"signature": {"password": PASSWORD, "meaning": "review"}},
+        headers=qa2,
+    )
+    assert r.status_code == 201, r.json
+    r = _release(client, auth, "RL-2")
     # The batch record no longer stands in the way; the QC rules are next.
     assert r.status_code == 422 and not r.json["error"].startswith("batch_record"), r.json
 

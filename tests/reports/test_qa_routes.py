@@ -314,6 +314,10 @@ ROUTES: dict[tuple[str, str], tuple[frozenset[str], dict | None]] = {
         LAB,
         {"signature": {"password": "x", "meaning": "review"}},
     ),
+    ("POST", "/api/lots/<lot>/batch-record/review"): (
+        frozenset({"qa"}),
+        {"signature": {"password": "x", "meaning": "review"}},
+    ),
 }
 SKIP = {"/api/health"}  # the one route that needs no sign-in
 QUERY = {
