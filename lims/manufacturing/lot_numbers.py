@@ -21,7 +21,9 @@ LOT_STOCKS = ("cryovial", "tube-2ml", "bag", "box")
 # The stocks its vials' labels (with the "Lot ..." line) print on (lims.labels.CONTAINER_STOCK).
 VIAL_STOCKS = ("cryovial", "tube-2ml", "bag")
 DPIS = (203, 300)
-ALLOWED = "letters, digits and - . / : + # * = , ( )"
+# What both creation (lims.lots: a letter or digit first, then letters, digits, "-" and ".")
+# and every label's barcode accept: the refusal names only what creation would take.
+ALLOWED = "letters, digits, - and . (a letter or digit first)"
 # The widest vial label line next to the lot: a sample barcode and a COI of our own format.
 _VIAL = LabelContent(
     barcode="S26-000000-K",
