@@ -40,6 +40,7 @@ STATES = (
     "shipped",
     "received_at_site",
     "infused",
+    "returned",
     "cancelled",
     "failed",
 )
@@ -142,6 +143,14 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             bag_move="infuse",
         ),
         _t(
+            "return",
+            {"shipped"},
+            "returned",
+            roles=QA + SITE,
+            requires=("reason",),
+            desc="the site refused the shipment: the product comes back, QA decides its fate",
+        ),
+        _t(
             "cancel",
             _BEFORE_SHIPMENT,
             "cancelled",
@@ -150,7 +159,15 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
         ),
         _t(
             "fail",
-            {"collected", "received", "in_manufacturing", "qc", "shipped", "received_at_site"},
+            {
+                "collected",
+                "received",
+                "in_manufacturing",
+                "qc",
+                "shipped",
+                "received_at_site",
+                "returned",
+            },
             "failed",
             roles=QA,
             requires=("reason",),
@@ -160,7 +177,8 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
 }
 
 # What may still happen to an episode held by a COI mismatch: it can be ended, not moved on.
-HELD_MAY = frozenset({"cancel", "fail"})
+# A refused shipment is recorded whatever held it (a mismatch at receipt is a reason to refuse).
+HELD_MAY = frozenset({"cancel", "fail", "return"})
 
 FIELD_WORDS = {
     "bag": "the bag's barcode, scanned",

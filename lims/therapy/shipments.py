@@ -723,6 +723,21 @@ def transition(
     _check_move(s, t.action, actor.role)
     if blank(data.reason):
         raise Refused(f"{t.action} needs a reason", code="missing_fields", missing=["reason"])
+    if t.action == "reject":
+        # Its episodes are not left 'shipped': each is returned, in front of QA (fail, or the
+        # bag back at the centre), one event each. The bags stay in transit until the centre
+        # scans them back in (receive): nobody has them in hand yet.
+        for ep in {ep.id: ep for _c, _s, ep in containers(session, s)}.values():
+            if ep.state == "shipped":
+                episodes.move(
+                    session,
+                    ep,
+                    data=episodes.EpisodeTransitionIn(
+                        action="return",
+                        reason=f"shipment {s.number} rejected: {data.reason.strip()}"[:2000],
+                    ),
+                    actor=actor,
+                )
     before = snapshot(session, s)
     _save(session, s, {"state": t.target, "reason": data.reason.strip()})
     _record(session, actor, f"shipment.{t.action}", s, before, snapshot(session, s), data.reason)

@@ -139,3 +139,34 @@ def test_a_bag_is_infused_only_by_its_episode(client, auth, tech) -> None:  # no
     assert move(client, tech, plain, "receive", condition="ok").status_code == 200
     r = move(client, tech, plain, "infuse")
     assert r.status_code == 422 and r.json["error"] == "episode_move_required", r.json
+
+
+def test_a_rejected_shipment_returns_its_episode_for_qa_and_the_bag_comes_back(
+    app, client, auth, tech
+) -> None:  # noqa: ANN001
+    qa = auth("qa1")
+    ep, sh = dispatched(client, auth, tech)
+    site = auth("site_nurse")
+    count = audit_count(app)
+    r = client.post(
+        f"/api/shipments/{sh['number']}/transitions",
+        json={"action": "reject", "reason": "box arrived warm"},
+        headers=site,
+    )
+    assert r.status_code == 200 and r.json["state"] == "rejected", r.json
+    # The shipment's event and the episode's own: it is not left 'shipped'.
+    assert audit_count(app) == count + 2
+    now = client.get(f"/api/episodes/{ep['number']}", headers=qa).json["episode"]
+    assert now["state"] == "returned" and "box arrived warm" in now["reason"]
+    assert now["allowed_actions"] == ["fail"]
+    (ret,) = _trail(client, qa, ep["number"], "episode.return")
+    assert ret["actor"] == "site_nurse"
+    # Nobody at the centre holds the bag yet: it is still on its way, until scanned back in.
+    assert _bag(client, tech, ep["bag"])["state"] == "in_transit"
+    r = move(client, tech, ep["bag"], "receive", condition="returned, -180 C", coi=ep["coi"])
+    assert r.status_code == 200 and r.json["state"] == "received", r.json
+    assert move(client, tech, ep["bag"], "quarantine").status_code == 200
+    # QA decides: the product is not given.
+    r = go(client, qa, ep["number"], "fail", reason="returned warm; product discarded")
+    assert r.status_code == 200 and r.json["state"] == "failed", r.json
+    assert verify(app).ok
