@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from lims.errors import Forbidden, Refused
 from lims.inputs import blank
-from lims.roles import LAB, QA
+from lims.roles import LAB, QA, SITE
 
 STATES = (
     "registered",
@@ -34,9 +34,22 @@ class Transition:
     needs_released_lot: bool = False
     description: str = ""
     optional: tuple[str, ...] = field(default=())
+    # False: the move follows another record's move (a treatment episode's infusion) and is not
+    # offered as a sample's own move on its page.
+    direct: bool = True
 
 
-def _t(action, sources, target, roles=LAB, requires=(), released=False, optional=(), desc=""):  # noqa: ANN001, ANN202
+def _t(
+    action,
+    sources,
+    target,
+    roles=LAB,
+    requires=(),
+    released=False,
+    optional=(),
+    desc="",
+    direct=True,
+):  # noqa: ANN001, ANN202, E501
     return Transition(
         action,
         frozenset(sources),
@@ -46,6 +59,7 @@ def _t(action, sources, target, roles=LAB, requires=(), released=False, optional
         released,
         desc,
         tuple(optional),
+        direct,
     )
 
 
@@ -57,6 +71,9 @@ TRANSITIONS: dict[str, Transition] = {
             "receive",
             {"registered", "in_transit"},
             "received",
+            # A clinical site's staff take delivery of the product shipped to them (the
+            # shipment's receipt moves its bags); they work at no bench of the centre.
+            roles=(*LAB, *SITE),
             requires=("condition",),
             # The COI scanned from the label: a treatment episode's material needs it.
             optional=("location", "position", "coi"),
@@ -119,6 +136,14 @@ TRANSITIONS: dict[str, Transition] = {
         ),
         _t("consume", {"in_use"}, "consumed", optional=("reason",), desc="used up"),
         _t(
+            "infuse",
+            {"received"},
+            "consumed",
+            optional=("coi",),
+            desc="given to the patient at the bedside: follows the treatment episode's infusion",
+            direct=False,
+        ),
+        _t(
             "dispose",
             {"registered", "received", "quarantine", "available", "in_use"},
             "disposed",
@@ -137,8 +162,9 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 FIELDS = ("condition", "location", "position", "custodian", "coi", "destination", "reason")
-# Who handles material: the roles some custody move allows (who may work at a bench).
-HANDLERS = frozenset().union(*(t.roles for t in TRANSITIONS.values()))
+# Who handles material: the roles some custody move allows (who may work at a bench). A clinical
+# site's staff only take delivery of what is shipped to them, through the shipment.
+HANDLERS = frozenset().union(*(t.roles for t in TRANSITIONS.values())) - frozenset(SITE)
 
 
 def require_role(role: str, roles: frozenset[str], message: str) -> None:
@@ -163,6 +189,7 @@ DONE_WORDS = {
     "hand_over": "handed over",
     "ship": "shipped",
     "consume": "used up",
+    "infuse": "infused into the patient",
     "dispose": "disposed of",
     "reject": "rejected",
 }

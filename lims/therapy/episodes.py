@@ -40,6 +40,7 @@ STATES = (
     "shipped",
     "received_at_site",
     "infused",
+    "returned",
     "cancelled",
     "failed",
 )
@@ -58,12 +59,33 @@ class EpisodeTransition:
     # At the bedside the patient's wristband is scanned too.
     wristband: bool = False
     description: str = ""
+    # The bag's own custody move (a row of lims.custody.TRANSITIONS) that follows this move in
+    # the same transaction, as its own audit event.
+    bag_move: str | None = None
 
 
-def _t(action, sources, target, roles=LAB, requires=(), custody=False, wristband=False, desc=""):  # noqa: ANN001, ANN202
+def _t(
+    action,
+    sources,
+    target,
+    roles=LAB,
+    requires=(),
+    custody=False,
+    wristband=False,
+    desc="",
+    bag_move=None,
+):  # noqa: ANN001, ANN202, E501
     needs = tuple(requires) + (("bag", "coi") if custody else ()) + (("wristband",) * wristband)
     return EpisodeTransition(
-        action, frozenset(sources), target, frozenset(roles), needs, custody, wristband, desc
+        action,
+        frozenset(sources),
+        target,
+        frozenset(roles),
+        needs,
+        custody,
+        wristband,
+        desc,
+        bag_move,
     )
 
 
@@ -94,7 +116,14 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             requires=("din", "product_code", "expires_on"),
             desc="QA releases the product under its ISBT 128 DIN and product code, signed",
         ),
-        _t("ship", {"released"}, "shipped", custody=True, desc="the product leaves the centre"),
+        _t(
+            "ship",
+            {"released"},
+            "shipped",
+            custody=True,
+            desc="the product leaves the centre",
+            bag_move="ship",
+        ),
         _t(
             "receive_at_site",
             {"shipped"},
@@ -102,6 +131,7 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             roles=LAB + SITE,
             custody=True,
             desc="the clinical site takes delivery",
+            bag_move="receive",
         ),
         _t(
             "infuse",
@@ -110,6 +140,15 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
             custody=True,
             wristband=True,
             desc="bedside: bag and wristband scanned, product given",
+            bag_move="infuse",
+        ),
+        _t(
+            "return",
+            {"shipped"},
+            "returned",
+            roles=QA + SITE,
+            requires=("reason",),
+            desc="the site refused the shipment: the product comes back, QA decides its fate",
         ),
         _t(
             "cancel",
@@ -120,7 +159,15 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
         ),
         _t(
             "fail",
-            {"collected", "received", "in_manufacturing", "qc", "shipped", "received_at_site"},
+            {
+                "collected",
+                "received",
+                "in_manufacturing",
+                "qc",
+                "shipped",
+                "received_at_site",
+                "returned",
+            },
             "failed",
             roles=QA,
             requires=("reason",),
@@ -130,7 +177,8 @@ TRANSITIONS: dict[str, EpisodeTransition] = {
 }
 
 # What may still happen to an episode held by a COI mismatch: it can be ended, not moved on.
-HELD_MAY = frozenset({"cancel", "fail"})
+# A refused shipment is recorded whatever held it (a mismatch at receipt is a reason to refuse).
+HELD_MAY = frozenset({"cancel", "fail", "return"})
 
 FIELD_WORDS = {
     "bag": "the bag's barcode, scanned",
@@ -526,9 +574,11 @@ def move(
     data: EpisodeTransitionIn,
     actor: Actor,
     bag: Sample | None = None,
+    shipment: str | None = None,
 ) -> Episode:
     """Move an episode the caller has found for the actor (transition, or a shipment for its
-    clinical site, which passes the manifest's bag it matched to the scanned barcode)."""
+    clinical site, which passes the manifest's bag it matched to the scanned barcode and its
+    own number). The bag follows a move that has a bag_move, as its own custody event."""
     if data.version is not None and data.version != ep.version:
         raise Conflict(
             f"episode {ep.number} is at version {ep.version}, not {data.version}; reload it",
@@ -566,6 +616,14 @@ def move(
                 code="bag_unusable",
                 state=bag.state,
             )
+        if t.action == "ship" and bag.id not in {
+            p.id for p in product_release.final_products(session, ep)
+        }:
+            raise Refused(
+                f"bag {bag.barcode} is not {ep.number}'s cell product: only the released "
+                "final product ships",
+                code="not_final_product",
+            )
         extra["bag"] = bag.barcode
     if "din" in t.requires:
         din = isbt.parse_din(data.din)
@@ -588,6 +646,7 @@ def move(
     if "reason" in t.requires:
         changes["reason"] = data.reason.strip()
     sig = None
+    made: list[Sample] = []
     if signed:
         made = product_release.release_refusal(session, ep, actor)
         extra["products"] = [s.barcode for s in made]
@@ -616,7 +675,54 @@ def move(
         reason=data.reason,
         signature_id=sig.id if sig else None,
     )
+    if signed:
+        # The signed release is the product's: each bag waiting in quarantine is released for
+        # use too (its own signed event), so it may ship.
+        for product in made:
+            if product.state == "quarantine":
+                samples.apply_transition(
+                    session,
+                    sample=product,
+                    data=samples.TransitionIn(action="release", signature=data.signature),
+                    actor=actor,
+                )
+    if t.bag_move is not None:
+        follow(
+            session,
+            ep,
+            action=t.action,
+            bag=bag,
+            label_coi=data.coi,
+            actor=actor,
+            shipment=shipment,
+        )
     return ep
+
+
+def follow(
+    session: Session,
+    ep: Episode,
+    *,
+    action: str,
+    bag: Sample,
+    label_coi: str,
+    actor: Actor,
+    shipment: str | None = None,
+) -> Sample:
+    """Move the bag in custody as the episode's move action calls for (its bag_move), through
+    the sample machine: its guards, its one audit event. A shipment's number is the destination
+    of a bag it ships and is named in the condition of a bag the site receives."""
+    move_ = TRANSITIONS[action].bag_move
+    fields: dict[str, Any] = {"coi": label_coi}
+    if move_ == "ship":
+        fields["destination"] = shipment or f"the clinical site of {ep.number} (no shipment)"
+    elif move_ == "receive":
+        fields["condition"] = "accepted at the clinical site" + (
+            f" on receipt of {shipment}" if shipment else f" ({ep.number})"
+        )
+    return samples.apply_transition(
+        session, sample=bag, data=samples.TransitionIn(action=move_, **fields), actor=actor
+    )
 
 
 class AcknowledgeIn(Input):

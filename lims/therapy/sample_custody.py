@@ -20,7 +20,7 @@ from lims.therapy.episodes import coi_mismatch, mismatch_refusal
 from lims.therapy.models import Episode
 
 # The sample moves that change who or where holds the material.
-CHANGES_OF_CUSTODY = frozenset({"receive", "ship", "hand_over"})
+CHANGES_OF_CUSTODY = frozenset({"receive", "ship", "hand_over", "infuse"})
 
 
 def episode_of(session: Session, sample: Sample) -> Episode | None:
@@ -41,10 +41,20 @@ def check_sample_custody(
     actor: Actor,
 ) -> None:
     """Refuse a change of custody of an episode's sample without its COI scanned, or with
-    another COI (deviation, hold), or while its episode is held by an earlier mismatch."""
-    if t.action not in CHANGES_OF_CUSTODY or not sample.coi:
+    another COI (deviation, hold), or while its episode is held by an earlier mismatch.
+
+    A bag is infused only as its episode's infusion (bag and wristband scanned at the bedside):
+    the sample's own move 'infuse' follows the episode's, never precedes it.
+    """
+    if t.action not in CHANGES_OF_CUSTODY:
         return
-    ep = episode_of(session, sample)
+    ep = episode_of(session, sample) if sample.coi else None
+    if t.action == "infuse" and (ep is None or ep.state != "infused"):
+        raise Refused(
+            f"{sample.barcode} is infused only through its treatment episode's infusion "
+            "(the bag and the patient's wristband scanned at the bedside)",
+            code="episode_move_required",
+        )
     if ep is None:
         return
     done = custody.DONE_WORDS.get(t.action, t.action)

@@ -27,7 +27,7 @@ from lims.inputs import Input, Line, Text, blank
 from lims.models import Deviation, DeviationLink, Organisation, Sample, utcnow
 from lims.quality import deviations
 from lims.roles import LAB, QA, SITE
-from lims.therapy import episodes, products
+from lims.therapy import episodes, product_release, products
 from lims.therapy.models import Episode, LoggerReading, ProductCode, Shipment, ShipmentContainer
 
 STATES = ("packed", "dispatched", "received_at_site", "rejected", "cancelled")
@@ -434,6 +434,12 @@ def _pack(
             f"episode {ep.number} is {ep.state.replace('_', ' ')}: only released product ships",
             code="episode_not_released",
         )
+    if bag.id not in {p.id for p in product_release.final_products(session, ep)}:
+        raise Refused(
+            f"bag {bag.barcode} is not {ep.number}'s cell product: only the released final "
+            "product ships",
+            code="not_final_product",
+        )
     if ep.product_code_id != s.product_code_id:
         raise Refused(
             f"episode {ep.number}'s product is not this shipment's; pack it in another",
@@ -541,7 +547,19 @@ def dispatch(
             data=episodes.EpisodeTransitionIn(action="ship", bag=bag.barcode, coi=c.coi),
             actor=actor,
             bag=bag,
+            shipment=s.number,
         )
+        # Every bag of the episode on the manifest leaves in custody: one event each.
+        for other, other_bag, _ep in rows[1:]:
+            episodes.follow(
+                session,
+                ep,
+                action="ship",
+                bag=other_bag,
+                label_coi=other.coi,
+                actor=actor,
+                shipment=s.number,
+            )
     before = snapshot(session, s)
     _save(session, s, {"state": "dispatched", "dispatched_at": utcnow()})
     _record(session, actor, "shipment.dispatch", s, before, snapshot(session, s))
@@ -654,7 +672,18 @@ def receive(session: Session, *, number: str, data: ReceiptIn, actor: Actor) -> 
             ),
             actor=actor,
             bag=bag,
+            shipment=s.number,
         )
+        for _other, other_bag, _ep in rows[1:]:
+            episodes.follow(
+                session,
+                ep,
+                action="receive_at_site",
+                bag=other_bag,
+                label_coi=scanned[other_bag.barcode],
+                actor=actor,
+                shipment=s.number,
+            )
     session.connection().execute(
         update(ShipmentContainer)
         .where(ShipmentContainer.shipment_id == s.id)
@@ -694,6 +723,21 @@ def transition(
     _check_move(s, t.action, actor.role)
     if blank(data.reason):
         raise Refused(f"{t.action} needs a reason", code="missing_fields", missing=["reason"])
+    if t.action == "reject":
+        # Its episodes are not left 'shipped': each is returned, in front of QA (fail, or the
+        # bag back at the centre), one event each. The bags stay in transit until the centre
+        # scans them back in (receive): nobody has them in hand yet.
+        for ep in {ep.id: ep for _c, _s, ep in containers(session, s)}.values():
+            if ep.state == "shipped":
+                episodes.move(
+                    session,
+                    ep,
+                    data=episodes.EpisodeTransitionIn(
+                        action="return",
+                        reason=f"shipment {s.number} rejected: {data.reason.strip()}"[:2000],
+                    ),
+                    actor=actor,
+                )
     before = snapshot(session, s)
     _save(session, s, {"state": t.target, "reason": data.reason.strip()})
     _record(session, actor, f"shipment.{t.action}", s, before, snapshot(session, s), data.reason)

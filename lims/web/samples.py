@@ -120,7 +120,7 @@ def _sample_context(barcode: str) -> dict[str, Any]:
             "danger": a in ("dispose", "reject"),
         }
         for a in custody.allowed_actions(s.state)
-        if who.role in custody.TRANSITIONS[a].roles
+        if who.role in custody.TRANSITIONS[a].roles and custody.TRANSITIONS[a].direct
     ]
     labels = printing.sample_labels(db, s, who)
     # A cell product (its sample type has a release specification): QC, reviews, signed release.

@@ -25,6 +25,12 @@ from lims.therapy.isbt import din_check
 from lims.therapy.models import Episode, Patient, PoolParent
 
 CUSTODY = ("receive", "ship", "receive_at_site", "infuse")
+# The bag's own custody event that follows each episode move that moves it.
+BAG_MOVES = {
+    "episode.ship": "sample.ship",
+    "episode.receive_at_site": "sample.receive",
+    "episode.infuse": "sample.infuse",
+}
 # The sample move a sample's state calls for (an available one is shipped or checked out).
 NEXT_MOVE = {
     "registered": "receive",
@@ -215,6 +221,11 @@ def _check_the_rule(app) -> None:  # noqa: ANN001
         ).all():
             bag = json.loads(ev.after)["bag"]
             assert by_barcode[bag].coi == episode_coi[ev.entity_id], (ev.action, bag)
+            follows = BAG_MOVES.get(ev.action)
+            if follows:
+                # The bag followed in the same transaction: the very next event is its move.
+                nxt = db.exec(select(AuditEvent).where(AuditEvent.seq == ev.seq + 1)).one()
+                assert (nxt.action, nxt.entity_id) == (follows, bag), ev.action
         for s in by_id.values():
             if s.parent_id is not None:
                 assert s.coi == by_id[s.parent_id].coi, s.barcode

@@ -79,5 +79,11 @@ def test_a_signed_release_is_one_event_carrying_the_signature(app, client, auth,
     assert len(ev) == 1 and ev[0]["signature_id"]
     assert ev[0]["after"]["signature"]["meaning"] == "release"
     assert ev[0]["after"]["products"] == [product]
-    assert audit_count(app) == count + 2
+    # The bag waiting in quarantine is released for use with it: its own signed custody event.
+    (bag_ev,) = client.get(f"/api/audit?entity={product}&action=sample.release", headers=qa).json[
+        "events"
+    ]
+    assert bag_ev["signature_id"] and bag_ev["after"]["signature"]["meaning"] == "release"
+    assert client.get(f"/api/samples/{product}", headers=qa).json["state"] == "available"
+    assert audit_count(app) == count + 3
     assert verify(app).ok

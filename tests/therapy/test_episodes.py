@@ -139,8 +139,9 @@ def test_whole_episode_each_move_one_audit_event(app, client, auth, tech) -> Non
     out = walk(client, tech, qa, ep, until="infuse")
     assert out["state"] == "infused" and out["allowed_actions"] == []
     # Nine moves; the final product's registration, receipt, quarantine and its four results,
-    # each reviewed, are the other eleven.
-    assert audit_count(app) == count + 9 + 11
+    # each reviewed, are eleven more; the bag's own custody moves with the episode (released
+    # with it, shipped, received at the site, infused) are the last four.
+    assert audit_count(app) == count + 9 + 11 + 4
     assert out["din_text"] == "G1234 98 654321 H"
     actions = [e.action for e in _events(app, "episode.infuse")]
     assert actions == ["episode.infuse"]

@@ -22,7 +22,7 @@ def released(client, auth, tech, hospital_id: str = "MRN-S1") -> dict:  # noqa: 
     walk(client, tech, qa, ep, until="submit_to_qc")
     # A DIN names one donation: each test episode gets its own.
     din = f"G123426{int(ep['number'].rsplit('-', 1)[1]):06d}"
-    final_product(client, tech, qa, ep)
+    ep["bag"] = final_product(client, tech, qa, ep)  # the bag that ships
     r = go(
         client,
         qa,
@@ -259,10 +259,13 @@ def test_a_bag_not_on_the_manifest_or_a_bag_not_scanned_stops_receipt(client, au
 
 
 def test_two_bags_of_one_episode_must_both_be_scanned(client, auth, tech) -> None:  # noqa: ANN001
-    from helpers import register
+    from helpers import move
 
     ep = released(client, auth, tech)
-    second = register(client, tech, sample_type="TCELL", coi=ep["coi"], container="bag")
+    # A second bag of the product, QC'd and released by QA after the episode.
+    second = {"barcode": final_product(client, tech, auth("qa1"), ep)}
+    r = move(client, auth("qa1"), second["barcode"], "release", signature=RELEASE)
+    assert r.status_code == 200, r.json
     sh = pack(client, tech, ep)
     r = client.post(
         f"/api/shipments/{sh['number']}/containers",
@@ -270,7 +273,11 @@ def test_two_bags_of_one_episode_must_both_be_scanned(client, auth, tech) -> Non
         headers=tech,
     )
     assert r.status_code == 200 and len(r.json["containers"]) == 2, r.json
-    client.post(f"/api/shipments/{sh['number']}/dispatch", json={}, headers=tech)
+    r = client.post(f"/api/shipments/{sh['number']}/dispatch", json={}, headers=tech)
+    assert r.status_code == 200, r.json
+    bags = (ep["bag"], second["barcode"])
+    for b in bags:  # both bags left in custody, not only the one the episode's event names
+        assert client.get(f"/api/samples/{b}", headers=tech).json["state"] == "in_transit"
     site = auth("site_nurse")
     url = f"/api/shipments/{sh['number']}/receive"
     r = client.post(url, json={"scans": [{"bag": ep["bag"], "coi": ep["coi"]}]}, headers=site)
@@ -279,6 +286,8 @@ def test_two_bags_of_one_episode_must_both_be_scanned(client, auth, tech) -> Non
     scans = [{"bag": ep["bag"], "coi": ep["coi"]}, {"bag": second["barcode"], "coi": ep["coi"]}]
     r = client.post(url, json={"scans": scans}, headers=site)
     assert r.status_code == 200 and r.json["state"] == "received_at_site"
+    for b in bags:
+        assert client.get(f"/api/samples/{b}", headers=tech).json["state"] == "received"
 
 
 def test_packing_refusals(client, auth, tech, runner) -> None:  # noqa: ANN001

@@ -62,7 +62,9 @@ def final_product(client, tech, qa, ep: dict, *, review: bool = True) -> str:  #
 
 
 def walk(client, tech, qa, ep: dict, until: str) -> dict:  # noqa: ANN001
-    """Move an episode along the happy path up to and including the action until."""
+    """Move an episode along the happy path up to and including the action until.
+
+    From the release on, ep["bag"] is the episode's final product (the bag that ships)."""
     bag, coi = ep["bag"], ep["coi"]
     steps = [
         ("schedule_collection", tech, {}),
@@ -78,8 +80,11 @@ def walk(client, tech, qa, ep: dict, until: str) -> dict:  # noqa: ANN001
     out = ep
     for action, who, fields in steps:
         if action == "release":
-            final_product(client, tech, qa, ep)
+            # From here on the bag scanned is the final product (released with the episode).
+            bag = ep["bag"] = final_product(client, tech, qa, ep)
             fields = {**fields, "signature": RELEASE}
+        elif "bag" in fields:
+            fields = {**fields, "bag": bag}
         r = go(client, who, ep["number"], action, **fields)
         assert r.status_code == 200, (action, r.json)
         out = r.json
