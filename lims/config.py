@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MAX_AGE_DAYS": 0,
     "TOKEN_DAYS": 90,  # API tokens expire after this many days unless created with --days
     "SCAN_DUPLICATE_WINDOW_S": 3.0,
+    # A shipment's logger record with no reading for longer than this has a gap: the
+    # temperature then is unknown, and the import opens a deviation (docs/therapy.md).
+    "LOGGER_MAX_GAP_MINUTES": 60,
     # Behind a reverse proxy (nginx, a load balancer): how many proxies in front of the app set
     # X-Forwarded-For. 0 trusts none: the header is ignored, as a client could forge it. Sign-in
     # throttling per address and the audit's client address need the real one.

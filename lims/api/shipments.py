@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import current_app
 from pydantic import Field
 
 from lims.api import schemas
@@ -102,7 +103,7 @@ class ShipmentsOut(Out):
 class ImportOut(Out):
     shipment: ShipmentOut
     imported: dict = Field(
-        description="import number, readings, outside_limits, min/max seen, deviation opened"
+        description="import number, readings, outside_limits, gaps, min/max seen, deviation opened"
     )
 
 
@@ -179,7 +180,9 @@ def import_readings(number: str, data: ReadingsIn):
     """Import the data logger's CSV; a reading outside the limits opens a deviation."""
     db = get_db()
     actor = current_actor()
-    out = shipments.import_readings(db, number=number, text=data.csv, actor=actor)
+    out = shipments.import_readings(
+        db, number=number, text=data.csv, actor=actor, max_gap=shipments.max_gap(current_app.config)
+    )
     s = shipments.get_shipment(db, number, actor)
     return {"shipment": shipments.shipment_dict(db, s), "imported": out}
 

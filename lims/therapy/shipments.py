@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -34,6 +34,7 @@ STATES = ("packed", "dispatched", "received_at_site", "rejected", "cancelled")
 # Readings come from the logger once the box is on its way, and may be read out at the site.
 READABLE = ("dispatched", "received_at_site", "rejected")
 MAX_LINES = 200_000
+MAX_GAP = timedelta(minutes=60)  # the default of LOGGER_MAX_GAP_MINUTES
 
 
 @dataclass(frozen=True)
@@ -847,9 +848,49 @@ def parse_readings(text: str) -> list[tuple[datetime, float]]:
     return out
 
 
-def import_readings(session: Session, *, number: str, text: str, actor: Actor) -> dict[str, Any]:
+def max_gap(config: Any) -> timedelta:
+    """Return the longest logger gap the settings allow (LOGGER_MAX_GAP_MINUTES)."""
+    return timedelta(minutes=float(config.get("LOGGER_MAX_GAP_MINUTES", 60)))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def record_gaps(
+    times: list[datetime], new: list[datetime], max_gap: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """Return the spans longer than max_gap with no reading that a new reading bounds. Pure.
+
+    times are all the shipment's readings (this import's included); a gap between two earlier
+    readings was reported by the import that showed it.
+    """
+    fresh = {_utc(t) for t in new}
+    ordered = sorted({_utc(t) for t in times})
+    return [
+        (a, b)
+        for a, b in zip(ordered, ordered[1:], strict=False)
+        if b - a > max_gap and (a in fresh or b in fresh)
+    ]
+
+
+def _span(gap: tuple[datetime, datetime]) -> str:
+    a, b = gap
+    minutes = int((b - a).total_seconds() // 60)
+    return f"{_ts(a)} to {_ts(b)} ({minutes // 60} h {minutes % 60:02d} min)"
+
+
+def import_readings(
+    session: Session,
+    *,
+    number: str,
+    text: str,
+    actor: Actor,
+    max_gap: timedelta = MAX_GAP,
+) -> dict[str, Any]:
     """Import a logger's readings; any outside the product's limits mark the shipment with an
-    excursion and open one deviation for this import, linked to the shipment."""
+    excursion, and those or a gap in the record longer than max_gap open one deviation for
+    this import, linked to the shipment."""
     if actor.role not in LAB + SITE or (actor.role in LAB and not actor.sees_all):
         raise Forbidden(
             "logger readings are imported by the centre's staff or the site", code="role_required"
@@ -874,6 +915,18 @@ def import_readings(session: Session, *, number: str, text: str, actor: Actor) -
     )
     lo, hi = s.min_temp_c, s.max_temp_c
     outside = [(ts, t) for ts, t in rows if t < lo or t > hi]
+    every = session.exec(select(LoggerReading.ts).where(LoggerReading.shipment_id == s.id)).all()
+    gaps = record_gaps(list(every), [ts for ts, _t in rows], max_gap)
+    # What the temperature was in a gap is not known: QA judges it as it judges an excursion.
+    gap_text = (
+        f" The record has {len(gaps)} gap{'s' if len(gaps) > 1 else ''} longer than "
+        f"{int(max_gap.total_seconds() // 60)} min without a reading: "
+        + "; ".join(_span(g) for g in gaps[:5])
+        + (f" (and {len(gaps) - 5} more)" if len(gaps) > 5 else "")
+        + "."
+        if gaps
+        else ""
+    )
     temps = [t for _ts, t in rows]
     changes: dict[str, Any] = {
         "readings": s.readings + len(rows),
@@ -898,7 +951,23 @@ def import_readings(session: Session, *, number: str, text: str, actor: Actor) -
             description=(
                 f"Logger {s.logger_id}: {len(outside)} of {len(rows)} readings outside "
                 f"{lo:g} to {hi:g} C, from {_ts(first)} to {_ts(last)} "
-                f"(coldest {coldest:g} C, warmest {warmest:g} C). Imported by {actor.username}."
+                f"(coldest {coldest:g} C, warmest {warmest:g} C).{gap_text} "
+                f"Imported by {actor.username}."
+            ),
+            links=[("shipment", s.number)],
+            source="cold chain",
+        )
+        dev_number = dev.number
+    elif gaps:
+        raiser = actor if actor.sees_all and actor.role in LAB else system_actor(session)
+        dev = deviations.raise_deviation(
+            session,
+            actor=raiser,
+            title=f"Gap in the temperature record of shipment {s.number}",
+            severity="major",
+            description=(
+                f"Logger {s.logger_id}: all {len(rows)} readings within {lo:g} to {hi:g} C."
+                f"{gap_text} Imported by {actor.username}."
             ),
             links=[("shipment", s.number)],
             source="cold chain",
@@ -910,6 +979,7 @@ def import_readings(session: Session, *, number: str, text: str, actor: Actor) -
         "import": import_no,
         "readings": len(rows),
         "outside_limits": len(outside),
+        "gaps": [{"from": _ts(a), "to": _ts(b)} for a, b in gaps[:100]],
         "min_seen_c": changes["min_seen_c"],
         "max_seen_c": changes["max_seen_c"],
         "deviation": dev_number,

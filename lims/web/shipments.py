@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 
 from lims.boundary.unit import get_db
 from lims.errors import LimsError
@@ -231,7 +231,13 @@ def shipment_readings(number: str):  # noqa: ANN201
     if not text.strip():
         return _show(number, 400, error="Choose the logger's CSV file.", failed="readings")
     out, err = perform(
-        lambda: shipments.import_readings(get_db(), number=number, text=text, actor=actor())
+        lambda: shipments.import_readings(
+            get_db(),
+            number=number,
+            text=text,
+            actor=actor(),
+            max_gap=shipments.max_gap(current_app.config),
+        )
     )
     if err is None and out["deviation"]:
         flash(

@@ -3,6 +3,8 @@ scanning every bag and its COI; an excursion or a mismatch opens a deviation."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from helpers import audit_count, verify
 from sqlmodel import select
 from therapy_util import DEMO_NAME, EXPIRY, RELEASE, final_product, go, new_episode, walk
@@ -11,6 +13,7 @@ from lims.db import new_session
 from lims.models import AuditEvent
 from lims.therapy.isbt import din_check
 from lims.therapy.models import LoggerReading
+from lims.therapy.shipments import record_gaps
 
 CSV_OK = "time,temperature_c\n2026-12-01T10:00:00Z,-185.0\n2026-12-01T10:15:00Z,-184.5\n"
 
@@ -182,6 +185,42 @@ def test_an_excursion_marks_the_shipment_and_opens_one_deviation_per_import(
     s = r.json["shipment"]
     assert len(s["deviations"]) == 2 and s["excursion_last"] == "2026-12-02T09:00:00Z"
     assert len(events(app, "shipment.import_readings", sh["number"])) == 3
+
+
+def test_a_gap_in_the_logger_record_opens_a_deviation_once(app, client, auth, tech) -> None:  # noqa: ANN001
+    _ep, sh = dispatched(client, auth, tech)
+    url = f"/api/shipments/{sh['number']}/readings"
+    r = client.post(url, json={"csv": CSV_OK}, headers=tech)
+    assert r.status_code == 200 and r.json["imported"]["gaps"] == []
+    # Every reading within limits, but nothing between 10:15 and 12:30: a temperature unknown.
+    late = "time,temperature_c\n2026-12-01T12:30:00Z,-185\n2026-12-01T12:45:00Z,-184\n"
+    r = client.post(url, json={"csv": late}, headers=tech)
+    assert r.status_code == 200, r.json
+    got = r.json["imported"]
+    assert got["gaps"] == [{"from": "2026-12-01T10:15:00Z", "to": "2026-12-01T12:30:00Z"}]
+    assert got["outside_limits"] == 0 and r.json["shipment"]["excursion"] is False
+    d = client.get(f"/api/deviations/{got['deviation']}", headers=auth("qa1")).json
+    assert d["title"] == f"Gap in the temperature record of shipment {sh['number']}"
+    assert "2026-12-01T10:15:00Z to 2026-12-01T12:30:00Z (2 h 15 min)" in d["description"]
+    assert (d["severity"], d["source"]) == ("major", "cold chain")
+    # A later file that only continues the record shows no new gap and opens nothing.
+    more = "2026-12-01T13:00:00Z,-185\n"
+    r = client.post(url, json={"csv": more}, headers=tech)
+    assert r.json["imported"]["gaps"] == [] and r.json["imported"]["deviation"] is None
+    assert r.json["shipment"]["deviations"] == [got["deviation"]]
+    assert verify(app).ok
+
+
+def test_record_gaps_counts_only_spans_a_new_reading_bounds() -> None:
+    t = [datetime(2026, 12, 1, h, m, tzinfo=UTC) for h, m in ((8, 0), (10, 0), (10, 30), (12, 0))]
+    hour = timedelta(hours=1)
+    # The 8:00-10:00 gap was reported with the file that had 10:00; 10:30-12:00 is new.
+    assert record_gaps(t, [t[3]], hour) == [(t[2], t[3])]
+    assert record_gaps(t, t, hour) == [(t[0], t[1]), (t[2], t[3])]
+    assert record_gaps(t, t, timedelta(hours=2)) == []
+    # The database may give back times without their zone (SQLite): they are UTC.
+    naive = [x.replace(tzinfo=None) for x in t]
+    assert record_gaps(naive, [t[3]], hour) == [(t[2], t[3])]
 
 
 def test_a_bad_logger_file_is_refused_whole_with_its_line_numbers(app, client, auth, tech) -> None:  # noqa: ANN001
