@@ -1,7 +1,7 @@
 """Measure a shipment's data-logger import (a 10,000-line CSV) and its page's read, next to the
 bare driver: an executemany INSERT of the same rows, and the page's SQL statements replayed.
 
-Figures are p95s of the domain calls (lims.therapy.shipments: import_readings, and
+Figures are p95s of the domain calls (lims.therapy.logger: import_readings, and
 shipment_dict + readings as the shipment page asks them); the share is raw p95 / domain p95.
 Each import is rolled back, so every round imports into the same shipment.
 """
@@ -27,7 +27,7 @@ from lims import create_app  # noqa: E402
 from lims.accounts.users import actor_for  # noqa: E402
 from lims.db import new_session  # noqa: E402
 from lims.models import User  # noqa: E402
-from lims.therapy import shipments  # noqa: E402
+from lims.therapy import logger, shipments  # noqa: E402
 from lims.therapy.models import Shipment  # noqa: E402
 
 TINY = {"lines": 200, "rounds": 3, "reads": 5}
@@ -64,7 +64,7 @@ def measure(url: str, lines: int, rounds: int, reads: int) -> dict:
             number, sid = s.number, s.id
 
             def domain_import() -> None:
-                shipments.import_readings(db, number=number, text=text, actor=actor)
+                logger.import_readings(db, number=number, text=text, actor=actor)
                 db.flush()
                 db.rollback()
 
@@ -83,7 +83,7 @@ def measure(url: str, lines: int, rounds: int, reads: int) -> dict:
                 import_raw_ms += timed(raw_import)
 
             # The page reads a shipment holding one import of the file.
-            shipments.import_readings(db, number=number, text=text, actor=actor)
+            logger.import_readings(db, number=number, text=text, actor=actor)
             db.commit()
             cap = Capture(engine)
 

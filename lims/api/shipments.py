@@ -11,7 +11,7 @@ from lims.api.query import QueryModel
 from lims.api.schemas import READ, WRITE, Out, answers
 from lims.boundary import current_actor, get_db, write
 from lims.inputs import Input
-from lims.therapy import shipments
+from lims.therapy import logger, shipments
 from lims.therapy.shipments import (
     AcknowledgeIn,
     ContainersIn,
@@ -180,8 +180,8 @@ def import_readings(number: str, data: ReadingsIn):
     """Import the data logger's CSV; a reading outside the limits opens a deviation."""
     db = get_db()
     actor = current_actor()
-    out = shipments.import_readings(
-        db, number=number, text=data.csv, actor=actor, max_gap=shipments.max_gap(current_app.config)
+    out = logger.import_readings(
+        db, number=number, text=data.csv, actor=actor, max_gap=logger.max_gap(current_app.config)
     )
     s = shipments.get_shipment(db, number, actor)
     return {"shipment": shipments.shipment_dict(db, s), "imported": out}

@@ -14,7 +14,7 @@ from lims.accounts.users import Actor, actor_for
 from lims.models import Sample, User, utcnow
 from lims.quality import oos, results
 from lims.signatures import SignatureIn
-from lims.therapy import episodes, isbt, patients, products, shipments
+from lims.therapy import episodes, isbt, logger, patients, products, shipments
 from lims.therapy.models import Episode
 
 
@@ -74,7 +74,7 @@ def _shipment(session: Session, plan: dict[str, Any], bag: tuple[str, str], *, t
         lines.append(f"{ts:%Y-%m-%dT%H:%M:%SZ},{t:.1f}")
     user = session.exec(select(User).where(User.username == plan["received_by"])).one()
     site = actor_for(session, user)
-    shipments.import_readings(session, number=s.number, text="\n".join(lines), actor=site)
+    logger.import_readings(session, number=s.number, text="\n".join(lines), actor=site)
     shipments.receive(
         session,
         number=s.number,

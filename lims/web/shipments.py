@@ -11,7 +11,7 @@ from flask import current_app, flash, redirect, request, url_for
 from lims.boundary.unit import get_db
 from lims.errors import LimsError
 from lims.roles import LAB, QA
-from lims.therapy import products, shipments
+from lims.therapy import logger, products, shipments
 from lims.web.common import actor, area, first_error, page, perform, render
 
 bp = area("shipments", __name__)
@@ -231,12 +231,12 @@ def shipment_readings(number: str):  # noqa: ANN201
     if not text.strip():
         return _show(number, 400, error="Choose the logger's CSV file.", failed="readings")
     out, err = perform(
-        lambda: shipments.import_readings(
+        lambda: logger.import_readings(
             get_db(),
             number=number,
             text=text,
             actor=actor(),
-            max_gap=shipments.max_gap(current_app.config),
+            max_gap=logger.max_gap(current_app.config),
         )
     )
     if err is None and out["deviation"]:

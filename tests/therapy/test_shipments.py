@@ -12,8 +12,8 @@ from therapy_util import DEMO_NAME, EXPIRY, RELEASE, final_product, go, new_epis
 from lims.db import new_session
 from lims.models import AuditEvent
 from lims.therapy.isbt import din_check
+from lims.therapy.logger import record_gaps
 from lims.therapy.models import LoggerReading
-from lims.therapy.shipments import record_gaps
 
 CSV_OK = "time,temperature_c\n2026-12-01T10:00:00Z,-185.0\n2026-12-01T10:15:00Z,-184.5\n"
 
